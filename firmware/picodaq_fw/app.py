@@ -1,0 +1,341 @@
+# App: the command loop and the streaming loop, shared by every board.
+#
+# Idle, it answers COMMAND frames. Streaming, it runs under
+# micropython.heap_lock(): any allocation raises MemoryError, which turns into
+# STATUS state=faulted, last_error=INTERNAL, a LOG line and a return to idle.
+#
+# Keyboard interrupts are off while the app runs (payload bytes may be 0x03);
+# instead a bare 0x03 between frames while idle hands the board back to the
+# REPL, so mpremote and `picodaq flash` reach it as on any MicroPython board.
+import gc
+import micropython
+from array import array
+from micropython import const
+from struct import unpack_from
+from time import ticks_ms, ticks_diff
+from . import crc32, counter32, VERSION
+from .framer import Framer
+from .ring import SampleRing, NEXT, DROPPED
+from .contracts import (
+    CONTRACT_HASH_LE, PROTOCOL_VERSION, MAGIC0, MAGIC1, HEADER_SIZE, OVERHEAD, MAX_PAYLOAD,
+    MSG_COMMAND, COMMAND_MAX, CONFIGURE_ARGS, BYTES_PER_SAMPLE,
+    OP_PING, OP_GET_INFO, OP_CONFIGURE, OP_START, OP_STOP, OP_GET_STATUS, OP_MARK,
+    ST_OK, ST_UNKNOWN_OPCODE, ST_BAD_ARGUMENT, ST_BUSY, ST_UNSUPPORTED, ST_INTERNAL,
+    STATE_IDLE, STATE_STREAMING, STATE_FAULTED, SRC_RAMP, SRC_ADS1299, FMT_INT16, FMT_INT32,
+    LOG_INFO, LOG_WARNING, LOG_ERROR,
+)
+
+_CTRL_C = const(0x03)
+_FRAME = const(1)
+_INTERRUPT = const(2)
+_STATUS_MS = const(500)  # STATUS twice a second while streaming (the contract asks for >= 1/s)
+_RX_BURST = const(64)  # command bytes read per streaming-loop pass
+_SAMPLES_HEAD = const(16)
+
+
+class App:
+    def __init__(self, hal):
+        self.hal = hal
+        self.framer = Framer()
+        self.ring = SampleRing(hal.RING_BYTES)
+        self.rx = bytearray(OVERHEAD + COMMAND_MAX)
+        self.rxn = 0
+        self.need = 0
+        self.one = bytearray(1)
+        self.crc = crc32.new_state()
+        self.uptime = array("H", bytes(4))
+        self.last_ms = ticks_ms()
+        self.status_ms = self.last_ms
+        self.state = STATE_IDLE
+        self.last_error = ST_OK
+        self.free_heap = 0
+        self.inject_alloc = False  # tests: allocate inside the locked loop
+        # pending output: a frame is always finished before another starts
+        self.pbuf = self.framer.cbuf
+        self.poff = 0
+        self.pleft = 0
+        # configuration (CONFIGURE); a usable default so START alone works
+        self.rate = 1000
+        self.mask = 1
+        self.nch = 1
+        self.source_kind = SRC_RAMP
+        self.fmt = FMT_INT16
+        self.spf = 32
+        self.period_ns = 1000000
+        self.source = None
+
+    # -- output --------------------------------------------------------------
+
+    def _pump(self):
+        # returns True when nothing is left pending
+        while self.pleft:
+            n = self.hal.write(self.pbuf, self.poff, self.pleft)
+            if not n:
+                return False
+            self.poff += n
+            self.pleft -= n
+        return True
+
+    def _send(self, buf, n):
+        self._flush()
+        self.pbuf = buf
+        self.poff = 0
+        self.pleft = n
+        self._flush()
+
+    def _flush(self):
+        # a frame is never left half-sent; the sampler keeps running meanwhile
+        while not self._pump():
+            if self.state == STATE_STREAMING:
+                self.hal.service(self.ring, self.source)
+            self.hal.wait_output()
+
+    # -- input ---------------------------------------------------------------
+
+    def _feed(self, b):
+        rx = self.rx
+        n = self.rxn
+        if n == 0:
+            if b == MAGIC0:
+                rx[0] = b
+                self.rxn = 1
+            elif b == _CTRL_C and self.state != STATE_STREAMING:
+                return _INTERRUPT
+            return 0
+        if n == 1:
+            if b == MAGIC1:
+                rx[1] = b
+                self.rxn = 2
+            else:
+                self.rxn = 0
+                return self._feed(b)
+            return 0
+        rx[n] = b
+        n += 1
+        self.rxn = n
+        if n == HEADER_SIZE:
+            length = rx[4] | rx[5] << 8
+            if rx[2] != PROTOCOL_VERSION or rx[3] != MSG_COMMAND or length > COMMAND_MAX or length < 4:
+                self.rxn = 0  # not a command for us: hunt for the next magic
+                return 0
+            self.need = OVERHEAD + length
+            return 0
+        if n > HEADER_SIZE and n == self.need:
+            self.rxn = 0
+            c = self.crc
+            crc32.reset(c)
+            crc32.update(c, rx, 0, n - 4)
+            if crc32.matches(c, rx, n - 4):
+                return _FRAME
+        return 0
+
+    def _read_input(self, limit):
+        # reads at most limit bytes that are already waiting
+        hal = self.hal
+        one = self.one
+        while limit > 0 and hal.input_ready():
+            hal.read_byte(one)
+            limit -= 1
+            r = self._feed(one[0])
+            if r == _FRAME:
+                state = self.state
+                self._command()
+                if self.state != state:
+                    return 0  # START or STOP: let the loop switch first
+            elif r == _INTERRUPT:
+                return _INTERRUPT
+        return 0
+
+    # -- commands ------------------------------------------------------------
+
+    def _ack(self, cmd_id, op, status):
+        self._send(self.framer.cbuf, self.framer.ack(cmd_id, op, status))
+
+    def _log(self, level, text):
+        # idle only: building the text allocates
+        self._send(self.framer.cbuf, self.framer.log(level, text))
+
+    def _command(self):
+        rx = self.rx
+        op = rx[10]
+        cmd_id = rx[12] | rx[13] << 8
+        streaming = self.state == STATE_STREAMING
+        if op == OP_PING:
+            self._ack(cmd_id, op, ST_OK)
+        elif op == OP_GET_STATUS:
+            self._ack(cmd_id, op, ST_OK)
+            self._status()
+        elif op == OP_MARK:
+            code = rx[14] | rx[15] << 8 if (rx[4] | rx[5] << 8) >= 6 else 0
+            self._ack(cmd_id, op, ST_OK)
+            self._send(self.framer.cbuf, self.framer.marker(self.ring.counts, NEXT, code))
+        elif op == OP_STOP:
+            self._ack(cmd_id, op, ST_OK)
+            if streaming:
+                self.state = STATE_IDLE
+        elif streaming:
+            # everything else needs the idle board (and may allocate)
+            self._ack(cmd_id, op, ST_BUSY if op in (OP_GET_INFO, OP_CONFIGURE, OP_START) else ST_UNKNOWN_OPCODE)
+        elif op == OP_GET_INFO:
+            self._ack(cmd_id, op, ST_OK)
+            self._hello()
+        elif op == OP_CONFIGURE:
+            st, why = self._configure()
+            self._ack(cmd_id, op, st)
+            if why:
+                self._log(LOG_WARNING, why)
+        elif op == OP_START:
+            st, why = self._start()
+            self._ack(cmd_id, op, st)
+            if why:
+                self._log(LOG_ERROR, why)
+            if st == ST_OK:
+                self.state = STATE_STREAMING
+        else:
+            self._ack(cmd_id, op, ST_UNKNOWN_OPCODE)
+
+    def _configure(self):
+        rx = self.rx
+        if (rx[4] | rx[5] << 8) < 4 + 12:
+            return ST_BAD_ARGUMENT, "CONFIGURE: arguments too short"
+        rate_lo, rate_hi, mask_lo, mask_hi, source, fmt, spf = unpack_from(CONFIGURE_ARGS, rx, 14)
+        hal = self.hal
+        if rate_hi >= 0x4000 or (rate_lo | rate_hi) == 0:
+            return ST_BAD_ARGUMENT, "CONFIGURE: rate out of range"
+        rate = rate_hi << 16 | rate_lo
+        nch = 0
+        for c in range(32):
+            if (mask_hi if c >= 16 else mask_lo) >> (c & 15) & 1:
+                if c >= hal.MAX_CHANNELS:
+                    return ST_BAD_ARGUMENT, "CONFIGURE: channel %d not on this board" % c
+                nch += 1
+        if nch == 0:
+            return ST_BAD_ARGUMENT, "CONFIGURE: no channel enabled"
+        if fmt < 1 or fmt >= len(BYTES_PER_SAMPLE):
+            return ST_BAD_ARGUMENT, "CONFIGURE: unknown sample format %d" % fmt
+        if source > SRC_ADS1299:
+            return ST_BAD_ARGUMENT, "CONFIGURE: unknown source %d" % source
+        if source not in hal.SOURCES:
+            return ST_UNSUPPORTED, "CONFIGURE: source %d is not on this board" % source
+        bps = BYTES_PER_SAMPLE[fmt]
+        if spf < 1 or _SAMPLES_HEAD + nch * spf * bps > MAX_PAYLOAD:
+            return ST_BAD_ARGUMENT, "CONFIGURE: %d samples per frame do not fit a frame" % spf
+        if rate * nch > hal.MAX_RATE:
+            return ST_BAD_ARGUMENT, "CONFIGURE: %d samples/s exceeds this board's %d" % (rate * nch, hal.MAX_RATE)
+        why = hal.check(source, fmt, rate, mask_lo | mask_hi << 16)
+        if why:
+            return ST_UNSUPPORTED, why
+        slots = (rate + spf - 1) // spf + 1  # one second queued plus the chunk being filled
+        if not self.ring.fits(slots, spf, nch * bps):
+            return ST_BAD_ARGUMENT, "CONFIGURE: a 1 s ring of %d instants does not fit in memory" % (slots * spf)
+        self.rate = rate
+        self.mask = mask_lo | mask_hi << 16
+        self.nch = nch
+        self.source_kind = source
+        self.fmt = fmt
+        self.spf = spf
+        self.period_ns = 1000000000 // rate
+        return ST_OK, None
+
+    def _start(self):
+        try:
+            self.source = self.hal.source(self.source_kind)
+            bps = BYTES_PER_SAMPLE[self.fmt]
+            slots = (self.rate + self.spf - 1) // self.spf + 1
+            if not self.ring.fits(slots, self.spf, self.nch * bps):
+                return ST_BAD_ARGUMENT, "START: configuration does not fit the ring"
+            self.ring.configure(slots, self.spf, self.nch * bps)
+            self.source.start(self.nch, self.fmt, self.rate)
+            self.last_error = ST_OK
+            gc.collect()
+            self.free_heap = gc.mem_free()
+            self.hal.start(self.ring, self.source, self.rate, self.mask)
+            return ST_OK, None
+        except Exception as e:
+            self.source = None
+            return ST_INTERNAL, "START failed: %r" % e
+
+    def _hello(self):
+        f = self.framer
+        hal = self.hal
+        self._send(f.cbuf, f.hello(VERSION, CONTRACT_HASH_LE, hal.board_id(), hal.PLATFORM,
+                                   hal.MAX_CHANNELS, self.source_kind, hal.MAX_RATE))
+
+    def _status(self):
+        self._tick()
+        r = self.ring
+        self.status_ms = self.last_ms
+        if self.state != STATE_STREAMING:
+            self.free_heap = gc.mem_free()
+        self._send(self.framer.cbuf, self.framer.status(
+            self.uptime, r.counts, DROPPED, r.high_water, r.capacity(), self.free_heap,
+            self.last_error, self.state))
+
+    def _tick(self):
+        now = ticks_ms()
+        counter32.add(self.uptime, 0, ticks_diff(now, self.last_ms))
+        self.last_ms = now
+
+    # -- loops ---------------------------------------------------------------
+
+    def _stream(self):
+        hal = self.hal
+        ring = self.ring
+        src = self.source
+        f = self.framer
+        fault = None
+        micropython.heap_lock()
+        try:
+            while self.state == STATE_STREAMING:
+                busy = hal.service(ring, src)
+                if self.pleft:
+                    if not self._pump():
+                        hal.wait_output()
+                    continue
+                if ring.ready():
+                    self.pbuf = f.sbuf
+                    self.poff = 0
+                    self.pleft = f.samples(ring, self.period_ns, self.nch, self.fmt)
+                    continue
+                if self.inject_alloc:
+                    self.inject_alloc = [self.inject_alloc]  # deliberately allocates
+                if hal.input_ready():
+                    self._read_input(_RX_BURST)
+                    continue
+                if ticks_diff(ticks_ms(), self.status_ms) >= _STATUS_MS:
+                    self._status()
+                    continue
+                if not busy:
+                    hal.idle()
+        except BaseException as e:  # MemoryError under the lock, or a bug
+            fault = e
+        micropython.heap_unlock()
+        hal.stop()
+        self.source = None
+        self._flush()
+        if fault is not None:
+            self.inject_alloc = False
+            self.last_error = ST_INTERNAL
+            self.state = STATE_FAULTED
+            self._status()
+            self._log(LOG_ERROR, "streaming stopped: %s %s" % (type(fault).__name__, fault))
+            self.state = STATE_IDLE
+        else:
+            self._status()
+
+    def run(self):
+        hal = self.hal
+        hal.begin()
+        try:
+            self._hello()
+            while True:
+                self._tick()
+                if self.state == STATE_STREAMING:
+                    self._stream()
+                    continue
+                if not hal.wait_input(100):
+                    continue
+                if self._read_input(_RX_BURST) == _INTERRUPT:
+                    return
+        finally:
+            hal.end()

@@ -1,0 +1,101 @@
+# Framer: builds TLV frames (PROTOCOL.md) into preallocated buffers.
+# Every int handed to pack_into stays below 2**30 (wide u32 fields go as u16
+# halves), and the CRC never leaves viper, so building a frame allocates nothing.
+from array import array
+from micropython import const
+from struct import pack_into
+from . import crc32, counter32
+from .contracts import (
+    MAGIC0, MAGIC1, PROTOCOL_VERSION, HEADER_SIZE, OVERHEAD, MAX_PAYLOAD,
+    MSG_HELLO, MSG_SAMPLES, MSG_STATUS, MSG_MARKER, MSG_LOG, MSG_ACK, LOG_MAX,
+    HELLO_FMT, SAMPLES_FMT, STATUS_FMT, MARKER_FMT, ACK_FMT,
+)
+
+_SAMPLES_HEAD = const(16)
+_LEN_SEQ_FMT = "<BHHH"  # type, length, seq lo, seq hi at offset 3
+_SEQ = const(0)  # index of the sequence counter in self.seq (u16 halves)
+
+
+class Framer:
+    def __init__(self):
+        self.sbuf = bytearray(OVERHEAD + MAX_PAYLOAD)  # SAMPLES frames
+        self.cbuf = bytearray(OVERHEAD + LOG_MAX)  # every other frame
+        for b in (self.sbuf, self.cbuf):
+            b[0] = MAGIC0
+            b[1] = MAGIC1
+            b[2] = PROTOCOL_VERSION
+        self.seq = array("H", bytes(4))
+        self.crc = crc32.new_state()
+
+    def frames_sent(self):
+        return self.seq  # halves: the seq counter is the count of frames sent
+
+    def _head(self, buf, mtype, n):
+        pack_into(_LEN_SEQ_FMT, buf, 3, mtype, n, self.seq[_SEQ], self.seq[_SEQ + 1])
+        counter32.add(self.seq, _SEQ, 1)
+
+    def _seal(self, buf, n):
+        # CRC over header and payload, stored after them; returns the frame size
+        c = self.crc
+        crc32.reset(c)
+        crc32.update(c, buf, 0, HEADER_SIZE + n)
+        crc32.store(c, buf, HEADER_SIZE + n)
+        return OVERHEAD + n
+
+    def samples(self, ring, period_ns, nch, fmt):
+        """Frame the ring's oldest chunk into sbuf and release it; returns the size."""
+        b = self.sbuf
+        s = ring.rslot
+        n = _SAMPLES_HEAD + ring.cbytes
+        self._head(b, MSG_SAMPLES, n)
+        pack_into(SAMPLES_FMT, b, HEADER_SIZE, ring.first[2 * s], ring.first[2 * s + 1],
+                  ring.t0[s], period_ns, nch, fmt, ring.spf)
+        c = self.crc
+        crc32.reset(c)
+        crc32.update(c, b, 0, HEADER_SIZE + _SAMPLES_HEAD)
+        crc32.copy(c, b, HEADER_SIZE + _SAMPLES_HEAD, ring.buf, s * ring.cbytes, ring.cbytes)
+        crc32.store(c, b, HEADER_SIZE + n)
+        ring.release()
+        return OVERHEAD + n
+
+    def ack(self, cmd_id, opcode, status):
+        b = self.cbuf
+        self._head(b, MSG_ACK, 4)
+        pack_into(ACK_FMT, b, HEADER_SIZE, cmd_id, opcode, status)
+        return self._seal(b, 4)
+
+    def status(self, uptime, counts, di, high_water, capacity, free_heap, last_error, state):
+        # uptime: u16 halves at index 0; samples_dropped: counts[di], counts[di + 1]
+        b = self.cbuf
+        self._head(b, MSG_STATUS, 24)
+        fs = self.seq  # frames_sent counts this STATUS frame too
+        pack_into(STATUS_FMT, b, HEADER_SIZE, uptime[0], uptime[1], fs[0], fs[1],
+                  counts[di], counts[di + 1], high_water, capacity, free_heap, last_error, state)
+        return self._seal(b, 24)
+
+    def marker(self, index, i, code):
+        # index[i], index[i + 1]: the sample index as u16 halves
+        b = self.cbuf
+        self._head(b, MSG_MARKER, 8)
+        pack_into(MARKER_FMT, b, HEADER_SIZE, index[i], index[i + 1], code, 0)
+        return self._seal(b, 8)
+
+    def hello(self, version, hash_le, board_id, platform, max_channels, source, max_rate):
+        b = self.cbuf
+        self._head(b, MSG_HELLO, 64)
+        for i in range(HEADER_SIZE, HEADER_SIZE + 64):
+            b[i] = 0
+        pack_into(HELLO_FMT, b, HEADER_SIZE, version[0], version[1], version[2], PROTOCOL_VERSION,
+                  hash_le[0] | hash_le[1] << 8, hash_le[2] | hash_le[3] << 8,
+                  board_id, platform, max_channels, source, max_rate)
+        return self._seal(b, 64)
+
+    def log(self, level, text):
+        # not on the hot path: text may be a str built by the caller
+        b = self.cbuf
+        data = text.encode() if isinstance(text, str) else text
+        n = min(len(data), LOG_MAX - 1)
+        self._head(b, MSG_LOG, n + 1)
+        b[HEADER_SIZE] = level
+        b[HEADER_SIZE + 1:HEADER_SIZE + 1 + n] = data[:n]
+        return self._seal(b, n + 1)

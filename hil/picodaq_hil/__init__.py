@@ -1,0 +1,1 @@
+"""picodaq_hil: the emulated board, board selection and the HIL test tooling."""

