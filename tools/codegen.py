@@ -234,6 +234,10 @@ def outputs() -> dict[Path, str]:
     return {HOST_OUT: render_host(m), FIRMWARE_OUT: render_firmware(m)}
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="fail if a generated module is stale")
@@ -244,12 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         if current == text:
             continue
         if args.check:
-            stale.append(path.relative_to(ROOT))
+            stale.append(_shown(path))
         else:
             path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
+            print(f"wrote {_shown(path)}")
     if stale:
-        print("stale generated modules (run `make codegen`): " + ", ".join(map(str, stale)), file=sys.stderr)
+        print("stale generated modules (run `make codegen`): " + ", ".join(stale), file=sys.stderr)
         return 1
     return 0
 

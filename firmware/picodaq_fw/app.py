@@ -174,8 +174,10 @@ class App:
             if streaming:
                 self.state = STATE_IDLE
         elif streaming:
-            # everything else needs the idle board (and may allocate)
-            self._ack(cmd_id, op, ST_BUSY if op in (OP_GET_INFO, OP_CONFIGURE, OP_START) else ST_UNKNOWN_OPCODE)
+            # everything else needs the idle board (and may allocate); no tuple
+            # here: building one under the heap lock would fault the stream
+            busy = op == OP_GET_INFO or op == OP_CONFIGURE or op == OP_START
+            self._ack(cmd_id, op, ST_BUSY if busy else ST_UNKNOWN_OPCODE)
         elif op == OP_GET_INFO:
             self._ack(cmd_id, op, ST_OK)
             self._hello()
@@ -292,18 +294,20 @@ class App:
                     if not self._pump():
                         hal.wait_output()
                     continue
-                if ring.ready():
-                    self.pbuf = f.sbuf
-                    self.poff = 0
-                    self.pleft = f.samples(ring, self.period_ns, self.nch, self.fmt)
-                    continue
-                if self.inject_alloc:
-                    self.inject_alloc = [self.inject_alloc]  # deliberately allocates
+                # commands and STATUS first: a ring that always has a chunk
+                # ready (host keeping up, unpaced source) must not starve them
                 if hal.input_ready():
                     self._read_input(_RX_BURST)
                     continue
                 if ticks_diff(ticks_ms(), self.status_ms) >= _STATUS_MS:
                     self._status()
+                    continue
+                if self.inject_alloc:
+                    self.inject_alloc = [self.inject_alloc]  # deliberately allocates
+                if ring.ready():
+                    self.pbuf = f.sbuf
+                    self.poff = 0
+                    self.pleft = f.samples(ring, self.period_ns, self.nch, self.fmt)
                     continue
                 if not busy:
                     hal.idle()

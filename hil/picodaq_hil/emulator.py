@@ -52,8 +52,9 @@ def micropython_executable() -> str:
 
 class Supervisor:
     def __init__(self, flash: Path, link: Path, heap: str = "16M", unplug_seconds: float = 1.0,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, boot: str = "main.py") -> None:
         self.flash = flash
+        self.boot = boot
         self.link = link
         self.heap = heap
         self.unplug_seconds = unplug_seconds
@@ -101,8 +102,8 @@ class Supervisor:
 
     def _spawn(self, raw_repl: bool) -> None:
         exe = micropython_executable()
-        boot_main = not raw_repl and (self.flash / "main.py").exists()
-        argv = [exe, "-X", f"heapsize={self.heap}"] + (["-i", "main.py"] if boot_main else [])
+        boot_main = not raw_repl and (self.flash / self.boot).exists()
+        argv = [exe, "-X", f"heapsize={self.heap}"] + (["-i", self.boot] if boot_main else [])
         m, s = pty.openpty()
         tty.setraw(s)
         self.child = subprocess.Popen(argv, stdin=s, stdout=s, stderr=s, cwd=self.flash, env=self.env,
@@ -281,11 +282,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unpaced", action="store_true", help="sources run as fast as the link drains")
     ap.add_argument("--board-id", default="", help="hex board id reported in HELLO")
     ap.add_argument("--unplug-seconds", type=float, default=1.0)
+    ap.add_argument("--boot", default="main.py", help="script run at boot (tests boot a driver instead)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the board")
     a = ap.parse_args(argv)
-    env = {"PICODAQ_BOARD_ID": a.board_id or os.urandom(8).hex()}
+    env = dict(e.split("=", 1) for e in a.env)
+    env["PICODAQ_BOARD_ID"] = a.board_id or os.urandom(8).hex()
     if a.unpaced:
         env["PICODAQ_UNPACED"] = "1"
-    Supervisor(a.flash.resolve(), a.link.absolute(), a.heap, a.unplug_seconds, env).run()
+    Supervisor(a.flash.resolve(), a.link.absolute(), a.heap, a.unplug_seconds, env, a.boot).run()
     return 0
 
 
@@ -300,7 +304,8 @@ class EmulatedBoard:
     """
 
     def __init__(self, flash: Path | None = None, unpaced: bool = False, board_id: str = "",
-                 heap: str = "16M", unplug_seconds: float = 1.0) -> None:
+                 heap: str = "16M", unplug_seconds: float = 1.0, boot: str = "main.py",
+                 env: dict[str, str] | None = None) -> None:
         import tempfile
 
         self._tmp = None if flash else tempfile.TemporaryDirectory(prefix="picodaq-board-")
@@ -313,7 +318,10 @@ class EmulatedBoard:
         self.board_id = board_id or os.urandom(8).hex()
         self.heap = heap
         self.unplug_seconds = unplug_seconds
+        self.boot = boot
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
+        self._entry: Path | None = None
 
     def install_firmware(self) -> None:
         """Copy the firmware sources into the flash folder, as a flash would."""
@@ -329,6 +337,7 @@ class EmulatedBoard:
                 "--heap", self.heap, "--board-id", self.board_id, "--unplug-seconds", str(self.unplug_seconds)]
         if self.unpaced:
             argv.append("--unpaced")
+        argv += ["--boot", self.boot] + [f"--env={k}={v}" for k, v in self.env.items()]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
@@ -344,6 +353,19 @@ class EmulatedBoard:
             self.stop()
             raise RuntimeError(f"the emulated board did not start (said {line!r})")
         return self
+
+    def register(self) -> None:
+        """List this board for `picodaq ports` until it stops."""
+        import json
+
+        from picodaq.ports import registry_dir
+
+        assert self.proc is not None
+        d = registry_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        self._entry = d / f"{self.proc.pid}.json"
+        self._entry.write_text(json.dumps({"port": self.port, "pid": self.proc.pid, "flash": str(self.flash),
+                                           "board_id": self.board_id}))
 
     def hard_reset(self) -> None:
         self._signal(signal.SIGUSR1)
@@ -373,6 +395,9 @@ class EmulatedBoard:
             if self.proc.stdout:
                 self.proc.stdout.close()
             self.proc = None
+        if self._entry is not None:
+            self._entry.unlink(missing_ok=True)
+            self._entry = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -382,3 +407,4 @@ class EmulatedBoard:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+

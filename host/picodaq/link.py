@@ -214,6 +214,10 @@ class Link:
     def mark(self, code: int) -> Ack:
         return self.command(C.OP_MARK, struct.pack(C.MARK_ARGS_FORMAT, code))
 
+    def log_texts(self) -> list[str]:
+        """The board's recent LOG lines, oldest first."""
+        return [log.text for log in self.receiver.logs]
+
     # -- lifetime --------------------------------------------------------------
 
     def close(self) -> None:

@@ -1,0 +1,63 @@
+"""Finding boards: serial ports with the Raspberry Pi USB vendor id, and the
+emulated boards that `picodaq emulate` has running on this machine."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import serial.tools.list_ports
+
+RPI_VID = 0x2E8A
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    device: str
+    description: str
+    is_board: bool
+    serial_number: str | None = None
+    emulated: bool = False
+
+
+def registry_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"picodaq-{os.getuid()}" / "emulators"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def emulated_boards() -> list[PortInfo]:
+    out = []
+    d = registry_dir()
+    for entry in sorted(d.glob("*.json")) if d.exists() else []:
+        try:
+            info = json.loads(entry.read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(int(info.get("pid", 0))) and Path(info["port"]).exists():
+            out.append(PortInfo(info["port"], f"emulated board (flash {info['flash']})", True,
+                                info.get("board_id"), emulated=True))
+        else:
+            entry.unlink(missing_ok=True)
+    return out
+
+
+def serial_ports() -> list[PortInfo]:
+    return [PortInfo(p.device, p.description or "", p.vid == RPI_VID, p.serial_number)
+            for p in sorted(serial.tools.list_ports.comports(), key=lambda p: p.device)]
+
+
+def attached_boards() -> list[PortInfo]:
+    """Real boards only: serial ports with the Raspberry Pi vendor id."""
+    return [p for p in serial_ports() if p.is_board]

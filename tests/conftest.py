@@ -1,0 +1,39 @@
+"""Shared fixtures: emulated boards (each test owns its own; safe under -n auto)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from picodaq.link import Link
+from picodaq_hil.emulator import EmulatedBoard
+
+FW_DRIVER = Path(__file__).parent / "fw" / "driver.py"
+
+
+@pytest.fixture
+def make_board():
+    """make_board(unpaced=False, driver=False, env=None) -> a started EmulatedBoard with firmware."""
+    boards: list[EmulatedBoard] = []
+
+    def make(unpaced: bool = False, driver: bool = False, env: dict | None = None) -> EmulatedBoard:
+        b = EmulatedBoard(unpaced=unpaced, boot="driver.py" if driver else "main.py", env=env)
+        boards.append(b)
+        b.install_firmware()
+        if driver:
+            shutil.copyfile(FW_DRIVER, b.flash / "driver.py")
+        return b.start()
+
+    yield make
+    for b in boards:
+        b.stop()
+
+
+@pytest.fixture
+def emu_link(make_board):
+    """A Link to a fresh, paced emulated board."""
+    board = make_board()
+    link = Link.open(board.port)
+    yield link
+    link.close()
