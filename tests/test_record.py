@@ -95,3 +95,14 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(make_board, tmp_path
     for word in ("MB/s", "frames", "crc", "lost", "ring", "drops", "pool -", "markers", "[streaming]"):
         assert word in lines[-1]
     assert "received 4 channels at 1000 Hz" in r.stderr and "wrote    " in r.stderr
+
+
+def test_a_configuration_the_board_refuses_is_one_line_with_its_reason(make_board, tmp_path):
+    board = make_board()
+    r = picodaq("record", "--port", board.port, "--seconds", "1", "--rate", "100000", "--channels", "8",
+                "--out", str(tmp_path / "x.npy"), "--out", str(tmp_path / "x.bdf"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    (line,) = r.stderr.splitlines()
+    prefix = "picodaq: board refused CONFIGURE (BAD_ARGUMENT): "
+    assert line.startswith(prefix) and len(line) > len(prefix) + 10  # the board's own reason follows
+    assert list(tmp_path.iterdir()) == []  # refused before any file was made

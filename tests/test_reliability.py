@@ -209,9 +209,10 @@ def test_ports_lists_running_emulators(tmp_path):
         text = picodaq("ports").stdout
         assert any(line.startswith("* ") and port in line and "emulated" in line for line in text.splitlines())
     finally:
-        p.send_signal(signal.SIGINT)
+        p.send_signal(signal.SIGTERM)  # as `kill` would: the emulated board must stop with it
         p.wait(20)
-    assert port not in picodaq("ports").stdout
+    assert p.returncode == 0
+    assert port not in picodaq("ports").stdout and not os.path.exists(port)
 
 
 def test_mark_on_key_in_a_terminal(make_board, tmp_path):
@@ -322,3 +323,22 @@ def test_reconnect_finds_the_board_where_it_came_back(make_board, tmp_path):
     assert ended == "stopped" and rec.url == str(alias)
     assert any(f"came back on {alias}" in e.text for e in result.events)
     assert result.stats["reconnects"] == 1 and np.load(tmp_path / "f.npy").shape[0] == result.stats["samples"]
+
+
+def test_a_firmware_fault_mid_stream_restarts_the_stream(make_board, tmp_path):
+    """An allocation under the heap lock faults the stream (STATUS faulted + LOG); the recorder says
+    why, restarts the stream and annotates the gap."""
+    board = make_board(driver=True, env={"FWTEST_INJECT_AT": "3000"})
+    p, paths, lines = recording(board, tmp_path)
+    lines.wait_for("the board stopped streaming")
+    size = paths["tlv"].stat().st_size
+    wait_for(file_grows_past(paths["tlv"], size + 3000), what="data after the restart")
+    p.send_signal(signal.SIGINT)
+    code, out, err = finish(p, lines)
+    assert code == 0, err
+    line = next(x for x in err.splitlines() if "the board stopped streaming" in x)
+    assert "faulted" in line and "MemoryError" in line
+    stats = json.loads(out)
+    assert stats["stream_restarts"] >= 1 and stats["board_resets"] == 0
+    a, b, _ = check_files(paths, tmp_path)
+    assert "gap: stream restarted" in [t for _, _, t in b["annotations"]]

@@ -358,6 +358,12 @@ def do_emulate(args: argparse.Namespace) -> int:
     from picodaq_hil.emulator import EmulatedBoard
 
     board = EmulatedBoard(flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced)
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM/SIGHUP (kill, a closed terminal) stop the board like Ctrl-C
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
     try:
         if not args.empty:
             board.install_firmware()

@@ -18,7 +18,8 @@ How gaps and markers appear where the format has no place for them:
 - `.csv` rows carry `t_s`, the time on the recording's grid (gaps included, the
   same clock as the BDF), so a gap is a jump in t_s larger than one period;
   `sample_index` is the device's index (it restarts at 0 with a new stream);
-  `marker` holds the code of a marker at that instant (empty otherwise).
+  `marker` holds the code of a marker at that instant (empty otherwise; codes joined
+  by `;` when several mark the same instant).
 
 Every writer streams to disk as blocks arrive and copies what it keeps, so it
 never holds on to a receiver's buffer; `close()` finalises the file.
