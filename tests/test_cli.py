@@ -106,3 +106,28 @@ def test_help_lists_every_command():
     assert r.returncode == 0
     for cmd in ("ports", "info", "record", "replay", "emulate"):
         assert cmd in r.stdout
+
+
+def test_ports_marks_boards_by_usb_vendor_id(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import serial.tools.list_ports
+
+    from picodaq import ports
+    from picodaq.cli import main
+
+    fake = [SimpleNamespace(device="/dev/ttyUSB0", description="FT232R USB UART", vid=0x0403, serial_number="A1"),
+            SimpleNamespace(device="/dev/ttyACM0", description="Board in FS mode", vid=0x2E8A,
+                            serial_number="E66058388B4F2A2F")]
+    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: fake)
+    monkeypatch.setattr(ports, "emulated_boards", lambda: [])
+    monkeypatch.setattr("picodaq.cli.emulated_boards", lambda: [])
+    assert main(["ports"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    acm = next(line for line in lines if "/dev/ttyACM0" in line)
+    usb = next(line for line in lines if "/dev/ttyUSB0" in line)
+    assert acm.startswith("* ") and "board" in acm and "E66058388B4F2A2F" in acm
+    assert usb.startswith("  ") and "board" not in usb
+    assert main(["ports", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["device"], r["is_board"]) for r in rows] == [("/dev/ttyACM0", True), ("/dev/ttyUSB0", False)]

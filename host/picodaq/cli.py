@@ -295,6 +295,7 @@ def do_record(args: argparse.Namespace) -> int:
                     stop_key[0] = True
 
         failure: PicodaqError | None = None
+        crash: BaseException | None = None
         ended = "failed"
         try:
             with view:
@@ -304,11 +305,15 @@ def do_record(args: argparse.Namespace) -> int:
                 view.tick(rec.elapsed)
         except PicodaqError as e:  # a lost link (no --reconnect), a failing output, a board that gave up
             failure = e
+        except BaseException as e:  # a bug: still save what arrived before reporting it
+            crash = e
         result = None
         try:
             result = rec.finish(ended)
         except PicodaqError as e:
             failure = failure or e
+        if crash is not None:
+            raise crash
         if result is not None:
             if not args.quiet:
                 _summary(result.stats, result.seconds, result.outputs, layout=rec.pipeline.layout,

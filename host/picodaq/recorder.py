@@ -134,6 +134,7 @@ class Recording:
         self._dropped_before = 0  # device drops in streams that already ended
         self._dropped_now = 0
         self._restart_times: list[float] = []
+        self._logs_seen = 0  # LOG frames already explained
 
     # -- what the live view reads -------------------------------------------------
 
@@ -176,6 +177,7 @@ class Recording:
             self._handshaking = False
         self.started = self._last_data = time.monotonic()
         self._last_status = self.receiver.status
+        self._logs_seen = self.receiver.log_count
         self.state = "streaming"
 
     def _need_link(self) -> Link:
@@ -228,8 +230,8 @@ class Recording:
             if status.state == C.STATE_STREAMING:
                 self._dropped_now = status.samples_dropped
             elif not self._handshaking:
-                why = self.receiver.logs[-1].text if self.receiver.logs else status.error_name
-                self._event(f"the board stopped streaming ({status.state_name}: {why}); restarting", True)
+                self._event(f"the board stopped streaming ({status.state_name}: {self._why(link, status)}); "
+                            "restarting", True)
                 self._restream()
                 return
         if self._reset_seen:
@@ -239,6 +241,14 @@ class Recording:
             self._restream()
         elif time.monotonic() - self._last_data > STALL_SECONDS:
             self._probe()
+
+    def _why(self, link: Link, status: Status) -> str:
+        """The board's LOG that explains a fault (it follows the STATUS), else the error code's name."""
+        r = self.receiver
+        link.pump_until(lambda: r.log_count > self._logs_seen, 0.3)
+        text = r.logs[-1].text if r.log_count > self._logs_seen and r.logs else status.error_name
+        self._logs_seen = r.log_count
+        return text
 
     def _on_hello(self, hello: Hello) -> None:
         if not self._handshaking and self.state == "streaming":
@@ -264,6 +274,7 @@ class Recording:
         self._restart_times = [t for t in self._restart_times if now - t < RESTART_WINDOW] + [now]
         if len(self._restart_times) > MAX_QUICK_RESTARTS:
             why = self.receiver.logs[-1].text if self.receiver.logs else "no reason given"
+            self._logs_seen = self.receiver.log_count
             raise DeviceError(f"the board stopped streaming {len(self._restart_times)} times within "
                               f"{RESTART_WINDOW:g} s (last: {why}); giving up")
         link = self._need_link()

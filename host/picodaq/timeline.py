@@ -21,7 +21,8 @@ How gaps are found and timed (only from the bytes, so a replayed capture gives
 the same answer as the live recording, except where the host clock is said to
 be used):
 
-- The block's first_sample_index continues the previous block: contiguous.
+- The block's first_sample_index continues the previous block: contiguous
+  (after a HELLO the device clock must agree too, else it is a new stream).
 - It jumps forward and the device clock (t0_us) agrees with the jump: the board
   or the link lost those instants ("samples lost"); the gap spans exactly them.
 - Anything else (the index went back, or the clock disagrees) is a new stream:
@@ -266,6 +267,8 @@ class Timeline:
     def _place(self, block: SamplesBlock, status: Status | None, now: float | None) -> None:
         period = block.period_ns
         jump = (block.first_index - self._next_index) % _U32
+        if jump == 0 and not self._after_hello:
+            return  # the index continues: contiguous, whatever jitter the clock stamps carry
         if jump < _HALF:
             expected = (self._t_end_ns + jump * period) % _TICKS_NS
             off = (block.t0_us * 1000 - expected) % _TICKS_NS
