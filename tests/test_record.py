@@ -97,12 +97,16 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(make_board, tmp_path
     assert "received 4 channels at 1000 Hz" in r.stderr and "wrote    " in r.stderr
 
 
-def test_a_configuration_the_board_refuses_is_one_line_with_its_reason(make_board, tmp_path):
+@pytest.mark.parametrize("args,status", [
+    (["--rate", "100000", "--channels", "8"], "BAD_ARGUMENT"),  # more than the ring holds
+    (["--source", "adc"], "UNSUPPORTED"),  # the emulated board has no ADC
+])
+def test_a_configuration_the_board_refuses_is_one_line_with_its_reason(make_board, tmp_path, args, status):
     board = make_board()
-    r = picodaq("record", "--port", board.port, "--seconds", "1", "--rate", "100000", "--channels", "8",
+    r = picodaq("record", "--port", board.port, "--seconds", "1", *args,
                 "--out", str(tmp_path / "x.npy"), "--out", str(tmp_path / "x.bdf"))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     (line,) = r.stderr.splitlines()
-    prefix = "picodaq: board refused CONFIGURE (BAD_ARGUMENT): "
+    prefix = f"picodaq: board refused CONFIGURE ({status}): "
     assert line.startswith(prefix) and len(line) > len(prefix) + 10  # the board's own reason follows
     assert list(tmp_path.iterdir()) == []  # refused before any file was made
