@@ -3,7 +3,7 @@ a verified, running firmware, and every error it promises to name clearly.
 
 The emulated board is the MicroPython unix port behind a pty, flashed over its
 raw REPL exactly as a Pico is; what these tests cannot show about a real board
-(USB re-enumeration, rp2's flash timing) is listed in the flash module's notes.
+is listed in the notes of picodaq.flash and picodaq_hil.emulator.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from mpremote.transport_serial import SerialTransport
 from picodaq import contracts as C
 from picodaq.blocks import ramp_counts
 from picodaq.decoder import FrameDecoder
-from picodaq.errors import LinkError
+from picodaq.errors import DeviceError, LinkError
 from picodaq.firmware import firmware_dir, firmware_files, firmware_version
 from picodaq.flash import (ARCHES, MANIFEST, BoardNotFound, DeviceInfo, Flasher, FirmwareError, NoHello,
                            NotMicroPython, PortBusy, StorageFull, VerifyFailed, build_image, inert_command,
@@ -173,6 +173,20 @@ def test_flash_an_empty_board_stream_then_reflash_only_a_changed_file(boards, fi
     third = Flasher(board.port, firmware=firmware, hello_timeout=5).flash()
     assert third.written == [] and third.removed == [] and third.bytes_written == 0  # the fast re-flash
     assert third.hello is not None
+
+
+def test_a_board_left_streaming_is_stopped_then_flashed(boards):
+    board = boards(unpaced=True)
+    Flasher(board.port, hello_timeout=5).flash()
+    link = Link.open(board.port)
+    link.configure(50_000, 0xFF, C.SRC_RAMP, C.FMT_INT16, 64)
+    link.start()
+    assert link.pump_until(lambda: link.receiver.stats.samples > 50_000, 20)
+    link.close()  # a recorder that died without STOP: the board streams on, flat out
+    events = []
+    report = Flasher(board.port, events.append, hello_timeout=5).flash()
+    assert report.written == [] and report.hello is not None
+    assert stream_ramp(board.port, blocks=20) > 0  # and it streams again from a clean start
 
 
 def test_the_mpremote_command_line_lists_and_reads_a_flashed_board(boards, tmp_path):
@@ -410,6 +424,20 @@ def test_a_device_without_micropython_is_named(answer):
         one_clear_line(picodaq("flash", "--port", dev.port, "--timeout", "1"), "running MicroPython")
     finally:
         dev.close()
+
+
+def test_a_board_that_never_falls_silent_is_named():
+    """mpremote empties the input before entering the raw REPL for as long as
+    bytes come: the flasher must give up with a reason, not hang. (A real board's
+    Ctrl-C would stop this main.py; the emulated board cannot interrupt a program
+    that never reads its input: see picodaq_hil.emulator.)"""
+    with EmulatedBoard() as board:
+        (board.flash / "main.py").write_text("import time\nwhile True:\n    print('tick')\n    time.sleep(0.01)\n")
+        board.start()
+        t0 = time.monotonic()
+        with pytest.raises(DeviceError, match="keeps sending after STOP and Ctrl-C.*'tick'"):
+            Flasher(board.port, timeout=1).flash()
+        assert time.monotonic() - t0 < 6
 
 
 def test_storage_full_is_refused_before_anything_is_written(boards):

@@ -27,6 +27,12 @@ The flash is a host folder (the child's working directory) by default. With
 mounted by board_boot.py as rp2 mounts its flash: the board then has a real
 size limit, `os.statvfs` reports it, and a full filesystem fails writes with
 OSError 28 (ENOSPC), as on a Pico.
+
+Where it is not a Pico: Ctrl-C cannot interrupt a program that never reads its
+input (the unix port takes Ctrl-C only as SIGINT from a terminal, and this pty
+is raw; the picodaq firmware reads its own Ctrl-C, so it is reached); boot.py is
+not run; a hard reset keeps the port, where a Pico's USB re-enumerates; and the
+port has no baud rate, DTR or USB packet timing.
 """
 from __future__ import annotations
 
@@ -68,8 +74,10 @@ def micropython_executable() -> str:
 
 class Supervisor:
     def __init__(self, flash: Path, link: Path, heap: str = "16M", unplug_seconds: float = 1.0,
-                 env: dict[str, str] | None = None, boot: str = "main.py", flash_size: int | None = None) -> None:
+                 env: dict[str, str] | None = None, boot: str = "main.py", flash_size: int | None = None,
+                 exit_with_parent: bool = False) -> None:
         self.flash = flash
+        self.parent = os.getppid() if exit_with_parent else None
         self.boot = boot
         self.link = link
         self.heap = heap
@@ -230,6 +238,8 @@ class Supervisor:
         try:
             while not self._quit:
                 self._step()
+                if self.parent is not None and os.getppid() != self.parent:
+                    break  # whoever started this board is gone: nobody can stop it any more
         finally:
             self._kill_child()
             self._close_outer()
@@ -337,12 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the board")
     ap.add_argument("--flash-size", type=int, default=None, metavar="BYTES",
                     help="make the flash a littlefs2 image of this size in DIR (a real size limit)")
+    ap.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it exits")
     a = ap.parse_args(argv)
     env = dict(e.split("=", 1) for e in a.env)
     env["PICODAQ_BOARD_ID"] = a.board_id or os.urandom(8).hex()
     if a.unpaced:
         env["PICODAQ_UNPACED"] = "1"
-    Supervisor(a.flash.resolve(), a.link.absolute(), a.heap, a.unplug_seconds, env, a.boot, a.flash_size).run()
+    Supervisor(a.flash.resolve(), a.link.absolute(), a.heap, a.unplug_seconds, env, a.boot, a.flash_size,
+               a.exit_with_parent).run()
     return 0
 
 
@@ -409,7 +421,8 @@ class EmulatedBoard:
 
     def start(self, timeout: float = 10.0) -> "EmulatedBoard":
         argv = [sys.executable, "-m", "picodaq_hil.emulator", "--flash", str(self.flash), "--link", self.port,
-                "--heap", self.heap, "--board-id", self.board_id, "--unplug-seconds", str(self.unplug_seconds)]
+                "--heap", self.heap, "--board-id", self.board_id, "--unplug-seconds", str(self.unplug_seconds),
+                "--exit-with-parent"]
         if self.unpaced:
             argv.append("--unpaced")
         argv += ["--boot", self.boot] + [f"--env={k}={v}" for k, v in self.env.items()]
