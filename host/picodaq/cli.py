@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from . import contracts as C
+from .cli_flash import args_flash, do_flash
 from .errors import ContractMismatch, PicodaqError, UsageError
 from .link import Link
 from .outputs import SUFFIXES, check_outputs, check_writable, open_outputs
@@ -103,12 +104,14 @@ def connect(args: argparse.Namespace, stack: ExitStack) -> Link:
             if boards:
                 eprint(f"picodaq: {len(boards)} boards attached ({', '.join(b.device for b in boards)}); "
                        "pass --port to pick one. Using an emulated board instead.")
+            from .flash import Flasher
+
             board = EmulatedBoard(unpaced=False)
             stack.callback(board.stop)
-            board.install_firmware()
             board.start()
+            Flasher(board.port).flash()  # an emulated board starts empty, as a new Pico does
             port = board.port
-            eprint(f"picodaq: no board attached; using an emulated board on {port}")
+            eprint(f"picodaq: no board attached; using an emulated board on {port}, freshly flashed")
     link = Link.open(port)
     stack.callback(link.close)
     return link
@@ -362,7 +365,11 @@ def do_replay(args: argparse.Namespace) -> int:
 def do_emulate(args: argparse.Namespace) -> int:
     from picodaq_hil.emulator import EmulatedBoard
 
-    board = EmulatedBoard(flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced)
+    from .cli_flash import RichProgress
+    from .flash import Flasher
+
+    board = EmulatedBoard(flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced,
+                          flash_size=args.flash_size)
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM/SIGHUP (kill, a closed terminal) stop the board like Ctrl-C
@@ -370,9 +377,10 @@ def do_emulate(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _stop)
     try:
-        if not args.empty:
-            board.install_firmware()
         board.start()
+        if not args.empty:
+            with RichProgress() as ui:
+                Flasher(board.port, ui).flash()
         board.register()
         print(board.port, flush=True)
         eprint("picodaq: emulated board running; Ctrl-C stops it")
@@ -441,10 +449,24 @@ def _args_emulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flash", help="the board's flash folder (default: a fresh temporary one)")
     p.add_argument("--empty", action="store_true", help="start with empty flash (to try `picodaq flash`)")
     p.add_argument("--unpaced", action="store_true", help="sources run as fast as the link drains")
+    p.add_argument("--flash-size", type=_flash_size, metavar="BYTES",
+                   help="give the board a littlefs flash of this size (e.g. 848k, as a Pico), not a host folder")
+
+
+def _flash_size(text: str) -> int:
+    scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1:].lower(), 1)
+    try:
+        v = int(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
+    if v < 32 * 1024 or v % 4096:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 4k and at least 32k, got {text}")
+    return v
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]] = {
     "ports": (do_ports, _args_ports, "list serial ports; boards (USB VID 0x2E8A) and emulators marked"),
+    "flash": (do_flash, args_flash, "deploy the firmware to a board, verify it on the board, reset, await HELLO"),
     "info": (do_info, _args_info, "show the board's HELLO and STATUS"),
     "record": (do_record, _args_record, "configure, stream and record to files"),
     "replay": (do_replay, _args_replay, "decode a .tlv capture through the same pipeline"),
