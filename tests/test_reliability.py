@@ -82,17 +82,20 @@ def test_unplug_with_reconnect_resumes_into_the_same_files(make_board, tmp_path)
     code, out, err = finish(p, lines)
     assert code == 0, err
     stats = json.loads(out)
-    assert stats["reconnects"] == 1 and stats["gaps"] >= 1 and stats["stream_restarts"] >= 1
+    # unplugging a USB-powered Pico cuts its power too: it comes back rebooted
+    assert stats["reconnects"] == 1 and stats["gaps"] >= 1
+    assert stats["stream_restarts"] + stats["board_restarts"] >= 1
     a, b, _ = check_files(paths, tmp_path)
     ev = events(tmp_path / "rec.events.csv")
     gaps = [e for e in ev if e["kind"] == "gap"]
-    assert gaps and all(e["detail"] in ("stream restarted; timing: device clock", "samples lost; timing: exact")
-                        for e in gaps)
-    restarted = [e for e in gaps if e["detail"].startswith("stream restarted")]
-    # the unplug lasted about a second: the gap on the device clock says so (and BDF fills it)
+    assert gaps and all(e["detail"] in ("stream restarted; timing: device clock", "samples lost; timing: exact",
+                                        "board restarted; timing: host clock") for e in gaps)
+    restarted = [e for e in gaps if "restarted" in e["detail"]]
+    # the unplug lasted about a second: the gap, timed by a clock, says so (and BDF fills it)
     assert sum(float(e["duration_s"]) for e in gaps) >= 0.5
     notes = [t for _, _, t in b["annotations"]]
-    assert "gap: stream restarted" in notes or any("samples lost" in t for t in notes)
+    assert any(t.startswith(("gap: stream restarted", "gap: board restarted")) or "samples lost" in t
+               for t in notes)
     # after the restart the board counts from 0 again: rows are the ramp of index 0, 1, 2 ...
     first_new = int(restarted[-1]["row"]) if restarted else None
     if first_new is not None:
