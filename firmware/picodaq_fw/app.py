@@ -241,7 +241,8 @@ class App:
         if source > SRC_ADS1299:
             return ST_BAD_ARGUMENT, "CONFIGURE: unknown source %d" % source
         if source not in hal.SOURCES:
-            return ST_UNSUPPORTED, "CONFIGURE: source %d is not on this board" % source
+            why = hal.check(source, fmt, rate, mask_lo | mask_hi << 16)  # the HAL may know why
+            return ST_UNSUPPORTED, "CONFIGURE: %s" % (why or "source %d is not on this board" % source)
         bps = BYTES_PER_SAMPLE[fmt]
         if spf < 1 or _SAMPLES_HEAD + nch * spf * bps > MAX_PAYLOAD:
             return ST_BAD_ARGUMENT, "CONFIGURE: %d samples per frame do not fit a frame" % spf
@@ -249,7 +250,7 @@ class App:
             return ST_BAD_ARGUMENT, "CONFIGURE: %d samples/s exceeds this board's %d" % (rate * nch, hal.MAX_RATE)
         why = hal.check(source, fmt, rate, mask_lo | mask_hi << 16)
         if why:
-            return ST_UNSUPPORTED, why
+            return ST_UNSUPPORTED, "CONFIGURE: " + why
         slots = (rate + spf - 1) // spf + 1  # one second queued plus the chunk being filled
         if slots > MAX_SLOTS:
             return ST_BAD_ARGUMENT, "CONFIGURE: %d frames/s is too many; raise samples_per_frame to at least %d" % (

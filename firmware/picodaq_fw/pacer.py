@@ -22,8 +22,15 @@ _FRAC = const(4)  # accumulated remainder, < rate
 
 
 @micropython.viper
+def _begin(ps: ptr32, now: int):
+    ps[_NEXT_T] = now & _MASK30
+    ps[_FRAC] = 0
+
+
+@micropython.viper
 def _walk(ps: ptr32, now: int, limit: int) -> int:
-    """Advance over the instants due at `now` (at most limit); return how many."""
+    """Advance over the instants due at ticks `now` (at most limit); return how many."""
+    now &= _MASK30
     t = ps[_NEXT_T]
     q = ps[_Q]
     r = ps[_R]
@@ -31,7 +38,7 @@ def _walk(ps: ptr32, now: int, limit: int) -> int:
     frac = ps[_FRAC]
     k = 0
     while k < limit:
-        d = ((now - t + 0x20000000) & 0x3FFFFFFF) - 0x20000000  # ticks_diff
+        d = ((now - t + 0x20000000) & _MASK30) - 0x20000000  # ticks_diff
         if d < 0:
             break
         frac += r
@@ -39,7 +46,7 @@ def _walk(ps: ptr32, now: int, limit: int) -> int:
         if frac >= rate:
             frac -= rate
             step += 1
-        t = (t + step) & 0x3FFFFFFF  # ticks_add
+        t = (t + step) & _MASK30  # ticks_add
         k += 1
     ps[_NEXT_T] = t
     ps[_FRAC] = frac
@@ -56,20 +63,19 @@ class Pacer:
         ps[_Q] = 1000000 // rate
         ps[_R] = 1000000 % rate
         ps[_RATE] = rate
-        ps[_FRAC] = 0
-        ps[_NEXT_T] = ticks_us() & _MASK30
+        _begin(ps, ticks_us())
 
-    def service(self, ring, src):
+    def service(self, ring, src) -> bool:
         """Generate the instants that are due; True if any were."""
         if self.unpaced:
             n = ring.space()
             if n:
                 src.fill(ring.buf, ring.offset(), n)
-                ring.commit(n, ticks_us() & _MASK30)
+                ring.commit(n, ticks_us())  # masked to 30 bits in there
                 return True
             return False
         ps = self.ps
-        now = ticks_us() & _MASK30
+        now = ticks_us()
         done = 0
         while done < _BURST:
             space = ring.space()

@@ -120,12 +120,13 @@ def put_gather(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8,
 
 @micropython.viper
 def put_block(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8,
-              src: ptr8, n: int, t_us: int, period_q8: int) -> int:
+              src: ptr8, n: int, t_end: int, period_q8: int) -> int:
     """Store n whole instants from src (already in wire format, IBYTES each),
-    e.g. a DMA block; t_us is the first instant's time and period_q8 the
-    instant period in 1/256 us. Instants that do not fit are dropped.
-    Returns the number stored."""
+    e.g. a DMA block that completed at ticks t_end; period_q8 is the instant
+    period in 1/256 us. Instants that do not fit are dropped. Returns the
+    number stored."""
     ib = st[IBYTES]
+    t_first = t_end - ((n * period_q8) >> 8)
     i = 0
     stored = 0
     while i < n:
@@ -143,15 +144,27 @@ def put_block(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8,
             rbuf[o] = src[s]
             o += 1
             s += 1
-        commit(st, counts, t0, first, k, t_us + ((i * period_q8) >> 8))
+        # masked before it is boxed for the call: on rp2 an int >= 2**30 allocates
+        commit(st, counts, t0, first, k, (t_first + ((i * period_q8) >> 8)) & 0x3FFFFFFF)
         i += k
         stored += k
     return stored
 
 
+def _largest(nbytes):
+    # the free heap may be fragmented: take the largest block up to nbytes
+    while True:
+        try:
+            return bytearray(nbytes)
+        except MemoryError:
+            if nbytes < 8192:
+                raise
+            nbytes = (nbytes - (nbytes >> 3)) & ~3
+
+
 class SampleRing:
     def __init__(self, nbytes):
-        self.buf = bytearray(nbytes)  # allocated once, at boot
+        self.buf = _largest(nbytes)  # allocated once, at boot
         self.st = array("i", bytes(4 * _NST))
         self.t0 = array("I", bytes(4 * MAX_SLOTS))
         self.first = array("H", bytes(4 * MAX_SLOTS))  # first index of each chunk, halves

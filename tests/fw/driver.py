@@ -61,6 +61,11 @@ if env("FWTEST_CHECK_INTS") == "1":
         def heap_unlock():
             pass
 
+    # rp2's ticks_us wraps at 2**30; the unix port's at 2**62
+    import time
+    import picodaq_fw.pacer as P
+
+    P.ticks_us = lambda: time.ticks_us() & (LIMIT - 1)
     F.pack_into = _checked(F.pack_into, "pack_into")
     K.add = _checked(K.add, "counter32.add")
     hal.write = _checked(hal.write, "write")
@@ -113,7 +118,8 @@ if short_seed or stall:
 inject_at = int(env("FWTEST_INJECT_AT") or "0")
 fault_at = int(env("FWTEST_SAMPLER_FAULT_AT") or "0")
 marker_every = int(env("FWTEST_MARKER_EVERY") or "0")
-if inject_at or fault_at or marker_every:
+sim = env("FWTEST_RP2SIM") == "1"
+if inject_at or fault_at or marker_every or sim:
     _service = hal.service
     _passes = [0]
 
@@ -125,7 +131,12 @@ if inject_at or fault_at or marker_every:
         if p == fault_at:
             ring.st[FAULT] = 1
         if marker_every and p % marker_every == 0:
-            M.push(app.markers.q, app.markers.hd, ring.counts, 0xFF00 + (p // marker_every & 0xFF))
+            if sim:
+                rp2sim.pulse(hal.marker_pin.id)  # the real GPIO handler of hal_rp2
+            else:
+                M.push(app.markers.q, app.markers.hd, ring.counts, 0xFF00 + (p // marker_every & 0xFF))
+        if sim:
+            rp2sim.tick()  # the interrupts that came due meanwhile
         return _service(ring, src)
 
     hal.service = _counting_service
