@@ -369,6 +369,10 @@ class App:
         hal.stop()
         self.source = None
         self._flush()
+        if fault is None:
+            # STOP: what was sampled in whole frames still goes out, before the final STATUS
+            while ring.ready():
+                self._send(f.sbuf, f.samples(ring, self.period_ns, self.nch, self.fmt))
         if fault is not None:
             self.last_error = ST_INTERNAL
             self.state = STATE_FAULTED

@@ -77,11 +77,18 @@ class Pacer:
         ps = self.ps
         now = ticks_us()
         done = 0
-        while done < _BURST:
+        while True:
             space = ring.space()
-            limit = _BURST - done
-            if space and space < limit:
-                limit = space
+            if space:
+                limit = _BURST - done  # bounded, so commands and frames keep flowing
+                if limit <= 0:
+                    break
+                if space < limit:
+                    limit = space
+            else:
+                # full: everything due now is lost at once, as it would be
+                # had an IRQ sampler found the ring full all along
+                limit = _MASK30
             t = ps[_NEXT_T]
             k = _walk(ps, now, limit)
             if not k:
@@ -89,8 +96,9 @@ class Pacer:
             if space:
                 src.fill(ring.buf, ring.offset(), k)
                 ring.commit(k, t)
+                done += k
             else:
                 src.skip(k)
                 ring.drop(k)
-            done += k
+                done += 1
         return done > 0
