@@ -128,3 +128,21 @@ class Recording:
             if self.first[i] != end:
                 out.append((end, (self.first[i] - end) % (1 << 32)))
         return out
+
+
+def check_overflow(port: RawPort, rec: Recording, final: Status, capacity_share: float = 0.5) -> None:
+    """A stream that overflowed: every dropped instant shows as a jump in
+    first_sample_index, the stream went on after it, no frame was split."""
+    s = port.rx.stats
+    gaps = rec.gaps()
+    assert final.state == C.STATE_IDLE and final.last_error == C.ST_OVERRUN
+    assert final.samples_dropped > 0
+    assert gaps, "samples were dropped but first_sample_index never jumped"
+    assert sum(n for _, n in gaps) == final.samples_dropped  # every dropped instant accounted for
+    assert s.samples_lost == final.samples_dropped
+    where = gaps[-1][0]
+    after = sum(n for f, n in zip(rec.first, rec.sizes) if f > where)
+    assert after >= final.ring_capacity * capacity_share, "the stream did not continue after the gap"
+    assert rec.bad == []  # data on both sides of the gap is intact
+    assert s.crc_errors == s.seq_lost == s.decode_errors == s.skipped_bytes == 0  # no half frame
+    assert any("ring overflowed" in log.text for log in port.rx.logs)

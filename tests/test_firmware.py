@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from fwhelpers import RawPort, Recording, boot_board, configure_args, stop_stream
+from fwhelpers import RawPort, Recording, boot_board, check_overflow, configure_args, stop_stream
 from picodaq import contracts as C
 from picodaq.blocks import ramp_counts
 from picodaq.errors import CommandFailed
@@ -233,22 +233,6 @@ def test_status_at_least_once_a_second_while_streaming(fw_link):
     assert max(np.diff(uptimes)) <= 1000, uptimes
 
 
-def _check_overflow(port: RawPort, rec: Recording, final) -> None:
-    s = port.rx.stats
-    gaps = rec.gaps()
-    assert final.state == C.STATE_IDLE and final.last_error == C.ST_OVERRUN
-    assert final.samples_dropped > 0
-    assert gaps, "samples were dropped but first_sample_index never jumped"
-    assert sum(n for _, n in gaps) == final.samples_dropped  # every dropped instant accounted for
-    assert s.samples_lost == final.samples_dropped
-    where = gaps[-1][0]
-    after = sum(n for f, n in zip(rec.first, rec.sizes) if f > where)
-    assert after >= final.ring_capacity // 2, "the stream did not continue after the gap"
-    assert rec.bad == []  # data on both sides of the gap is intact
-    assert s.crc_errors == s.seq_lost == s.decode_errors == s.skipped_bytes == 0  # no half frame
-    assert any("ring overflowed" in log.text for log in port.rx.logs)
-
-
 def test_ring_overflow_when_the_host_stops_reading(boards):
     """The host holds the port open and reads nothing for 2.5 s: the pty and the
     emulator's relay fill (~0.5 s of this stream), then the firmware's 1 s ring.
@@ -268,7 +252,7 @@ def test_ring_overflow_when_the_host_stops_reading(boards):
         n = port.rx.statuses
         assert port.command(C.OP_STOP).status == C.ST_OK
         assert port.read_until(lambda: port.rx.statuses > n and port.rx.status.state == C.STATE_IDLE, 5)
-        _check_overflow(port, rec, port.rx.status)
+        check_overflow(port, rec, port.rx.status)
     finally:
         port.close()
 
@@ -290,7 +274,7 @@ def test_a_stalled_link_never_stalls_the_sampler(boards):
         assert port.command(C.OP_STOP).status == C.ST_OK
         assert port.read_until(lambda: port.rx.statuses > n and port.rx.status.state == C.STATE_IDLE, 5)
         final = port.rx.status
-        _check_overflow(port, rec, final)
+        check_overflow(port, rec, final)
         # the ring filled while the link was stalled: its whole capacity was queued
         assert final.ring_high_water >= final.ring_capacity - 32
         assert len(rec.gaps()) == 1  # one contiguous loss, as with an IRQ sampler

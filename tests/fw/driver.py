@@ -75,10 +75,10 @@ if env("FWTEST_CHECK_INTS") == "1":
 
 if env("FWTEST_NEAR_LIMITS") == "1":
     # seq 16 frames short of 2**32, the sample index 1000 short of 2**30,
-    # uptime just short of 2**30 ms: every wide field crosses its limit
+    # uptime 16 ms short of 2**30 ms: every wide field crosses its limit
     app.framer.seq[0] = 0xFFF0
     app.framer.seq[1] = 0xFFFF
-    app.uptime[0] = 0xFF00
+    app.uptime[0] = 0xFFF0
     app.uptime[1] = 0x3FFF
     _reset = app.ring.reset
 
