@@ -370,7 +370,10 @@ class App:
         self.source = None
         self._flush()
         if fault is None:
-            # STOP: what was sampled in whole frames still goes out, before the final STATUS
+            # STOP: markers and whole frames already sampled still go out, before the final STATUS
+            while markers.pending():
+                code = markers.pop_into(snap)
+                self._marker(snap, code)
             while ring.ready():
                 self._send(f.sbuf, f.samples(ring, self.period_ns, self.nch, self.fmt))
         if fault is not None:
