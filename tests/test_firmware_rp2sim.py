@@ -90,6 +90,13 @@ def test_no_ads1299_answering_is_unsupported_with_the_reason(sim):
     assert code == C.ST_UNSUPPORTED and "no ADS1299 answered on SPI0" in why
 
 
+def test_a_bad_board_file_still_boots(sim):
+    link, _ = sim(board_json={"ads1299": {"baud": "fast"}, "marker_pin": "GP15"})
+    assert link.get_info().platform == "rp2"
+    code, why = refusal(link, source=C.SRC_ADS1299, fmt=C.FMT_INT24)
+    assert code == C.ST_UNSUPPORTED and "ADS1299 setup failed" in why
+
+
 @pytest.mark.parametrize("mask", [0xFF, 0x0F])
 def test_ads1299_streams_24_bit_samples_bit_exactly(sim, mask):
     link, board = sim()

@@ -270,6 +270,12 @@ class Ads1299:
             return
         if isinstance(cfg, dict):
             self.cfg.update(cfg)
+        try:
+            self._probe()
+        except Exception as e:  # a bad board file must not keep the firmware from booting
+            self.why = "ADS1299 setup failed (check picodaq_board.json): %r" % e
+
+    def _probe(self) -> None:
         c = self.cfg
         self.gain = _GAINS.index(c["gain"]) if c["gain"] in _GAINS else 6
         self.mux = _INPUTS.get(c["input"], 0)
@@ -405,8 +411,13 @@ class Hal:
         self.paced = True
         self.src: InternalAdc | Ads1299 | None = None  # a hardware source while it runs
         pin = cfg.get("marker_pin")
-        self.marker_pin = Pin(pin, Pin.IN, Pin.PULL_DOWN) if isinstance(pin, int) else None
-        self.marker_code = cfg.get("marker_code", 0x8000) & 0xFFFF
+        self.marker_pin: Pin | None = None
+        try:
+            if isinstance(pin, int):
+                self.marker_pin = Pin(pin, Pin.IN, Pin.PULL_DOWN)
+        except (ValueError, TypeError):
+            pass  # no such GPIO: no marker input, but the board still boots
+        self.marker_code = int(cfg.get("marker_code", 0x8000)) & 0xFFFF
         self.marker_trigger = Pin.IRQ_FALLING if cfg.get("marker_edge") == "falling" else Pin.IRQ_RISING
         self._in = sys.stdin.buffer
         self._out = sys.stdout.buffer

@@ -376,6 +376,8 @@ ads = _Ads(os.getenv("FWTEST_RP2SIM_ADS") != "0")
 class SPI:
     def __init__(self, id, baudrate=1000000, polarity=0, phase=0, sck=None, mosi=None, miso=None):
         assert polarity == 0 and phase == 1, "the ADS1299 samples on the falling edge: SPI mode 1"
+        if not isinstance(baudrate, int):
+            raise TypeError("can't convert str to int")  # as machine.SPI says
 
     def write(self, buf):
         for b in buf:
