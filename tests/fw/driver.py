@@ -15,9 +15,9 @@
 #                          reading; the sampler keeps running meanwhile
 #   FWTEST_MARKER_EVERY=N  every Nth pass, record a marker as rp2's GPIO marker
 #                          IRQ does (code 0xFF00 + running count)
-#   FWTEST_RP2SIM=1        run hal_rp2 on simulated rp2 peripherals (tests/fw/rp2sim)
+#   FWTEST_RP2SIM=1        run hal_rp2 on simulated rp2 peripherals (rp2sim.py;
+#                          FWTEST_RP2SIM_ADS=0: no ADS1299 answers)
 import os
-import sys
 
 from time import ticks_ms, ticks_diff
 

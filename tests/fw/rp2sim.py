@@ -22,7 +22,6 @@ import micropython as _mp
 from time import ticks_us, ticks_diff
 
 _ADC_BASES = (0x4004C000, 0x400A0000)
-_ADC_SAMPLE = 0  # ADC sample value: (k * 7 + channel * 512) & 0xFFF for conversion k of that channel
 
 
 def adc_value(channel, k):
