@@ -3,6 +3,7 @@
 # Idle, it answers COMMAND frames. Streaming, it runs under
 # micropython.heap_lock(): any allocation raises MemoryError, which turns into
 # STATUS state=faulted, last_error=INTERNAL, a LOG line and a return to idle.
+# A sampler that fails in IRQ context (rp2) flags the ring and ends the same way.
 #
 # Keyboard interrupts are off while the app runs (payload bytes may be 0x03);
 # instead a bare 0x03 between frames while idle hands the board back to the
@@ -15,14 +16,15 @@ from struct import unpack_from
 from time import ticks_ms, ticks_diff
 from . import crc32, counter32, VERSION
 from .framer import Framer
-from .ring import SampleRing, NEXT, DROPPED
+from .markers import MarkerQueue
+from .ring import SampleRing, MAX_SLOTS, NEXT, DROPPED, FAULT
 from .contracts import (
     CONTRACT_HASH_LE, PROTOCOL_VERSION, MAGIC0, MAGIC1, HEADER_SIZE, OVERHEAD, MAX_PAYLOAD,
     MSG_COMMAND, COMMAND_MAX, CONFIGURE_ARGS, BYTES_PER_SAMPLE,
     OP_PING, OP_GET_INFO, OP_CONFIGURE, OP_START, OP_STOP, OP_GET_STATUS, OP_MARK,
-    ST_OK, ST_UNKNOWN_OPCODE, ST_BAD_ARGUMENT, ST_BUSY, ST_UNSUPPORTED, ST_INTERNAL,
-    STATE_IDLE, STATE_STREAMING, STATE_FAULTED, SRC_RAMP, SRC_ADS1299, FMT_INT16, FMT_INT32,
-    LOG_INFO, LOG_WARNING, LOG_ERROR,
+    ST_OK, ST_UNKNOWN_OPCODE, ST_BAD_ARGUMENT, ST_BUSY, ST_UNSUPPORTED, ST_OVERRUN, ST_INTERNAL,
+    STATE_IDLE, STATE_STREAMING, STATE_FAULTED, SRC_RAMP, SRC_ADS1299, FMT_INT16,
+    LOG_WARNING, LOG_ERROR,
 )
 
 _CTRL_C = const(0x03)
@@ -31,6 +33,18 @@ _INTERRUPT = const(2)
 _STATUS_MS = const(500)  # STATUS twice a second while streaming (the contract asks for >= 1/s)
 _RX_BURST = const(64)  # command bytes read per streaming-loop pass
 _SAMPLES_HEAD = const(16)
+_CMD_ARGS = const(4)  # COMMAND payload bytes before the arguments
+# LOG texts sent while streaming: bytes constants, so framing them allocates nothing
+_LOG_MARK_ARGS = b"MARK: the u16 code argument is missing"
+_LOG_OVERRUN = b"ring overflowed: the host is not reading fast enough; new samples are dropped and counted"
+
+
+class _SamplerFault(Exception):
+    pass
+
+
+# made once: raising a prebuilt exception under the heap lock allocates nothing
+_SAMPLER_FAULT = _SamplerFault("the sampler failed in IRQ context")
 
 
 class App:
@@ -44,12 +58,13 @@ class App:
         self.one = bytearray(1)
         self.crc = crc32.new_state()
         self.uptime = array("H", bytes(4))
+        self.snap = array("H", bytes(4))  # untorn copies of counters an IRQ updates
+        self.markers = MarkerQueue()
         self.last_ms = ticks_ms()
         self.status_ms = self.last_ms
         self.state = STATE_IDLE
         self.last_error = ST_OK
-        self.free_heap = 0
-        self.inject_alloc = False  # tests: allocate inside the locked loop
+        self.free_heap = 0  # while streaming: gc.mem_free() as the heap lock was taken
         # pending output: a frame is always finished before another starts
         self.pbuf = self.framer.cbuf
         self.poff = 0
@@ -152,13 +167,17 @@ class App:
         self._send(self.framer.cbuf, self.framer.ack(cmd_id, op, status))
 
     def _log(self, level, text):
-        # idle only: building the text allocates
+        # a str only while idle (building it allocates); bytes constants anywhere
         self._send(self.framer.cbuf, self.framer.log(level, text))
+
+    def _marker(self, index, code):
+        self._send(self.framer.cbuf, self.framer.marker(index, 0, code))
 
     def _command(self):
         rx = self.rx
         op = rx[10]
         cmd_id = rx[12] | rx[13] << 8
+        nargs = (rx[4] | rx[5] << 8) - _CMD_ARGS
         streaming = self.state == STATE_STREAMING
         if op == OP_PING:
             self._ack(cmd_id, op, ST_OK)
@@ -166,9 +185,13 @@ class App:
             self._ack(cmd_id, op, ST_OK)
             self._status()
         elif op == OP_MARK:
-            code = rx[14] | rx[15] << 8 if (rx[4] | rx[5] << 8) >= 6 else 0
+            if nargs < 2:
+                self._ack(cmd_id, op, ST_BAD_ARGUMENT)
+                self._log(LOG_WARNING, _LOG_MARK_ARGS)
+                return
             self._ack(cmd_id, op, ST_OK)
-            self._send(self.framer.cbuf, self.framer.marker(self.ring.counts, NEXT, code))
+            self.ring.read_counter(NEXT, self.snap, 0)
+            self._marker(self.snap, rx[14] | rx[15] << 8)
         elif op == OP_STOP:
             self._ack(cmd_id, op, ST_OK)
             if streaming:
@@ -198,8 +221,8 @@ class App:
 
     def _configure(self):
         rx = self.rx
-        if (rx[4] | rx[5] << 8) < 4 + 12:
-            return ST_BAD_ARGUMENT, "CONFIGURE: arguments too short"
+        if (rx[4] | rx[5] << 8) < _CMD_ARGS + 12:
+            return ST_BAD_ARGUMENT, "CONFIGURE: arguments too short (12 bytes expected)"
         rate_lo, rate_hi, mask_lo, mask_hi, source, fmt, spf = unpack_from(CONFIGURE_ARGS, rx, 14)
         hal = self.hal
         if rate_hi >= 0x4000 or (rate_lo | rate_hi) == 0:
@@ -218,7 +241,8 @@ class App:
         if source > SRC_ADS1299:
             return ST_BAD_ARGUMENT, "CONFIGURE: unknown source %d" % source
         if source not in hal.SOURCES:
-            return ST_UNSUPPORTED, "CONFIGURE: source %d is not on this board" % source
+            why = hal.check(source, fmt, rate, mask_lo | mask_hi << 16)  # the HAL may know why
+            return ST_UNSUPPORTED, "CONFIGURE: %s" % (why or "source %d is not on this board" % source)
         bps = BYTES_PER_SAMPLE[fmt]
         if spf < 1 or _SAMPLES_HEAD + nch * spf * bps > MAX_PAYLOAD:
             return ST_BAD_ARGUMENT, "CONFIGURE: %d samples per frame do not fit a frame" % spf
@@ -226,10 +250,14 @@ class App:
             return ST_BAD_ARGUMENT, "CONFIGURE: %d samples/s exceeds this board's %d" % (rate * nch, hal.MAX_RATE)
         why = hal.check(source, fmt, rate, mask_lo | mask_hi << 16)
         if why:
-            return ST_UNSUPPORTED, why
+            return ST_UNSUPPORTED, "CONFIGURE: " + why
         slots = (rate + spf - 1) // spf + 1  # one second queued plus the chunk being filled
+        if slots > MAX_SLOTS:
+            return ST_BAD_ARGUMENT, "CONFIGURE: %d frames/s is too many; raise samples_per_frame to at least %d" % (
+                (rate + spf - 1) // spf, (rate + MAX_SLOTS - 2) // (MAX_SLOTS - 1))
         if not self.ring.fits(slots, spf, nch * bps):
-            return ST_BAD_ARGUMENT, "CONFIGURE: a 1 s ring of %d instants does not fit in memory" % (slots * spf)
+            return ST_BAD_ARGUMENT, "CONFIGURE: a 1 s ring (%d bytes) does not fit this board's %d" % (
+                slots * spf * nch * bps, len(self.ring.buf))
         self.rate = rate
         self.mask = mask_lo | mask_hi << 16
         self.nch = nch
@@ -247,14 +275,18 @@ class App:
             if not self.ring.fits(slots, self.spf, self.nch * bps):
                 return ST_BAD_ARGUMENT, "START: configuration does not fit the ring"
             self.ring.configure(slots, self.spf, self.nch * bps)
+            self.markers.clear()
             self.source.start(self.nch, self.fmt, self.rate)
             self.last_error = ST_OK
-            gc.collect()
-            self.free_heap = gc.mem_free()
-            self.hal.start(self.ring, self.source, self.rate, self.mask)
+            period = self.hal.start(self.ring, self.source, self.rate, self.mask, self.markers)
+            self.period_ns = period or 1000000000 // self.rate
             return ST_OK, None
         except Exception as e:
             self.source = None
+            try:
+                self.hal.stop()
+            except Exception:
+                pass
             return ST_INTERNAL, "START failed: %r" % e
 
     def _hello(self):
@@ -263,14 +295,17 @@ class App:
         self._send(f.cbuf, f.hello(VERSION, CONTRACT_HASH_LE, hal.board_id(), hal.PLATFORM,
                                    hal.MAX_CHANNELS, self.source_kind, hal.MAX_RATE))
 
-    def _status(self):
+    def _status(self, free_heap=-1):
+        # free_heap: while streaming, the value taken as the lock was taken; when
+        # a stream ends, the value right after unlocking (the two must agree)
         self._tick()
         r = self.ring
         self.status_ms = self.last_ms
-        if self.state != STATE_STREAMING:
-            self.free_heap = gc.mem_free()
+        if free_heap < 0:
+            free_heap = self.free_heap if self.state == STATE_STREAMING else gc.mem_free()
+        r.read_counter(DROPPED, self.snap, 0)
         self._send(self.framer.cbuf, self.framer.status(
-            self.uptime, r.counts, DROPPED, r.high_water, r.capacity(), self.free_heap,
+            self.uptime, self.snap, 0, r.high_water(), r.capacity(), free_heap,
             self.last_error, self.state))
 
     def _tick(self):
@@ -283,9 +318,16 @@ class App:
     def _stream(self):
         hal = self.hal
         ring = self.ring
+        st = ring.st
+        counts = ring.counts
         src = self.source
         f = self.framer
+        markers = self.markers
+        snap = self.snap
+        overrun = False
         fault = None
+        gc.collect()
+        self.free_heap = gc.mem_free()
         micropython.heap_lock()
         try:
             while self.state == STATE_STREAMING:
@@ -299,11 +341,20 @@ class App:
                 if hal.input_ready():
                     self._read_input(_RX_BURST)
                     continue
+                if st[FAULT]:
+                    raise _SAMPLER_FAULT
+                if not overrun and (counts[DROPPED] | counts[DROPPED + 1]):
+                    overrun = True
+                    self.last_error = ST_OVERRUN
+                    self._log(LOG_WARNING, _LOG_OVERRUN)
+                    continue
                 if ticks_diff(ticks_ms(), self.status_ms) >= _STATUS_MS:
                     self._status()
                     continue
-                if self.inject_alloc:
-                    self.inject_alloc = [self.inject_alloc]  # deliberately allocates
+                if markers.pending():
+                    code = markers.pop_into(snap)
+                    self._marker(snap, code)
+                    continue
                 if ring.ready():
                     self.pbuf = f.sbuf
                     self.poff = 0
@@ -311,21 +362,28 @@ class App:
                     continue
                 if not busy:
                     hal.idle()
-        except BaseException as e:  # MemoryError under the lock, or a bug
+        except BaseException as e:  # MemoryError under the lock, a sampler fault, or a bug
             fault = e
         micropython.heap_unlock()
+        free_after = gc.mem_free()  # before anything allocates again
         hal.stop()
         self.source = None
         self._flush()
+        if fault is None:
+            # STOP: markers and whole frames already sampled still go out, before the final STATUS
+            while markers.pending():
+                code = markers.pop_into(snap)
+                self._marker(snap, code)
+            while ring.ready():
+                self._send(f.sbuf, f.samples(ring, self.period_ns, self.nch, self.fmt))
         if fault is not None:
-            self.inject_alloc = False
             self.last_error = ST_INTERNAL
             self.state = STATE_FAULTED
-            self._status()
+            self._status(free_after)
             self._log(LOG_ERROR, "streaming stopped: %s %s" % (type(fault).__name__, fault))
             self.state = STATE_IDLE
         else:
-            self._status()
+            self._status(free_after)
 
     def run(self):
         hal = self.hal

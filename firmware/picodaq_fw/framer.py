@@ -1,10 +1,12 @@
 # Framer: builds TLV frames (PROTOCOL.md) into preallocated buffers.
 # Every int handed to pack_into stays below 2**30 (wide u32 fields go as u16
 # halves), and the CRC never leaves viper, so building a frame allocates nothing.
+import micropython
 from array import array
 from micropython import const
 from struct import pack_into
 from . import crc32, counter32
+from .ring import RSLOT, SPF, CBYTES
 from .contracts import (
     MAGIC0, MAGIC1, PROTOCOL_VERSION, HEADER_SIZE, OVERHEAD, MAX_PAYLOAD,
     MSG_HELLO, MSG_SAMPLES, MSG_STATUS, MSG_MARKER, MSG_LOG, MSG_ACK, LOG_MAX,
@@ -12,6 +14,7 @@ from .contracts import (
 )
 
 _SAMPLES_HEAD = const(16)
+_U16_MAX = const(0xFFFF)
 _LEN_SEQ_FMT = "<BHHH"  # type, length, seq lo, seq hi at offset 3
 _SEQ = const(0)  # index of the sequence counter in self.seq (u16 halves)
 
@@ -45,15 +48,19 @@ class Framer:
     def samples(self, ring, period_ns, nch, fmt):
         """Frame the ring's oldest chunk into sbuf and release it; returns the size."""
         b = self.sbuf
-        s = ring.rslot
-        n = _SAMPLES_HEAD + ring.cbytes
+        st = ring.st
+        s = st[RSLOT]
+        cb = st[CBYTES]
+        n = _SAMPLES_HEAD + cb
         self._head(b, MSG_SAMPLES, n)
-        pack_into(SAMPLES_FMT, b, HEADER_SIZE, ring.first[2 * s], ring.first[2 * s + 1],
-                  ring.t0[s], period_ns, nch, fmt, ring.spf)
+        first = ring.first
+        pack_into(SAMPLES_FMT, b, HEADER_SIZE, first[2 * s], first[2 * s + 1],
+                  ring.t0[s], period_ns, nch, fmt, st[SPF])
         c = self.crc
         crc32.reset(c)
         crc32.update(c, b, 0, HEADER_SIZE + _SAMPLES_HEAD)
-        crc32.copy(c, b, HEADER_SIZE + _SAMPLES_HEAD, ring.buf, s * ring.cbytes, ring.cbytes)
+        # copied out before release(): the writer may refill the slot after it
+        crc32.copy(c, b, HEADER_SIZE + _SAMPLES_HEAD, ring.buf, s * cb, cb)
         crc32.store(c, b, HEADER_SIZE + n)
         ring.release()
         return OVERHEAD + n
@@ -69,8 +76,10 @@ class Framer:
         b = self.cbuf
         self._head(b, MSG_STATUS, 24)
         fs = self.seq  # frames_sent counts this STATUS frame too
+        # the u16 ring fields saturate: a fast 1 s ring can hold more instants
         pack_into(STATUS_FMT, b, HEADER_SIZE, uptime[0], uptime[1], fs[0], fs[1],
-                  counts[di], counts[di + 1], high_water, capacity, free_heap, last_error, state)
+                  counts[di], counts[di + 1], min(high_water, _U16_MAX), min(capacity, _U16_MAX),
+                  free_heap, last_error, state)
         return self._seal(b, 24)
 
     def marker(self, index, i, code):
@@ -91,11 +100,20 @@ class Framer:
         return self._seal(b, 64)
 
     def log(self, level, text):
-        # not on the hot path: text may be a str built by the caller
+        """A LOG frame. text is a str (idle only: encoding allocates) or a
+        bytes constant (allocation-free, usable while streaming)."""
         b = self.cbuf
         data = text.encode() if isinstance(text, str) else text
         n = min(len(data), LOG_MAX - 1)
         self._head(b, MSG_LOG, n + 1)
         b[HEADER_SIZE] = level
-        b[HEADER_SIZE + 1:HEADER_SIZE + 1 + n] = data[:n]
+        _copy(b, HEADER_SIZE + 1, data, n)
         return self._seal(b, n + 1)
+
+
+@micropython.viper
+def _copy(dst: ptr8, off: int, src: ptr8, n: int):
+    i = 0
+    while i < n:
+        dst[off + i] = src[i]
+        i += 1

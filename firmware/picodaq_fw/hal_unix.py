@@ -1,17 +1,23 @@
 # The unix-port board: synthetic sources paced in real time by ticks_us (or
 # unpaced, as fast as the link drains, for tests), stdio as the link.
 # It runs the same App as rp2; the emulator puts its stdio on a pty.
+#
+# The link blocks: this build has no fcntl, so stdout cannot be made
+# non-blocking, and a write to a full pty waits until the host reads. The
+# Pacer makes that harmless to the data: the instants due meanwhile are
+# generated afterwards with their own times, kept while the ring has room and
+# counted as dropped beyond, as rp2's IRQ sampler would have done. The short
+# writes of rp2's USB CDC are exercised by the firmware tests at this HAL's
+# write() (tests/fw/driver.py).
 import gc
 import os
 import sys
 import select
 import micropython
 from micropython import const
-from time import ticks_us, ticks_diff, ticks_add
 from .contracts import SRC_RAMP, SRC_SINE
+from .pacer import Pacer
 from .sources import Ramp, Sine
-
-_BURST = const(4096)  # most instants generated per service() call
 
 
 class Hal:
@@ -26,18 +32,13 @@ class Hal:
         self.RING_BYTES = min(gc.mem_free() // 2, 8 * 1024 * 1024)
         if unpaced is None:
             unpaced = os.getenv("PICODAQ_UNPACED") == "1"
-        self.unpaced = unpaced
         self._in = sys.stdin.buffer
         self._out = sys.stdout.buffer
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
         self._ramp = Ramp()
         self._sine = Sine()
-        self.next_t = 0
-        self.q = 1000
-        self.r = 0
-        self.frac = 0
-        self.rate = 1000
+        self.pacer = Pacer(unpaced)
 
     def board_id(self):
         h = os.getenv("PICODAQ_BOARD_ID") or ""
@@ -88,48 +89,13 @@ class Hal:
 
     # -- sampling --------------------------------------------------------------
 
-    def start(self, ring, src, rate, mask):
-        self.rate = rate
-        self.q = 1000000 // rate
-        self.r = 1000000 % rate
-        self.frac = 0
-        self.next_t = ticks_us()
+    def start(self, ring, src, rate, mask, markers):
+        """Start sampling; returns the true sample period in ns."""
+        self.pacer.start(rate)
+        return 1000000000 // rate
 
     def stop(self):
         pass
 
-    def _advance(self):
-        # next instant time: q us plus a Bresenham share of the remainder
-        self.frac += self.r
-        step = self.q
-        if self.frac >= self.rate:
-            self.frac -= self.rate
-            step += 1
-        self.next_t = ticks_add(self.next_t, step)
-
     def service(self, ring, src):
-        """Generate the instants that are due; True if any were."""
-        if self.unpaced:
-            n = ring.space()
-            if n:
-                src.fill(ring.buf, ring.offset(), n)
-                ring.commit(n, ticks_us())
-                return True
-            return False
-        now = ticks_us()
-        done = 0
-        while done < _BURST and ticks_diff(now, self.next_t) >= 0:
-            t = self.next_t
-            space = ring.space()
-            k = 0
-            while k < (space if space else _BURST) and done + k < _BURST and ticks_diff(now, self.next_t) >= 0:
-                self._advance()
-                k += 1
-            if space:
-                src.fill(ring.buf, ring.offset(), k)
-                ring.commit(k, t)
-            else:
-                src.skip(k)
-                ring.drop(k)
-            done += k
-        return done > 0
+        return self.pacer.service(ring, src)

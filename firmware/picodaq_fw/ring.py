@@ -1,104 +1,240 @@
 # SampleRing: interleaved sample instants in a fixed buffer, cut into chunks of
 # samples_per_frame instants so that each SAMPLES frame is one chunk.
 #
-# One writer (the sampler: a hard IRQ on rp2, the main loop on unix) and one
-# reader (the framer). The writer owns wr, wslot, fill, the next-index halves
-# and the per-chunk metadata of the chunk it fills; the reader owns rd and
-# rslot. Queued chunks = (wr - rd) & 0xFFFF, so neither side writes a field the
-# other writes, and no lock is needed.
+# One writer (the sampler: a hard IRQ or DMA IRQ on rp2, the main loop on unix)
+# and one reader (the framer in the main loop). All ring state lives in one
+# array of words, `st`, so the writer side is viper functions that a hard IRQ
+# can call with no allocation and no attribute lookups:
+#   writer-owned: WR (chunks completed, mod 2**16), WSLOT, FILL, HIGH, FAULT,
+#                 the NEXT/DROPPED counters and the metadata of the chunk it fills
+#   reader-owned: RD (chunks released, mod 2**16), RSLOT
+# Queued chunks = (WR - RD) & 0xFFFF. Neither side writes a word the other
+# writes, and each word is written in one store, so no lock is needed. The
+# writer publishes a chunk (WR += 1) only after its data and metadata are in
+# place, and the reader frees a slot (RD += 1) only after copying it out.
 #
 # When the ring is full the oldest data is kept: new instants are counted as
 # dropped and their indices skipped, which shows on the host as a jump in
 # first_sample_index. A chunk is only started when a whole free slot exists, so
 # every chunk holds consecutive instants.
+import micropython
 from array import array
 from micropython import const
 from . import counter32
 
 MAX_SLOTS = const(1024)
-_MASK30 = const(0x3FFFFFFF)
-# indices into self.counts (u32 counters as u16 halves)
+# indices into counts (u32 counters as u16 halves)
 NEXT = const(0)  # absolute index of the next instant
 DROPPED = const(2)  # instants dropped since START
+# indices into st
+WR = const(0)
+WSLOT = const(1)
+FILL = const(2)
+HIGH = const(3)
+FAULT = const(4)  # set by a sampler that hit an error in IRQ context
+RD = const(5)
+RSLOT = const(6)
+SLOTS = const(7)
+SPF = const(8)
+IBYTES = const(9)
+CBYTES = const(10)
+_NST = const(11)
+
+
+@micropython.viper
+def space(st: ptr32) -> int:
+    """Instants that can be written now, all into the current chunk."""
+    fill = st[FILL]
+    if fill == 0 and ((st[WR] - st[RD]) & 0xFFFF) >= st[SLOTS]:
+        return 0  # full: the ring keeps its old data
+    return st[SPF] - fill
+
+
+@micropython.viper
+def offset(st: ptr32) -> int:
+    return st[WSLOT] * st[CBYTES] + st[FILL] * st[IBYTES]
+
+
+@micropython.viper
+def commit(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, n: int, t_us: int):
+    """n instants were written at offset(); t_us is the first one's time."""
+    s = st[WSLOT]
+    fill = st[FILL]
+    if fill == 0:
+        t0[s] = t_us & 0x3FFFFFFF
+        first[2 * s] = counts[NEXT]
+        first[2 * s + 1] = counts[NEXT + 1]
+    lo = counts[NEXT] + (n & 0xFFFF)
+    counts[NEXT + 1] = counts[NEXT + 1] + (n >> 16) + (lo >> 16)
+    counts[NEXT] = lo
+    fill += n
+    if fill >= st[SPF]:
+        fill = 0
+        s += 1
+        if s == st[SLOTS]:
+            s = 0
+        st[WSLOT] = s
+        st[FILL] = 0
+        st[WR] = (st[WR] + 1) & 0xFFFF  # publish the chunk last
+    else:
+        st[FILL] = fill
+    q = ((st[WR] - st[RD]) & 0xFFFF) * st[SPF] + fill
+    if q > st[HIGH]:
+        st[HIGH] = q
+
+
+@micropython.viper
+def drop(counts: ptr16, n: int):
+    """n instants arrived while the ring was full."""
+    lo = counts[NEXT] + (n & 0xFFFF)
+    counts[NEXT + 1] = counts[NEXT + 1] + (n >> 16) + (lo >> 16)
+    counts[NEXT] = lo
+    lo = counts[DROPPED] + (n & 0xFFFF)
+    counts[DROPPED + 1] = counts[DROPPED + 1] + (n >> 16) + (lo >> 16)
+    counts[DROPPED] = lo
+
+
+@micropython.viper
+def put_gather(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8,
+               src: ptr8, idx: ptr8, nidx: int, bps: int, t_us: int) -> int:
+    """Store one instant gathered from src: nidx samples of bps bytes, sample k
+    at src[idx[k]:]. For IRQ samplers (ADC timer, ADS1299 DRDY). Returns 1 if
+    stored, 0 if the ring was full and the instant was dropped."""
+    fill = st[FILL]
+    if fill == 0 and ((st[WR] - st[RD]) & 0xFFFF) >= st[SLOTS]:
+        drop(counts, 1)
+        return 0
+    o = st[WSLOT] * st[CBYTES] + fill * st[IBYTES]
+    k = 0
+    while k < nidx:
+        j = int(idx[k])
+        b = 0
+        while b < bps:
+            rbuf[o] = src[j + b]
+            o += 1
+            b += 1
+        k += 1
+    commit(st, counts, t0, first, 1, t_us)
+    return 1
+
+
+@micropython.viper
+def put_block(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8,
+              src: ptr8, n: int, t_end: int, period_q8: int) -> int:
+    """Store n whole instants from src (already in wire format, IBYTES each),
+    e.g. a DMA block that completed at ticks t_end; period_q8 is the instant
+    period in 1/256 us. Instants that do not fit are dropped. Returns the
+    number stored."""
+    ib = st[IBYTES]
+    t_first = t_end - ((n * period_q8) >> 8)
+    i = 0
+    stored = 0
+    while i < n:
+        fill = st[FILL]
+        if fill == 0 and ((st[WR] - st[RD]) & 0xFFFF) >= st[SLOTS]:
+            drop(counts, n - i)
+            return stored
+        k = st[SPF] - fill
+        if k > n - i:
+            k = n - i
+        o = st[WSLOT] * st[CBYTES] + fill * ib
+        s = i * ib
+        e = s + k * ib
+        while s < e:
+            rbuf[o] = src[s]
+            o += 1
+            s += 1
+        # masked before it is boxed for the call: on rp2 an int >= 2**30 allocates
+        commit(st, counts, t0, first, k, (t_first + ((i * period_q8) >> 8)) & 0x3FFFFFFF)
+        i += k
+        stored += k
+    return stored
+
+
+def _largest(nbytes):
+    # the free heap may be fragmented: take the largest block up to nbytes
+    while True:
+        try:
+            return bytearray(nbytes)
+        except MemoryError:
+            if nbytes < 8192:
+                raise
+            nbytes = (nbytes - (nbytes >> 3)) & ~3
 
 
 class SampleRing:
     def __init__(self, nbytes):
-        self.buf = bytearray(nbytes)  # allocated once, at boot
+        self.buf = _largest(nbytes)  # allocated once, at boot
+        self.st = array("i", bytes(4 * _NST))
         self.t0 = array("I", bytes(4 * MAX_SLOTS))
         self.first = array("H", bytes(4 * MAX_SLOTS))  # first index of each chunk, halves
         self.counts = array("H", bytes(8))
-        self.slots = 1
-        self.spf = 1
-        self.ibytes = 1
-        self.cbytes = 1
-        self.reset()
+        self.configure(2, 1, 1)
 
     def fits(self, slots, spf, ibytes):
-        return 2 <= slots <= MAX_SLOTS and slots * spf * ibytes <= len(self.buf) and slots * spf <= 65535
+        return 2 <= slots <= MAX_SLOTS and slots * spf * ibytes <= len(self.buf)
 
     def configure(self, slots, spf, ibytes):
-        self.slots = slots
-        self.spf = spf
-        self.ibytes = ibytes
-        self.cbytes = spf * ibytes
+        st = self.st
+        st[SLOTS] = slots
+        st[SPF] = spf
+        st[IBYTES] = ibytes
+        st[CBYTES] = spf * ibytes
         self.reset()
 
     def reset(self):
-        self.wr = 0
-        self.rd = 0
-        self.wslot = 0
-        self.rslot = 0
-        self.fill = 0
-        self.high_water = 0
+        # only while no sampler runs
+        st = self.st
+        for i in range(SLOTS):
+            st[i] = 0
         for i in range(4):
             self.counts[i] = 0
 
-    def capacity(self):
-        return self.slots * self.spf
+    # -- geometry, fixed between configure() calls ------------------------------
 
-    # -- writer side -------------------------------------------------------
+    @property
+    def spf(self):
+        return self.st[SPF]
+
+    @property
+    def cbytes(self):
+        return self.st[CBYTES]
+
+    def capacity(self):
+        return self.st[SLOTS] * self.st[SPF]
+
+    # -- writer side (main-loop samplers; IRQ samplers call the viper functions) --
 
     def space(self):
-        """Instants that can be written now, all into the current chunk."""
-        if self.fill == 0 and ((self.wr - self.rd) & 0xFFFF) >= self.slots:
-            return 0  # full: the ring keeps its old data
-        return self.spf - self.fill
+        return space(self.st)
 
     def offset(self):
-        return self.wslot * self.cbytes + self.fill * self.ibytes
+        return offset(self.st)
 
     def commit(self, n, t_us):
-        """n instants were written at offset(); t_us is the first one's time."""
-        if self.fill == 0:
-            s = self.wslot
-            self.t0[s] = t_us & _MASK30
-            self.first[2 * s] = self.counts[NEXT]
-            self.first[2 * s + 1] = self.counts[NEXT + 1]
-        counter32.add(self.counts, NEXT, n)
-        self.fill += n
-        if self.fill >= self.spf:
-            self.fill = 0
-            self.wslot += 1
-            if self.wslot == self.slots:
-                self.wslot = 0
-            self.wr = (self.wr + 1) & 0xFFFF
-        q = ((self.wr - self.rd) & 0xFFFF) * self.spf + self.fill
-        if q > self.high_water:
-            self.high_water = q
+        commit(self.st, self.counts, self.t0, self.first, n, t_us)
 
     def drop(self, n):
-        """n instants arrived while the ring was full."""
-        counter32.add(self.counts, NEXT, n)
-        counter32.add(self.counts, DROPPED, n)
+        drop(self.counts, n)
 
-    # -- reader side -------------------------------------------------------
+    # -- reader side -------------------------------------------------------------
 
     def ready(self):
-        return (self.wr - self.rd) & 0xFFFF
+        st = self.st
+        return (st[WR] - st[RD]) & 0xFFFF
+
+    def high_water(self):
+        return self.st[HIGH]
+
+    def faulted(self):
+        return self.st[FAULT]
+
+    def read_counter(self, i, dst, j):
+        """Copy counts[i], counts[i + 1] into dst[j], dst[j + 1], untorn."""
+        counter32.snapshot(self.counts, i, dst, j)
 
     def release(self):
-        self.rslot += 1
-        if self.rslot == self.slots:
-            self.rslot = 0
-        self.rd = (self.rd + 1) & 0xFFFF
+        st = self.st
+        s = st[RSLOT] + 1
+        st[RSLOT] = 0 if s == st[SLOTS] else s
+        st[RD] = (st[RD] + 1) & 0xFFFF
