@@ -98,7 +98,7 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(make_board, tmp_path
 
 
 @pytest.mark.parametrize("args,status", [
-    (["--rate", "100000", "--channels", "8"], "BAD_ARGUMENT"),  # more than the ring holds
+    (["--rate", "1000000", "--channels", "8"], "BAD_ARGUMENT"),  # beyond the board's aggregate rate
     (["--source", "adc"], "UNSUPPORTED"),  # the emulated board has no ADC
 ])
 def test_a_configuration_the_board_refuses_is_one_line_with_its_reason(make_board, tmp_path, args, status):
