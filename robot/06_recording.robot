@@ -1,0 +1,28 @@
+*** Settings ***
+Documentation     Recording formats: what a stream records to .npy and .csv is exactly the ramp,
+...               and the raw .tlv capture replays (through `picodaq replay`) to the same
+...               samples and counters.
+Resource          resources/picodaq.resource
+Suite Setup       Open Board
+Suite Teardown    Close Board
+Test Setup        Start Test On Board
+Test Teardown     End Test On Board
+Test Template     Recording Round Trip
+
+
+*** Keywords ***
+Recording Round Trip
+    [Arguments]    ${rate}    ${channels}    ${fmt}
+    ${dir}=    Recording Directory
+    Stream For    ${STREAM TIME}    rate=${rate}    channels=${channels}    fmt=${fmt}
+    ...    record=${dir}${/}rec.npy,${dir}${/}rec.csv,${dir}${/}rec.tlv
+    Stream Should Be Complete
+    Recording Should Match Ramp    ${dir}${/}rec.npy
+    Recording Should Match Ramp    ${dir}${/}rec.csv
+    Replay Should Reproduce    ${dir}${/}rec.tlv    ${dir}${/}rec.npy
+
+
+*** Test Cases ***                      RATE     CHANNELS    FMT
+int16 at 1 kHz x 8 channels             1000     8           int16
+int24 at 1 kHz x 8 channels             1000     8           int24
+int32 at 250 Hz x 32 channels           250      32          int32
