@@ -142,16 +142,47 @@ class _FaultIndex:
         self.long = [f for f in faults if f.kind == "offline"]
         self.breaks = sorted(f.offset for f in faults if f.kind in ("disconnect", "offline"))
 
-    def damaged(self, start: int, end: int) -> bool:
+    def near(self, start: int, end: int) -> list[Fault]:
         lo = bisect.bisect_left(self.offsets, start - self.reach)
-        hi = bisect.bisect_left(self.offsets, end)
-        if any(f.damages(start, end) for f in self.short[lo:hi]):
-            return True
-        return any(f.damages(start, end) for f in self.long)
+        hi = bisect.bisect_left(self.offsets, end + 1)
+        return self.short[lo:hi] + [f for f in self.long if f.offset < end and f.offset + f.length > start]
+
+    def damaged(self, data: bytes, start: int, end: int) -> bool:
+        """Whether the logged faults leave the frame at [start, end) of the board's stream damaged.
+        Offsets decide, except where the bytes coincide (a byte dropped next to its twin, a copy
+        equal to what follows): then the faults are replayed on the frame to see what arrives."""
+        near = self.near(start, end)
+        if not any(f.damages(start, end) for f in near):
+            return False
+        return _replay(data, start, end, near).find(data[start:end]) < 0
 
     def break_between(self, start: int, end: int) -> bool:
         i = bisect.bisect_left(self.breaks, start)
         return i < len(self.breaks) and self.breaks[i] < end
+
+
+def _replay(data: bytes, start: int, end: int, faults: list[Fault]) -> bytes:
+    """What the host receives of data[start-16:end+16] under these faults: an independent
+    model of the fault log (flip, then drop and discard, then insert the copies)."""
+    lo, hi = max(0, start - 16), min(len(data), end + 16)
+    seg = bytearray(data[lo:hi])
+    for f in faults:
+        if f.kind == "bitflip" and lo <= f.offset < hi:
+            seg[f.offset - lo] ^= 1 << int(f.detail)
+    keep = [True] * len(seg)
+    inserts: dict[int, bytes] = {}
+    for f in faults:
+        if f.kind in ("drop", "offline"):
+            for i in range(max(f.offset, lo), min(f.offset + f.length, hi)):
+                keep[i - lo] = False
+        elif f.kind == "dup" and lo <= f.offset - f.length and f.offset < hi:
+            inserts[f.offset - lo] = bytes(seg[f.offset - f.length - lo:f.offset - lo])
+    out = bytearray()
+    for i, b in enumerate(seg):
+        out += inserts.get(i, b"")
+        if keep[i]:
+            out.append(b)
+    return bytes(out)
 
 
 def _is_boot(f: CapturedFrame) -> bool:
@@ -253,7 +284,7 @@ def audit_link(board_bytes: bytes, connections: list[Connection], faults: list[F
         # the fault log explains exactly which frames were damaged
         intact_set = set(intact)
         for k in range(first, last + 1):
-            damaged = index.damaged(up[k].start, up[k].end)
+            damaged = index.damaged(board_bytes, up[k].start, up[k].end)
             if damaged == (k in intact_set):
                 problems.append(f"connection {n}: {where(k)} {'arrived intact' if damaged else 'was damaged'} "
                                 f"but the fault log says {'it was hit' if damaged else 'nothing touched it'}")

@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from picodaq import contracts as C
 from picodaq.errors import CommandFailed, CommandTimeout, DeviceError, LinkError
 from picodaq.link import Link
 from picodaq.messages import Hello
@@ -78,6 +79,8 @@ class Board:
         self._watch = RawWatch()
         self._tmp = tempfile.TemporaryDirectory(prefix="picodaq-hil-")
         self._proxies = 0
+        self.soft_resets = 0
+        self.hard_resets = 0  # a soft reset that had to fall back counts here too
 
     # -- naming ----------------------------------------------------------------------
 
@@ -246,24 +249,29 @@ class Board:
         return self.need_link().pump_until(lambda: self._watch.seen(REPL_PROMPT), timeout)
 
     def _to_repl(self) -> bool:
-        """From the idle app, a friendly REPL or a raw REPL to the friendly REPL's prompt."""
+        """From the idle app, a stream, a friendly or a raw REPL to the friendly REPL's prompt.
+
+        Ctrl-C makes the idle app return to the REPL (a REPL just prompts again);
+        Ctrl-B leaves a raw REPL that a flashing tool left behind (in the friendly
+        REPL it only prints the banner). A stream ignores both (payload bytes may
+        be 0x03), so a board seen streaming gets a STOP first."""
         link = self.need_link()
-        self._watch.clear()
-        self._write(b"\r\x03")  # the idle app returns on a bare Ctrl-C; a REPL shows its prompt
-        if self._wait_prompt(1.0):
-            return True
-        try:  # streaming ignores Ctrl-C (payload bytes may be 0x03): stop it first
-            link.stop(wait_status=0.5)
-        except (DeviceError, LinkError):
-            pass
-        self.drain()
-        self._watch.clear()
-        self._write(b"\r\x03")
-        if self._wait_prompt(2.0):
-            return True
-        self._watch.clear()
-        self._write(b"\x03\x02")  # a raw REPL (a flashing tool left it there) back to the friendly one
-        return self._wait_prompt(2.0)
+        samples = link.receiver.stats.samples
+        self.drain(quiet=0.05, limit=0.5)  # stale output must not pass for a fresh prompt
+        streaming = link.receiver.stats.samples > samples or (
+            link.receiver.status is not None and link.receiver.status.state == C.STATE_STREAMING)
+        for attempt in range(3):
+            if streaming or attempt:
+                try:
+                    link.stop(wait_status=0.5)
+                except (DeviceError, LinkError):
+                    pass
+                self.drain(quiet=0.05)
+            self._watch.clear()
+            self._write(b"\r\x03\x02")
+            if self._wait_prompt(1.0 + attempt):
+                return True
+        return False
 
     def _to_idle(self) -> None:
         try:
@@ -286,6 +294,7 @@ class Board:
             seen = link.receiver.hellos
             self._write(b"\x04")
             if link.pump_until(lambda: link.receiver.hellos > seen, timeout):
+                self.soft_resets += 1
                 return self._synced(link.receiver.hello)
             self.note(f"no HELLO within {timeout:g} s of the soft reset")
         else:
@@ -310,6 +319,7 @@ class Board:
         the REPL; the board re-enumerates and is found again by its USB serial
         number."""
         self.note("hard reset")
+        self.hard_resets += 1
         if self.emulated:
             assert self.emulator is not None
             self.connect()

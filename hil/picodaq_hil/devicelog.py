@@ -56,14 +56,15 @@ class DeviceLog:
         data = self.raw_path.read_bytes()
         items = describe_items(data)
         # notes go before the frames that arrived after them
-        merged = sorted([(off, 1, t) for off, t in items] + [(off, 0, t) for off, t in self._notes])
+        merged = sorted([(off, 1, i, t) for i, (off, t) in enumerate(items)]
+                        + [(off, 0, i, t) for i, (off, t) in enumerate(self._notes)])
         lines = [f"picodaq device log: {self.test}", f"board: {self.board}",
                  f"raw bytes received: {self.raw_path.name} ({len(data)} bytes)"]
         if self.board_capture is not None and self.board_capture.exists():
             lines.append(f"bytes the board sent into the faulty link: {self.board_capture.name} "
                          f"({self.board_capture.stat().st_size} bytes)")
         lines.append("")
-        lines += [f"@{off:<9} {text}" for off, _, text in merged]
+        lines += [f"@{off:<9} {text}" for off, _, _, text in merged]
         return "\n".join(lines) + "\n"
 
     def close(self) -> Path:

@@ -134,8 +134,8 @@ class Fault:
     """One fault, in offsets of the board's stream.
 
     bitflip: byte `offset` had bit `detail` inverted. drop: bytes
-    [offset, offset+length) never reached the host. dup: the `length` bytes
-    before `offset` were sent again right after themselves. stall: nothing
+    [offset, offset+length) never reached the host. dup: bytes
+    [offset-length, offset) were sent twice in a row. stall: nothing
     moved for `detail` seconds from `offset` on. disconnect: the host's port
     vanished at `offset` for `detail` seconds. offline: bytes
     [offset, offset+length) were discarded because no host had the port open.
@@ -153,18 +153,25 @@ class Fault:
         if self.kind in ("drop", "offline"):
             return self.length > 0 and self.offset < end and self.offset + self.length > start
         if self.kind == "dup":
-            return start < self.offset < end  # bytes inserted strictly inside the frame
+            # the copy lands strictly inside the frame; but when the copied run began at or before
+            # the frame's start, the second copy carries the frame on intact
+            return self.offset - self.length > start and self.offset < end
         return False
 
 
 @dataclass(frozen=True)
 class Piece:
-    """Bytes for the host, and the range of the board's stream they stand for
-    (a duplicate is an insertion: an empty range)."""
+    """Bytes for the host, and the range of the board's stream they stand for.
+
+    A duplicate is an insertion (an empty range at the insertion point) that
+    carries the `fault` it was logged as: if the proxy discards the bytes it
+    copies (no host), it trims the copy and the log entry together, so a
+    duplicate never brings discarded bytes back."""
 
     data: bytes
     start: int
     end: int
+    fault: "Fault | None" = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,7 @@ class FaultInjector:
         self._next = {k: self._draw(k, -1) for k in KINDS}
         self._drop_left = 0
         self._history = b""
+        self._clean_from = 0  # bytes from here on reached the output without a drop
 
     def _draw(self, kind: str, after: int) -> int:
         p = getattr(self.spec, kind)
@@ -248,17 +256,22 @@ class FaultInjector:
             elif kind == "drop":
                 emit(i)
                 self.faults.append(Fault("drop", at, size))
+                self._clean_from = at + size
                 if i + size <= n:
                     pos = i + size
                 else:
                     self._drop_left = i + size - n
                     pos = n
             elif kind == "dup":
+                # copy only bytes that went out: never resurrect what a drop removed
+                size = min(size, at - self._clean_from)
+                if size <= 0:
+                    continue
                 emit(i)
                 src = (self._history + bytes(buf[:i]))[-size:]
-                if src:
-                    out.append(Piece(src, at, at))
-                    self.faults.append(Fault("dup", at, len(src)))
+                fault = Fault("dup", at, len(src))
+                out.append(Piece(src, at, at, fault))
+                self.faults.append(fault)
             elif kind == "stall":
                 emit(max(i, pos))
                 out.append(Stall(detail))
@@ -354,7 +367,7 @@ class FaultyLinkProxy:
         self._reopen_at = 0.0
         self._capture = open(self.capture_path, "wb")
         self._error: BaseException | None = None
-        self._offline_from: int | None = None
+        self._gap_end = 0  # end of the last range of the board's stream discarded for want of a host
 
     # -- public ------------------------------------------------------------------
 
@@ -505,6 +518,7 @@ class FaultyLinkProxy:
     # -- the relay -----------------------------------------------------------------
 
     def _log_offline(self, start: int, end: int) -> None:
+        self._gap_end = max(self._gap_end, end)
         if end <= start:
             return
         self.counters.bytes_offline += end - start
@@ -536,6 +550,21 @@ class FaultyLinkProxy:
                     self._close_down()
                     self.counters.disconnects += 1
                     self._reopen_at = time.monotonic() + a.seconds
+                continue
+            if a.fault is not None and a.start - a.fault.length < self._gap_end:
+                # a duplicate of bytes that were discarded: trim it (and its log entry) to what went out
+                keep = a.start - self._gap_end
+                with self._lock:
+                    faults = self.injector.faults
+                    i = next(j for j in range(len(faults) - 1, -1, -1) if faults[j] is a.fault)
+                    if keep > 0:
+                        faults[i] = Fault("dup", a.start, keep)
+                    else:
+                        del faults[i]
+                self._queued -= len(a.data) - max(keep, 0)
+                self._queue.popleft()
+                if keep > 0:
+                    self._queue.appendleft(_Pending(Piece(a.data[-keep:], a.start, a.start)))
                 continue
             if self._down is None or not self._host:
                 # nobody to receive it: discarded, as USB CDC does

@@ -180,6 +180,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller sums up every worker's reports
     boards: dict[str, int] = {}
     seeds: list[str] = []
     for reports in terminalreporter.stats.values():

@@ -242,9 +242,10 @@ class StreamSession:
         for attempt in range(3):
             try:
                 link = board.need_link()
-                link.stop(wait_status=1.0)
-                link.pump_until(lambda: link.receiver.status is not None
-                                and link.receiver.status.state != C.STATE_STREAMING, 2.0)
+                link.stop(wait_status=0.5)
+                rx = link.receiver
+                if not link.pump_until(lambda: rx.status is not None and rx.status.state != C.STATE_STREAMING, 1.0):
+                    link.get_status()  # an idle board (e.g. rebooted mid-stream) sends no STATUS on STOP
                 board.drain()
                 break
             except LinkError:
