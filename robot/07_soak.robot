@@ -11,16 +11,20 @@ Test Tags         soak
 Test Timeout      15 min
 
 
+*** Variables ***
+${SOAK TIME}       10 min
+
+
 *** Test Cases ***
 Ten Minutes At 1 kHz x 8 Channels
-    Stream For    10 min    rate=1000    channels=8    fmt=int24
+    Stream For    ${SOAK TIME}    rate=1000    channels=8    fmt=int24
     Stream Should Be Complete
 
 Ten Minutes Through A Faulty Link
     Use Faulty Link    bitflip=1e-6,drop=1e-6,dup=1e-6,stall=1e-7,disconnect=2e-8,disconnect_s=0.5
     Start Stream    rate=4000    channels=8
     Enable Link Faults
-    Keep Streaming    10 min
+    Keep Streaming    ${SOAK TIME}
     Stop Stream
     Loss Accounting Should Be Exact
     Stream Should Be Bit Exact

@@ -185,6 +185,16 @@ def _replay(data: bytes, start: int, end: int, faults: list[Fault]) -> bytes:
     return bytes(out)
 
 
+def _n_samples(f: CapturedFrame) -> int:
+    s = f.samples
+    return s[1] if s is not None else 0
+
+
+def _first_index(f: CapturedFrame) -> int:
+    s = f.samples
+    return s[0] if s is not None else 0
+
+
 def _is_boot(f: CapturedFrame) -> bool:
     return f.type == C.MSG_HELLO and f.seq == 0
 
@@ -204,9 +214,9 @@ def audit_link(board_bytes: bytes, connections: list[Connection], faults: list[F
         return f"{f.name} seq {f.seq} at board offset {f.start}"
 
     # the board's own stream must follow the protocol: seq +1 per frame, except at a boot
-    for a, b in zip(up, up[1:]):
-        if not _is_boot(b) and b.seq != (a.seq + 1) & _U32:
-            problems.append(f"the board's own stream skips from seq {a.seq} to {b.seq} at offset {b.start}")
+    for fa, fb in zip(up, up[1:]):
+        if not _is_boot(fb) and fb.seq != (fa.seq + 1) & _U32:
+            problems.append(f"the board's own stream skips from seq {fa.seq} to {fb.seq} at offset {fb.start}")
             break
 
     def match(items, start: int, what: str) -> list[int]:
@@ -226,7 +236,7 @@ def audit_link(board_bytes: bytes, connections: list[Connection], faults: list[F
         return out
 
     prev_last: int | None = None
-    prev_seq: int | None = None
+    prev_seq = 0
     all_samples: list[tuple[int, int]] = []  # (board frame, connection) of every delivered SAMPLES frame
     decoder_samples_lost: dict[int, int] = {}
     for n, conn in enumerate(connections, 1):
@@ -276,7 +286,7 @@ def audit_link(board_bytes: bytes, connections: list[Connection], faults: list[F
             problems.append(f"connection {n}: {expected_seq_lost} frames lost between delivered frames, "
                             f"decoder counted seq_lost={conn.stats['seq_lost']}")
         samples_frames = [k for k in delivered if up[k].type == C.MSG_SAMPLES]
-        delivered_samples = sum(up[k].samples[1] for k in samples_frames)
+        delivered_samples = sum(_n_samples(up[k]) for k in samples_frames)
         if conn.stats["samples"] != delivered_samples:
             problems.append(f"connection {n}: decoder counted {conn.stats['samples']} samples, "
                             f"delivered frames hold {delivered_samples}")
@@ -306,12 +316,12 @@ def _audit_samples(up: list[CapturedFrame], delivered: list[tuple[int, int]], de
     for (a, na_conn), (b, nb_conn) in zip(delivered, delivered[1:]):
         if any(_is_boot(up[k]) for k in range(a + 1, b + 1)):
             continue  # the board rebooted: a new stream, a new base
-        fa, na = up[a].samples
-        fb, _ = up[b].samples
-        jump = (fb - fa - na) & _U32
+        jump = (_first_index(up[b]) - _first_index(up[a]) - _n_samples(up[a])) & _U32
         if jump >= 1 << 31:
             continue  # a new START: the index went back
-        wire = sum(up[k].samples[1] for k in range(a + 1, b) if up[k].type == C.MSG_SAMPLES)
+        wire = sum(_n_samples(up[k]) for k in range(a + 1, b))
+        if wire > jump:
+            audit.problems.append(f"the board's own stream overlaps itself before {up[b].name} seq {up[b].seq}")
         audit.board_dropped += jump - wire
         total += jump
         if na_conn == nb_conn:

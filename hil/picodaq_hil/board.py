@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from picodaq import contracts as C
 from picodaq.errors import CommandFailed, CommandTimeout, DeviceError, LinkError
@@ -35,6 +36,9 @@ from .faults import FaultSpec, FaultyLinkProxy
 from .flashing import FlashResult, ensure_firmware
 from .leases import Lease
 from .selection import EMULATED, BoardChoice, choose_boards, find_port_by_serial
+
+if TYPE_CHECKING:
+    from .emulator import EmulatedBoard
 
 REPL_PROMPT = b">>> "
 
@@ -69,7 +73,7 @@ class Board:
         self.lease_timeout = lease_timeout
         self.port: str | None = choice.port
         self.serial_number = choice.serial_number
-        self.emulator = None  # picodaq_hil.emulator.EmulatedBoard when emulated
+        self.emulator: EmulatedBoard | None = None
         self.link: Link | None = None
         self.proxy: FaultyLinkProxy | None = None
         self.log: DeviceLog | None = None
@@ -113,8 +117,9 @@ class Board:
             if self.emulator is None or not self.emulator.running:
                 from .emulator import EmulatedBoard
 
-                self.emulator = EmulatedBoard(unpaced=False, unplug_seconds=0.5).start()
-                self.port = self.emulator.port
+                emu = EmulatedBoard(unpaced=False, unplug_seconds=0.5).start()
+                self.emulator = emu
+                self.port = emu.port
                 self.flash_result = None
             return True
         lease = Lease(self.choice.key, holder or self.holder, timeout=self.lease_timeout)
@@ -457,6 +462,8 @@ class Board:
             self.disconnect()
             proxy.stop()
             self.note(f"faulty link closed: {len(proxy.faults)} faults logged, {proxy.counters}")
+            if proxy.error is not None:
+                raise HilError(f"the faulty-link proxy failed: {proxy.error!r}")
 
 
 class BoardPool:

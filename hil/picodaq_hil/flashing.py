@@ -62,6 +62,8 @@ def ensure_firmware(board: "Board", force: bool = False, method: str | None = No
             emu.install_firmware()
         return FlashResult(bool(stale), "copied into the emulator's flash folder", stale, manifest)
     if method == "mpremote":
+        if not board.port:
+            raise HilError("the board has no port to flash through")
         return _flash_mpremote(board.port, manifest, force)
     raise HilError(f"unknown flashing method {method!r}")
 

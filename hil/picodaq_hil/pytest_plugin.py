@@ -31,11 +31,16 @@ import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-_BOARD = pytest.StashKey["object"]()
-_FAULTS = pytest.StashKey["object"]()
+if TYPE_CHECKING:
+    from .board import Board
+    from .faults import FaultyLinkProxy
+
+_BOARD = pytest.StashKey["Board"]()
+_FAULTS = pytest.StashKey["tuple[str, int]"]()
 DEFAULT_FAULTS = "bitflip=1e-5,drop=1e-5,dup=1e-5,stall=1e-6"
 
 
@@ -66,8 +71,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 class FaultyLink:
     """What the faulty_link fixture gives: the board, and the proxy its link now goes through."""
 
-    board: object
-    proxy: object
+    board: "Board"
+    proxy: "FaultyLinkProxy"
 
     @property
     def link(self):

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 from robot.api import logger
@@ -118,7 +119,7 @@ class PicodaqLibrary:
             raise AssertionError("no board: call Open Board first (e.g. in Suite Setup)")
         return self._board
 
-    def _fail(self, e: BaseException) -> None:
+    def _fail(self, e: BaseException) -> NoReturn:
         """Turn a library error into a test failure, with the board's recent output logged."""
         b = self._board
         if b is not None and b.log is not None:
@@ -348,12 +349,11 @@ class PicodaqLibrary:
         counters: frames_ok, samples, samples_lost, seq_lost, crc_errors, ... and board_dropped."""
         s = self._need_session()
         try:
-            self._result = s.stop()
+            r = self._result = s.stop()
         except BaseException as e:
             self._fail(e)
         finally:
             self._session = None
-        r = self._result
         logger.info(r.summary())
         return dict(r.stats, samples_lost=r.samples_lost, board_dropped=r.board_dropped, reconnects=r.reconnects,
                     reboots=r.reboots)
@@ -384,7 +384,7 @@ class PicodaqLibrary:
         """Every SAMPLES block of the last stream equals the ramp of PROTOCOL.md, bit for bit."""
         r = self._result_or_fail()
         if r.ramp is None or not r.ramp.bit_exact:
-            detail = "; ".join(r.ramp.mismatches) if r.ramp else "not a ramp stream"
+            detail = "; ".join(r.ramp.mismatches) if r.ramp and r.ramp.blocks else "no ramp blocks"
             self._fail(AssertionError(f"not bit-exact: {detail}"))
         logger.info(f"{r.ramp.blocks} blocks, {r.ramp.samples} instants x {r.ramp.n_channels} channels bit-exact")
 
