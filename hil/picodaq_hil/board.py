@@ -21,6 +21,7 @@ import shlex
 import subprocess
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -118,6 +119,7 @@ class Board:
                 from .emulator import EmulatedBoard
 
                 emu = EmulatedBoard(unpaced=False, unplug_seconds=0.5).start()
+                weakref.finalize(self, emu.stop)  # never leave a supervisor behind, even unshut
                 self.emulator = emu
                 self.port = emu.port
                 self.flash_result = None
@@ -134,18 +136,22 @@ class Board:
 
     def release(self) -> None:
         """Let go of the link, the proxy and the lease (the emulator keeps running)."""
-        self._close_proxy()
-        self.disconnect()
-        if self.lease is not None:
-            self.lease.release()
-            self.lease = None
+        try:
+            self._close_proxy()
+        finally:
+            self.disconnect()
+            if self.lease is not None:
+                self.lease.release()
+                self.lease = None
 
     def shutdown(self) -> None:
-        self.release()
-        if self.emulator is not None:
-            self.emulator.stop()
-            self.emulator = None
-        self._tmp.cleanup()
+        try:
+            self.release()
+        finally:
+            if self.emulator is not None:
+                self.emulator.stop()
+                self.emulator = None
+            self._tmp.cleanup()
 
     # -- a test's boundaries ---------------------------------------------------------
 
@@ -167,12 +173,14 @@ class Board:
                 self.link.stop(wait_status=0.3)
             except (DeviceError, LinkError):
                 pass
-        self._close_proxy()
-        self.disconnect()
-        if log is not None:
-            log.note("test ends")
-            log.close()
-        self.log = None
+        try:
+            self._close_proxy()
+        finally:
+            self.disconnect()
+            if log is not None:
+                log.note("test ends")
+                log.close()
+            self.log = None
         return log
 
     def note(self, text: str) -> None:
@@ -495,5 +503,11 @@ class BoardPool:
             time.sleep(0.1)
 
     def close(self) -> None:
+        errors = []
         for b in self.boards:
-            b.shutdown()
+            try:
+                b.shutdown()
+            except Exception as e:  # shut every board down, then report
+                errors.append(e)
+        if errors:
+            raise errors[0]

@@ -699,6 +699,9 @@ def _main(argv: list[str] | None = None) -> int:
             for f in faults:
                 print(f"{f.kind} at {f.offset} length {f.length} {f.detail:g}")
             return 0
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly, with the summary
         cap = a.capture or os.devnull
         proxy = FaultyLinkProxy(a.upstream, a.link, spec, seed, cap).start()
         print(proxy.port, flush=True)
