@@ -31,7 +31,8 @@ test: $(STAMP)
 # the Robot suites only (soak excluded): on the board in PICODAQ_PORT, else the one attached, else emulated
 hil robot: $(STAMP)
 	rm -rf $(ROBOT_OUT) && mkdir -p $(ROBOT_OUT)
-	$(PABOT) $(PABOT_ARGS) $(ROBOT_SELECT) $(ROBOT_ARGS) $(CURDIR)/robot
+	$(PABOT) $(PABOT_ARGS) $(ROBOT_SELECT) $(ROBOT_ARGS) $(CURDIR)/robot; rc=$$?; \
+	cd $(CURDIR) && $(PY) -m picodaq_hil.report $(ROBOT_OUT)/output.xml; exit $$rc
 
 # only the soak tests (10 minutes each), reports in build/robot-soak
 soak: $(STAMP)

@@ -67,6 +67,12 @@ def test_reports_name_the_board_and_link_the_device_logs(tmp_path):
     assert props["Board"] == meta["Board"] and "device-logs/emulated-" in props["Device logs"]
     failure = next(xunit.iter("failure"))
     assert "(device log: device-logs/emulated-" in failure.get("message")
+    # what `make hil` says on stderr after pabot, which keeps each suite's console to itself
+    rep = subprocess.run([sys.executable, "-m", "picodaq_hil.report", str(out / "output.xml")],
+                         capture_output=True, text=True, timeout=60)
+    assert rep.returncode == 0
+    assert f"picodaq_hil: suite 'Board Check' ran on {meta['Board']}" in rep.stderr
+    assert "0 suites ran on hardware, 1 on emulated boards (no real board was tested)" in rep.stderr
 
 
 def test_requiring_hardware_fails_the_suite_clearly(tmp_path):

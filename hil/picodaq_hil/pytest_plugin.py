@@ -121,7 +121,10 @@ def board(request: pytest.FixtureRequest, picodaq_boards):
     try:
         log = b.begin_test(item.nodeid)
     except BaseException:
-        b.end_test()
+        try:
+            b.end_test()  # keep what the board said: the log explains the failed setup
+        except Exception:
+            pass
         b.release()
         raise
     item.stash[_BOARD] = b
