@@ -95,3 +95,60 @@ def test_the_keyword_library_is_documented(tmp_path):
             "Loss Accounting Should Be Exact", "Reset Board Mid Stream", "Unplug Board", "Markers Should Be",
             "Recording Should Match Ramp"} <= names
     assert all(k["doc"].strip() for k in doc["keywords"]), [k["name"] for k in doc["keywords"] if not k["doc"]]
+
+
+LEASED_SUITE = """*** Settings ***
+Resource          {resource}
+Suite Setup       Open Board
+Suite Teardown    Close Board
+Test Setup        Start Test On Board
+Test Teardown     End Test On Board
+
+*** Test Cases ***
+Stream One
+    Stream For    0.4 s    rate=1000    channels=2
+    Stream Should Be Complete
+
+Stream Two
+    Stream For    0.4 s    rate=1000    channels=2
+    Stream Should Be Complete
+"""
+
+
+def test_pabot_suites_take_turns_on_one_board(tmp_path):
+    """Two suites in parallel with pabot on one 'real' board (an emulator's port given as
+    PICODAQ_PORT): the lease keeps their tests from ever overlapping."""
+    from datetime import datetime, timedelta
+
+    from picodaq_hil.emulator import EmulatedBoard
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    for name in ("first", "second"):
+        (suites / f"{name}.robot").write_text(
+            LEASED_SUITE.format(resource=ROOT / "robot" / "resources" / "picodaq.resource"))
+    e = {k: v for k, v in os.environ.items() if not k.startswith("PICODAQ_")}
+    e["PICODAQ_LEASE_DIR"] = str(tmp_path / "leases")
+    e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e.get('PATH', '')}"
+    with EmulatedBoard() as emu:
+        emu.install_firmware()
+        emu.start()
+        e["PICODAQ_PORT"] = emu.port
+        r = subprocess.run([sys.executable, "-m", "pabot.pabot", "--no-pabotlib", "--processes", "2",
+                            "--outputdir", str(tmp_path / "out"), str(suites)],
+                           capture_output=True, text=True, timeout=240, env=e, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    root = ET.parse(tmp_path / "out" / "output.xml").getroot()
+    spans = []
+    for suite in root.iter("suite"):
+        meta = {m.get("name"): m.text for m in suite.findall("meta")}
+        if "Board" in meta:
+            assert meta["Board"].startswith(f"hardware board") and emu.port in meta["Board"]
+        for test in suite.findall("test"):
+            st = test.find("status")
+            start = datetime.fromisoformat(st.get("start"))
+            spans.append((start, start + timedelta(seconds=float(st.get("elapsed"))), suite.get("name")))
+    spans.sort()
+    assert len(spans) == 4 and {s for _, _, s in spans} == {"First", "Second"}
+    for (_, end, _), (start, _, _) in zip(spans, spans[1:]):
+        assert start >= end

@@ -245,6 +245,14 @@ class Board:
         if had_link:
             self._to_idle()
             self.disconnect()
+        elif method == "mpremote" or (method is None and not self.emulated):
+            # mpremote reaches the REPL with Ctrl-C, which a streaming board ignores: stop it first
+            # (one short try: a board without picodaq firmware will not answer)
+            try:
+                self.connect().command(C.OP_STOP, timeout=0.3, retries=0)
+            except (DeviceError, LinkError):
+                pass
+            self.disconnect()
         result = ensure_firmware(self, force=force, method=method)
         self.flash_result = result
         self.note(str(result))
