@@ -226,6 +226,18 @@ class PicodaqLibrary:
             raise AssertionError(f"board contract 0x{hello.contract_hash:08X} != host 0x{C.CONTRACT_HASH:08X}")
 
     @keyword
+    def skip_if_board_cannot_stream(self, rate: int, channels: int) -> None:
+        """Skips the test when the board's HELLO says it cannot stream this many channels at this
+        rate (a real Pico's aggregate rate is far below the emulated board's)."""
+        try:
+            hello = self.board.need_link().get_info()
+        except BaseException as e:
+            self._fail(e)
+        if int(channels) > hello.max_channels or int(rate) * int(channels) > hello.max_rate:
+            BuiltIn().skip(f"{self.board.name} streams at most {hello.max_channels} channels and "
+                           f"{hello.max_rate} samples/s; {channels} x {rate} Hz is beyond it")
+
+    @keyword
     def flash_firmware(self, force: bool = False, method: str | None = None) -> bool:
         """Flashes the firmware if its hashes differ (always with ``force=True``); returns whether
         anything was written. ``method=mpremote`` takes the raw-REPL path used for real boards."""
