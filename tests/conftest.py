@@ -14,7 +14,11 @@ FW_DRIVER = Path(__file__).parent / "fw" / "driver.py"
 
 @pytest.fixture
 def make_board():
-    """make_board(unpaced=False, driver=False, env=None) -> a started EmulatedBoard with firmware."""
+    """make_board(unpaced=False, driver=False, env=None) -> a started EmulatedBoard with firmware.
+
+    The firmware is copied in with install_firmware(), a shortcut for tests that
+    only need it running; users flash with `picodaq flash` (tests/test_flash.py).
+    """
     boards: list[EmulatedBoard] = []
 
     def make(unpaced: bool = False, driver: bool = False, env: dict | None = None) -> EmulatedBoard:

@@ -1,47 +1,79 @@
-"""End to end: `picodaq record` from an emulated board through a real pty,
-every sample of every channel checked against the ramp, then replayed."""
+"""End to end: `picodaq record` from an emulated board through a real pty into
+every format, every sample of every channel checked against the ramp, then the
+.tlv replayed to identical outputs and counters."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from picodaq import contracts as C
 from picodaq.blocks import ramp_counts
+from picodaq.cli import HOST_ONLY_STATS
 from picodaq.outputs import read_npy_shape
 
+from cli_helpers import events, physical_to_counts, picodaq, read_bdf
 
-def picodaq(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "picodaq.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
+FORMAT = {name: code for code, name in C.FORMAT_NAMES.items()}
 
 
 @pytest.mark.parametrize("fmt", ["int16", "int24", "int32"])
 def test_record_is_bit_exact_in_every_format(make_board, tmp_path, fmt):
     board = make_board()
-    npy, tlv, csv = tmp_path / "rec.npy", tmp_path / "rec.tlv", tmp_path / "rec.csv"
+    p = {s: tmp_path / f"rec.{s}" for s in ("npy", "tlv", "csv", "bdf")}
+    outs = [p["npy"], p["tlv"], p["csv"]] + ([p["bdf"]] if fmt != "int32" else [])
+    args = [a for o in outs for a in ("--out", str(o))]
     r = picodaq("record", "--port", board.port, "--seconds", "2", "--rate", "1000", "--channels", "8",
-                "--fmt", fmt, "--out", str(npy), "--out", str(tlv), "--out", str(csv), "--stats-json", "-")
+                "--fmt", fmt, *args, "--stats-json", "-")
     assert r.returncode == 0, r.stderr
     stats = json.loads(r.stdout)
-    assert stats["crc_errors"] == stats["samples_lost"] == stats["seq_lost"] == 0
+    assert stats["crc_errors"] == stats["samples_lost"] == stats["seq_lost"] == stats["gaps"] == 0
     assert stats["header_errors"] == stats["decode_errors"] == stats["skipped_bytes"] == 0
-    data = np.load(npy)
+    code = FORMAT[fmt]
+    data = np.load(p["npy"])
     assert data.dtype == np.int32 and data.shape[1] == 8
-    assert 1500 <= data.shape[0] == stats["samples"]
-    code = {name: code for code, name in C.FORMAT_NAMES.items()}[fmt]
+    assert 1500 <= data.shape[0] == stats["samples"] == stats["rows"]
     assert np.array_equal(data, ramp_counts(0, data.shape[0], 8, code))
-    rows = np.loadtxt(csv, delimiter=",", skiprows=1, dtype=np.int64)
-    assert np.array_equal(rows[:, 0], np.arange(data.shape[0])) and np.array_equal(rows[:, 2:], data)
 
+    rows = np.loadtxt(p["csv"], delimiter=",", skiprows=1, dtype=np.float64, converters={2: lambda s: -1})
+    assert np.array_equal(rows[:, 1], np.arange(data.shape[0]))  # sample_index
+    assert np.allclose(rows[:, 0], np.arange(data.shape[0]) / 1000)  # t_s on the device's grid
+    assert np.array_equal(rows[:, 3:].astype(np.int64), data)
+
+    if fmt != "int32":
+        b = read_bdf(p["bdf"])
+        assert b["labels"] == [f"ch{c}" for c in range(8)] and b["rates"] == [1000.0] * 8
+        n = data.shape[0]
+        assert np.array_equal(b["digital"][:n], data)
+        # the physical values, scaled back with the header's own limits, are the ramp
+        assert np.array_equal(physical_to_counts(b)[:n], ramp_counts(0, n, 8, code))
+        assert all(t == "no data: padding to a whole record" for _, _, t in b["annotations"])
+
+    # the capture replays to the same outputs and the same counters
     replayed = tmp_path / "replay.npy"
-    r2 = picodaq("replay", str(tlv), "--out", str(replayed), "--stats-json", "-")
+    r2 = picodaq("replay", str(p["tlv"]), "--out", str(replayed), "--out", str(tmp_path / "replay.csv"),
+                 "--stats-json", "-")
     assert r2.returncode == 0, r2.stderr
-    assert json.loads(r2.stdout) == {k: v for k, v in stats.items() if k != "seconds"}
+    assert json.loads(r2.stdout) == {k: v for k, v in stats.items() if k not in HOST_ONLY_STATS}
     assert np.array_equal(np.load(replayed), data)
+    assert (tmp_path / "replay.csv").read_bytes() == p["csv"].read_bytes()
+    assert (tmp_path / "replay.events.csv").read_text() == (tmp_path / "rec.events.csv").read_text()
+
+
+def test_a_channel_list_and_the_sine_source(make_board, tmp_path):
+    board = make_board()
+    bdf, csv = tmp_path / "s.bdf", tmp_path / "s.csv"
+    r = picodaq("record", "--port", board.port, "--seconds", "1", "--rate", "500", "--channels", "0,2,5",
+                "--source", "sine", "--fmt", "int24", "--out", str(bdf), "--out", str(csv), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # --quiet: nothing but errors
+    assert csv.read_text().splitlines()[0] == "t_s,sample_index,marker,ch0,ch2,ch5"
+    b = read_bdf(bdf)
+    assert b["labels"] == ["ch0", "ch2", "ch5"] and b["dimension"] == ["count"] * 3
+    sig = b["digital"]
+    # a sine at 90 % of full scale, 5 Hz on the first channel: it swings both ways
+    assert sig[:, 0].max() > 0.8 * 2**23 and sig[:, 0].min() < -0.8 * 2**23
 
 
 def test_record_without_port_starts_an_emulated_board_and_says_so(tmp_path):
@@ -50,3 +82,31 @@ def test_record_without_port_starts_an_emulated_board_and_says_so(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "emulated board" in r.stderr
     assert read_npy_shape(out)[1] == 2
+    assert [e["kind"] for e in events(tmp_path / "a.events.csv")] == ["segment"]
+
+
+def test_plain_progress_lines_when_stderr_is_not_a_terminal(make_board, tmp_path):
+    board = make_board()
+    r = picodaq("record", "--port", board.port, "--seconds", "2.5", "--channels", "4", "--out",
+                str(tmp_path / "p.npy"))
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if "samples/s/ch" in line]
+    assert lines, r.stderr
+    for word in ("MB/s", "frames", "crc", "lost", "ring", "drops", "pool -", "markers", "[streaming]"):
+        assert word in lines[-1]
+    assert "received 4 channels at 1000 Hz" in r.stderr and "wrote    " in r.stderr
+
+
+@pytest.mark.parametrize("args,status", [
+    (["--rate", "100000", "--channels", "8"], "BAD_ARGUMENT"),  # more than the ring holds
+    (["--source", "adc"], "UNSUPPORTED"),  # the emulated board has no ADC
+])
+def test_a_configuration_the_board_refuses_is_one_line_with_its_reason(make_board, tmp_path, args, status):
+    board = make_board()
+    r = picodaq("record", "--port", board.port, "--seconds", "1", *args,
+                "--out", str(tmp_path / "x.npy"), "--out", str(tmp_path / "x.bdf"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    (line,) = r.stderr.splitlines()
+    prefix = f"picodaq: board refused CONFIGURE ({status}): "
+    assert line.startswith(prefix) and len(line) > len(prefix) + 10  # the board's own reason follows
+    assert list(tmp_path.iterdir()) == []  # refused before any file was made

@@ -1,8 +1,8 @@
 """The `picodaq` command line.
 
-Commands are a table from name to (handler, argument setup), as in mpremote;
-`main()` turns every PicodaqError into one line on stderr and exit status 1,
-and always lets go of the board.
+Commands are a table from name to (handler, argument setup, help), as in
+mpremote; `main()` turns every PicodaqError into one line on stderr and exit
+status 1, and always lets go of the board.
 """
 from __future__ import annotations
 
@@ -13,18 +13,20 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, NoReturn
 
 from . import contracts as C
-from .errors import LinkError, PicodaqError, UsageError
+from .cli_flash import args_flash, do_flash
+from .errors import ContractMismatch, PicodaqError, UsageError
 from .link import Link
-from .outputs import SUFFIXES, check_output_path, open_output
+from .outputs import SUFFIXES, check_outputs, check_writable, open_outputs
 from .ports import attached_boards, emulated_boards, serial_ports
-from .receiver import Receiver
-from .recorder import Recording, StreamConfig
+from .units import ADS1299_DEFAULT_GAIN, ADS1299_GAINS
 
 SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
 FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
+# --stats-json keys that only a live recording has (a replay of its capture has all the others)
+HOST_ONLY_STATS = ("seconds", "reconnects", "board_resets", "device_samples_dropped")
 
 
 def eprint(*args: object) -> None:
@@ -74,8 +76,12 @@ def channel_mask(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a channel count or list: {text!r}") from None
 
 
+def mask_channels(mask: int) -> tuple[int, ...]:
+    return tuple(c for c in range(C.MAX_CHANNELS) if mask >> c & 1)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, no usage dump
         eprint(f"{self.prog}: {message}")
         raise SystemExit(2)
 
@@ -85,10 +91,12 @@ class ArgumentParser(argparse.ArgumentParser):
 def connect(args: argparse.Namespace, stack: ExitStack) -> Link:
     """--port, else the one attached board, else an emulated board (said on stderr)."""
     port = getattr(args, "port", None)
+    args.found_board = None
     if not port:
         boards = attached_boards()
         if len(boards) == 1:
             port = boards[0].device
+            args.found_board = boards[0]
             eprint(f"picodaq: using the board on {port}")
         else:
             from picodaq_hil.emulator import EmulatedBoard
@@ -96,15 +104,39 @@ def connect(args: argparse.Namespace, stack: ExitStack) -> Link:
             if boards:
                 eprint(f"picodaq: {len(boards)} boards attached ({', '.join(b.device for b in boards)}); "
                        "pass --port to pick one. Using an emulated board instead.")
+            from .flash import Flasher
+
             board = EmulatedBoard(unpaced=False)
             stack.callback(board.stop)
-            board.install_firmware()
             board.start()
+            Flasher(board.port).flash()  # an emulated board starts empty, as a new Pico does
             port = board.port
-            eprint(f"picodaq: no board attached; using an emulated board on {port}")
+            eprint(f"picodaq: no board attached; using an emulated board on {port}, freshly flashed")
     link = Link.open(port)
     stack.callback(link.close)
     return link
+
+
+class Interrupts:
+    """Ctrl-C asks the recording to stop; it never cuts a file write in half.
+
+    The first press sets `requested`; later ones only say that files are being saved."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Any = None
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.requested:
+            eprint("picodaq: finishing the files; one moment")
+        self.requested = True
+
+    def __enter__(self) -> "Interrupts":
+        self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._old)
 
 
 # -- commands -------------------------------------------------------------------
@@ -115,12 +147,23 @@ def do_ports(args: argparse.Namespace) -> int:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
         return 0
     if not rows:
-        print("no serial ports found")
+        print("no serial ports found (`picodaq emulate` starts an emulated board)")
+        return 0
+    print(f"  {'PORT':<40} {'KIND':<9} DESCRIPTION")
     for r in rows:
         mark = "*" if r.is_board else " "
         kind = "emulated" if r.emulated else ("board" if r.is_board else "")
-        print(f"{mark} {r.device:<28} {kind:<9} {r.description}")
+        serial_no = f" (serial {r.serial_number})" if r.serial_number and not r.emulated else ""
+        print(f"{mark} {r.device:<40} {kind:<9} {r.description}{serial_no}")
+    print("* a board picodaq can talk to (USB VID 0x2E8A, or an emulated board still running)")
     return 0
+
+
+def _duration(ms: int) -> str:
+    s = ms // 1000
+    h, m = divmod(s // 60, 60)
+    return (f"{h} h {m:02d} min {s % 60:02d} s" if h else f"{m} min {s % 60:02d} s" if m
+            else f"{ms / 1000:.1f} s")
 
 
 def do_info(args: argparse.Namespace) -> int:
@@ -135,18 +178,23 @@ def do_info(args: argparse.Namespace) -> int:
                               "host_contract_hash": f"0x{C.CONTRACT_HASH:08X}", "contract_ok": ok}, indent=2))
         else:
             h = hello.as_dict()
+            fill = status.ring_high_water / status.ring_capacity if status.ring_capacity else 0.0
             print(f"port            {link.url}")
-            print(f"board           {h['platform']}  id {h['board_id']}")
-            print(f"firmware        {h['firmware_version']}  protocol {hello.protocol_version}")
+            print(f"board           {h['platform']}, unique id {h['board_id']}")
+            print(f"firmware        version {h['firmware_version']}, protocol {hello.protocol_version}")
             print(f"contract        {h['contract_hash']} "
-                  + ("(matches this host)" if ok else f"(this host has 0x{C.CONTRACT_HASH:08X}: run `picodaq flash`)"))
-            print(f"capabilities    {hello.max_channels} channels, {hello.max_rate} samples/s aggregate")
-            print(f"state           {status.state_name}, last error {status.error_name}")
-            print(f"uptime          {status.uptime_ms / 1000:.1f} s, {status.frames_sent} frames sent")
-            print(f"ring            {status.ring_capacity} instants, high water {status.ring_high_water}, "
-                  f"{status.samples_dropped} dropped")
-            print(f"free heap       {status.free_heap} bytes")
-        return 0 if ok else 1
+                  + ("(matches this host)" if ok else f"(this host has 0x{C.CONTRACT_HASH:08X})"))
+            print(f"capabilities    up to {hello.max_channels} channels, "
+                  f"{hello.max_rate:,} samples/s across all channels")
+            print(f"source          {h['source']} (as last configured)")
+            print(f"state           {status.state_name}; last error: {status.error_name}")
+            print(f"uptime          {_duration(status.uptime_ms)}; {status.frames_sent:,} frames sent")
+            print(f"ring            {status.ring_capacity:,} instants; high water {status.ring_high_water:,} "
+                  f"({fill:.0%}); {status.samples_dropped:,} instants dropped in the last stream")
+            print(f"free heap       {status.free_heap:,} bytes")
+        if not ok:
+            raise ContractMismatch(hello.contract_hash, C.CONTRACT_HASH)
+        return 0
 
 
 def _write_stats(target: str | None, stats: dict) -> None:
@@ -154,135 +202,162 @@ def _write_stats(target: str | None, stats: dict) -> None:
         return
     text = json.dumps(stats, indent=2, sort_keys=True)
     if target == "-":
-        print(text)
+        print(text, flush=True)
     else:
-        Path(target).write_text(text + "\n")
+        try:
+            Path(target).write_text(text + "\n")
+        except OSError as e:
+            raise UsageError(f"{target}: cannot write the stats: {e.strerror or e}") from None
 
 
-def _summary(stats: dict, seconds: float, outputs: list[str], status=None) -> None:
-    rate = stats["samples"] / seconds if seconds > 0 else 0.0
-    eprint(f"received {stats['frames_ok']} frames, {stats['samples']} samples in {seconds:.2f} s "
-           f"({rate:.0f} samples/s per channel)")
-    eprint(f"losses   {stats['samples_lost']} samples lost, {stats['seq_lost']} frames lost, "
-           f"{stats['crc_errors']} CRC errors, {stats['header_errors']} header errors, "
-           f"{stats['decode_errors']} decode errors, {stats['skipped_bytes']} bytes skipped")
+def _summary(stats: dict, seconds: float, files: list[str], *, layout=None, status=None,
+             notes: list[str] | tuple[str, ...] = ()) -> None:
+    per_ch = stats["samples"]
+    what = (f"{layout.n_channels} channels at {layout.rate} Hz ({layout.source_name}, {layout.fmt_name})"
+            if layout else "no samples")
+    eprint(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, "
+           f"{stats.get('duration_s', 0):.3f} s of recording")
+    eprint(f"link     {stats['frames_ok']:,} frames; {stats['crc_errors']} CRC errors, "
+           f"{stats['header_errors']} header errors, {stats['decode_errors']} decode errors, "
+           f"{stats['skipped_bytes']} bytes skipped, {stats['seq_lost']} frames lost")
+    eprint(f"gaps     {stats['samples_lost']:,} samples lost, {stats.get('gaps', 0)} gaps "
+           f"({stats.get('stream_restarts', 0)} stream restarts, {stats.get('board_restarts', 0)} board restarts)"
+           + (f", {stats['reconnects']} reconnects" if "reconnects" in stats else ""))
     if status is not None:
-        eprint(f"device   {status.samples_dropped} samples dropped on the board, ring high water "
-               f"{status.ring_high_water}/{status.ring_capacity}")
-    for o in outputs:
-        eprint(f"wrote    {o}")
+        eprint(f"device   {stats.get('device_samples_dropped', status.samples_dropped):,} instants dropped on "
+               f"the board; ring high water {status.ring_high_water}/{status.ring_capacity}")
+    eprint(f"markers  {stats.get('markers', 0)}")
+    for n in notes:
+        eprint(f"warning  {n}")
+    for f in files:
+        eprint(f"wrote    {f}")
+
+
+def _check_bdf_fmt(paths: list[Path], fmt: int) -> None:
+    if fmt == C.FMT_INT32 and any(p.suffix.lower() == ".bdf" for p in paths):
+        raise UsageError("BDF stores 24-bit samples: record .bdf with --fmt int16 or int24 "
+                         "(int32 fits .npy, .csv and .tlv)")
+
+
+def _same_board_finder(found) -> Callable[[], str | None] | None:
+    """For a board found by USB id: after an unplug it may come back under another name
+    (ttyACM0 -> ttyACM1); its USB serial number finds it."""
+    if found is None or not found.serial_number:
+        return None
+
+    def find() -> str | None:
+        for b in attached_boards():
+            if b.serial_number == found.serial_number:
+                return b.device
+        return None
+    return find
 
 
 def do_record(args: argparse.Namespace) -> int:
+    from .live import KEYS_HINT, KeyReader, LiveView, key_action
+    from .recorder import Recording, StreamConfig, prepare_board
+
     if not args.out:
         raise UsageError("nothing to record into: give --out FILE (" + ", ".join(SUFFIXES) + ")")
     paths = [Path(p) for p in args.out]
-    for p in paths:
-        check_output_path(p)
+    check_outputs(paths)
     if args.stats_json and args.stats_json != "-":
-        check_output_path_json(Path(args.stats_json))
+        check_writable(Path(args.stats_json))
     cfg = StreamConfig(rate=args.rate, channel_mask=args.channels, source=SOURCES[args.source],
                        fmt=FORMATS[args.fmt], samples_per_frame=args.samples_per_frame or 0)
+    _check_bdf_fmt(paths, cfg.fmt)
+
     with ExitStack() as stack:
+        keys = stack.enter_context(KeyReader()) if args.mark_on_key else None
         link = connect(args, stack)
-        outputs = []
-        try:
-            rec_outputs = [open_output(p) for p in paths]
-            outputs = rec_outputs
-            rec = Recording(link, cfg, outputs)
-            hello = rec.prepare()
+        hello = prepare_board(link, cfg)  # contract and configuration checked before any file is made
+        intr = stack.enter_context(Interrupts())
+        outputs = open_outputs(paths)
+        rec = Recording(link, cfg, outputs, reconnect=args.reconnect, gain=args.gain,
+                        find_port=_same_board_finder(args.found_board))
+        rec.hello = hello
+        stack.callback(lambda: rec.link.close() if rec.link is not None else None)  # it may have reopened the port
+
+        title = (f"picodaq record: {cfg.n_channels} ch at {cfg.rate} Hz, {args.source} {args.fmt} "
+                 f"from {hello.platform} {hello.board_id}")
+        mode = LiveView.mode_for(args.quiet)
+        view = LiveView(rec, title, mode, args.seconds, KEYS_HINT if keys else "Ctrl-C stops and saves")
+        rec.on_event = view.event
+        if mode == "plain":
             eprint(f"recording {cfg.n_channels} channels at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
-                   f"{hello.platform} board {hello.board_id}"
+                   f"{hello.platform} board {hello.board_id} into {', '.join(map(str, paths))}"
                    + (f" for {args.seconds:g} s" if args.seconds else " until Ctrl-C"))
-            rec.start()
-        except BaseException:
-            for o in outputs:
-                o.close()
-            raise
-        interrupted = False
-        board_alive = True
-        tick = None if args.quiet else _progress(link, cfg)
+        stop_key = [False]
+
+        def poll() -> None:
+            for ch in keys.read():  # type: ignore[union-attr]
+                action, code = key_action(ch)
+                if action == "mark":
+                    rec.mark(code)
+                elif action == "stop":
+                    stop_key[0] = True
+
+        failure: PicodaqError | None = None
+        crash: BaseException | None = None
+        ended = "failed"
         try:
-            rec.run(args.seconds, tick)
-        except KeyboardInterrupt:
-            interrupted = True
-        except LinkError as e:
-            board_alive = False
-            result = rec.finish(interrupted=True, board_alive=False)
-            _summary(result.stats, result.seconds, result.outputs)
+            with view:
+                rec.start()
+                ended = rec.run(args.seconds, view.tick, lambda: intr.requested or stop_key[0],
+                                poll if keys else None)
+                view.tick(rec.elapsed)
+        except PicodaqError as e:  # a lost link (no --reconnect), a failing output, a board that gave up
+            failure = e
+        except BaseException as e:  # a bug: still save what arrived before reporting it
+            crash = e
+        result = None
+        try:
+            result = rec.finish(ended)
+        except PicodaqError as e:
+            failure = failure or e
+        if crash is not None:
+            raise crash
+        if result is not None:
+            if not args.quiet:
+                _summary(result.stats, result.seconds, result.outputs, layout=rec.pipeline.layout,
+                         status=result.status, notes=result.warnings)
+            else:
+                for n in result.warnings:
+                    eprint(f"picodaq: warning: {n}")
             _write_stats(args.stats_json, result.stats)
-            raise LinkError(f"{e} (recording stopped; what was received is saved)", port=e.port) from None
-        if tick:
-            eprint("")
-        with _no_interrupts():
-            result = rec.finish(interrupted=interrupted, board_alive=board_alive)
-        _summary(result.stats, result.seconds, result.outputs, result.status)
-        _write_stats(args.stats_json, dict(result.stats, seconds=round(result.seconds, 3)))
-        return 130 if interrupted and args.seconds else 0
-
-
-def check_output_path_json(path: Path) -> None:
-    if path.is_dir() or not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise UsageError(f"{path}: cannot write the stats file there")
-
-
-class _no_interrupts:
-    """Let finalising files finish even if Ctrl-C is pressed again."""
-
-    def __enter__(self) -> None:
-        self._old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._old)
-
-
-def _progress(link: Link, cfg: StreamConfig) -> Callable[[float], None]:
-    tty = sys.stderr.isatty()
-
-    def tick(elapsed: float) -> None:
-        st = link.receiver.stats
-        rate = st.samples / elapsed if elapsed > 0 else 0.0
-        line = (f"{elapsed:6.1f} s  {st.samples:>9} samples  {rate:8.0f} samples/s/ch  "
-                f"{link.bytes_in / max(elapsed, 1e-9) / 1e6:6.3f} MB/s  lost {st.samples_lost}  crc {st.crc_errors}")
-        if tty:
-            sys.stderr.write("\r" + line)
-            sys.stderr.flush()
-    return tick
+        if failure is not None:
+            saved = "; recording stopped, what was received is saved" if result is not None else ""
+            eprint(f"picodaq: {failure}{saved}")
+            return 1
+        assert result is not None
+        if result.ended == "lost":
+            eprint(f"picodaq: the board on {rec.url} did not come back before the recording ended; "
+                   "what was received is saved")
+            return 1
+        if result.ended == "stopped" and args.seconds and not stop_key[0]:
+            return 130  # Ctrl-C before the time was up: saved, but shorter than asked
+        return 0
 
 
 def do_replay(args: argparse.Namespace) -> int:
+    from .pipeline import replay
+
     src = Path(args.file)
     if not src.is_file():
         raise UsageError(f"{src}: no such file")
     paths = [Path(p) for p in args.out or []]
-    for p in paths:
-        check_output_path(p)
-        if p.resolve() == src.resolve():
-            raise UsageError(f"{p}: would overwrite the capture being replayed")
-    outputs = [open_output(p) for p in paths]
-    receiver = Receiver()
-    for o in outputs:
-        receiver.block_handlers.append(o.on_block)
+    check_outputs(paths, protect=[src])
+    if args.stats_json and args.stats_json != "-":
+        check_writable(Path(args.stats_json))
+    outputs = open_outputs(paths)
     t = time.monotonic()
-    try:
-        with open(src, "rb") as f:
-            buf = bytearray(1 << 20)
-            view = memoryview(buf)
-            while True:
-                n = f.readinto(buf)
-                if not n:
-                    break
-                chunk = view[:n]
-                for o in outputs:
-                    o.on_raw(chunk)
-                receiver.receive(chunk)
-        receiver.finish()
-    finally:
-        for o in outputs:
-            o.close()
-    stats = receiver.stats.as_dict()
+    stats, notes, layout = replay(src, outputs, source=SOURCES[args.source] if args.source else None,
+                          channels=mask_channels(args.channels) if args.channels else None, gain=args.gain)
     if not args.quiet:
-        _summary(stats, time.monotonic() - t, [str(p) for p in paths])
+        from .outputs import Output
+
+        files = [str(p) for o in outputs if isinstance(o, Output) for p in o.written()]
+        _summary(stats, time.monotonic() - t, files, layout=layout, notes=notes)
     _write_stats(args.stats_json, stats)
     return 0
 
@@ -290,11 +365,22 @@ def do_replay(args: argparse.Namespace) -> int:
 def do_emulate(args: argparse.Namespace) -> int:
     from picodaq_hil.emulator import EmulatedBoard
 
-    board = EmulatedBoard(flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced)
+    from .cli_flash import RichProgress
+    from .flash import Flasher
+
+    board = EmulatedBoard(flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced,
+                          flash_size=args.flash_size)
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM/SIGHUP (kill, a closed terminal) stop the board like Ctrl-C
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
     try:
-        if not args.empty:
-            board.install_firmware()
         board.start()
+        if not args.empty:
+            with RichProgress() as ui:
+                Flasher(board.port, ui).flash()
         board.register()
         print(board.port, flush=True)
         eprint("picodaq: emulated board running; Ctrl-C stops it")
@@ -322,24 +408,40 @@ def _args_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _gain_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gain", type=int, choices=ADS1299_GAINS, default=ADS1299_DEFAULT_GAIN,
+                   help=f"ADS1299 PGA gain, for the microvolt scale (default {ADS1299_DEFAULT_GAIN})")
+
+
 def _args_record(p: argparse.ArgumentParser) -> None:
     _port_arg(p)
     p.add_argument("--seconds", type=positive_float, help="how long to record (default: until Ctrl-C)")
     p.add_argument("--rate", type=positive_int, default=1000, help="sample instants per second (default 1000)")
     p.add_argument("--channels", type=channel_mask, default=1, help="channel count (8) or list (0,2,4-7)")
-    p.add_argument("--source", choices=sorted(SOURCES, key=SOURCES.get), default="ramp")
-    p.add_argument("--fmt", choices=sorted(FORMATS, key=FORMATS.get), default="int16")
+    p.add_argument("--source", choices=sorted(SOURCES, key=SOURCES.__getitem__), default="ramp")
+    p.add_argument("--fmt", choices=sorted(FORMATS, key=FORMATS.__getitem__), default="int16")
+    _gain_arg(p)
     p.add_argument("--samples-per-frame", type=positive_int, help="instants per SAMPLES frame (default: ~20 ms)")
     p.add_argument("--out", action="append", metavar="FILE", help="output file by suffix: " + ", ".join(SUFFIXES)
                    + " (repeatable)")
     p.add_argument("--stats-json", metavar="PATH", help="write the counters as JSON to PATH, or - for stdout")
-    p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.add_argument("--reconnect", action="store_true",
+                   help="when the board is unplugged or dies, wait for its port to return and resume into the "
+                        "same files (the gap is annotated)")
+    p.add_argument("--mark-on-key", action="store_true",
+                   help="a key press sends MARK: 0-9 with that code, m/space with code 1; q stops")
+    p.add_argument("--quiet", action="store_true", help="no live view and no summary")
 
 
 def _args_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="a .tlv capture")
-    p.add_argument("--out", action="append", metavar="FILE", help="output file by suffix (repeatable)")
+    p.add_argument("--out", action="append", metavar="FILE", help="output file by suffix: " + ", ".join(SUFFIXES)
+                   + " (repeatable)")
     p.add_argument("--stats-json", metavar="PATH", help="write the counters as JSON to PATH, or - for stdout")
+    p.add_argument("--source", choices=sorted(SOURCES, key=SOURCES.__getitem__),
+                   help="the source, for physical units (default: as the capture's HELLO says)")
+    p.add_argument("--channels", type=channel_mask, help="channel numbers for labels (default 0..N-1)")
+    _gain_arg(p)
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
 
 
@@ -347,10 +449,24 @@ def _args_emulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flash", help="the board's flash folder (default: a fresh temporary one)")
     p.add_argument("--empty", action="store_true", help="start with empty flash (to try `picodaq flash`)")
     p.add_argument("--unpaced", action="store_true", help="sources run as fast as the link drains")
+    p.add_argument("--flash-size", type=_flash_size, metavar="BYTES",
+                   help="give the board a littlefs flash of this size (e.g. 848k, as a Pico), not a host folder")
+
+
+def _flash_size(text: str) -> int:
+    scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1:].lower(), 1)
+    try:
+        v = int(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
+    if v < 32 * 1024 or v % 4096:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 4k and at least 32k, got {text}")
+    return v
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str]] = {
     "ports": (do_ports, _args_ports, "list serial ports; boards (USB VID 0x2E8A) and emulators marked"),
+    "flash": (do_flash, args_flash, "deploy the firmware to a board, verify it on the board, reset, await HELLO"),
     "info": (do_info, _args_info, "show the board's HELLO and STATUS"),
     "record": (do_record, _args_record, "configure, stream and record to files"),
     "replay": (do_replay, _args_replay, "decode a .tlv capture through the same pipeline"),

@@ -158,6 +158,8 @@ class Link:
         acks.pop(cmd_id, None)
         name = C.OPCODE_NAMES.get(opcode, str(opcode))
         for attempt in range(retries + 1):
+            # counted before sending: the LOG explaining a refusal may arrive in the ACK's read
+            seen = self.receiver.log_count
             self.write(encode_command(self._seq, opcode, cmd_id, args))
             self._seq = (self._seq + 1) & 0xFFFFFFFF
             if self.pump_until(lambda: cmd_id in acks, timeout):
@@ -165,7 +167,6 @@ class Link:
                 if ack.status != C.ST_OK:
                     reason = C.STATUS_NAMES.get(ack.status, str(ack.status))
                     # the board explains a refusal in a LOG right after the ACK
-                    seen = self.receiver.log_count
                     self.pump_until(lambda: self.receiver.log_count > seen, 0.2)
                     why = f": {self.receiver.logs[-1].text}" if self.receiver.log_count > seen else ""
                     raise CommandFailed(opcode, ack.status, f"board refused {name} ({reason}){why}")

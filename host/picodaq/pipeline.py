@@ -1,0 +1,201 @@
+"""Pipeline: Receiver -> Timeline -> outputs, the same for a live link and a replayed capture.
+
+The pipeline registers on the Receiver's public handler lists (block, marker,
+hello), places everything with a Timeline and fans the result out to the
+outputs. Raw captures get the link bytes through `raw()`: the recorder hangs it
+on the Link's raw taps, `replay()` calls it before feeding the same bytes to the
+Receiver, so a .tlv replayed gives the outputs of the live recording.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from .blocks import SamplesBlock
+from .errors import PicodaqError, UsageError
+from .messages import Hello
+from .outputs import Output
+from .receiver import Receiver
+from .timeline import Gap, Layout, MarkerEvent, Timeline
+from .units import ADS1299_DEFAULT_GAIN
+
+# the counters every --stats-json carries (ARCHITECTURE.md), plus the timeline's
+STATS_KEYS = ("frames_ok", "crc_errors", "header_errors", "skipped_bytes", "seq_lost", "samples",
+              "samples_lost", "decode_errors")
+
+
+def pool_hit_rate(receiver: object) -> float | None:
+    """The receiver's buffer-pool hit rate, once the receiver offers one (else None)."""
+    stats = getattr(receiver, "pool_stats", None)
+    if stats is not None:
+        rate = stats.get("hit_rate") if isinstance(stats, dict) else getattr(stats, "hit_rate", None)
+    else:
+        rate = getattr(receiver, "hit_rate", None)
+    if callable(rate):
+        rate = rate()
+    return float(rate) if isinstance(rate, (int, float)) else None
+
+
+def pool_counters(receiver: object) -> dict[str, float]:
+    stats = getattr(receiver, "pool_stats", None)
+    if stats is None:
+        return {}
+    if not isinstance(stats, dict):
+        stats = {k: getattr(stats, k) for k in dir(stats) if not k.startswith("_")
+                 and isinstance(getattr(stats, k, None), (int, float))}
+    return {f"pool_{k}": v for k, v in stats.items() if isinstance(v, (int, float))}
+
+
+class Pipeline:
+    def __init__(self, receiver: Receiver, outputs: list[Output], *, rate: int | None = None,
+                 source: int | None = None, channels: tuple[int, ...] | None = None,
+                 gain: int = ADS1299_DEFAULT_GAIN, live: bool = False) -> None:
+        self.receiver = receiver
+        self.outputs = list(outputs)
+        self.raw_outputs = [o for o in self.outputs if o.wants_raw]
+        self.timeline = Timeline(self, rate=rate, source=source, channels=channels, gain=gain,
+                                 clock=time.monotonic if live else None, wall=time.time if live else None)
+        self.hello_listeners: list[Callable[[Hello], None]] = []
+        self.marker_listeners: list[Callable[[MarkerEvent], None]] = []
+        self.gap_listeners: list[Callable[[Gap], None]] = []
+        self.last_marker: MarkerEvent | None = None
+        self._attached = False
+
+    # -- wiring ------------------------------------------------------------------
+
+    def attach(self) -> "Pipeline":
+        r = self.receiver
+        r.block_handlers.append(self._on_block)
+        r.marker_handlers.append(self.timeline.marker)
+        r.hello_handlers.append(self._on_hello)
+        self._attached = True
+        return self
+
+    def detach(self) -> None:
+        if not self._attached:
+            return
+        r = self.receiver
+        pairs: tuple[tuple[list, Callable], ...] = (
+            (r.block_handlers, self._on_block), (r.marker_handlers, self.timeline.marker),
+            (r.hello_handlers, self._on_hello))
+        for lst, h in pairs:
+            if h in lst:
+                lst.remove(h)
+        self._attached = False
+
+    def _on_block(self, block: SamplesBlock) -> None:
+        self.timeline.block(block, self.receiver.status)
+
+    def _on_hello(self, hello: Hello) -> None:
+        self.timeline.hello(hello)
+        for f in self.hello_listeners:
+            f(hello)
+
+    def raw(self, chunk: memoryview) -> None:
+        for o in self.raw_outputs:
+            o.on_raw(chunk)
+
+    # -- the Timeline's sink -------------------------------------------------------
+
+    def on_layout(self, layout: Layout) -> None:
+        for o in self.outputs:
+            o.on_layout(layout)
+
+    def on_samples(self, pos: int, row: int, block: SamplesBlock) -> None:
+        for o in self.outputs:
+            o.on_samples(pos, row, block)
+
+    def on_gap(self, gap: Gap) -> None:
+        for o in self.outputs:
+            o.on_gap(gap)
+        for f in self.gap_listeners:
+            f(gap)
+
+    def on_marker(self, marker: MarkerEvent) -> None:
+        self.last_marker = marker
+        for o in self.outputs:
+            o.on_marker(marker)
+        for f in self.marker_listeners:
+            f(marker)
+
+    # -- lifetime --------------------------------------------------------------------
+
+    @property
+    def layout(self) -> Layout | None:
+        return self.timeline.layout
+
+    def flush(self) -> None:
+        for o in self.outputs:
+            o.flush()
+
+    def finish(self, end_time: float | None = None) -> list[str]:
+        """Place what is pending and close every output, even if one fails; returns warnings.
+
+        The first failure is raised after all outputs were given their chance to close."""
+        self.detach()
+        error: BaseException | None = None
+        try:
+            self.timeline.finish()
+        except PicodaqError as e:
+            error = e
+        for o in self.outputs:
+            try:
+                o.on_end(end_time)
+                o.close()
+            except PicodaqError as e:
+                error = error or e
+        if error is not None:
+            raise error
+        return [w for o in self.outputs for w in o.warnings]
+
+    def written(self) -> list[Path]:
+        return [p for o in self.outputs for p in o.written()]
+
+    def stats(self) -> dict[str, float]:
+        """Decoder counters (the keys every --stats-json has), the timeline's, and the pool's when offered."""
+        d: dict[str, float] = dict(self.receiver.stats.as_dict())
+        tc = self.timeline.counts
+        lay = self.timeline.layout
+        d.update(markers=tc.markers, gaps=tc.gaps, gap_instants=tc.gap_instants, stream_restarts=tc.restarts,
+                 board_restarts=tc.board_restarts, rows=self.timeline.rows,
+                 duration_s=round(self.timeline.pos / lay.rate, 6) if lay else 0.0)
+        d.update(pool_counters(self.receiver))
+        return d
+
+
+def replay(path: Path, outputs: list[Output], *, source: int | None = None,
+           channels: tuple[int, ...] | None = None, gain: int = ADS1299_DEFAULT_GAIN,
+           chunk: int = 1 << 20) -> tuple[dict[str, float], list[str], Layout | None]:
+    """Decode a capture through the pipeline into outputs, as fast as it reads.
+
+    Returns (stats, warnings, layout)."""
+    receiver = Receiver()
+    pipe = Pipeline(receiver, outputs, source=source, channels=channels, gain=gain).attach()
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
+    ok = False
+    try:
+        with f:
+            buf = bytearray(chunk)
+            view = memoryview(buf)
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                part = view[:n]
+                pipe.raw(part)
+                receiver.receive(part)
+        receiver.finish()
+        ok = True
+    finally:
+        try:
+            notes = pipe.finish(end_time=os.stat(path).st_mtime)
+        except PicodaqError:
+            if ok:
+                raise
+            notes = []
+    return pipe.stats(), notes, pipe.layout
