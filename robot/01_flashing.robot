@@ -1,6 +1,7 @@
 *** Settings ***
-Documentation     Flashing: the suite's board gets this checkout's firmware once, and only when
-...               its files' hashes differ; soft resets between tests never re-flash.
+Documentation     Flashing with `picodaq flash`: the suite's board gets this checkout's firmware
+...               once, and only when its files' hashes differ from the manifest; soft resets
+...               between tests never re-flash.
 Resource          resources/picodaq.resource
 Suite Setup       Open Board
 Suite Teardown    Close Board
@@ -21,9 +22,8 @@ A Soft Reset Does Not Re-flash
     Firmware Should Be Up To Date
     Device Log Should Contain    soft reset
 
-A Forced Flash Over The Raw REPL Verifies Every File
-    [Documentation]    The mpremote path that real boards take, here on whichever board the suite has.
-    ${written}=    Flash Firmware    force=True    method=mpremote
+A Forced Flash Rewrites And Verifies Every File
+    ${written}=    Flash Firmware    force=True
     Should Be True    ${written}
     Firmware Should Be Up To Date
     Board Should Run This Firmware

@@ -39,6 +39,7 @@ Device Reset Mid-stream
     Stream Should Be Complete
 
 Unplug And Reconnect Mid-stream
+    [Documentation]    The cable carries the power: the board reboots, the host reconnects and streams again.
     Start Stream    rate=1000    channels=8
     Keep Streaming    0.5 s
     Unplug Board

@@ -156,13 +156,13 @@ class Board:
     # -- a test's boundaries ---------------------------------------------------------
 
     def begin_test(self, test: str, flash: bool = True) -> DeviceLog:
-        """Open the test's device log, flash if needed (once), connect and soft-reset."""
+        """Open the test's device log, flash if needed (once per session), connect and soft-reset."""
         self.log = DeviceLog(self.log_root / self.label, test, self.name)
         self.log.note(f"test {test} starts on {self.name}")
-        if flash and self.flash_result is None and self.flash().flashed:
-            return self.log  # flashing soft-reset the board already
+        if flash and self.flash_result is None:
+            self.flash()
         self.connect()
-        self.soft_reset()
+        self.soft_reset()  # every test starts the same way, from a fresh boot in its own log
         return self.log
 
     def end_test(self) -> DeviceLog | None:
@@ -239,26 +239,16 @@ class Board:
 
     # -- firmware ----------------------------------------------------------------------
 
-    def flash(self, force: bool = False, method: str | None = None) -> FlashResult:
-        """ensure_firmware() with the link closed; soft-reset afterwards if anything was written."""
-        had_link = self.link is not None
-        if had_link:
-            self._to_idle()
-            self.disconnect()
-        elif method == "mpremote" or (method is None and not self.emulated):
-            # mpremote reaches the REPL with Ctrl-C, which a streaming board ignores: stop it first
-            # (one short try: a board without picodaq firmware will not answer)
-            try:
-                self.connect().command(C.OP_STOP, timeout=0.3, retries=0)
-            except (DeviceError, LinkError):
-                pass
-            self.disconnect()
-        result = ensure_firmware(self, force=force, method=method)
+    def flash(self, force: bool = False) -> FlashResult:
+        """ensure_firmware() (`picodaq flash`) with the link closed; then connect and synchronise.
+
+        The flasher stops a stream itself, resets the board and waits for its HELLO."""
+        self.disconnect()
+        result = ensure_firmware(self, force=force, note=self.note)
         self.flash_result = result
         self.note(str(result))
-        if had_link or result.flashed:
-            self.connect()
-            self.soft_reset()
+        self.connect()
+        self.sync()
         return result
 
     # -- resets ------------------------------------------------------------------------
@@ -293,12 +283,6 @@ class Board:
             if self._wait_prompt(1.0 + attempt):
                 return True
         return False
-
-    def _to_idle(self) -> None:
-        try:
-            self.need_link().stop(wait_status=0.3)
-        except (DeviceError, LinkError):
-            pass
 
     def _wait_hello(self, timeout: float) -> bool:
         link = self.need_link()
@@ -382,7 +366,8 @@ class Board:
         subprocess.Popen(cmd.replace("{port}", shlex.quote(self.port or "")), shell=True)
 
     def unplug(self, wait_gone: float = 3.0) -> None:
-        """Pull the USB cable: the port vanishes, then comes back (emulated: after 0.5 s).
+        """Pull the USB cable: the port vanishes and the board loses power, then both come back
+        (emulated: after 0.5 s) and the board boots its firmware again.
 
         Hardware needs PICODAQ_UNPLUG_CMD (e.g. `uhubctl -a cycle -l 1-1 -p 2`);
         without it this raises Unsupported."""

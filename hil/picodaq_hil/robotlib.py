@@ -32,6 +32,31 @@ def _bool(v: object) -> bool:
     return bool(v)
 
 
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(sample indices, counts) of a picodaq CSV recording (t_s, sample_index, marker, channels...)."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    head, body = rows[0], rows[1:]
+    if head[:3] != ["t_s", "sample_index", "marker"]:
+        raise AssertionError(f"{path}: unexpected columns {head[:3]}")
+    idx = np.array([int(r[1]) for r in body], dtype=np.int64)
+    data = np.array([[int(v) for v in r[3:]] for r in body], dtype=np.int64).reshape(len(body), len(head) - 3)
+    return idx, data
+
+
+def _read_bdf(path: Path, n: int) -> np.ndarray:
+    """The first n digital values of every signal of a BDF file, instants x channels."""
+    import pyedflib
+
+    f = pyedflib.EdfReader(str(path))
+    try:
+        return np.stack([f.readSignal(c, digital=True)[:n] for c in range(f.signals_in_file)], axis=1)
+    finally:
+        f.close()
+
+
 @library(scope="SUITE", version=__version__, doc_format="ROBOT")
 class PicodaqLibrary:
     """Hardware-in-the-loop keywords for picodaq boards: a real Pico or the emulated board.
@@ -56,7 +81,8 @@ class PicodaqLibrary:
     account of it with the host's actions (``.log``), under
     ``device-logs/<board>/``. The teardown links the log from log.html, and a
     failing test's message names it (so it shows in xUnit output too).
-    Firmware is flashed once per suite, and only if its hashes differ.
+    Firmware is flashed once per suite, through `picodaq flash`'s engine, and
+    only if its hashes differ from the manifest.
 
     = Streams =
 
@@ -238,11 +264,11 @@ class PicodaqLibrary:
                            f"{hello.max_rate} samples/s; {channels} x {rate} Hz is beyond it")
 
     @keyword
-    def flash_firmware(self, force: bool = False, method: str | None = None) -> bool:
-        """Flashes the firmware if its hashes differ (always with ``force=True``); returns whether
-        anything was written. ``method=mpremote`` takes the raw-REPL path used for real boards."""
+    def flash_firmware(self, force: bool = False) -> bool:
+        """Flashes the firmware with `picodaq flash`'s engine if its hashes differ (always with
+        ``force=True``), verifies it and waits for its HELLO; returns whether anything was written."""
         try:
-            r = self.board.flash(force=_bool(force), method=method or None)
+            r = self.board.flash(force=_bool(force))
         except BaseException as e:
             self._fail(e)
         logger.info(str(r))
@@ -517,19 +543,21 @@ class PicodaqLibrary:
 
     @keyword
     def recording_should_match_ramp(self, path: str) -> None:
-        """A .npy or .csv recording of the last stream holds exactly the ramp for its channels and
-        format, from the stream's first sample index, with no gap."""
+        """A .npy, .csv or .bdf recording of the last stream holds exactly the ramp for its channels
+        and format, from the stream's first sample index, with no gap (BDF: the digital values,
+        for formats that fit its 24 bits)."""
         r = self._result_or_fail()
         p = Path(path)
         cfg = r.config
+        idx = None
         if p.suffix == ".npy":
             data = np.load(p)
-            idx = None
         elif p.suffix == ".csv":
-            rows = np.loadtxt(p, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
-            idx, data = rows[:, 0], rows[:, 2:]
+            idx, data = _read_csv(p)
+        elif p.suffix == ".bdf":
+            data = _read_bdf(p, r.samples)
         else:
-            raise AssertionError(f"{p}: not a .npy or .csv recording")
+            raise AssertionError(f"{p}: not a .npy, .csv or .bdf recording")
         first = r.ramp.first_index if r.ramp is not None and r.ramp.first_index is not None else 0
         if data.shape != (r.samples, cfg.n_channels):
             raise AssertionError(f"{p}: shape {data.shape}, the stream delivered {r.samples} x {cfg.n_channels}")

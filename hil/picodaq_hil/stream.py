@@ -5,7 +5,8 @@ reconnects when the port drops out: an unplug, a faulty link's disconnect),
 and stops it, collecting a `StreamResult`: the decoder counters summed over
 every connection, the ramp check of every block, the board's final STATUS,
 markers, reboots seen mid-stream, and, for a faulty link, the bytes each
-connection received (for accounting.audit_link).
+connection received (for accounting.audit_link). Recordings go through
+picodaq's own Pipeline (timeline, outputs), as `picodaq record` writes them.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Callable
 from picodaq import contracts as C
 from picodaq.errors import LinkError, UsageError
 from picodaq.messages import Hello, Marker, Status
-from picodaq.outputs import Output, open_output
+from picodaq.outputs import Output, open_outputs
+from picodaq.pipeline import Pipeline
 from picodaq.recorder import StreamConfig
 
 from .accounting import Connection, HilReceiver, LinkAudit, RampCheck, audit_link
@@ -145,6 +147,8 @@ class StreamSession:
         self.hello: Hello | None = None
         self.started = 0.0
         self.running = False
+        self.pipeline: Pipeline | None = None
+        self.warnings: list[str] = []
         self._rx: HilReceiver | None = None
         self._bytes: bytearray | None = None
         self._taps: list[Callable[[memoryview], None]] = []
@@ -153,7 +157,7 @@ class StreamSession:
     def with_files(cls, board: "Board", config: StreamConfig, paths: list[str], **kw) -> "StreamSession":
         from pathlib import Path
 
-        return cls(board, config, [open_output(Path(p)) for p in paths], **kw)
+        return cls(board, config, open_outputs([Path(p) for p in paths]), **kw)
 
     # -- connections -----------------------------------------------------------------
 
@@ -162,10 +166,16 @@ class StreamSession:
         rx = self.board.fresh_receiver()
         if self.ramp is not None:
             rx.block_handlers.append(self.ramp.on_block)
-        for out in self.outputs:
-            rx.block_handlers.append(out.on_block)
         rx.hello_handlers.append(self._on_hello)
-        self._taps = [out.on_raw for out in self.outputs]
+        self._taps = []
+        if self.outputs:
+            cfg = self.config
+            if self.pipeline is None:
+                self.pipeline = Pipeline(rx, self.outputs, rate=cfg.rate, source=cfg.source,
+                                         channels=tuple(range(cfg.n_channels)), live=True)
+            self.pipeline.receiver = rx  # one recording across reconnects: the same timeline and files
+            self.pipeline.attach()
+            self._taps.append(self.pipeline.raw)
         if self.keep_bytes:
             self._bytes = bytearray()
             self._taps.append(self._bytes.extend)
@@ -178,6 +188,8 @@ class StreamSession:
             return
         self._rx = None
         rx.finish()  # end of this connection's input: a frame cut off by it is counted, not waited for
+        if self.pipeline is not None:
+            self.pipeline.detach()
         link = self.board.link
         if link is not None:
             for t in self._taps:
@@ -257,8 +269,8 @@ class StreamSession:
         status = rx.status if rx is not None else None
         self._close_connection()
         board.fresh_receiver()
-        for out in self.outputs:
-            out.close()
+        if self.pipeline is not None:
+            self.warnings = self.pipeline.finish()
         stats = {k: sum(c.stats.get(k, 0) for c in self.connections) for k in _COUNTERS}
         result = StreamResult(self.config, seconds, stats, self.connections, self.ramp, status, self.hello,
                               self.reboots, self.reconnects, self.markers)
