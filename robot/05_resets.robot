@@ -1,0 +1,55 @@
+*** Settings ***
+Documentation     Resets and cables: a board reset in the middle of a stream, an unplugged and
+...               reconnected board, and the soft reset between tests that keeps one test's
+...               output out of the next.
+Resource          resources/picodaq.resource
+Suite Setup       Open Board
+Suite Teardown    Close Board
+Test Setup        Start Test On Board
+Test Teardown     End Test On Board
+
+
+*** Test Cases ***
+A Stream Left Running Does Not Leak Into The Next Test (part 1)
+    [Documentation]    Leaves a 16 kHz stream running; the next test must not see it.
+    Start Stream    rate=16000    channels=8
+    Keep Streaming    0.5 s
+
+A Stream Left Running Does Not Leak Into The Next Test (part 2)
+    Board Should Be Idle And Quiet
+    Device Log Should Not Contain    SAMPLES
+
+A Soft Reset Mid-stream Leaves The Board Idle And Quiet
+    Start Stream    rate=16000    channels=8
+    Keep Streaming    0.5 s
+    Soft Reset Board
+    Board Should Be Idle And Quiet
+    Stream For    1 s    rate=1000    channels=8
+    Stream Should Be Complete
+
+Device Reset Mid-stream
+    Start Stream    rate=1000    channels=8
+    Keep Streaming    0.5 s
+    Reset Board Mid Stream
+    Keep Streaming Until Board Reboots
+    Stop Stream
+    Stream Should Be Bit Exact
+    Board Should Run This Firmware
+    Stream For    1 s    rate=1000    channels=8
+    Stream Should Be Complete
+
+Unplug And Reconnect Mid-stream
+    [Documentation]    The cable carries the power: the board reboots, the host reconnects and streams again.
+    Start Stream    rate=1000    channels=8
+    Keep Streaming    0.5 s
+    Unplug Board
+    Keep Streaming    2 s
+    Stop Stream
+    Stream Should Have Reconnected
+    Stream Should Be Bit Exact
+    Stream For    1 s    rate=1000    channels=8
+    Stream Should Be Complete
+
+Hard Reset While Idle
+    Hard Reset Board
+    Board Should Run This Firmware
