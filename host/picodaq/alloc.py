@@ -7,10 +7,17 @@
 
 On exit it fails (AllocationBudgetExceeded, an AssertionError, with the top
 allocation sites) when the traced memory alive at exit exceeds what was alive
-at entry by more than `max_growth_bytes` (retained growth), or when the peak
-of traced memory rose more than `budget_bytes` above the entry level (what the
-code had allocated at once, transient objects included). Warm up first: the
-guard measures a steady state, not a first run's caches.
+at entry by more than `max_growth_bytes` (retained growth, from snapshots at
+entry and exit, leaving out the guard's own bookkeeping), or when the peak of
+traced memory rose more than `budget_bytes` above the entry level (what the
+code had allocated at once, transient objects included). Warm up first, under
+`tracing()`: the guard measures a steady state, not a first run's caches, and
+objects made before tracing began cannot be told apart from new ones.
+
+    with tracing():
+        work(warmup)
+        with HotPathGuard(budget_bytes=256 * 1024):
+            work(n)
 
 tracemalloc costs time on every allocation, so code with few allocations
 runs under it at nearly full speed: the guard itself rewards an allocation-
@@ -23,13 +30,15 @@ divide by frames to report allocations and bytes per frame.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import linecache
 import os
 import sys
 import tempfile
 import tracemalloc
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .errors import UsageError
 
@@ -43,6 +52,22 @@ class AllocationBudgetExceeded(AssertionError):
         self.peak = peak
 
 
+@contextlib.contextmanager
+def tracing(nframes: int = 1) -> Iterator[None]:
+    """Trace allocations (tracemalloc) for the block, if nobody traces already.
+
+    Warm up under it before entering a HotPathGuard: objects the warm-up left
+    behind are then traced too, so replacing them is not mistaken for growth."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start(nframes)
+    try:
+        yield
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
 class HotPathGuard:
     def __init__(self, budget_bytes: int = 256 * 1024, max_growth_bytes: int = 0, nframes: int = 1,
                  label: str = "hot path") -> None:
@@ -54,12 +79,21 @@ class HotPathGuard:
         self.peak = 0  # highest traced bytes alive meanwhile, minus at entry
         self._started = False
         self._before: tracemalloc.Snapshot | None = None
+        self._skip: list[tracemalloc.Filter] = []
         self._base = 0
 
     def __enter__(self) -> "HotPathGuard":
         self._started = not tracemalloc.is_tracing()
         if self._started:
             tracemalloc.start(self.nframes)
+        # What the `with` line itself allocates (this guard, the bound __exit__ the
+        # interpreter keeps and drops) is not the guarded code's.
+        caller = sys._getframe(1)
+        self._skip = _SKIP + [tracemalloc.Filter(False, caller.f_code.co_filename, caller.f_lineno)]
+        # A full collection also empties CPython's free lists (tuples, floats, ...):
+        # objects parked there are alive to tracemalloc, and how many are parked
+        # varies by chance. Emptied at both ends, they cannot pass for growth.
+        gc.collect()
         self._before = tracemalloc.take_snapshot()
         self._base = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
@@ -67,9 +101,14 @@ class HotPathGuard:
 
     def __exit__(self, exc_type: Any, *exc: object) -> None:
         try:
-            current, peak = tracemalloc.get_traced_memory()
-            self.growth = current - self._base
+            peak = tracemalloc.get_traced_memory()[1]
+            gc.collect()
+            after = tracemalloc.take_snapshot()
             self.peak = peak - self._base
+            # growth from the snapshots, leaving out what the guard itself keeps (its own numbers)
+            skip = self._skip
+            growth = after.filter_traces(skip).compare_to(self._before.filter_traces(skip), "lineno")  # type: ignore[union-attr]
+            self.growth = sum(d.size_diff for d in growth)
             if exc_type is not None:
                 return
             problems = []
@@ -78,8 +117,9 @@ class HotPathGuard:
             if self.peak > self.budget_bytes:
                 problems.append(f"peaked {self.peak} bytes above entry (budget {self.budget_bytes})")
             if problems:
-                after = tracemalloc.take_snapshot()
-                sites = _top_growth(self._before, after)  # type: ignore[arg-type]
+                lines = [f"  {d.size_diff:+d} B in {d.count_diff:+d} blocks: {d.traceback}"
+                         for d in growth[:8] if d.size_diff]
+                sites = ("\ntop growth:\n" + "\n".join(lines)) if lines else ""
                 raise AllocationBudgetExceeded(f"{self.label}: " + "; ".join(problems) + sites,
                                                self.growth, self.peak)
         finally:
@@ -88,11 +128,8 @@ class HotPathGuard:
                 tracemalloc.stop()
 
 
-def _top_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: int = 8) -> str:
-    skip = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, linecache.__file__)]
-    diff = after.filter_traces(skip).compare_to(before.filter_traces(skip), "lineno")
-    lines = [f"  {d.size_diff:+d} B in {d.count_diff:+d} blocks: {d.traceback}" for d in diff[:n] if d.size_diff]
-    return ("\ntop growth:\n" + "\n".join(lines)) if lines else ""
+_SKIP = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, linecache.__file__),
+         tracemalloc.Filter(False, __file__)]
 
 
 @dataclass(frozen=True)

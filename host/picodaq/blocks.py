@@ -48,6 +48,9 @@ _I32 = np.dtype(np.int32)
 _U8 = np.dtype(np.uint8)
 # sample data's offset in a pooled buffer: frame offset + frame header + SAMPLES header
 DATA_OFFSET = LOAN_FRAME_OFFSET + C.HEADER_SIZE + _HEAD_SIZE
+# t0_us and period_ns, read from a pooled buffer only when asked for
+T0_OFFSET = LOAN_FRAME_OFFSET + C.HEADER_SIZE + 4
+_T0_PERIOD = struct.Struct("<II")
 MAX_SAMPLE_VALUES = (C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES] - _HEAD_SIZE) // min(C.BYTES_PER_SAMPLE.values())
 _U32 = 1 << 32
 _NAN = math.nan
@@ -138,21 +141,21 @@ class SamplesBlock:
     makes a detached block around an existing counts array.
     """
 
-    __slots__ = ("first_index", "t0_us", "period_ns", "n_channels", "fmt", "n_samples", "seq",
-                 "unit", "_device_t0", "_host_t0", "_clock", "_ref_raw", "_ref_dev", "_loan", "_views",
+    __slots__ = ("first_index", "n_channels", "fmt", "n_samples", "seq", "unit", "_t0", "_period",
+                 "_device_t0", "_host_t0", "_clock", "_ref_raw", "_ref_dev", "_loan", "_views",
                  "_decoded", "_counts", "_pool", "_taken", "_view")
 
     def __init__(self, first_index: int = 0, t0_us: int = 0, period_ns: int = 0, n_channels: int = 0,
                  fmt: int = C.FMT_INT32, n_samples: int = 0, counts: np.ndarray | None = None) -> None:
         self.first_index = first_index
-        self.t0_us = t0_us
-        self.period_ns = period_ns
+        self._t0: int | None = t0_us  # None: read from the buffer when asked
+        self._period: int | None = period_ns
         self.n_channels = n_channels
         self.fmt = fmt
         self.n_samples = n_samples
         self.seq = 0
         self.unit = "counts"
-        self._device_t0 = t0_us  # detached: the stamps as given
+        self._device_t0: int | None = t0_us  # detached: the stamps as given
         self._host_t0 = _NAN
         self._clock: HostClock | None = None  # bound: unwrapped lazily against the clock's reference
         self._ref_raw = 0
@@ -175,24 +178,58 @@ class SamplesBlock:
         return b
 
     def bind(self, loan: Loaned, head: tuple, seq: int) -> None:
-        """Take ownership of loan, a buffer holding a checked SAMPLES frame; head is its parsed header."""
-        first, t0, period, nch, fmt, ns = head
+        """Take ownership of loan, a buffer holding a checked SAMPLES frame.
+
+        head is (first_sample_index, n_channels, fmt, n_samples), as the decoder
+        read it; t0_us and period_ns are read from the buffer when asked."""
+        first, nch, fmt, ns = head
         self.first_index = first
-        self.t0_us = t0
-        self.period_ns = period
+        self._t0 = None
+        self._period = None
         self.n_channels = nch
         self.fmt = fmt
         self.n_samples = ns
         self.seq = seq
         self.unit = "counts"
         self._clock = None
-        self._device_t0 = t0
+        self._device_t0 = None
         self._host_t0 = _NAN
         self._loan = loan
         v = self._views = _views_for(loan, fmt, nch, ns)
         self._counts = v.counts
         self._decoded = fmt == C.FMT_INT32
         self._taken = True
+
+    @property
+    def t0_us(self) -> int:
+        """Device clock (ticks_us, wrapping at TICKS_PERIOD) at the first instant."""
+        t0 = self._t0
+        if t0 is None:
+            t0 = self._t0 = _T0_PERIOD.unpack_from(self._buffer(), T0_OFFSET)[0]
+        return t0
+
+    @property
+    def period_ns(self) -> int:
+        """Nominal sample period in nanoseconds."""
+        p = self._period
+        if p is None:
+            p = self._period = _T0_PERIOD.unpack_from(self._buffer(), T0_OFFSET)[1]
+        return p
+
+    def _buffer(self) -> bytearray:
+        loan = self._loan
+        if loan is None:
+            raise PoolError("this block was released: its data belongs to another block now")
+        return loan.buffer
+
+    @property
+    def raw(self) -> memoryview | None:
+        """The SAMPLES frame's wire bytes (header, payload, CRC) in its pooled buffer; None if detached."""
+        loan = self._loan
+        if loan is None:
+            return None
+        end = DATA_OFFSET + self.n_channels * self.n_samples * C.BYTES_PER_SAMPLE[self.fmt] + C.CRC_SIZE
+        return loan.view[LOAN_FRAME_OFFSET:end]
 
     def stamp(self, clock: "HostClock") -> None:
         """Time this block with clock: device_t0_us and host_t0 are then worked out when asked."""
@@ -205,7 +242,7 @@ class SamplesBlock:
         """Device clock at the first instant, in microseconds, unwrapped across the ticks period."""
         clock = self._clock
         if clock is None:
-            return self._device_t0
+            return self._device_t0 if self._device_t0 is not None else self.t0_us
         return clock.unwrap_near(self.t0_us, self._ref_raw, self._ref_dev)
 
     @property
@@ -224,10 +261,10 @@ class SamplesBlock:
             raise PoolError("this block was already released to its pool")
         self._taken = False
         loan = self._loan
-        self._loan = None
-        self._views = None
-        self._counts = None
-        self._clock = None
+        # drop every per-frame reference: a block waiting in its pool keeps nothing alive
+        self._loan = self._views = self._counts = self._clock = None
+        self._t0 = self._period = self._device_t0 = None
+        self.first_index = self.seq = self._ref_raw = self._ref_dev = 0
         if loan is not None:
             loan.release()
         self._pool.give(self)

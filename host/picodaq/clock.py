@@ -17,8 +17,6 @@ timestamps as regular as the device's clock, on the host's time base.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from . import contracts as C
 
 _NOMINAL = 1e-6  # host seconds per device microsecond
@@ -26,7 +24,7 @@ _NAN = float("nan")
 
 
 class HostClock:
-    def __init__(self, period: int = C.TICKS_PERIOD, window: int = 600, bucket_us: int = 100_000,
+    def __init__(self, period: int = C.TICKS_PERIOD, window: int = 256, bucket_us: int = 100_000,
                  min_span_us: int = 2_000_000) -> None:
         if period <= 0 or period & (period - 1):
             raise ValueError("the ticks period must be a power of two")
@@ -36,8 +34,8 @@ class HostClock:
         self.window = window
         self.bucket_us = bucket_us
         self.min_span_us = min_span_us  # below this span the nominal rate beats a fitted one
-        self._x = np.zeros(window)
-        self._y = np.zeros(window)
+        self._x = [0.0] * window
+        self._y = [0.0] * window
         self.ref_raw: int | None = None  # the last stamp unwrapped, as sent ...
         self.ref_dev = 0  # ... and unwrapped: blocks unwrap lazily against this pair
         self.restarts = 0  # backwards jumps of the device clock seen
@@ -54,9 +52,9 @@ class HostClock:
         self._by = 0.0
         self._bd = 0.0
         self._open = False
+        self._closed = 0  # buckets closed since the last fit
         self.slope = _NOMINAL
         self.offset = 0.0
-        self.observations = 0
 
     @property
     def ready(self) -> bool:
@@ -98,38 +96,60 @@ class HostClock:
         x = float(device_us - self._x0)
         y = host_s - self._y0
         d = y - _NOMINAL * x  # the delay, up to a constant: smaller is better
-        self.observations += 1
         if self._open and x - self._bucket_start < self.bucket_us:
             if d < self._bd:
                 self._bx, self._by, self._bd = x, y, d
                 if self._n == 0:
                     self._fit()
             return
-        if self._open:
+        if self._open:  # close the bucket: its least-delayed point joins the window
             i = self._i
             self._x[i] = self._bx
             self._y[i] = self._by
-            self._i = (i + 1) % self.window
-            self._n = min(self._n + 1, self.window)
+            self._i = i + 1 if i + 1 < self.window else 0
+            if self._n < self.window:
+                self._n += 1
+            self._closed += 1
         self._open = True
         self._bucket_start = x
         self._bx, self._by, self._bd = x, y, d
-        self._fit()
+        if self._n < 16 or self._closed >= 4:  # the rate changes slowly: refit every 4th bucket
+            self._fit()
 
     def _fit(self) -> None:
+        # Plain floats over at most `window` points, a few times a second at most:
+        # no numpy temporaries, so a steady state allocates nothing here either.
+        self._closed = 0
         n = self._n
-        if n == 0:  # only the open bucket so far: the nominal rate through its best point
-            self.slope = _NOMINAL
-            self.offset = self._by - _NOMINAL * self._bx
-            return
-        x = np.append(self._x[:n], self._bx)
-        y = np.append(self._y[:n], self._by)
+        bx, by = self._bx, self._by  # the open bucket's point; coordinates relative to it, for precision
         slope = _NOMINAL
-        if x.max() - x.min() >= self.min_span_us:
-            dx = x - x.mean()
-            slope = float(np.dot(dx, y - y.mean()) / np.dot(dx, dx))
+        if n:
+            xs = self._x if n == self.window else self._x[:n]
+            ys = self._y if n == self.window else self._y[:n]
+            sx = sy = sxx = sxy = lo = hi = 0.0
+            for xv, yv in zip(xs, ys):
+                dx = xv - bx
+                dy = yv - by
+                sx += dx
+                sy += dy
+                sxx += dx * dx
+                sxy += dx * dy
+                if dx < lo:
+                    lo = dx
+                elif dx > hi:
+                    hi = dx
+            m = n + 1
+            if hi - lo >= self.min_span_us:
+                slope = (sxy - sx * sy / m) / (sxx - sx * sx / m)
+            low = 0.0  # the open bucket's own residual
+            for xv, yv in zip(xs, ys):
+                r = (yv - by) - slope * (xv - bx)
+                if r < low:
+                    low = r
+        else:
+            low = 0.0
         self.slope = slope
-        self.offset = float(np.min(y - slope * x))
+        self.offset = by - slope * bx + low
 
     def host_time(self, device_us: int) -> float:
         """Host monotonic seconds at device time device_us (unwrapped); NaN before any observation."""

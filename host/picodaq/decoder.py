@@ -53,6 +53,9 @@ _HEAD = struct.Struct("<BB" + C.HEADER_FORMAT[3:])  # magic as two bytes, versio
 assert C.HEADER_FORMAT.startswith("<2s") and _HEAD.size == C.HEADER_SIZE
 _SAMPLES = struct.Struct(C.SAMPLES_FORMAT)
 _SAMPLES_HEAD = _SAMPLES.size
+# what the decoder reads of a SAMPLES header: first_sample_index, n_channels, fmt, n_samples
+_SAMPLES_KEY = struct.Struct("<I8xBBH")
+assert _SAMPLES_KEY.size == _SAMPLES_HEAD and C.SAMPLES_FORMAT == "<IIIBBH"
 _U32 = 0xFFFFFFFF
 _HALF = 1 << 31
 _CRC_RESIDUE = 0x2144DF1C
@@ -116,7 +119,10 @@ class FrameDecoder:
         self.pool = pool
         self.stats = DecoderStats()
         self._last_seq: int | None = None
-        self._next_index: int | None = None
+        # sample index tracking: the previous block's first index and length (None: no base yet)
+        self._prev_first: int | None = None
+        self._prev_ns = 0
+        self._run = 0  # SAMPLES frames of the cached layout not yet added to stats.samples
         self._eof = False
         # Input. `_src` is what is being scanned, from `_pos`: either a view of
         # the caller's data (borrowed) or of `_carry`, the decoder's own copy
@@ -216,7 +222,7 @@ class FrameDecoder:
         self._next = None
         self._pos = 0
         self._last_seq = None
-        self._next_index = None
+        self._prev_first = None
 
     @property
     def buffered(self) -> int:
@@ -249,134 +255,151 @@ class FrameDecoder:
         return self._drained
 
     def _scan(self, handler: Callable[[Frame], object] | None) -> Frame | _NeedData:
-        # The hot loop. Allocation matters here (every Python int above 256 is
-        # one): counters are kept in locals and added to `stats` once per call,
-        # the SAMPLES layout check is cached, frame sizes come from tables of
-        # ready-made ints, and the CRC is checked by its residue. Locals `src`,
-        # `pos` and `end` mirror `_src`, `_pos` and `len(_src)`: synced before
-        # a helper runs and reloaded after, and `_pos` is written back on exit.
+        # The hot loop: an intact frame at `pos`, accepted with as little work
+        # and allocation as Python allows (every int above 256 is an
+        # allocation): counters live in locals until the call ends, frame sizes
+        # come from tables of ready-made ints, the CRC is checked by its
+        # residue, the SAMPLES layout check is cached. Everything else (a kept
+        # partial frame, garbage, a bad header or CRC, too few bytes) goes to
+        # _off_path. Locals src/pos/end mirror _src/_pos/len(_src): synced
+        # before a helper runs and reloaded after; _pos is written back on exit.
         st = self.stats
         pool = self.pool
-        envelope = self._envelope
         src = self._src
         pos = self._pos
         end = len(src)
         count = 0  # frames accepted by this call
-        samples = 0
         try:
             while True:
-                if self._next is not None and pos >= self._switch_at:
-                    # the kept partial frame is done: go on reading the caller's data in place
-                    self._switch_to_next(pos)
-                    src, pos = self._src, self._pos
-                    end = len(src)
-                    continue
-                try:
-                    m0, m1, version, mtype, length, seq = _HEAD.unpack_from(src, pos)
-                except struct.error:  # fewer than a header's bytes left
-                    m0 = m1 = -1
-                if m0 != _M0 or m1 != _M1:
-                    m = _FIND_MAGIC(src, pos, end)
-                    if m is not None and m.start() > pos:
-                        st.skipped_bytes += m.start() - pos
-                        pos = m.start()
-                        continue
-                    if m is None:
-                        # keep a trailing first magic byte: its partner may come next
-                        keep = 1 if end > pos and src[end - 1] == _M0 and not self._eof else 0
-                        st.skipped_bytes += end - pos - keep
-                        pos = end - keep
-                        if self._next is not None and pos >= self._switch_at:
-                            continue  # the rest is the caller's data: read it in place
-                        self._pos = pos
-                        more = self._more() or self._need()
-                    else:  # magic at pos, the header not all here yet
-                        self._pos = pos
-                        more = self._incomplete(pos)
-                    src, pos = self._src, self._pos
-                    end = len(src)
-                    if more:
-                        continue
-                    return NEED_DATA
-                if version != _VERSION or length > _LIMIT[mtype]:
-                    st.header_errors += 1
-                    pos += 1
-                    continue
-                nxt = pos + _TOTAL[length]
-                if nxt > end:
-                    self._pos = pos
-                    more = self._incomplete(pos)
-                    src, pos = self._src, self._pos
-                    end = len(src)
-                    if more:
-                        continue
-                    return NEED_DATA
-                fv = src[pos:nxt]
-                if zlib.crc32(fv) != _CRC_RESIDUE:
-                    fv.release()
-                    st.crc_errors += 1
-                    pos += 1
-                    continue
-                pos = nxt
-                # sequence: +1 modulo 2**32, or the frames in between were lost
-                last = self._last_seq
-                if mtype == _HELLO_ID and seq == 0:
-                    self._next_index = None  # the board booted: seq and sample indices start anew
-                elif last is not None and seq - last != 1 and not (seq == 0 and last == _U32):
-                    st.seq_lost += (seq - last - 1) & _U32
-                self._last_seq = seq
-                head = None
-                if mtype == _SAMPLES_ID:
-                    if length < _SAMPLES_HEAD:
-                        st.decode_errors += 1
-                        fv.release()
-                        continue
-                    head = _SAMPLES.unpack_from(fv, _HEADER)
-                    first, _, _, nch, fmt, ns = head
-                    if ns != self._layout_ns or nch != self._layout_nch or fmt != self._layout_fmt \
-                            or length != self._layout_length:
-                        bps = _BPS[fmt]
-                        if not bps or nch < 1 or nch > _MAX_CH or length != _SAMPLES_HEAD + nch * ns * bps:
-                            st.decode_errors += 1  # intact, but its length disagrees with its header
+                if self._next is None or pos < self._switch_at:
+                    try:
+                        m0, m1, version, mtype, length, seq = _HEAD.unpack_from(src, pos)
+                    except struct.error:  # fewer than a header's bytes left
+                        m0 = -1
+                    if m0 == _M0 and m1 == _M1 and version == _VERSION and length <= _LIMIT[mtype]:
+                        nxt = pos + _TOTAL[length]
+                        if nxt <= end:
+                            fv = src[pos:nxt]
+                            if zlib.crc32(fv) == _CRC_RESIDUE:
+                                pos = nxt
+                                # seq: +1 modulo 2**32, else the frames in between were lost
+                                last = self._last_seq
+                                if mtype == _HELLO_ID and seq == 0:
+                                    self._prev_first = None  # the board booted: a new stream starts
+                                elif last is not None and seq - last != 1 and (seq or last != _U32):
+                                    st.seq_lost += (seq - last - 1) & _U32
+                                self._last_seq = seq
+                                head = None
+                                if mtype == _SAMPLES_ID:
+                                    head = self._samples_head(fv, length)
+                                    if head is None:
+                                        fv.release()
+                                        continue
+                                    # sample indices: this block should start where the last one ended
+                                    first = head[0]
+                                    prev = self._prev_first
+                                    if prev is not None and first - prev != self._prev_ns:
+                                        gap = (first - prev - self._prev_ns) & _U32
+                                        if gap < _HALF:  # else backwards: a new stream (START again), a new base
+                                            st.samples_lost += gap
+                                    self._prev_first = first
+                                    self._prev_ns = head[3]
+                                    self._run += 1
+                                count += 1
+                                if pool is None:
+                                    frame = Frame(mtype, seq, bytes(fv[_HEADER:_HEADER + length]), head=head)
+                                else:
+                                    loan = pool.acquire(_LOAN_SIZE[length])
+                                    loan.view[LOAN_FRAME_OFFSET:_LOAN_END[length]] = fv
+                                    if handler is None:
+                                        frame = Frame(mtype, seq, None, loan, length, head)
+                                    else:
+                                        frame = self._envelope
+                                        frame.type = mtype
+                                        frame.seq = seq
+                                        frame.length = length
+                                        frame.head = head
+                                        frame.loan = loan
+                                        frame._payload = None
+                                fv.release()
+                                if handler is None:
+                                    return frame
+                                handler(frame)
+                                frame.head = None  # the envelope keeps nothing of the frame alive
+                                frame.seq = 0
+                                continue
                             fv.release()
-                            continue
-                        self._layout_ns, self._layout_nch, self._layout_fmt = ns, nch, fmt
-                        self._layout_length = length
-                    expected = self._next_index
-                    if expected is not None and first != expected:
-                        gap = (first - expected) & _U32
-                        if gap < _HALF:
-                            st.samples_lost += gap
-                        # a backwards jump is a new stream (START again): it sets the base
-                    after = first + ns
-                    self._next_index = after if after <= _U32 else after & _U32
-                    samples += ns
-                count += 1
-                if pool is None:
-                    frame = Frame(mtype, seq, bytes(fv[_HEADER:_HEADER + length]), head=head)
-                else:
-                    loan = pool.acquire(_LOAN_SIZE[length])
-                    loan.view[LOAN_FRAME_OFFSET:_LOAN_END[length]] = fv
-                    if handler is None:
-                        frame = Frame(mtype, seq, None, loan, length, head)
-                    else:
-                        frame = envelope
-                        frame.type = mtype
-                        frame.seq = seq
-                        frame.length = length
-                        frame.head = head
-                        frame.loan = loan
-                        frame._payload = None
-                fv.release()
-                if handler is None:
-                    return frame
-                handler(frame)
+                self._pos = pos
+                more = self._off_path()
+                src, pos = self._src, self._pos
+                end = len(src)
+                if not more:
+                    return NEED_DATA
         finally:
             self._pos = pos
             self._drained = count
             if count:
                 st.frames_ok += count
-                st.samples += samples
+                self._count_run()
+
+    def _count_run(self) -> None:
+        """Add the SAMPLES frames counted in _run (all of the cached layout) to stats.samples."""
+        if self._run:
+            self.stats.samples += self._run * self._layout_ns
+            self._run = 0
+
+    def _samples_head(self, fv: memoryview, length: int) -> tuple | None:
+        """(first_sample_index, n_channels, fmt, n_samples) of an intact frame, or None (a decode error, counted)."""
+        if length < _SAMPLES_HEAD:
+            self.stats.decode_errors += 1
+            return None
+        head = _SAMPLES_KEY.unpack_from(fv, _HEADER)
+        _, nch, fmt, ns = head
+        if ns == self._layout_ns and nch == self._layout_nch and fmt == self._layout_fmt \
+                and length == self._layout_length:
+            return head
+        bps = _BPS[fmt]
+        if not bps or nch < 1 or nch > _MAX_CH or length != _SAMPLES_HEAD + nch * ns * bps:
+            self.stats.decode_errors += 1  # intact, but its length disagrees with its own header
+            return None
+        self._count_run()  # the frames counted so far had the old layout
+        self._layout_ns, self._layout_nch, self._layout_fmt, self._layout_length = ns, nch, fmt, length
+        return head
+
+    def _off_path(self) -> bool:
+        """Whatever is at _pos is not an intact frame the hot loop could take.
+
+        Count it and move on: True to scan on, False when more bytes are needed."""
+        st = self.stats
+        src, pos = self._src, self._pos
+        end = len(src)
+        if self._next is not None and pos >= self._switch_at:
+            self._switch_to_next(pos)  # the kept partial frame is done: read the caller's data in place
+            return True
+        if end - pos >= 2 and src[pos] == _M0 and src[pos + 1] == _M1:
+            if end - pos < _HEADER:
+                return self._incomplete(pos)
+            _, _, version, mtype, length, _ = _HEAD.unpack_from(src, pos)
+            if version != _VERSION or length > _LIMIT[mtype]:
+                st.header_errors += 1
+            elif end - pos < _TOTAL[length]:
+                return self._incomplete(pos)
+            else:
+                st.crc_errors += 1
+            self._pos = pos + 1  # resume the hunt for magic right after this one
+            return True
+        m = _FIND_MAGIC(src, pos, end)
+        if m is not None:
+            st.skipped_bytes += m.start() - pos
+            self._pos = m.start()
+            return True
+        # keep a trailing first magic byte: its partner may come next
+        keep = 1 if end > pos and src[end - 1] == _M0 and not self._eof else 0
+        st.skipped_bytes += end - pos - keep
+        self._pos = end - keep
+        if self._next is not None and self._pos >= self._switch_at:
+            return True  # the rest is the caller's data: read it in place
+        return self._more() or self._need()
 
     def _switch_to_next(self, pos: int) -> None:
         nxt = self._next

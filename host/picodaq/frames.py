@@ -27,8 +27,9 @@ class Frame:
     holds a `Loaned` buffer with the frame's wire bytes at LOAN_FRAME_OFFSET;
     its payload is a view into that buffer, valid until `release()` (or the
     end of a `with` block) returns the buffer; `take_loan()` hands the buffer
-    on instead (the SAMPLES route gives it to a block). `head` is the parsed
-    SAMPLES header the decoder already checked, or None.
+    on instead (the SAMPLES route gives it to a block). `head` is what the
+    decoder read and checked of a SAMPLES header, (first_sample_index,
+    n_channels, fmt, n_samples), or None.
     """
 
     __slots__ = ("type", "seq", "length", "head", "loan", "_payload")

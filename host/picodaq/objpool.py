@@ -48,28 +48,42 @@ class Pool(Generic[T]):
         self.cap = cap
         self._free: list[T] = []
         self._lock = threading.Lock()
-        # Only `_takes` moves on every take: a hit is a take that created
-        # nothing, and an object is free, in use, discarded or lost, so the
-        # rest is derived and the hot path allocates no ints.
+        # Only the take count moves on every take, in two digits of base 256
+        # (the low one stays a small int, which Python does not allocate); a
+        # hit is a take that created nothing, and an object is free, in use,
+        # discarded or lost, so the rest is derived: no int allocated per take.
         self._created = 0
-        self._takes = 0
+        self._takes_lo = 0
+        self._takes_hi = 0
         self._discarded = 0  # given back while the free list was at the cap
         self._lost = 0
 
     def take(self) -> T:
-        with self._lock:
-            self._takes += 1
+        lock = self._lock  # acquire()/release(), not `with`: no bound-method objects per call
+        lock.acquire()
+        try:
+            lo = self._takes_lo + 1
+            if lo == 256:
+                self._takes_hi += 1
+                lo = 0
+            self._takes_lo = lo
             if self._free:
                 return self._free.pop()
             self._created += 1
+        finally:
+            lock.release()
         return self._factory()
 
     def give(self, obj: T) -> None:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if len(self._free) < self.cap:
                 self._free.append(obj)
             else:
                 self._discarded += 1
+        finally:
+            lock.release()
 
     def lost(self) -> None:
         """An object taken from this pool was collected without being given back."""
@@ -81,9 +95,10 @@ class Pool(Generic[T]):
         with self._lock:
             free = len(self._free)
             in_use = self._created - free - self._discarded - self._lost
-            return ObjectPoolStats(created=self._created, takes=self._takes,
-                                   returns=self._takes - in_use - self._lost, in_use=in_use,
-                                   hits=self._takes - self._created,
+            takes = self._takes_hi * 256 + self._takes_lo
+            return ObjectPoolStats(created=self._created, takes=takes,
+                                   returns=takes - in_use - self._lost, in_use=in_use,
+                                   hits=takes - self._created,
                                    overflows=max(0, self._created - self.cap), discarded=self._discarded,
                                    lost=self._lost, free=free)
 

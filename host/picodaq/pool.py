@@ -127,10 +127,13 @@ class BufferPool:
         self._count = [0] * len(classes)
         self._lock = threading.Lock()
         self._leaked: deque[tuple[int, bytearray]] = deque()  # filled by Loaned.__del__, drained under the lock
-        # Counters. Only `_acquires` moves on every acquire; the rest move on
-        # misses, fallbacks and leaks, and returns and in_use are derived (a
-        # pooled buffer is either free or out), so the hot path allocates no ints.
-        self._acquires = 0
+        # Counters. Only the acquire count moves on every acquire, and it is kept
+        # in two digits of base 256 (`_acq_lo` stays a small int, which Python
+        # does not allocate; `_acq_hi` moves once per 256): the hot path
+        # allocates no ints. The rest move on misses, fallbacks and leaks;
+        # returns and in_use are derived (a pooled buffer is either free or out).
+        self._acq_lo = 0
+        self._acq_hi = 0
         self._fallbacks = 0
         self._fallbacks_back = 0  # fallback loans released
         self._allocations = 0
@@ -146,10 +149,18 @@ class BufferPool:
         """Lend a buffer of at least size bytes (never blocks)."""
         if size < 0:
             raise ValueError("size must not be negative")
-        with self._lock:
+        # lock.acquire()/release() rather than `with`: a with statement makes two
+        # bound-method objects per use, and this runs once per frame
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._leaked:
                 self._reclaim()
-            self._acquires += 1
+            lo = self._acq_lo + 1
+            if lo == 256:
+                self._acq_hi += 1
+                lo = 0
+            self._acq_lo = lo
             classes = self.classes
             i = 0
             n = len(classes)
@@ -170,17 +181,23 @@ class BufferPool:
                     loan._out = True
                     return loan
             self._fallbacks += 1
+        finally:
+            lock.release()
         loan = Loaned(bytearray(size), self, -1)
         loan.size = size
         loan._out = True
         return loan
 
     def _give(self, loan: Loaned) -> None:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if loan._cls >= 0:
                 self._free[loan._cls].append(loan)
             else:
                 self._fallbacks_back += 1
+        finally:
+            lock.release()
 
     def _reclaim(self) -> None:
         """Return the buffers of loans collected unreleased (lock held)."""
@@ -200,9 +217,10 @@ class BufferPool:
                 self._reclaim()
             free = sum(len(f) for f in self._free)
             in_use = (self._allocations - free) + (self._fallbacks - self._fallbacks_back)
-            return PoolStats(allocations=self._allocations, acquires=self._acquires,
-                             returns=self._acquires - in_use, in_use=in_use,
-                             hits=self._acquires - self._allocations - self._fallbacks,
+            acquires = self._acq_hi * 256 + self._acq_lo
+            return PoolStats(allocations=self._allocations, acquires=acquires,
+                             returns=acquires - in_use, in_use=in_use,
+                             hits=acquires - self._allocations - self._fallbacks,
                              fallbacks=self._fallbacks, leaked=self._leaks, free=free)
 
     @property

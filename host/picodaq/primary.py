@@ -64,9 +64,10 @@ class BlockQueue:
         self._offset = 0  # rows of the head block already copied out by poll_into
         self._event = threading.Event()
         self._waiting = False
-        # counters, written by the producer only (delivered is derived: whatever left the queue)
-        self.accepted = 0
+        # counters: refused blocks (the producer's), blocks that left the queue (the consumer's,
+        # added once per poll call); accepted is derived, so offer() counts nothing per block
         self.dropped = 0
+        self.delivered = 0
         self.high_water = 0
         self.first_index = 0  # sample index of the first row of the last poll_into
         self._closed = False
@@ -77,20 +78,18 @@ class BlockQueue:
     # -- producer (the receiver) -------------------------------------------------
 
     @property
-    def offered(self) -> int:
-        return self.accepted + self.dropped
+    def accepted(self) -> int:
+        return self.delivered + len(self._q)
 
     @property
-    def delivered(self) -> int:
-        """Blocks that left the queue (read, handed over, or released by close)."""
-        return self.accepted - len(self._q)
+    def offered(self) -> int:
+        return self.accepted + self.dropped
 
     def offer(self, block: SamplesBlock) -> bool:
         q = self._q
         if len(q) >= self.maxlen or self._closed:
             self.dropped += 1
             return False
-        self.accepted += 1
         q.append(block)
         if len(q) > self.high_water:
             self.high_water = len(q)
@@ -142,6 +141,7 @@ class BlockQueue:
             raise UsageError("poll_into: indices is shorter than the rows asked for")
         q = self._q
         done = 0
+        finished = 0
         expected = -1
         while done < limit and q:
             b = q[0]
@@ -166,8 +166,11 @@ class BlockQueue:
             expected = (start + k) & _U32
             if off + k >= b.n_samples:
                 self._finish_head()
+                finished += 1
             else:
                 self._offset = off + k
+        if finished:
+            self.delivered += finished
         return done
 
     def poll_each(self, max: int, fn: Callable[[SamplesBlock], object]) -> int:
@@ -175,13 +178,16 @@ class BlockQueue:
         self._check_whole()
         q = self._q
         n = 0
-        while n < max and q:
-            b = q[0]
-            try:
-                fn(b)
-            finally:
-                self._finish_head()
-            n += 1
+        try:
+            while n < max and q:
+                b = q[0]
+                n += 1
+                try:
+                    fn(b)
+                finally:
+                    self._finish_head()
+        finally:
+            self.delivered += n
         return n
 
     def get(self, timeout: float | None = 0.0) -> SamplesBlock | None:
@@ -189,6 +195,7 @@ class BlockQueue:
         self._check_whole()
         if not self._q and (timeout == 0 or not self.wait(timeout)):
             return None
+        self.delivered += 1
         return self._q.popleft()
 
     def poll(self, max: int | None = None) -> list[SamplesBlock]:
@@ -202,6 +209,7 @@ class BlockQueue:
         self._closed = True
         while self._q:
             self._finish_head()
+            self.delivered += 1
 
     def stats(self) -> dict[str, int]:
         return {"queued": len(self._q), "accepted": self.accepted, "dropped": self.dropped,

@@ -28,20 +28,21 @@ from typing import Any, Callable
 import numpy as np
 
 from . import contracts as C
-from .blocks import SamplesBlock
+from .blocks import T0_OFFSET, SamplesBlock
 from .clock import HostClock
 from .decoder import DecoderStats, FrameDecoder
 from .errors import UsageError
 from .frames import LOAN_FRAME_OFFSET, Frame
 from .messages import Ack, Hello, Log, Marker, Status
 from .objpool import ObjectPoolStats, Pool
-from .pool import BufferPool, PoolStats
+from .pool import BufferPool, Loaned, PoolStats
 from .primary import BlockQueue, PrimaryOutput
 from .router import BAD_PAYLOAD, PRIMARY_FULL, RouteError, Router
 from .taps import TapRegistry
 
 BlockHandler = Callable[[SamplesBlock], None]
-_SAMPLES = struct.Struct(C.SAMPLES_FORMAT)
+_SAMPLES_KEY = struct.Struct("<I8xBBH")  # first_sample_index, n_channels, fmt, n_samples
+_T0_TO_NS = struct.Struct("<IIBBH")  # t0_us, period_ns, n_channels, fmt, n_samples
 
 
 class Receiver:
@@ -56,7 +57,7 @@ class Receiver:
         self.clock: HostClock | None = HostClock() if clock is True else (clock or None)
         self.blocks_dropped = 0  # blocks the primary output refused
         self.bytes_received = 0
-        self._clock_head: tuple | None = None  # SAMPLES header of the newest block in this receive()
+        self._clock_loan: Loaned | None = None  # buffer of the newest block in this receive()
         # control-message state (the latest of each, and counts)
         self.acks: dict[int, Ack] = {}
         self.hello: Hello | None = None
@@ -136,13 +137,15 @@ class Receiver:
             n = dec.drain(self._route)
         finally:
             dec.stash()  # if a handler raised, keep nothing of data (a no-op after NEED_DATA)
-        head = self._clock_head
-        if head is not None:
-            # one clock observation per read: the newest block's last instant had arrived by now
-            self._clock_head = None
+        loan = self._clock_loan
+        if loan is not None:
+            # One clock observation per read: the newest block's last instant had arrived by now.
+            # Its buffer still holds its bytes even if the block was released meanwhile: only a
+            # later SAMPLES frame could take the buffer again, and this was the last one.
+            self._clock_loan = None
             clock = self.clock
             assert clock is not None
-            _, t0, period, _, _, ns = head
+            t0, period, _, _, ns = _T0_TO_NS.unpack_from(loan.buffer, T0_OFFSET)
             end = clock.unwrap(t0) + (ns - 1) * period // 1000
             clock.observe(end, time.monotonic() if arrival is None else arrival)
         return n
@@ -166,7 +169,7 @@ class Receiver:
             start = LOAN_FRAME_OFFSET + C.HEADER_SIZE
             loan.buffer[start:start + len(payload)] = payload
             if head is None:
-                head = _SAMPLES.unpack_from(payload)
+                head = _SAMPLES_KEY.unpack_from(payload)
         block = self.blocks.take()
         block.bind(loan, head, frame.seq)  # type: ignore[arg-type]
         clock = self.clock
@@ -174,7 +177,7 @@ class Receiver:
             if clock.ref_raw is None:
                 clock.unwrap(block.t0_us)  # the first block sets the unwrapping reference
             block.stamp(clock)
-            self._clock_head = head
+            self._clock_loan = loan
         handlers = self.block_handlers
         if handlers:
             try:

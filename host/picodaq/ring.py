@@ -146,6 +146,16 @@ class ByteRing:
         return self._tail
 
     @property
+    def consumer_waiting(self) -> bool:
+        """A consumer is parked waiting for bytes."""
+        return self._reader.active
+
+    @property
+    def producer_waiting(self) -> bool:
+        """The producer is parked waiting for room."""
+        return self._writer.active
+
+    @property
     def sender_closed(self) -> bool:
         return self._sender_closed
 
@@ -179,12 +189,12 @@ class ByteRing:
             slot.active = False
 
     async def _await(self, slot: _Waiter, ready: Callable[[], bool], need: int) -> None:
-        if ready():
-            return
         if slot.active:
             raise WaiterBusy(slot.side)
+        slot.need = need  # ready() reads it
+        if ready():
+            return
         loop = asyncio.get_running_loop()
-        slot.need = need
         slot.loop = loop
         slot.active = True
         try:
@@ -257,6 +267,8 @@ class ByteRing:
 
     def try_push(self, data: bytes | bytearray | memoryview) -> int:
         """Copy in as much of data as fits, without waiting; returns the bytes written."""
+        if self._receiver_closed:
+            raise ReceiversDisconnected()
         src = memoryview(data).cast("B")
         done = 0
         while done < len(src) and self.free:
@@ -457,17 +469,19 @@ class ByteStream:
     async def _read(self, lo: int, hi: int) -> memoryview:
         """At least lo bytes (fewer only at the end of the stream), at most hi."""
         ring = self.ring
-        buf = self._buffer()
-        view = memoryview(buf)
-        got = 0
         try:
+            await ring.wait_readable_async(lo)
+        except SendersDisconnected:
+            raise StopAsyncIteration from None
+        buf = self._buffer()  # only once there is something to put in it
+        view = memoryview(buf)
+        try:
+            got = ring.pop_batch_into(view[:hi])
             while got < lo:
                 try:
                     await ring.wait_readable_async(lo - got)
                 except SendersDisconnected:
-                    if got:
-                        break
-                    raise StopAsyncIteration from None
+                    break
                 got += ring.pop_batch_into(view[got:hi])
             return view[:got]
         finally:

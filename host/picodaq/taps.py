@@ -34,7 +34,7 @@ class Tap:
         self.every = every
         self.name = name
         self.max_failures = max_failures
-        self.delivered = 0  # calls that returned normally and did not refuse
+        self.delivered = 0  # calls that returned normally and did not refuse the block
         self.dropped = 0  # blocks due (not decimated) but not taken: refused (False), failed, or disabled
         self.failures = 0  # calls that raised
         self.consecutive_failures = 0
