@@ -174,4 +174,4 @@ def test_clock_fit_removes_the_host_read_jitter():
         best = max(best, abs(err))
     assert worst_arrival > 0.007
     assert best < 0.0005  # within the least delay, well under the read jitter
-    assert clock.slope == pytest.approx(1e-6 / drift, rel=5e-6)
+    assert clock.slope == pytest.approx(1e-6 / drift, rel=1e-5)  # the 40 ppm are seen
