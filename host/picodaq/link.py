@@ -34,10 +34,12 @@ from .errors import CommandFailed, CommandTimeout, ContractMismatch, LinkError
 from .frames import configure_args, encode_command
 from .messages import Ack, Hello, Status
 from .pool import PoolStats
+from .primary import BlockQueue
 from .receiver import Receiver
 from .ring import ByteRing, Overflow, ReceiversDisconnected, SendersDisconnected
 
 RawTap = Callable[[memoryview], None]
+_MIN_SAMPLES_FRAME = C.OVERHEAD + 16 + 2  # one int16 instant of one channel
 
 
 class Link:
@@ -49,6 +51,7 @@ class Link:
         self.ring = ByteRing(ring_capacity, overflow)
         self.raw_taps: list[RawTap] = []
         self.bytes_in = 0
+        self.reader_wakeups = 0  # times the reader thread woke from select(): data came (or close())
         self._seq = 0
         self._cmd_id = 0
         self._arrival = 0.0
@@ -113,6 +116,7 @@ class Link:
             if n == 0 and readable:
                 raise LinkError(f"port {self.url} closed by the device", port=self.url)
             r, _, _ = select.select(waitable, [], [])  # sleep in the kernel until data, or close()
+            self.reader_wakeups += 1
             if self._wake_r in r:
                 return
             readable = True
@@ -129,8 +133,8 @@ class Link:
 
     # -- consumer side -------------------------------------------------------
 
-    def pump(self, timeout: float = 0.0) -> int:
-        """Route what has arrived, waiting up to timeout for the first byte.
+    def pump(self, timeout: float = 0.0, max_bytes: int | None = None) -> int:
+        """Route what has arrived (at most max_bytes), waiting up to timeout for the first byte.
 
         Returns the bytes consumed. Raises LinkError once the port is gone and
         everything it delivered has been routed.
@@ -145,7 +149,7 @@ class Link:
                 raise err from None
             raise LinkError(f"port {self.url} closed: {err!r}", port=self.url) from None
         self._arrival = time.monotonic()
-        n = ring.pop_each(ring.capacity, self._on_bytes)
+        n = ring.pop_each(ring.capacity if max_bytes is None else max_bytes, self._on_bytes)
         self.bytes_in += n
         return n
 
@@ -156,21 +160,32 @@ class Link:
 
     # -- polling blocks (the receiver's primary output must be a BlockQueue) ----
 
+    def _pump_for(self, q: BlockQueue, timeout: float) -> None:
+        # Pump no more bytes than could make blocks the queue has room for (the
+        # smallest SAMPLES frame is 32 bytes), so polling never overflows its own
+        # queue: a slow consumer leaves the backlog in the ring, then the port,
+        # then the device, which counts what it drops.
+        room = q.maxlen - len(q)
+        if room > 0:
+            self.pump(0.0 if len(q) else timeout, room * _MIN_SAMPLES_FRAME)
+
     def poll_into(self, out: np.ndarray, max: int | None = None, indices: np.ndarray | None = None,
                   timeout: float = 0.0) -> int:
         """Pump (waiting up to timeout when nothing is queued), then copy instants into out."""
         q = self.receiver._queue()
-        self.pump(0.0 if len(q) else timeout)
+        self._pump_for(q, timeout)
         return q.poll_into(out, max, indices)
 
     def poll_each(self, max: int, fn: Callable[[SamplesBlock], object], timeout: float = 0.0) -> int:
+        """Pump (waiting up to timeout when nothing is queued), then lend up to max blocks to fn."""
         q = self.receiver._queue()
-        self.pump(0.0 if len(q) else timeout)
+        self._pump_for(q, timeout)
         return q.poll_each(max, fn)
 
     def poll(self, max: int | None = None, timeout: float = 0.0) -> list[SamplesBlock]:
+        """Pump, then detached copies of the queued blocks (a convenience)."""
         q = self.receiver._queue()
-        self.pump(0.0 if len(q) else timeout)
+        self._pump_for(q, timeout)
         return q.poll(max)
 
     # -- counters ------------------------------------------------------------------
