@@ -120,7 +120,7 @@ class _Views:
         if fmt == C.FMT_INT16:
             np.copyto(self.flat, self.wire)
         elif fmt == C.FMT_INT24:
-            self.wire.take(self.index, None, self.flat_u8, "clip")
+            self.wire.take(self.index, None, self.flat_u8, "clip")  # type: ignore[call-overload]
             np.right_shift(self.flat, _EIGHT, self.flat)
 
 
@@ -175,30 +175,36 @@ class SamplesBlock:
         """An empty block that belongs to pool (its factory)."""
         b = cls()
         b._pool = pool
+        b._view = BlockView(b)
+        b._t0 = b._period = b._device_t0 = None  # bind() leaves them unset: read when asked
         return b
 
-    def bind(self, loan: Loaned, head: tuple, seq: int) -> None:
+    def bind(self, loan: Loaned, head: tuple, seq: int, clock: "HostClock | None" = None) -> None:
         """Take ownership of loan, a buffer holding a checked SAMPLES frame.
 
         head is (first_sample_index, n_channels, fmt, n_samples), as the decoder
-        read it; t0_us and period_ns are read from the buffer when asked."""
+        read it; t0_us and period_ns are read from the buffer when asked. With a
+        clock, the block's device and host times are worked out from it (stamp)."""
         first, nch, fmt, ns = head
         self.first_index = first
-        self._t0 = None
-        self._period = None
         self.n_channels = nch
         self.fmt = fmt
         self.n_samples = ns
         self.seq = seq
         self.unit = "counts"
-        self._clock = None
-        self._device_t0 = None
         self._host_t0 = _NAN
         self._loan = loan
-        v = self._views = _views_for(loan, fmt, nch, ns)
-        self._counts = v.counts
+        v = loan.cache
+        if v is None or v.n_samples != ns or v.n_channels != nch or v.fmt != fmt:  # type: ignore[attr-defined]
+            v = _views_for(loan, fmt, nch, ns)
+        self._views = v  # type: ignore[assignment]
+        self._counts = v.counts  # type: ignore[attr-defined]
         self._decoded = fmt == C.FMT_INT32
         self._taken = True
+        if clock is not None:
+            self._clock = clock
+            self._ref_raw = clock.ref_raw  # type: ignore[assignment]
+            self._ref_dev = clock.ref_dev
 
     @property
     def t0_us(self) -> int:
@@ -234,7 +240,7 @@ class SamplesBlock:
     def stamp(self, clock: "HostClock") -> None:
         """Time this block with clock: device_t0_us and host_t0 are then worked out when asked."""
         self._clock = clock
-        self._ref_raw = clock.ref_raw
+        self._ref_raw = clock.ref_raw  # type: ignore[assignment]
         self._ref_dev = clock.ref_dev
 
     @property

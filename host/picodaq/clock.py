@@ -47,7 +47,7 @@ class HostClock:
         self._y0 = 0.0
         self._n = 0  # buckets in the window
         self._i = 0  # next slot
-        self._bucket_start = 0
+        self._bucket_start = 0.0
         self._bx = 0.0
         self._by = 0.0
         self._bd = 0.0

@@ -291,8 +291,13 @@ class FrameDecoder:
                                 self._last_seq = seq
                                 head = None
                                 if mtype == _SAMPLES_ID:
-                                    head = self._samples_head(fv, length)
+                                    if length >= _SAMPLES_HEAD:
+                                        head = _SAMPLES_KEY.unpack_from(fv, _HEADER)
+                                        if head[3] != self._layout_ns or head[1] != self._layout_nch \
+                                                or head[2] != self._layout_fmt or length != self._layout_length:
+                                            head = self._new_layout(head, length)
                                     if head is None:
+                                        st.decode_errors += 1  # intact, but its length disagrees with its header
                                         fv.release()
                                         continue
                                     # sample indices: this block should start where the last one ended
@@ -348,19 +353,11 @@ class FrameDecoder:
             self.stats.samples += self._run * self._layout_ns
             self._run = 0
 
-    def _samples_head(self, fv: memoryview, length: int) -> tuple | None:
-        """(first_sample_index, n_channels, fmt, n_samples) of an intact frame, or None (a decode error, counted)."""
-        if length < _SAMPLES_HEAD:
-            self.stats.decode_errors += 1
-            return None
-        head = _SAMPLES_KEY.unpack_from(fv, _HEADER)
+    def _new_layout(self, head: tuple, length: int) -> tuple | None:
+        """A SAMPLES header unlike the last: head if its length agrees with it (now cached), else None."""
         _, nch, fmt, ns = head
-        if ns == self._layout_ns and nch == self._layout_nch and fmt == self._layout_fmt \
-                and length == self._layout_length:
-            return head
         bps = _BPS[fmt]
         if not bps or nch < 1 or nch > _MAX_CH or length != _SAMPLES_HEAD + nch * ns * bps:
-            self.stats.decode_errors += 1  # intact, but its length disagrees with its own header
             return None
         self._count_run()  # the frames counted so far had the old layout
         self._layout_ns, self._layout_nch, self._layout_fmt, self._layout_length = ns, nch, fmt, length

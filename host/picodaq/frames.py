@@ -40,7 +40,7 @@ class Frame:
         self.seq = seq
         self.loan = loan
         self.head = head
-        self._payload = payload
+        self._payload: bytes | memoryview | None = payload
         self.length = len(payload) if payload is not None else length
 
     @property

@@ -132,11 +132,12 @@ class BlockQueue:
         out is a reusable (rows, channels) array, int32 or any type the counts
         cast to; indices, if given, gets each row's sample index. One call
         returns one contiguous run: it stops before a gap in sample indices or
-        a change of channel count.
+        a change of channel count. `first_index` is the index of out[0].
         """
         if out.ndim != 2:
             raise UsageError(f"poll_into needs a 2-D (rows, channels) array, got shape {out.shape}")
-        limit = len(out) if max is None else min(max, len(out))
+        rows, cols = out.shape
+        limit = rows if max is None or max > rows else max
         if indices is not None and len(indices) < limit:
             raise UsageError("poll_into: indices is shorter than the rows asked for")
         q = self._q
@@ -145,26 +146,33 @@ class BlockQueue:
         expected = -1
         while done < limit and q:
             b = q[0]
-            if b.n_channels != out.shape[1]:
+            if b.n_channels != cols:
                 if done:
                     break
                 raise UsageError(f"poll_into: blocks have {b.n_channels} channels, the output array "
-                                 f"{out.shape[1]} columns")
+                                 f"{cols} columns")
             off = self._offset
-            start = (b.first_index + off) & _U32
+            ns = b.n_samples
+            start = b.first_index + off if off else b.first_index
+            if start > _U32:
+                start &= _U32
             if done == 0:
                 self.first_index = start
             elif start != expected:
                 break  # a gap: the next call starts a new run
-            k = b.n_samples - off
+            k = ns - off
             if k > limit - done:
                 k = limit - done
-            out[done:done + k] = b.counts[off:off + k]
+            end = done + k
+            counts = b.counts
+            out[done:end] = counts if k == ns else counts[off:off + k]
             if indices is not None:
-                np.add(_ARANGE[:k], start, out=indices[done:done + k], casting="unsafe")
-            done += k
-            expected = (start + k) & _U32
-            if off + k >= b.n_samples:
+                np.add(_ARANGE[:k], start, out=indices[done:end], casting="unsafe")
+            done = end
+            expected = start + k
+            if expected > _U32:
+                expected &= _U32
+            if off + k >= ns:
                 self._finish_head()
                 finished += 1
             else:

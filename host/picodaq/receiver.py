@@ -161,7 +161,8 @@ class Receiver:
     # -- handlers ----------------------------------------------------------------
 
     def _on_samples(self, frame: Frame) -> RouteError | None:
-        loan = frame.take_loan()
+        loan = frame.loan  # the block takes the frame's buffer over
+        frame.loan = None
         head = frame.head
         if loan is None:  # a detached frame: give it a pooled buffer like any other
             payload = frame.payload
@@ -171,13 +172,12 @@ class Receiver:
             if head is None:
                 head = _SAMPLES_KEY.unpack_from(payload)
         block = self.blocks.take()
-        block.bind(loan, head, frame.seq)  # type: ignore[arg-type]
         clock = self.clock
         if clock is not None:
-            if clock.ref_raw is None:
-                clock.unwrap(block.t0_us)  # the first block sets the unwrapping reference
-            block.stamp(clock)
             self._clock_loan = loan
+            if clock.ref_raw is None:  # the first block sets the unwrapping reference
+                clock.unwrap(_T0_TO_NS.unpack_from(loan.buffer, T0_OFFSET)[0])
+        block.bind(loan, head, frame.seq, clock)  # type: ignore[arg-type]
         handlers = self.block_handlers
         if handlers:
             try:
@@ -188,7 +188,7 @@ class Receiver:
                 raise
         taps = self.taps
         if taps._taps:
-            taps.deliver(block.view)
+            taps.deliver(block._view)
         primary = self.primary
         if primary is None:
             block.release()

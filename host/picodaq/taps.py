@@ -70,7 +70,7 @@ class TapRegistry:
         fn = getattr(observer, "on_block", observer)
         if not callable(fn):
             raise TypeError("an observer is a callable or has an on_block(view) method")
-        tap = Tap(fn, every, name or getattr(observer, "__name__", type(observer).__name__),
+        tap = Tap(fn, every, name or str(getattr(observer, "__name__", type(observer).__name__)),
                   self.max_failures if max_failures is None else max_failures)
         with self._lock:
             self._taps = self._taps + (tap,)
