@@ -34,11 +34,12 @@ def pty_pair():
             pass
 
 
-def test_ten_seconds_at_full_speed_with_exact_counters(pty_pair):
-    master, path = pty_pair
+def stream_through_pty(master: int, path: str, seconds: float, check_every: int) -> None:
+    """A writer process at full speed into the pty, the Link's reader thread and this
+    thread as the consumer; every counter must come out exact."""
     queue = BlockQueue(maxlen=2048)
     link = Link.open(path, receiver=Receiver(primary=queue))
-    writer = subprocess.Popen([sys.executable, str(WRITER), str(master), "10"], pass_fds=[master],
+    writer = subprocess.Popen([sys.executable, str(WRITER), str(master), str(seconds)], pass_fds=[master],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     report: list[str] = []
     reported = threading.Event()
@@ -56,7 +57,7 @@ def test_ten_seconds_at_full_speed_with_exact_counters(pty_pair):
         if block.first_index != state["next"]:
             state["bad"].append((state["next"], block.first_index))
         state["next"] = (block.first_index + block.n_samples) & 0xFFFFFFFF
-        if state["blocks"] % 16 == 0:  # every 16th block, every sample against the ramp
+        if state["blocks"] % check_every == 0:  # every sample of this block against the ramp
             if not np.array_equal(block.counts, ramp_counts(block.first_index, 25, 8, C.FMT_INT24)):
                 state["bad"].append(("data", block.first_index))
             state["checked"] += 1
@@ -64,7 +65,7 @@ def test_ten_seconds_at_full_speed_with_exact_counters(pty_pair):
 
     try:
         written = None
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + seconds + 110
         while time.monotonic() < deadline:
             link.poll_each(1 << 20, consume, timeout=0.2)
             if written is None and reported.is_set():
@@ -73,8 +74,12 @@ def test_ten_seconds_at_full_speed_with_exact_counters(pty_pair):
                 break
         assert written is not None, "the writer never finished"
     finally:
-        writer.stdin.close()
-        writer.wait(10)
+        writer.stdin.close()  # the writer exits once it has written and reported
+        try:
+            writer.wait(5)
+        except subprocess.TimeoutExpired:  # the test failed mid-stream: it is still writing
+            writer.kill()
+            writer.wait(5)
         link.close()
 
     s = link.receiver.stats
@@ -88,7 +93,19 @@ def test_ten_seconds_at_full_speed_with_exact_counters(pty_pair):
     assert observed[0] == (written + 3) // 4
     p = link.pool_stats
     assert p.in_use == 0 and p.leaked == 0 and p.hit_rate >= 0.999
-    assert state["checked"] >= written // 16
+    assert state["checked"] == (written + check_every - 1) // check_every
+
+
+def test_ten_seconds_at_full_speed_with_exact_counters(pty_pair):
+    stream_through_pty(*pty_pair, seconds=10, check_every=16)
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(900)
+def test_ten_minutes_at_full_speed_every_sample_checked(pty_pair, request):
+    if "soak" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("a soak run: select it with -m soak")
+    stream_through_pty(*pty_pair, seconds=600, check_every=1)
 
 
 def test_an_idle_link_sleeps_in_the_kernel(pty_pair):
