@@ -3,24 +3,20 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 import tty
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from picodaq import contracts as C
 from picodaq.blocks import ramp_counts
+from picodaq.corebench import FrameStream, writer_process
 from picodaq.errors import LinkError
 from picodaq.link import Link
 from picodaq.primary import BlockQueue
 from picodaq.receiver import Receiver
-
-WRITER = Path(__file__).with_name("pty_writer.py")
-
 
 @pytest.fixture
 def pty_pair():
@@ -39,8 +35,7 @@ def stream_through_pty(master: int, path: str, seconds: float, check_every: int)
     thread as the consumer; every counter must come out exact."""
     queue = BlockQueue(maxlen=2048)
     link = Link.open(path, receiver=Receiver(primary=queue))
-    writer = subprocess.Popen([sys.executable, str(WRITER), str(master), str(seconds)], pass_fds=[master],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    writer = writer_process(master, seconds)
     report: list[str] = []
     reported = threading.Event()
 
@@ -125,8 +120,6 @@ def test_the_device_going_away_is_a_link_error_after_its_data(pty_pair):
     queue = BlockQueue()
     link = Link.open(path, receiver=Receiver(primary=queue))
     try:
-        from picodaq.corebench import FrameStream
-
         frames = FrameStream(frames_per_chunk=5)
         os.write(master, bytes(frames.next_chunk()))
         got = 0

@@ -1,6 +1,7 @@
 """Benchmark of the receiver core against a naive decoder.
 
     python -m picodaq.corebench [--frames N] [--json PATH]
+    python -m picodaq.corebench --pty SECONDS     the whole path through a real pty
 
 Both pipelines take the same bytes from memory (no port, no threads), a
 stream of SAMPLES frames with 600-byte payloads (4 channels x 73 int16
@@ -25,9 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import struct
+import subprocess
 import sys
+import threading
 import time
+import tty
 import zlib
 from collections import deque
 from typing import Any, Callable
@@ -306,6 +311,70 @@ def compare(frames: int = 200_000, n_channels: int = 4, fmt: int = C.FMT_INT16, 
     return out
 
 
+# -- the whole path through a real pseudo-terminal ----------------------------------
+
+def write_frames(fd: int, seconds: float) -> FrameStream:
+    """Write ramp SAMPLES frames (int24, 8 channels x 25 instants: 616-byte payloads)
+    to fd as fast as it drains, in whole chunks, until seconds have passed."""
+    stream = FrameStream(n_channels=8, fmt=C.FMT_INT24, n_samples=25, frames_per_chunk=200, pattern="ramp")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        view = stream.next_chunk()
+        while len(view):
+            view = view[os.write(fd, view):]
+    return stream
+
+
+def writer_process(fd: int, seconds: float) -> subprocess.Popen:
+    """A process running write_frames into fd (a pty master). It prints "frames frame_size" when
+    done, then waits for its stdin to close: closing the master earlier would hang up the pty
+    and throw away bytes the reader has not read yet."""
+    return subprocess.Popen([sys.executable, "-m", "picodaq.corebench", "--write-fd", str(fd), "--seconds",
+                             str(seconds)], pass_fds=[fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+
+
+def through_pty(seconds: float = 10.0) -> dict[str, Any]:
+    """Frames from a writer process through a pty, the Link's reader thread and ring, the
+    receiver and a BlockQueue to a consumer in this thread; returns rates and counters."""
+    from .link import Link
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    queue = BlockQueue(maxlen=2048)
+    link = Link.open(os.ttyname(slave), receiver=Receiver(primary=queue))
+    writer = writer_process(master, seconds)
+    report: list[str] = []
+    threading.Thread(target=lambda: report.append(writer.stdout.readline()), daemon=True).start()  # type: ignore[union-attr]
+    t, c = time.monotonic(), time.process_time()
+    try:
+        while True:
+            link.poll_each(1 << 20, _ignore, timeout=0.2)
+            if report and link.receiver.stats.frames_ok >= int(report[0].split()[0]) and not len(queue):
+                break
+            if writer.poll() is not None and not report:
+                raise RuntimeError("the writer process died")
+        seconds_taken, cpu = time.monotonic() - t, time.process_time() - c
+    finally:
+        writer.stdin.close()  # type: ignore[union-attr]
+        try:
+            writer.wait(5)
+        except subprocess.TimeoutExpired:
+            writer.kill()
+        link.close()
+        os.close(master)
+        os.close(slave)
+    frames, size = map(int, report[0].split())
+    return {"frames": frames, "frame_bytes": size, "seconds": seconds_taken, "consumer_cpu_seconds": cpu,
+            "frames_per_s": frames / seconds_taken, "mb_per_s": frames * size / seconds_taken / 1e6,
+            "decoder": link.receiver.stats.as_dict(), "pool_hit_rate": link.pool_stats.hit_rate,
+            "ring": link.ring.stats(), "queue": queue.stats()}
+
+
+def _ignore(block: SamplesBlock) -> None:
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m picodaq.corebench", description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", type=int, default=200_000)
@@ -313,7 +382,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=73, help="instants per frame")
     p.add_argument("--fmt", choices=sorted(C.FORMAT_NAMES.values()), default="int16")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--pty", type=float, metavar="SECONDS",
+                   help="instead, stream ramp frames through a real pty and the Link for SECONDS")
+    p.add_argument("--write-fd", type=int, help=argparse.SUPPRESS)  # the --pty writer process
+    p.add_argument("--seconds", type=float, default=10.0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.write_fd is not None:
+        stream = write_frames(args.write_fd, args.seconds)
+        print(stream.frames, stream.frame_size, flush=True)
+        sys.stdin.read()
+        return 0
+    if args.pty:
+        r = through_pty(args.pty)
+        print(f"through a pty: {r['frames']} frames of {r['frame_bytes']} B in {r['seconds']:.1f} s: "
+              f"{r['frames_per_s']:.0f} frames/s, {r['mb_per_s']:.1f} MB/s (consumer CPU {r['consumer_cpu_seconds']:.1f} s)")
+        print(f"decoder {r['decoder']}, pool hit rate {r['pool_hit_rate']:.5f}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(r, f, indent=2)
+        return 0
     fmt = {v: k for k, v in C.FORMAT_NAMES.items()}[args.fmt]
     res = compare(args.frames, args.channels, fmt, args.samples)
     s = FrameStream(args.channels, fmt, args.samples, 1)
