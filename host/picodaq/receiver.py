@@ -168,7 +168,7 @@ class Receiver:
             payload = frame.payload
             loan = self.pool.acquire(LOAN_FRAME_OFFSET + C.OVERHEAD + len(payload))
             start = LOAN_FRAME_OFFSET + C.HEADER_SIZE
-            loan.buffer[start:start + len(payload)] = payload
+            loan.view[start:start + len(payload)] = payload
             if head is None:
                 head = _SAMPLES_KEY.unpack_from(payload)
         block = self.blocks.take()
