@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from picodaq import contracts as C
 from picodaq.decoder import NEED_DATA, FrameDecoder
 from picodaq.frames import encode_frame, samples_payload
+from picodaq.pool import BufferPool
 
 
 def samples_frame(seq: int, first: int, n: int = 4, nch: int = 2, fmt: int = C.FMT_INT16) -> bytes:
@@ -221,3 +222,156 @@ def test_arbitrary_bytes_never_crash_and_every_byte_is_accounted(data, chunk):
     _, ref = reference_decode(data)
     assert d.stats.skipped_bytes == ref["skipped_bytes"]
     assert d.stats.header_errors == ref["header_errors"]
+
+
+# -- in place, pooled, chunked ---------------------------------------------------------
+
+def _chunked(stream: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
+    return [stream[a:b] for a, b in zip(points, points[1:])]
+
+
+def _decode_all(pieces: list[bytes], pool: BufferPool | None, mutable: bool) -> tuple[list, dict]:
+    """Feed pieces (as bytearrays that are wiped once the decoder says NEED_DATA, if mutable)."""
+    d = FrameDecoder(pool)
+    out = []
+
+    def take(frame):
+        with frame:
+            out.append((frame.type, frame.seq, bytes(frame.payload)))
+
+    for p in pieces:
+        buf = bytearray(p) if mutable else p
+        d.feed(buf)
+        d.drain(take)
+        if mutable:
+            buf[:] = b"\xa5" * len(buf)  # the decoder must have kept what it still needs
+    d.feed(b"")
+    d.drain(take)
+    return out, d.stats.as_dict()
+
+
+intact_or_garbage = st.lists(
+    st.one_of(
+        st.tuples(st.just("frame"), st.sampled_from([C.MSG_SAMPLES, C.MSG_STATUS, C.MSG_LOG, C.MSG_ACK,
+                                                     C.MSG_MARKER, C.MSG_HELLO]), st.binary(max_size=64)),
+        st.tuples(st.just("garbage"), st.just(0), st.binary(min_size=1, max_size=40)),
+        # garbage that looks like the start of a frame: magic, version, a type and a length
+        st.tuples(st.just("garbage"), st.just(0),
+                  st.builds(lambda t, n, tail: C.MAGIC + bytes([1, t]) + n.to_bytes(2, "little") + tail,
+                            st.sampled_from([1, 2, 3, 5, 9]), st.integers(0, 300), st.binary(max_size=20))),
+    ),
+    min_size=1, max_size=14)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(intact_or_garbage, st.lists(st.integers(0, 10_000), max_size=8), st.booleans(), st.booleans())
+def test_intact_frames_among_any_garbage_come_out_exactly_in_order(parts, cuts, pooled, mutable):
+    stream = bytearray()
+    expected = []
+    seq = 0
+    for kind, mtype, body in parts:
+        if kind == "garbage":
+            stream += body
+            continue
+        if mtype == C.MSG_SAMPLES:
+            n = max(1, len(body) // 4)
+            payload = samples_payload(4096 * seq, 0, 1000, 2, C.FMT_INT16, n, bytes(range(4 * n)))
+        else:
+            payload = body[: C.MAX_PAYLOAD_BY_TYPE[mtype]]
+        seq += 1
+        expected.append((mtype, seq, bytes(payload)))
+        stream += encode_frame(mtype, seq, payload)
+    pool = BufferPool() if pooled else None
+    got, s = _decode_all(_chunked(bytes(stream), cuts), pool, mutable)
+    # garbage can only add frames by a CRC-32 collision: every intact frame comes out, once, in order
+    assert got == expected
+    assert s["frames_ok"] == len(expected)
+    if pool is not None:
+        s = pool.stats
+        assert s.in_use == 0 and s.leaked == 0 and s.acquires == len(expected)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces, st.lists(st.integers(0, 10_000), max_size=10))
+def test_pooled_and_detached_decoders_agree_on_any_chunking(parts, cuts):
+    stream = bytearray()
+    for seq, (kind, body, garbage, damage, where) in enumerate(parts):
+        stream += garbage
+        f = bytearray(_frame_for(kind, seq, body))
+        if damage == "flip":
+            f[where % len(f)] ^= 1 << (where % 8)
+        elif damage == "cut":
+            f = f[: where % len(f)]
+        stream += f
+    ref_out, ref_stats = decode(bytes(stream), "all")
+    pool = BufferPool()
+    out, s = _decode_all(_chunked(bytes(stream), cuts), pool, mutable=True)
+    assert [(t, q) for t, q, _ in out] == [(f.type, f.seq) for f in ref_out]
+    assert [p for _, _, p in out] == [bytes(f.payload) for f in ref_out]
+    assert s == ref_stats
+
+
+def test_drain_lends_one_envelope_and_the_pool_gets_every_buffer_back():
+    pool = BufferPool()
+    d = FrameDecoder(pool)
+    frames = b"".join(samples_frame(i, 4 * i) for i in range(50))
+    seen = set()
+    kept = []
+
+    def handler(frame):
+        seen.add(id(frame))
+        if frame.seq % 10 == 0:
+            kept.append(frame.take_loan())  # handed on: the caller releases it later
+        else:
+            frame.release()
+
+    d.feed(frames)
+    assert d.drain(handler) == 50
+    assert len(seen) == 1  # the same envelope each time
+    assert pool.stats.in_use == 5
+    for loan in kept:
+        loan.release()
+    s = pool.stats
+    assert s.in_use == 0 and s.acquires == 50 and s.allocations == 6  # 5 kept + 1 in flight
+
+
+def test_next_frame_with_a_pool_hands_over_frames_that_must_be_released():
+    pool = BufferPool()
+    d = FrameDecoder(pool)
+    d.feed(samples_frame(7, 0) + encode_frame(C.MSG_LOG, 8, b"\x14hello"))
+    f1, f2 = d.next_frame(), d.next_frame()
+    assert d.next_frame() is NEED_DATA
+    with f1, f2:
+        assert f1.head == (0, 2, C.FMT_INT16, 4)  # first index, channels, format, instants
+        assert bytes(f2.payload) == b"\x14hello" and f2.raw[:2] == C.MAGIC
+        assert pool.stats.in_use == 2
+    assert pool.stats.in_use == 0
+    with pytest.raises(ValueError):
+        f1.payload  # noqa: B018
+
+
+def test_stash_lets_the_caller_reuse_its_buffer_mid_stream():
+    frames = [samples_frame(i, 4 * i) for i in range(4)]
+    buf = bytearray(b"".join(frames) + frames[0][:5])
+    d = FrameDecoder()
+    d.feed(buf)
+    assert d.next_frame().seq == 0  # three complete frames and a partial one are still unread
+    d.stash()
+    buf[:] = bytes(len(buf))
+    assert [f.seq for f in d] == [1, 2, 3]
+    d.feed(frames[0][5:])
+    assert d.next_frame().seq == 0 and d.buffered == 0
+
+
+def test_feeding_again_before_draining_keeps_everything():
+    frames = [samples_frame(i, 4 * i) for i in range(6)]
+    d = FrameDecoder()
+    d.feed(frames[0] + frames[1][:7])
+    d.feed(frames[1][7:] + frames[2])
+    d.feed(frames[3] + frames[4] + frames[5][:3])
+    assert [f.seq for f in d] == [0, 1, 2, 3, 4]
+    assert d.buffered == 3
+    d.feed(frames[5][3:])
+    assert [f.seq for f in d] == [5]
+    assert d.stats.frames_ok == 6 and d.stats.skipped_bytes == 0

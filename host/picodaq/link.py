@@ -2,10 +2,18 @@
 and a Receiver driven by the caller's thread.
 
 The reader thread only moves bytes: from the port's file descriptor straight
-into the ring with readinto. The caller's thread pumps the ring into the
-Receiver (`pump`), and commands wait for their ACK by pumping, so frames that
+into the ring's free space with readinto (no bytes object per read). It
+blocks in select() on the descriptor and on a wake-up pipe that close()
+writes to, so it never polls on a timer; a full ring makes it wait on the
+ring's event (the ring's BLOCK policy: the backlog backs up into the port and
+the device, whose drops are counted and show as sample-index gaps).
+
+The caller's thread pumps the ring into the Receiver (`pump`), lending the
+ring's bytes in place; commands wait for their ACK by pumping, so frames that
 arrive meanwhile are routed as usual. Raw bytes can be tapped as they are
-pumped (a .tlv capture).
+pumped (a .tlv capture). Blocks reach the user through the receiver's primary
+output; with a BlockQueue, `poll_into` / `poll_each` / `poll` pump and poll in
+one call.
 """
 from __future__ import annotations
 
@@ -15,39 +23,47 @@ import select
 import struct
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
 import serial
 
 from . import contracts as C
+from .blocks import SamplesBlock
 from .errors import CommandFailed, CommandTimeout, ContractMismatch, LinkError
 from .frames import configure_args, encode_command
 from .messages import Ack, Hello, Status
+from .pool import PoolStats
+from .primary import BlockQueue
 from .receiver import Receiver
-from .ring import ByteRing, SendersDisconnected
+from .ring import ByteRing, Overflow, ReceiversDisconnected, SendersDisconnected
 
 RawTap = Callable[[memoryview], None]
+_MIN_SAMPLES_FRAME = C.OVERHEAD + 16 + 2  # one int16 instant of one channel
 
 
 class Link:
     def __init__(self, port: serial.SerialBase, url: str, receiver: Receiver | None = None,
-                 ring_capacity: int = 1 << 22) -> None:
+                 ring_capacity: int = 1 << 22, overflow: Overflow = Overflow.BLOCK) -> None:
         self.url = url
         self.port = port
         self.receiver = receiver or Receiver()
-        self.ring = ByteRing(ring_capacity)
+        self.ring = ByteRing(ring_capacity, overflow)
         self.raw_taps: list[RawTap] = []
         self.bytes_in = 0
+        self.reader_wakeups = 0  # times the reader thread woke from select(): data came (or close())
         self._seq = 0
         self._cmd_id = 0
-        self._scratch = bytearray(1 << 16)
+        self._arrival = 0.0
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
         self._fd = self._fileno(port)
         self._thread = threading.Thread(target=self._read_loop, name=f"picodaq-reader {url}", daemon=True)
         self._thread.start()
 
     @classmethod
-    def open(cls, url: str, receiver: Receiver | None = None) -> "Link":
+    def open(cls, url: str, receiver: Receiver | None = None, ring_capacity: int = 1 << 22,
+             overflow: Overflow = Overflow.BLOCK) -> "Link":
         try:
             port = serial.serial_for_url(url, baudrate=115200, timeout=0.1, write_timeout=2, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
@@ -56,7 +72,7 @@ class Link:
             port.reset_input_buffer()
         except (serial.SerialException, OSError):
             pass
-        return cls(port, url, receiver)
+        return cls(port, url, receiver, ring_capacity, overflow)
 
     @staticmethod
     def _fileno(port: serial.SerialBase) -> int | None:
@@ -75,25 +91,38 @@ class Link:
                 self._read_fd(self._fd)
             else:
                 self._read_port()
+        except ReceiversDisconnected:
+            pass  # closed by the consumer
         except Exception as e:  # the port vanished or failed: the consumer reports it
             error = e
         self.ring.close_sender(error)
 
     def _read_fd(self, fd: int) -> None:
+        os.set_blocking(fd, False)  # pyserial's already is: read until EAGAIN, then select
         f = io.FileIO(fd, "rb", closefd=False)
+        readinto = f.readinto
+        ring = self.ring
+        waitable = [fd, self._wake_r]
+        readable = False  # select() said so: then reading nothing means the end
         while not self._stop.is_set():
-            # the timeout only bounds how late a close is noticed; data wakes select at once
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if not r:
-                continue
             try:
-                n = self.ring.write_from(f.readinto)
+                n = ring.write_from(readinto)  # waits on the ring's event while it is full
             except OSError as e:
                 raise LinkError(f"port {self.url} vanished: {_reason(e)}", port=self.url) from None
-            if n == 0 and self.ring.free:
+            if n:
+                readable = False
+                continue
+            # None (EAGAIN) or 0 (a tty with VMIN=0 and nothing waiting, or the end)
+            if n == 0 and readable:
                 raise LinkError(f"port {self.url} closed by the device", port=self.url)
+            r, _, _ = select.select(waitable, [], [])  # sleep in the kernel until data, or close()
+            self.reader_wakeups += 1
+            if self._wake_r in r:
+                return
+            readable = True
 
     def _read_port(self) -> None:
+        # a transport without a file descriptor: pyserial's own blocking read (bounded by its timeout)
         while not self._stop.is_set():
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
@@ -104,8 +133,8 @@ class Link:
 
     # -- consumer side -------------------------------------------------------
 
-    def pump(self, timeout: float = 0.0) -> int:
-        """Route what has arrived, waiting up to timeout for the first byte.
+    def pump(self, timeout: float = 0.0, max_bytes: int | None = None) -> int:
+        """Route what has arrived (at most max_bytes), waiting up to timeout for the first byte.
 
         Returns the bytes consumed. Raises LinkError once the port is gone and
         everything it delivered has been routed.
@@ -119,20 +148,59 @@ class Link:
             if isinstance(err, LinkError):
                 raise err from None
             raise LinkError(f"port {self.url} closed: {err!r}", port=self.url) from None
-        total = 0
-        view = memoryview(self._scratch)
-        while True:
-            n = ring.pop_batch_into(self._scratch)
-            if not n:
-                break
-            chunk = view[:n]
-            for tap in self.raw_taps:
-                tap(chunk)
-            self.receiver.receive(chunk)
-            chunk.release()
-            total += n
-        self.bytes_in += total
-        return total
+        self._arrival = time.monotonic()
+        n = ring.pop_each(ring.capacity if max_bytes is None else max_bytes, self._on_bytes)
+        self.bytes_in += n
+        return n
+
+    def _on_bytes(self, view: memoryview) -> None:
+        for tap in self.raw_taps:
+            tap(view)
+        self.receiver.receive(view, self._arrival)
+
+    # -- polling blocks (the receiver's primary output must be a BlockQueue) ----
+
+    def _pump_for(self, q: BlockQueue, timeout: float) -> None:
+        # Pump no more bytes than could make blocks the queue has room for (the
+        # smallest SAMPLES frame is 32 bytes), so polling never overflows its own
+        # queue: a slow consumer leaves the backlog in the ring, then the port,
+        # then the device, which counts what it drops.
+        room = q.maxlen - len(q)
+        if room > 0:
+            self.pump(0.0 if len(q) else timeout, room * _MIN_SAMPLES_FRAME)
+
+    def poll_into(self, out: np.ndarray, max: int | None = None, indices: np.ndarray | None = None,
+                  timeout: float = 0.0) -> int:
+        """Pump (waiting up to timeout when nothing is queued), then copy instants into out."""
+        q = self.receiver._queue()
+        self._pump_for(q, timeout)
+        return q.poll_into(out, max, indices)
+
+    def poll_each(self, max: int, fn: Callable[[SamplesBlock], object], timeout: float = 0.0) -> int:
+        """Pump (waiting up to timeout when nothing is queued), then lend up to max blocks to fn."""
+        q = self.receiver._queue()
+        self._pump_for(q, timeout)
+        return q.poll_each(max, fn)
+
+    def poll(self, max: int | None = None, timeout: float = 0.0) -> list[SamplesBlock]:
+        """Pump, then detached copies of the queued blocks (a convenience)."""
+        q = self.receiver._queue()
+        self._pump_for(q, timeout)
+        return q.poll(max)
+
+    # -- counters ------------------------------------------------------------------
+
+    @property
+    def pool_stats(self) -> PoolStats:
+        """The buffer pool's counters (hit_rate, in_use, fallbacks, leaked, ...)."""
+        return self.receiver.pool_stats
+
+    def counters(self) -> dict[str, Any]:
+        """The receiver's counters plus the ring's and the link's."""
+        d = self.receiver.counters()
+        d["ring"] = self.ring.stats()
+        d["link_bytes"] = self.bytes_in
+        return d
 
     def pump_until(self, done: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -222,13 +290,19 @@ class Link:
     # -- lifetime --------------------------------------------------------------
 
     def close(self) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
-        self.ring.close_receiver()
+        os.write(self._wake_w, b"x")  # wakes the reader out of select()
+        self.ring.close_receiver()  # ... or out of a wait for ring space
         self._thread.join(timeout=2)
         try:
             self.port.close()
         except (serial.SerialException, OSError):
             pass
+        if not self._thread.is_alive():
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def __enter__(self) -> "Link":
         return self

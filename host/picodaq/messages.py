@@ -28,7 +28,7 @@ class Hello:
     max_rate: int
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Hello":
+    def parse(cls, payload: bytes | memoryview) -> "Hello":
         ma, mi, pa, proto, h, bid, plat, maxch, src, rate = _HELLO.unpack_from(payload)
         return cls((ma, mi, pa), proto, h, bid.hex(), _ascii(plat), maxch, src, rate)
 
@@ -52,7 +52,7 @@ class Status:
     state: int
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Status":
+    def parse(cls, payload: bytes | memoryview) -> "Status":
         return cls(*_STATUS.unpack_from(payload))
 
     @property
@@ -77,7 +77,7 @@ class Ack:
     status: int
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Ack":
+    def parse(cls, payload: bytes | memoryview) -> "Ack":
         return cls(*_ACK.unpack_from(payload))
 
 
@@ -87,7 +87,7 @@ class Marker:
     code: int
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Marker":
+    def parse(cls, payload: bytes | memoryview) -> "Marker":
         idx, code, _ = _MARKER.unpack_from(payload)
         return cls(idx, code)
 
@@ -98,5 +98,5 @@ class Log:
     text: str
 
     @classmethod
-    def parse(cls, payload: bytes) -> "Log":
+    def parse(cls, payload: bytes | memoryview) -> "Log":
         return cls(payload[0] if payload else 0, bytes(payload[1:]).decode("utf-8", "replace"))
