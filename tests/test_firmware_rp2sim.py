@@ -132,12 +132,12 @@ def test_internal_adc_dma_at_100_ksps_aggregate(sim):
     final = stream(link, rec, 1.5, rate=25_000, mask=0xF, source=C.SRC_ADC, fmt=C.FMT_INT16, spf=250)
     assert final.last_error == C.ST_OK and final.samples_dropped == 0, link.log_texts()
     assert sum(rec.sizes) >= 25_000 and rec.bad == [] and rec.gaps() == []
-    blocks = []
-    link.receiver.block_handlers[:] = [blocks.append]
+    periods = []  # blocks are pooled: keep what is needed, not the block
+    link.receiver.block_handlers[:] = [lambda block: periods.append(block.period_ns)]
     assert link.start().status == C.ST_OK
-    assert link.pump_until(lambda: blocks, 2)
+    assert link.pump_until(lambda: periods, 2)
     stop_stream(link)
-    assert blocks[0].period_ns == 40_000  # 4 x 480 cycles of 48 MHz
+    assert periods[0] == 40_000  # 4 x 480 cycles of 48 MHz
 
 
 def test_internal_adc_timer_path_with_the_temperature_channel(sim):

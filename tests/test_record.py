@@ -10,7 +10,7 @@ import pytest
 
 from picodaq import contracts as C
 from picodaq.blocks import ramp_counts
-from picodaq.cli import HOST_ONLY_STATS
+from picodaq.cli import comparable_stats as comparable
 from picodaq.outputs import read_npy_shape
 
 from cli_helpers import events, physical_to_counts, picodaq, read_bdf
@@ -55,7 +55,7 @@ def test_record_is_bit_exact_in_every_format(make_board, tmp_path, fmt):
     r2 = picodaq("replay", str(p["tlv"]), "--out", str(replayed), "--out", str(tmp_path / "replay.csv"),
                  "--stats-json", "-")
     assert r2.returncode == 0, r2.stderr
-    assert json.loads(r2.stdout) == {k: v for k, v in stats.items() if k not in HOST_ONLY_STATS}
+    assert comparable(json.loads(r2.stdout)) == comparable(stats)
     assert np.array_equal(np.load(replayed), data)
     assert (tmp_path / "replay.csv").read_bytes() == p["csv"].read_bytes()
     assert (tmp_path / "replay.events.csv").read_text() == (tmp_path / "rec.events.csv").read_text()
@@ -92,7 +92,7 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(make_board, tmp_path
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stderr.splitlines() if "samples/s/ch" in line]
     assert lines, r.stderr
-    for word in ("MB/s", "frames", "crc", "lost", "ring", "drops", "pool -", "markers", "[streaming]"):
+    for word in ("MB/s", "frames", "crc", "lost", "ring", "drops", "pool ", "markers", "[streaming]"):
         assert word in lines[-1]
     assert "received 4 channels at 1000 Hz" in r.stderr and "wrote    " in r.stderr
 

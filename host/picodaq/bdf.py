@@ -199,7 +199,9 @@ class BdfOutput(Output):
                 warnings.simplefilter("ignore")  # pyedflib warns whenever the record length is set
                 w.setDatarecordDuration(seconds)
             w.set_number_of_annotation_signals(slots)
-            w.setStartdatetime(datetime.fromtimestamp(start))
+            # whole seconds, as the BDF header holds them: edflib's sub-second start shifts every
+            # annotation onset when the file is read back (seen: -80 us), and onsets must stay exact
+            w.setStartdatetime(datetime.fromtimestamp(start).replace(microsecond=0))
             # EDF+ allows 80 characters for "Startdate dd-MMM-yyyy admincode technician equipment additional"
             platform, _, rest = lay.device.partition(" ")
             equipment = _field(f"picodaq_{platform or 'board'}")[:20]

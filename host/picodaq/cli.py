@@ -26,7 +26,12 @@ from .units import ADS1299_DEFAULT_GAIN, ADS1299_GAINS
 SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
 FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
 # --stats-json keys that only a live recording has (a replay of its capture has all the others)
-HOST_ONLY_STATS = ("seconds", "reconnects", "board_resets", "device_samples_dropped")
+HOST_ONLY_STATS = ("seconds", "reconnects", "board_resets", "device_samples_dropped", "pool")
+
+
+def comparable_stats(stats: dict) -> dict:
+    """The counters a replay of a recording's .tlv reproduces (host-side ones left out)."""
+    return {k: v for k, v in stats.items() if k not in HOST_ONLY_STATS}
 
 
 def eprint(*args: object) -> None:

@@ -274,11 +274,14 @@ class Link:
         return self.command(C.OP_START)
 
     def stop(self, wait_status: float = 2.0) -> Status | None:
-        """STOP, then wait for the STATUS the board sends when its stream ends."""
+        """STOP, then wait for the STATUS the board sends once its stream has ended
+        (a periodic STATUS, still streaming, may arrive between the ACK and that one)."""
         seen = self.receiver.statuses
         self.command(C.OP_STOP)
-        self.pump_until(lambda: self.receiver.statuses > seen, wait_status)
-        return self.receiver.status
+        rx = self.receiver
+        self.pump_until(lambda: rx.statuses > seen and rx.status is not None
+                        and rx.status.state != C.STATE_STREAMING, wait_status)
+        return rx.status
 
     def mark(self, code: int) -> Ack:
         return self.command(C.OP_MARK, struct.pack(C.MARK_ARGS_FORMAT, code))

@@ -26,26 +26,9 @@ STATS_KEYS = ("frames_ok", "crc_errors", "header_errors", "skipped_bytes", "seq_
               "samples_lost", "decode_errors")
 
 
-def pool_hit_rate(receiver: object) -> float | None:
-    """The receiver's buffer-pool hit rate, once the receiver offers one (else None)."""
-    stats = getattr(receiver, "pool_stats", None)
-    if stats is not None:
-        rate = stats.get("hit_rate") if isinstance(stats, dict) else getattr(stats, "hit_rate", None)
-    else:
-        rate = getattr(receiver, "hit_rate", None)
-    if callable(rate):
-        rate = rate()
-    return float(rate) if isinstance(rate, (int, float)) else None
-
-
-def pool_counters(receiver: object) -> dict[str, float]:
-    stats = getattr(receiver, "pool_stats", None)
-    if stats is None:
-        return {}
-    if not isinstance(stats, dict):
-        stats = {k: getattr(stats, k) for k in dir(stats) if not k.startswith("_")
-                 and isinstance(getattr(stats, k, None), (int, float))}
-    return {f"pool_{k}": v for k, v in stats.items() if isinstance(v, (int, float))}
+def pool_hit_rate(receiver: Receiver) -> float:
+    """The receiver's buffer-pool hit rate (1.0 before anything was lent)."""
+    return receiver.pool_stats.hit_rate
 
 
 class Pipeline:
@@ -161,7 +144,7 @@ class Pipeline:
         d.update(markers=tc.markers, gaps=tc.gaps, gap_instants=tc.gap_instants, stream_restarts=tc.restarts,
                  board_restarts=tc.board_restarts, rows=self.timeline.rows,
                  duration_s=round(self.timeline.pos / lay.rate, 6) if lay else 0.0)
-        d.update(pool_counters(self.receiver))
+        d["pool"] = self.receiver.pool_stats.as_dict()  # host-side: differs between record and replay
         return d
 
 

@@ -71,6 +71,8 @@ class Receiver:
         self.marker_handlers: list[Callable[[Marker], None]] = []
         self.log_handlers: list[Callable[[Log], None]] = []
         self.hello_handlers: list[Callable[[Hello], None]] = []
+        # every accepted frame, before it is routed (audits, device logs); empty on the hot path
+        self.frame_handlers: list[Callable[[Frame], None]] = []
         r = self.router
         self._route = r.route
         r.on(C.MSG_SAMPLES, self._on_samples)
@@ -134,7 +136,7 @@ class Receiver:
         dec.feed(data)
         self.bytes_received += len(data)
         try:
-            n = dec.drain(self._route)
+            n = dec.drain(self._route_watched if self.frame_handlers else self._route)
         finally:
             dec.stash()  # if a handler raised, keep nothing of data (a no-op after NEED_DATA)
         loan = self._clock_loan
@@ -157,6 +159,11 @@ class Receiver:
     def route(self, frame: Frame) -> RouteError | None:
         """Route one frame (a detached one, too); returns the router's outcome."""
         return self.router.route(frame)
+
+    def _route_watched(self, frame: Frame) -> RouteError | None:
+        for h in self.frame_handlers:
+            h(frame)
+        return self._route(frame)
 
     # -- handlers ----------------------------------------------------------------
 
