@@ -72,6 +72,22 @@ def micropython_executable() -> str:
     return found
 
 
+def open_linked_pty(link: Path) -> int:
+    """A raw pty whose slave is reachable under the stable path `link` (a symlink,
+    swapped in atomically); returns the non-blocking master."""
+    m, s = pty.openpty()
+    tty.setraw(s)
+    name = os.ttyname(s)
+    os.close(s)  # the host holds the slave; EIO on the master means "no host"
+    os.set_blocking(m, False)
+    tmp = link.with_name(link.name + ".new")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(name)
+    tmp.replace(link)
+    return m
+
+
 class Supervisor:
     def __init__(self, flash: Path, link: Path, heap: str = "16M", unplug_seconds: float = 1.0,
                  env: dict[str, str] | None = None, boot: str = "main.py", flash_size: int | None = None,
@@ -106,17 +122,7 @@ class Supervisor:
     # -- the host's port ---------------------------------------------------------
 
     def _open_outer(self) -> None:
-        m, s = pty.openpty()
-        tty.setraw(s)
-        name = os.ttyname(s)
-        os.close(s)  # the host holds the slave; EIO on the master means "no host"
-        os.set_blocking(m, False)
-        self.m_out = m
-        tmp = self.link.with_name(self.link.name + ".new")
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        tmp.symlink_to(name)
-        tmp.replace(self.link)
+        self.m_out = open_linked_pty(self.link)
         self.host_connected = False
 
     def _close_outer(self) -> None:

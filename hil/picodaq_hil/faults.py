@@ -29,18 +29,17 @@ import argparse
 import errno
 import math
 import os
-import pty
 import random
 import select
 import sys
 import threading
 import time
-import tty
 from collections import deque
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Union
 
+from .emulator import open_linked_pty
 from .errors import FaultSpecError, HilError
 
 KINDS = ("bitflip", "drop", "dup", "stall", "disconnect")
@@ -301,21 +300,6 @@ def apply_offline(data: bytes, spec: FaultSpec, seed: int) -> tuple[bytes, list[
 # -- the proxy ------------------------------------------------------------------------
 
 
-def _make_pty(link: Path) -> int:
-    """A raw pty whose slave is reachable as the symlink `link`; returns the master."""
-    m, s = pty.openpty()
-    tty.setraw(s)
-    name = os.ttyname(s)
-    os.close(s)  # the host holds the slave; EIO on the master means "no host"
-    os.set_blocking(m, False)
-    tmp = link.with_name(link.name + ".new")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(name)
-    tmp.replace(link)
-    return m
-
-
 @dataclass
 class ProxyCounters:
     bytes_from_board: int = 0
@@ -404,7 +388,7 @@ class FaultyLinkProxy:
 
     def start(self) -> "FaultyLinkProxy":
         self._open_upstream(self.upstream)
-        self._down = _make_pty(self.link)
+        self._down = open_linked_pty(self.link)
         self._thread = threading.Thread(target=self._run, name=f"picodaq-faulty-link {self.link.name}", daemon=True)
         self._thread.start()
         return self
@@ -478,7 +462,7 @@ class FaultyLinkProxy:
                 self._reopen_at = time.monotonic() + 0.1
                 return
             self.upstream = path
-            self._down = _make_pty(self.link)
+            self._down = open_linked_pty(self.link)
         else:
             self._reopen_at = time.monotonic() + 0.1
 
@@ -634,7 +618,7 @@ class FaultyLinkProxy:
         if self._up_fd is None and now >= self._reopen_at:
             self._try_reopen_board()
         elif self._up_fd is not None and self._down is None and now >= self._reopen_at:
-            self._down = _make_pty(self.link)
+            self._down = open_linked_pty(self.link)
         if self._down is not None and not self._host:
             self._read_host()
         self._deliver()
