@@ -113,7 +113,7 @@ def test_replay_is_the_same_fed_at_once_or_in_small_pieces(eventful_capture, tmp
 @pytest.mark.parametrize("source,fmt,gain,dimension,per_count", [
     (C.SRC_RAMP, C.FMT_INT16, 24, "count", 1.0),
     (C.SRC_SINE, C.FMT_INT24, 24, "count", 1.0),
-    (C.SRC_ADC, C.FMT_INT24, 24, "V", 3.3 / 65535),
+    (C.SRC_ADC, C.FMT_INT16, 24, "V", 3.3 / 4096),
     (C.SRC_ADS1299, C.FMT_INT24, 24, "uV", 2 * 4.5 / 24 / 2**24 * 1e6),
     (C.SRC_ADS1299, C.FMT_INT24, 1, "uV", 2 * 4.5 / 1 / 2**24 * 1e6),
 ])
@@ -122,7 +122,7 @@ def test_bdf_physical_units_follow_the_source(tmp_path, capsys, source, fmt, gai
     if fmt == C.FMT_INT16:
         lo, hi = -32768, 32767
     if source == C.SRC_ADC:
-        lo, hi = 0, 65535
+        lo, hi = 0, 4095  # the rp2 ADC's 12-bit codes
     counts = np.linspace(lo, hi, 200).round().astype(np.int64).reshape(100, 2)
     cap = Capture().hello(source, seq=3)
     for k in range(0, 100, 20):
@@ -147,7 +147,7 @@ def test_units_and_bdf_header_limits():
     assert (s.digital_min, s.digital_max, s.dimension) == (-(2**23 - 1), 2**23 - 1, "uV")
     lo, hi = s.bdf_limits()
     assert lo == -hi and abs(hi / s.digital_max / s.per_count - 1) < 2e-7  # gain error under 0.2 ppm
-    assert scale_for(C.SRC_ADC, C.FMT_INT16).bdf_limits() == (_fit8(-32768 * 3.3 / 65535), _fit8(32767 * 3.3 / 65535))
+    assert scale_for(C.SRC_ADC, C.FMT_INT16).bdf_limits() == (0.0, _fit8(4095 * 3.3 / 4096))
     assert scale_for(None, C.FMT_INT16) == Scale("count", 1.0, -32768, 32767, "unknown source, 1 unit per count")
     for g in ADS1299_GAINS:
         assert abs(ads1299_uv_per_count(g) * g - 0.5364418029785156) < 1e-12

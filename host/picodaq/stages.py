@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from . import contracts as C
+from . import units
 from .blocks import BlockView, SamplesBlock
 
 
@@ -53,16 +55,14 @@ class ScaleToUnits(Stage):
         self.unit = unit
 
     @classmethod
-    def ads1299_microvolts(cls, gain: int = 24, vref: float = 4.5) -> "ScaleToUnits":
-        """ADS1299 codes to microvolts: one LSB is VREF / (gain * 2**23) volts (datasheet 9.5.1)."""
-        if gain not in (1, 2, 4, 6, 8, 12, 24):
-            raise ValueError(f"the ADS1299's PGA gain is 1, 2, 4, 6, 8, 12 or 24, not {gain}")
-        return cls(vref / (gain * (1 << 23)) * 1e6, "uV")
+    def ads1299_microvolts(cls, gain: int = units.ADS1299_DEFAULT_GAIN) -> "ScaleToUnits":
+        """ADS1299 codes to microvolts at this PGA gain (the scale of units.py, as BDF uses)."""
+        return cls(units.scale_for(C.SRC_ADS1299, C.FMT_INT24, gain).per_count, "uV")
 
     @classmethod
-    def rp2_adc_volts(cls, vref: float = 3.3, bits: int = 12) -> "ScaleToUnits":
-        """rp2 ADC codes (0 .. 2**bits - 1; 12 bits from the FIFO/DMA, 16 for read_u16) to volts."""
-        return cls(vref / (1 << bits), "V")
+    def rp2_adc_volts(cls) -> "ScaleToUnits":
+        """rp2 ADC 12-bit codes to volts (the scale of units.py, as BDF uses)."""
+        return cls(units.ADC_VOLTS_PER_COUNT, "V")
 
     def process(self, view: BlockView | SamplesBlock, out: np.ndarray | None = None) -> np.ndarray:
         """A float64 (instants x channels) array in `unit`; written into out when given."""

@@ -4,7 +4,7 @@
 |---------|-------|--------------------------------------------------------------|
 | ramp    | count | 1 (a synthetic test pattern: physical value = digital value)  |
 | sine    | count | 1 (synthetic, 90 % of the 16-bit full scale, shifted to fmt)  |
-| adc     | V     | 3.3 V / 65535, the scale of rp2 `machine.ADC.read_u16()` (0..65535 in int24/int32) |
+| adc     | V     | 3.3 V / 4096: the rp2 ADC's 12-bit codes (0..4095), as the firmware ships them |
 | ads1299 | uV    | 2 * Vref / gain / 2**24 with Vref = 4.5 V (0.0224 uV at gain 24) |
 
 A BDF header stores physical minimum and maximum as 8 ASCII characters, so
@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 from . import contracts as C
 
-ADC_VOLTS_PER_COUNT = 3.3 / 65535
+ADC_VREF = 3.3
+ADC_BITS = 12  # hal_rp2 ships the converter's own 12-bit codes (read_u16() >> 4, FIFO, DMA)
+ADC_VOLTS_PER_COUNT = ADC_VREF / (1 << ADC_BITS)
 ADS1299_VREF = 4.5
 ADS1299_GAINS = (1, 2, 4, 6, 8, 12, 24)
 ADS1299_DEFAULT_GAIN = 24
@@ -68,9 +70,7 @@ def scale_for(source: int | None, fmt: int, gain: int = ADS1299_DEFAULT_GAIN) ->
     """The scale of a source's counts in a sample format (source None: plain counts)."""
     lo, hi = format_range(fmt)
     if source == C.SRC_ADC:
-        if fmt != C.FMT_INT16:
-            lo, hi = 0, 65535  # read_u16's range: 0 V .. 3.3 V exactly in the header
-        return Scale("V", ADC_VOLTS_PER_COUNT, lo, hi, "rp2 ADC, read_u16 scale (3.3 V / 65535)")
+        return Scale("V", ADC_VOLTS_PER_COUNT, 0, (1 << ADC_BITS) - 1, "rp2 ADC, 12-bit codes (3.3 V / 4096)")
     if source == C.SRC_ADS1299:
         if gain not in ADS1299_GAINS:
             raise ValueError(f"ADS1299 gain must be one of {ADS1299_GAINS}, got {gain}")
