@@ -4,6 +4,7 @@ overflow when the host stops reading or the link stalls, short writes, markers,
 faults that must end the stream cleanly, and no int >= 2**30 on the hot path."""
 from __future__ import annotations
 
+import struct
 import time
 
 import numpy as np
@@ -348,3 +349,30 @@ def test_heap_free_is_equal_before_and_after_a_60s_stream(fw_link):
     print(f"free heap before {before} B, after {after} B, {n} instants streamed")
     assert n >= 60 * 4000 * 0.9
     assert before == after > 0
+
+
+def test_a_retried_command_is_answered_again_not_run_twice(fw_link):
+    """A host retries with the same cmd_id when an ACK was lost on the wire: the board
+    must not turn a retried START into BUSY, nor a retried MARK into two markers."""
+    link = fw_link(unpaced=False)
+    link.get_info()
+    assert configure_code(link) == C.ST_OK
+    start = encode_command(900, C.OP_START, 0x4242)
+    link.write(start)
+    assert link.pump_until(lambda: 0x4242 in link.receiver.acks, 2)
+    assert link.receiver.acks.pop(0x4242).status == C.ST_OK
+    link.write(start)  # the same frame again, as a retry sends it
+    assert link.pump_until(lambda: 0x4242 in link.receiver.acks, 2)
+    assert link.receiver.acks.pop(0x4242).status == C.ST_OK  # not BUSY
+    mark = encode_command(901, C.OP_MARK, 0x4243, struct.pack("<H", 9))
+    link.write(mark)
+    link.write(mark)
+    assert link.pump_until(lambda: 0x4243 in link.receiver.acks and link.receiver.markers, 2)
+    link.pump(0.3)
+    assert [m.code for m in link.receiver.markers] == [9]  # marked once
+    other = encode_command(902, C.OP_START, 0x4244)  # a new START while streaming: BUSY
+    link.write(other)
+    assert link.pump_until(lambda: 0x4244 in link.receiver.acks, 2)
+    assert link.receiver.acks[0x4244].status == C.ST_BUSY
+    final = link.stop()
+    assert final.state == C.STATE_IDLE and link.receiver.stats.samples_lost == 0

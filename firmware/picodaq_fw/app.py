@@ -64,6 +64,11 @@ class App:
         self.status_ms = self.last_ms
         self.state = STATE_IDLE
         self.last_error = ST_OK
+        # the last ACK sent: a retried command (same cmd_id, its ACK lost) is answered
+        # again instead of being run twice
+        self.ack_id = -1
+        self.ack_op = 0
+        self.ack_status = ST_OK
         self.free_heap = 0  # while streaming: gc.mem_free() as the heap lock was taken
         # pending output: a frame is always finished before another starts
         self.pbuf = self.framer.cbuf
@@ -164,6 +169,9 @@ class App:
     # -- commands ------------------------------------------------------------
 
     def _ack(self, cmd_id, op, status):
+        self.ack_id = cmd_id
+        self.ack_op = op
+        self.ack_status = status
         self._send(self.framer.cbuf, self.framer.ack(cmd_id, op, status))
 
     def _log(self, level, text):
@@ -179,6 +187,12 @@ class App:
         cmd_id = rx[12] | rx[13] << 8
         nargs = (rx[4] | rx[5] << 8) - _CMD_ARGS
         streaming = self.state == STATE_STREAMING
+        if cmd_id == self.ack_id and op == self.ack_op and (
+                op == OP_START or op == OP_STOP or op == OP_CONFIGURE or op == OP_MARK):
+            # the host retried because our ACK was lost: a second START would say
+            # BUSY and a second MARK would mark twice, so only answer again
+            self._ack(cmd_id, op, self.ack_status)
+            return
         if op == OP_PING:
             self._ack(cmd_id, op, ST_OK)
         elif op == OP_GET_STATUS:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import select
 import struct
 import threading
@@ -53,7 +54,10 @@ class Link:
         self.bytes_in = 0
         self.reader_wakeups = 0  # times the reader thread woke from select(): data came (or close())
         self._seq = 0
-        self._cmd_id = 0
+        # the board answers a repeated cmd_id with its last ACK instead of running the command
+        # again (a retry after a lost ACK): start each link at a random id, so a new process
+        # does not collide with the previous one's last command
+        self._cmd_id = random.getrandbits(16)
         self._arrival = 0.0
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
