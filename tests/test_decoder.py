@@ -175,15 +175,9 @@ def _frame_for(kind: int, seq: int, body: bytes) -> bytes:
     return encode_frame(kind, seq, body[: C.MAX_PAYLOAD_BY_TYPE[kind]])
 
 
-frame_kinds = st.sampled_from([C.MSG_SAMPLES, C.MSG_STATUS, C.MSG_LOG, C.MSG_ACK, C.MSG_MARKER])
-pieces = st.lists(st.tuples(frame_kinds, st.binary(max_size=40), st.binary(max_size=30),
-                            st.sampled_from(["keep", "flip", "cut"]), st.integers(0, 10_000)),
-                  min_size=1, max_size=12)
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pieces)
-def test_any_mix_yields_exactly_the_intact_frames(parts):
+def build_stream(parts) -> tuple[bytearray, list[int]]:
+    """Frames (seq = position) after garbage, each kept, bit-flipped or cut; returns the
+    stream and the seqs of the frames left intact."""
     stream = bytearray()
     intact = []
     for seq, (kind, body, garbage, damage, where) in enumerate(parts):
@@ -196,6 +190,19 @@ def test_any_mix_yields_exactly_the_intact_frames(parts):
         else:
             intact.append(seq)
         stream += f
+    return stream, intact
+
+
+frame_kinds = st.sampled_from([C.MSG_SAMPLES, C.MSG_STATUS, C.MSG_LOG, C.MSG_ACK, C.MSG_MARKER])
+pieces = st.lists(st.tuples(frame_kinds, st.binary(max_size=40), st.binary(max_size=30),
+                            st.sampled_from(["keep", "flip", "cut"]), st.integers(0, 10_000)),
+                  min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces)
+def test_any_mix_yields_exactly_the_intact_frames(parts):
+    stream, intact = build_stream(parts)
     ref_seqs, ref = reference_decode(bytes(stream))
     for how in ("all", "bytewise"):
         out, s = decode(bytes(stream), how)
@@ -295,15 +302,7 @@ def test_intact_frames_among_any_garbage_come_out_exactly_in_order(parts, cuts, 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pieces, st.lists(st.integers(0, 10_000), max_size=10))
 def test_pooled_and_detached_decoders_agree_on_any_chunking(parts, cuts):
-    stream = bytearray()
-    for seq, (kind, body, garbage, damage, where) in enumerate(parts):
-        stream += garbage
-        f = bytearray(_frame_for(kind, seq, body))
-        if damage == "flip":
-            f[where % len(f)] ^= 1 << (where % 8)
-        elif damage == "cut":
-            f = f[: where % len(f)]
-        stream += f
+    stream, _ = build_stream(parts)
     ref_out, ref_stats = decode(bytes(stream), "all")
     pool = BufferPool()
     out, s = _decode_all(_chunked(bytes(stream), cuts), pool, mutable=True)
