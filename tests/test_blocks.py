@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from picodaq import contracts as C
 from picodaq.blocks import BlockView, SamplesBlock, decode_block, decode_counts, ramp_counts
 from picodaq.clock import HostClock
-from picodaq.corebench import encode_counts
+from picodaq.bench.frames import encode_counts
 from picodaq.frames import encode_frame, samples_payload
 from picodaq.pool import PoolError
 from picodaq.primary import BlockQueue

@@ -12,7 +12,7 @@ import pytest
 
 from picodaq import contracts as C
 from picodaq.blocks import ramp_counts
-from picodaq.corebench import FrameStream, writer_process
+from picodaq.bench.frames import FrameStream, writer_process
 from picodaq.errors import LinkError
 from picodaq.link import Link
 from picodaq.primary import BlockQueue

@@ -13,7 +13,7 @@ import pytest
 from picodaq import contracts as C
 from picodaq.alloc import AllocationBudgetExceeded, HotPathGuard, count_allocations, tracing
 from picodaq.blocks import ramp_counts
-from picodaq.corebench import FrameStream, encode_counts
+from picodaq.bench.frames import FrameStream, encode_counts
 from picodaq.errors import UsageError
 from picodaq.frames import Frame, encode_frame, samples_payload
 from picodaq.primary import BlockQueue, CallbackOutput

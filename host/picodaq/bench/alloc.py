@@ -1,0 +1,58 @@
+"""Figure 2: what the hot path allocates in steady state, and what it keeps.
+
+- allocations and bytes allocated per frame: memray (picodaq.alloc.count_allocations:
+  a `memray.Tracker` to a file, then `memray.FileReader` counting every
+  allocation record, freed or not) around the timed part of a capture replay,
+  for the pipeline and, for scale, the naive decoder;
+- retained growth: tracemalloc (picodaq.alloc.HotPathGuard, with no limits,
+  read for its numbers) over a long run of frames from a FrameStream into the
+  same receiver set-up: traced memory alive at the end minus at the start,
+  and the peak of traced memory above the start;
+- the buffer pool's hit rate and the block pool's counters over that run.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..alloc import HotPathGuard, count_allocations, tracing
+from .frames import FrameStream
+from .pipeline import FMT, N_CHANNELS, N_SAMPLES, PIECE, NaiveReplay, PipelineReplay, _split
+
+
+def allocations_per_frame(data: bytes, warmup_frames: int = 2000) -> dict[str, Any]:
+    """memray counts for the timed part of a replay of data, per frame, pipeline and naive."""
+    out: dict[str, Any] = {}
+    for name, make in (("pipeline", PipelineReplay), ("naive", NaiveReplay)):
+        warm, timed, frames = _split(data, warmup_frames)
+        r = make()
+        r.feed(warm)
+        a = count_allocations(lambda: r.feed(timed))
+        per, size = a.per(frames)
+        out[name] = {"frames": frames, "allocations": a.count, "bytes": a.bytes,
+                     "allocations_per_frame": per, "bytes_allocated_per_frame": size}
+    return out
+
+
+def retained_growth(frames: int, frames_per_chunk: int = 1000) -> dict[str, Any]:
+    """Stream frames through the pipeline's receiver under tracemalloc; growth, peak and pool counters."""
+    stream = FrameStream(N_CHANNELS, FMT, N_SAMPLES, frames_per_chunk)
+    r = PipelineReplay()
+
+    def work(chunks: int) -> None:
+        for _ in range(chunks):
+            chunk = stream.next_chunk()
+            r.feed([chunk[i:i + PIECE] for i in range(0, len(chunk), PIECE)])
+
+    chunks = max(1, frames // frames_per_chunk)
+    with tracing():
+        work(2)  # warm up under tracing: what it leaves behind is not growth
+        first = r.rx.stats.frames_ok
+        guard = HotPathGuard(budget_bytes=sys.maxsize, max_growth_bytes=sys.maxsize, label="bench")
+        with guard:
+            work(chunks)
+    pool = r.rx.pool_stats
+    return {"frames": r.rx.stats.frames_ok - first, "retained_growth_bytes": guard.growth,
+            "peak_above_start_bytes": guard.peak, "pool_hit_rate": pool.hit_rate, "pool": pool.as_dict(),
+            "block_pool": r.rx.block_stats.as_dict(), "samples_lost": r.rx.stats.samples_lost,
+            "seq_lost": r.rx.stats.seq_lost}

@@ -1,0 +1,75 @@
+"""Figure 3: the emulated board, unpaced, into the receiver through a pty, next to a raw drain of the same pty.
+
+`receiver`: the board streams ramp frames (8 channels, int24, 25 instants:
+616-byte payloads) as fast as the link drains, into a Link (reader thread,
+ring, receiver, BlockQueue) and a consumer polling blocks; the window's wire
+MB/s and samples/s, with every loss counter (must be zero).
+
+`raw`: the same board, the same stream, but the port read by a plain loop
+into one discarded buffer (non-blocking reads, select() when empty: what the
+Link's reader does, with no ring, decoder or consumer behind it). The rate at
+which the emulator and the pty deliver bytes: the ceiling for the receiver.
+"""
+from __future__ import annotations
+
+import io
+import os
+import select
+import time
+import tty
+from typing import Any
+
+from .. import contracts as C
+from ..recorder import StreamConfig
+from .session import EmulatedSession
+
+CONFIG = StreamConfig(rate=20_000, channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.FMT_INT24, samples_per_frame=25)
+
+
+def raw_drain(session: EmulatedSession, config: StreamConfig, seconds: float, warmup: float = 0.3) -> dict[str, Any]:
+    """Start the stream, let go of the port, and read it raw for seconds; then stop the stream again."""
+    from ..recorder import prepare_board
+
+    link = session.link
+    assert link is not None
+    prepare_board(link, config)
+    link.start()
+    session.link = None
+    link.close()  # the board streams on; a host that is not reading gets nothing
+    port = session.board.port
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        tty.setraw(fd)
+        f = io.FileIO(fd, "rb", closefd=False)
+        buf = bytearray(1 << 16)
+        readinto = f.readinto
+        count = [0]
+
+        def drain(until: float) -> None:
+            n = 0
+            while True:
+                got = readinto(buf)
+                if got:
+                    n += got
+                    continue
+                if time.monotonic() >= until:
+                    break
+                select.select([fd], [], [], 0.05)
+            count[0] = n
+
+        drain(time.monotonic() + warmup)
+        t0, c0 = time.monotonic(), time.process_time()
+        drain(t0 + seconds)
+        t1, c1 = time.monotonic(), time.process_time()
+    finally:
+        os.close(fd)
+    session.open().stop()
+    return {"seconds": t1 - t0, "wire_bytes": count[0], "mb_per_s": count[0] / (t1 - t0) / 1e6,
+            "cpu_percent": 100 * (c1 - c0) / (t1 - t0)}
+
+
+def live_round(session: EmulatedSession, seconds: float) -> dict[str, Any]:
+    """One receiver window and one raw window, back to back; the ratio is within the round."""
+    rx = session.stream(CONFIG, seconds).as_dict()
+    raw = raw_drain(session, CONFIG, seconds)
+    return {"receiver": rx, "raw": raw, "ratio_live_raw": rx["mb_per_s"] / raw["mb_per_s"]}

@@ -1,0 +1,120 @@
+"""An emulated board streaming into a Link, measured over a window: the live figures' common part.
+
+`EmulatedSession` starts an emulated board (MicroPython's unix port running
+the real firmware behind a pty; paced in real time, or unpaced: as fast as the
+link drains) and opens a Link to it whose receiver's primary output is a
+BlockQueue. `stream()` configures the board, starts it, polls blocks into a
+consumer callback for a warm-up and then a measured window, stops the board
+and returns what the window saw: wire bytes, instants and blocks the consumer
+took, this process's CPU time, and every loss counter over the whole stream
+(the decoder's and the board's own count of dropped instants).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..blocks import SamplesBlock
+from ..link import Link
+from ..primary import BlockQueue
+from ..receiver import Receiver
+from ..recorder import StreamConfig, prepare_board
+
+_LOSS_KEYS = ("crc_errors", "header_errors", "seq_lost", "samples_lost", "decode_errors")
+
+
+@dataclass
+class Window:
+    """What one measured window of a stream saw."""
+
+    seconds: float
+    cpu_seconds: float  # this process's CPU time (reader thread and consumer)
+    wire_bytes: int
+    instants: int  # instants (rows) the primary consumer took
+    blocks: int
+    n_channels: int
+    losses: dict[str, int]  # the decoder's loss counters over the whole stream, and the board's drops
+
+    @property
+    def lost(self) -> int:
+        return sum(self.losses.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.seconds
+        return {"seconds": s, "cpu_seconds": self.cpu_seconds, "wire_bytes": self.wire_bytes,
+                "instants": self.instants, "blocks": self.blocks, "mb_per_s": self.wire_bytes / s / 1e6,
+                "instants_per_s": self.instants / s, "samples_per_s": self.instants * self.n_channels / s,
+                "cpu_percent": 100 * self.cpu_seconds / s, "losses": self.losses, "lost": self.lost}
+
+
+class EmulatedSession:
+    def __init__(self, unpaced: bool) -> None:
+        from picodaq_hil.emulator import EmulatedBoard
+
+        self.board = EmulatedBoard(unpaced=unpaced)
+        self.link: Link | None = None
+        self.queue = BlockQueue(maxlen=1024)
+
+    def __enter__(self) -> "EmulatedSession":
+        try:
+            self.board.install_firmware()
+            self.board.start()
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> Link:
+        self.queue = BlockQueue(maxlen=1024)
+        self.link = Link.open(self.board.port, receiver=Receiver(primary=self.queue))
+        return self.link
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+        self.board.stop()
+
+    def stream(self, config: StreamConfig, seconds: float, warmup: float = 0.5,
+               on_block: Callable[[SamplesBlock], object] | None = None) -> Window:
+        """Stream config for warmup + seconds; the window is the last `seconds`."""
+        link = self.link
+        assert link is not None
+        prepare_board(link, config)
+        rx = link.receiver
+        lost0 = {k: getattr(rx.stats, k) for k in _LOSS_KEYS}
+        dropped0 = rx.blocks_dropped
+        took = [0, 0]  # instants, blocks
+
+        def consume(block: SamplesBlock) -> None:
+            took[0] += block.n_samples
+            took[1] += 1
+            if on_block is not None:
+                on_block(block)
+
+        poll_each = link.poll_each
+        link.start()
+        start = time.monotonic()
+        while time.monotonic() - start < warmup:
+            poll_each(1 << 20, consume, timeout=0.05)
+        i0, b0, bytes0 = took[0], took[1], link.bytes_in
+        t0, c0 = time.monotonic(), time.process_time()
+        end = t0 + seconds
+        while time.monotonic() < end:
+            poll_each(1 << 20, consume, timeout=0.05)
+        t1, c1 = time.monotonic(), time.process_time()
+        window = (t1 - t0, c1 - c0, link.bytes_in - bytes0, took[0] - i0, took[1] - b0)
+        status = link.stop()  # drains what is in flight into the consumer's queue ...
+        while poll_each(1 << 20, consume, timeout=0.0):
+            pass  # ... which takes it, so nothing counts as dropped at the queue
+        losses = {k: getattr(rx.stats, k) - lost0[k] for k in _LOSS_KEYS}
+        losses["queue_dropped"] = rx.blocks_dropped - dropped0
+        if status is None:
+            raise RuntimeError("the emulated board sent no STATUS after STOP")
+        losses["device_dropped"] = status.samples_dropped
+        return Window(*window, n_channels=config.n_channels, losses=losses)
