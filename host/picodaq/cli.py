@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from . import contracts as C
+from .cli_bench import args_bench, do_bench
 from .cli_flash import args_flash, do_flash
 from .errors import ContractMismatch, PicodaqError, UsageError
 from .link import Link
@@ -476,6 +477,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
     "record": (do_record, _args_record, "configure, stream and record to files"),
     "replay": (do_replay, _args_replay, "decode a .tlv capture through the same pipeline"),
     "emulate": (do_emulate, _args_emulate, "run an emulated board and print its port"),
+    "bench": (do_bench, args_bench, "measure throughput, allocations, live rate, CPU, latency and the firmware"),
 }
 
 

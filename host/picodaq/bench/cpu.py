@@ -1,0 +1,37 @@
+"""Figure 4: host CPU while receiving at the USB full-speed line rate (1.2 MB/s), paced by the emulated board.
+
+The board samples 8 channels of int16 in real time, at the rate that puts
+1.2 MB/s of frames on the wire (full-speed USB's 12 Mbit/s, less what bulk
+transfers leave: about 1.2 MB/s of payload in practice). CPU% is this
+process's CPU time (the Link's reader thread and the consumer polling
+blocks) over wall time, in the measured window.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import contracts as C
+from ..recorder import StreamConfig
+from .session import EmulatedSession
+
+LINE_RATE = 1.2e6  # bytes/s
+N_CHANNELS = 8
+FMT = C.FMT_INT16
+
+
+def line_rate_config(bytes_per_s: float = LINE_RATE) -> StreamConfig:
+    """8 x int16 at the sample rate whose frames (largest that fit) carry bytes_per_s."""
+    probe = StreamConfig(rate=100_000, channel_mask=(1 << N_CHANNELS) - 1, source=C.SRC_RAMP, fmt=FMT)
+    spf = probe.frame_samples()  # the largest frame: rate // 50 exceeds what fits
+    frame = C.OVERHEAD + 16 + spf * N_CHANNELS * C.BYTES_PER_SAMPLE[FMT]
+    rate = round(bytes_per_s * spf / frame)
+    return StreamConfig(rate=rate, channel_mask=probe.channel_mask, source=C.SRC_RAMP, fmt=FMT,
+                        samples_per_frame=spf)
+
+
+def cpu_round(session: EmulatedSession, seconds: float) -> dict[str, Any]:
+    cfg = line_rate_config()
+    w = session.stream(cfg, seconds).as_dict()
+    w.update(rate=cfg.rate, n_channels=cfg.n_channels, fmt=C.FORMAT_NAMES[cfg.fmt],
+             samples_per_frame=cfg.samples_per_frame, target_mb_per_s=LINE_RATE / 1e6)
+    return w

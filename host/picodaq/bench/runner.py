@@ -1,0 +1,249 @@
+"""Runs the benchmark's figures, one after the other in this process, into one JSON-ready dict.
+
+Each figure is a function of the settings (full or --quick) that returns a
+dict with the command reproducing it, how many runs its medians are over,
+and its numbers. Timings are medians of `runs` runs; ratios are taken within
+each run (round) and their median reported, so a machine that gets busier
+halfway does not bias one side of a comparison. Counts (allocations, losses)
+are not medians: they are exact, or the worst over the rounds.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from statistics import median
+from typing import Any, Callable
+
+from ..errors import PicodaqError
+
+SCHEMA = "picodaq-bench/1"
+
+
+class BenchError(PicodaqError):
+    """A figure could not be measured, or its cross-check failed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    runs: int  # rounds of the timed figures (pipeline, firmware)
+    live_runs: int  # rounds of the live figures (each streams an emulated board)
+    pipeline_frames: int
+    alloc_frames: int
+    growth_frames: int
+    live_seconds: float
+    cpu_seconds: float
+    latency_seconds: float
+    fw_frames: int
+
+
+FULL = Settings(quick=False, runs=5, live_runs=3, pipeline_frames=100_000, alloc_frames=20_000,
+                growth_frames=1_000_000, live_seconds=3.0, cpu_seconds=5.0, latency_seconds=60.0, fw_frames=5000)
+QUICK = Settings(quick=True, runs=3, live_runs=2, pipeline_frames=6000, alloc_frames=3000, growth_frames=20_000,
+                 live_seconds=0.5, cpu_seconds=0.5, latency_seconds=1.5, fw_frames=300)
+
+Progress = Callable[[str], None]
+
+
+def _median_fields(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: median(r[k] for r in rows) for k in keys if all(r.get(k) is not None for r in rows)}
+
+
+def _command(name: str, s: Settings) -> str:
+    return f"picodaq bench --only {name}" + (" --quick" if s.quick else "")
+
+
+# -- the figures -----------------------------------------------------------------
+
+def fig_pipeline(s: Settings, say: Progress) -> dict[str, Any]:
+    from . import pipeline as P
+    from .frames import capture
+
+    say(f"making a capture of {s.pipeline_frames:,} ramp frames (600-byte payloads)")
+    data = capture(s.pipeline_frames, P.N_CHANNELS, P.FMT, P.N_SAMPLES, pattern="ramp")
+    rounds = []
+    for i in range(s.runs):
+        say(f"round {i + 1}/{s.runs}: pipeline, naive, CRC floor")
+        r = {name: fn(data).as_dict() for name, fn in
+             (("pipeline", P.replay_pipeline), ("naive", P.replay_naive), ("floor", P.replay_floor))}
+        r["ratio_pipeline_naive"] = r["pipeline"]["frames_per_s"] / r["naive"]["frames_per_s"]
+        r["ratio_pipeline_floor"] = r["pipeline"]["frames_per_s"] / r["floor"]["frames_per_s"]
+        rounds.append(r)
+    keys = ("frames_per_s", "mb_per_s", "frames_per_cpu_s", "seconds", "cpu_seconds")
+    same = all(r["pipeline"][k] == r["naive"][k] for r in rounds
+               for k in ("frames", "samples", "checksum", "blocks_every", "blocks_tenth"))
+    if not same:
+        raise BenchError("pipeline: the naive decoder and the pipeline disagree on what the capture holds")
+    first = rounds[0]
+    out: dict[str, Any] = {
+        "command": _command("pipeline", s), "runs": s.runs, "frames": first["pipeline"]["frames"],
+        "frame_bytes": P.frame_size(), "payload_bytes": P.frame_size() - 14,
+    }
+    for name in ("pipeline", "naive", "floor"):
+        d = _median_fields([r[name] for r in rounds], keys)
+        d.update({k: first[name][k] for k in ("frames", "samples", "checksum", "blocks_every", "blocks_tenth")})
+        out[name] = d
+    out["ratio_pipeline_naive"] = median(r["ratio_pipeline_naive"] for r in rounds)
+    out["ratio_pipeline_floor"] = median(r["ratio_pipeline_floor"] for r in rounds)
+    out["same_output"] = same
+    out["rounds"] = [{n: round(r[n]["frames_per_s"]) for n in ("pipeline", "naive", "floor")} for r in rounds]
+    return out
+
+
+def fig_alloc(s: Settings, say: Progress) -> dict[str, Any]:
+    from . import alloc as A
+    from . import pipeline as P
+    from .frames import capture
+
+    data = capture(s.alloc_frames + 2000, P.N_CHANNELS, P.FMT, P.N_SAMPLES, pattern="ramp")
+    say(f"memray: allocations over {s.alloc_frames:,} frames, pipeline and naive")
+    try:
+        memray = A.allocations_per_frame(data)
+    except PicodaqError as e:  # memray missing: say so, measure the rest
+        memray = {"error": str(e)}
+    say(f"tracemalloc: retained growth over {s.growth_frames:,} frames")
+    growth = A.retained_growth(s.growth_frames)
+    return {"command": _command("alloc", s), "runs": 1, "memray": memray, "growth": growth,
+            "pool_hit_rate": growth["pool_hit_rate"]}
+
+
+def fig_live(s: Settings, say: Progress) -> dict[str, Any]:
+    from . import live as L
+    from .session import EmulatedSession
+
+    say("starting an unpaced emulated board")
+    rounds = []
+    with EmulatedSession(unpaced=True) as session:
+        for i in range(s.live_runs):
+            say(f"round {i + 1}/{s.live_runs}: receiver {s.live_seconds:g} s, then raw pty drain {s.live_seconds:g} s")
+            rounds.append(L.live_round(session, s.live_seconds))
+    rx_keys = ("mb_per_s", "instants_per_s", "samples_per_s", "cpu_percent", "seconds")
+    cfg = L.CONFIG
+    return {"command": _command("live", s), "runs": s.live_runs,
+            "config": {"n_channels": cfg.n_channels, "fmt": "int24", "samples_per_frame": cfg.samples_per_frame,
+                       "payload_bytes": 16 + cfg.n_channels * 3 * cfg.samples_per_frame},
+            "receiver": _median_fields([r["receiver"] for r in rounds], rx_keys),
+            "raw": _median_fields([r["raw"] for r in rounds], ("mb_per_s", "cpu_percent", "seconds")),
+            "ratio_live_raw": median(r["ratio_live_raw"] for r in rounds),
+            "lost": max(r["receiver"]["lost"] for r in rounds),
+            "losses": rounds[-1]["receiver"]["losses"],
+            "instants": sum(r["receiver"]["instants"] for r in rounds),
+            "rounds": [{"receiver_mb_per_s": r["receiver"]["mb_per_s"], "raw_mb_per_s": r["raw"]["mb_per_s"]}
+                       for r in rounds]}
+
+
+def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
+    from . import cpu as U
+    from .session import EmulatedSession
+
+    cfg = U.line_rate_config()
+    say(f"starting a paced emulated board: 8 x int16 at {cfg.rate:,} Hz = 1.2 MB/s")
+    rounds = []
+    with EmulatedSession(unpaced=False) as session:
+        for i in range(s.live_runs):
+            say(f"round {i + 1}/{s.live_runs}: {s.cpu_seconds:g} s at the line rate")
+            rounds.append(U.cpu_round(session, s.cpu_seconds))
+    out = {"command": _command("cpu", s), "runs": s.live_runs}
+    out.update(_median_fields(rounds, ("cpu_percent", "mb_per_s", "samples_per_s", "instants_per_s", "seconds")))
+    out.update(rate=cfg.rate, n_channels=cfg.n_channels, fmt="int16", samples_per_frame=cfg.samples_per_frame,
+               target_mb_per_s=U.LINE_RATE / 1e6, lost=max(r["lost"] for r in rounds),
+               instants=sum(r["instants"] for r in rounds))
+    return out
+
+
+def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
+    from picodaq_hil.emulator import micropython_executable
+
+    from . import latency as T
+    from .session import EmulatedSession
+
+    check = T.clock_check(micropython_executable())
+    if not check["same_clock"]:
+        raise BenchError("latency: the unix port's ticks_us is not the host's monotonic clock here: "
+                         f"{check}")
+    say(f"starting a paced emulated board: 8 ch x 1 kHz for {s.latency_seconds:g} s")
+    with EmulatedSession(unpaced=False) as session:
+        r = T.latency_run(session, s.latency_seconds)
+    out = {"command": _command("latency", s), "runs": 1, "seconds": s.latency_seconds, "clock_check": check}
+    out.update({k: v for k, v in r.items() if k != "window"})
+    out["lost"] = r["window"]["lost"]
+    return out
+
+
+def fig_firmware(s: Settings, say: Progress) -> dict[str, Any]:
+    from picodaq_hil.emulator import micropython_executable
+
+    from . import firmware as F
+
+    say(f"{s.runs} runs of {s.fw_frames:,} frames per format on the unix port")
+    formats = F.summarise(F.run_rounds(s.fw_frames, s.runs, micropython_executable()))
+    if not all(f["same_bytes"] for f in formats.values()):
+        raise BenchError("firmware: the optimised and the straightforward framer built different frames")
+    return {"command": _command("firmware", s), "runs": s.runs, "n_channels": 8, "samples_per_frame": 32,
+            "formats": formats, "heap_allocations": max(f["heap_allocations"] for f in formats.values())}
+
+
+FIGURES: dict[str, tuple[str, Callable[[Settings, Progress], dict[str, Any]]]] = {
+    "pipeline": ("host pipeline, offline replay", fig_pipeline),
+    "alloc": ("allocations on the hot path", fig_alloc),
+    "live": ("live: unpaced emulator through a pty", fig_live),
+    "cpu": ("host CPU at 1.2 MB/s", fig_cpu),
+    "latency": ("latency, device instant to consumer", fig_latency),
+    "firmware": ("firmware framing on the unix port", fig_firmware),
+}
+
+
+# -- the machine -------------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    from picodaq_hil.emulator import micropython_executable
+
+    from .firmware import micropython_version
+
+    try:
+        mpy = micropython_version(micropython_executable())
+    except (OSError, RuntimeError, ValueError) as e:
+        mpy = f"unavailable ({e})"
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "python_implementation": platform.python_implementation(), "micropython": mpy,
+            "os": platform.platform(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def run(names: list[str], settings: Settings, say: Progress) -> dict[str, Any]:
+    """Measure the named figures; returns the results document."""
+    started = time.monotonic()
+    doc: dict[str, Any] = {"schema": SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                           "quick": settings.quick, "command": "picodaq bench" + (" --quick" if settings.quick else ""),
+                           "machine": machine(), "figures": {}}
+    for i, name in enumerate(names, 1):
+        title, fn = FIGURES[name]
+        t = time.monotonic()
+        prefix = f"bench [{i}/{len(names)}] {name}"
+        say(f"{prefix}: {title}")
+        try:
+            doc["figures"][name] = fn(settings, lambda text: say(f"{prefix}: {text}"))
+        except RuntimeError as e:  # a cross-check inside a figure, a board that did not start
+            raise BenchError(f"{name}: {e}") from None
+        doc["figures"][name]["stage_seconds"] = round(time.monotonic() - t, 2)
+        say(f"{prefix}: done in {time.monotonic() - t:.1f} s")
+    doc["seconds"] = round(time.monotonic() - started, 2)
+    return doc
+
+
+def stderr_progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
