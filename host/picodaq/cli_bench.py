@@ -39,6 +39,8 @@ def _writable(path: Path, what: str) -> str | None:
     """Why path cannot be written (None if it can), found before any minute is spent measuring."""
     if path.is_dir():
         return f"{what} {path}: is a directory"
+    if path.parent.exists() and not path.parent.is_dir():
+        return f"{what} {path}: not writable ({path.parent} is a file, not a folder)"
     if not path.parent.is_dir():
         return f"{what} {path}: folder {path.parent} does not exist"
     existed = path.exists()
