@@ -42,8 +42,10 @@ soak: $(STAMP)
 codegen: $(STAMP)
 	$(PY) tools/codegen.py
 
+# every figure of `picodaq bench` (a few minutes): build/bench.json and the table in README.md
 bench: $(STAMP)
-	$(VENV)/bin/picodaq bench --json build/bench.json
+	mkdir -p build
+	$(VENV)/bin/picodaq bench --json build/bench.json --readme README.md
 
 clean:
 	rm -rf build .pytest_cache
