@@ -66,7 +66,8 @@ def test_quick_bench_writes_every_figure_with_sane_cross_checked_numbers(quick_r
     for side in ("pipeline", "naive"):
         assert a["memray"][side]["allocations_per_frame"] >= 0
         assert a["memray"][side]["bytes_allocated_per_frame"] >= 0
-    assert "retained_growth_bytes" in a["growth"] and a["growth"]["frames"] > 0
+    assert "retained_growth_bytes" in a["growth"] and "second_half_growth_bytes" in a["growth"]
+    assert a["growth"]["frames"] > 0
     assert a["growth"]["samples_lost"] == 0 and a["growth"]["seq_lost"] == 0
     assert 0 < a["pool_hit_rate"] <= 1
 

@@ -35,8 +35,9 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"1. Host pipeline, offline replay ({p['payload_bytes']}-B SAMPLES payloads; decode, pool, router, "
             "primary, 2 observers)",
             f"**{_n(p['pipeline']['frames_per_s'])} frames/s, {_n(p['pipeline']['mb_per_s'], 1)} MB/s**",
-            f"naive: {_n(p['naive']['frames_per_s'])} frames/s ({_ratio(p['ratio_pipeline_naive'])}); "
-            f"zlib.crc32 floor: {_n(p['floor']['frames_per_s'])} frames/s ({_ratio(p['ratio_pipeline_floor'])})",
+            f"naive: {_n(p['naive']['frames_per_s'])} frames/s, pipeline/naive **{_ratio(p['ratio_pipeline_naive'])}**; "
+            f"zlib.crc32 floor: {_n(p['floor']['frames_per_s'])} frames/s, pipeline/floor "
+            f"{_ratio(p['ratio_pipeline_floor'])}",
             p["command"]))
     if "alloc" in f:
         a = f["alloc"]
@@ -50,7 +51,8 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             measured, base = f"memray: {m.get('error', 'n/a')}", ""
         out.append((
             "2. Allocation, steady state (memray; tracemalloc)",
-            f"{measured}; retained growth over {_n(g['frames'])} frames: **{_n(g['retained_growth_bytes'])} B**; "
+            f"{measured}; retained growth over {_n(g['frames'])} frames: **{_n(g['retained_growth_bytes'])} B** "
+            f"({_n(g['second_half_growth_bytes'])} B in the second half); "
             f"pool hit rate {a['pool_hit_rate']:.5f}",
             base, a["command"]))
     if "live" in f:
@@ -61,7 +63,7 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{v['config']['payload_bytes']}-B payloads)",
             f"**{_n(r['mb_per_s'], 1)} MB/s, {_n(r['samples_per_s'] / 1e6, 2)} M samples/s, "
             f"{v['lost']} lost**",
-            f"raw pty drain: {_n(v['raw']['mb_per_s'], 1)} MB/s ({_ratio(v['ratio_live_raw'])})",
+            f"raw pty drain: {_n(v['raw']['mb_per_s'], 1)} MB/s, live/raw **{_ratio(v['ratio_live_raw'])}**",
             v["command"]))
     if "cpu" in f:
         c = f["cpu"]
@@ -101,7 +103,9 @@ def machine_line(doc: dict[str, Any]) -> str:
             f"{', '.join(str(x) for x in m.get('load_average', []))}. "
             f"Run {doc.get('created', '?')} by `{doc.get('command', 'picodaq bench')}` in {doc.get('seconds', 0):g} s"
             + (" (--quick: small sizes, for tests)" if doc.get("quick") else "")
-            + f"; timings are medians of {'/'.join(str(r) for r in runs)} runs, ratios taken within each run.")
+            + f"; each timing is the median of {'/'.join(str(r) for r in runs)} runs (per figure, as JSON `runs`); "
+            "each ratio is taken within one run, then the median of those is shown (so it need not equal the "
+            "ratio of the medians).")
 
 
 def markdown(doc: dict[str, Any]) -> str:

@@ -31,7 +31,8 @@ class BenchError(PicodaqError):
 class Settings:
     quick: bool
     runs: int  # rounds of the timed figures (pipeline, firmware)
-    live_runs: int  # rounds of the live figures (each streams an emulated board)
+    live_runs: int  # rounds of the live figure (receiver, then raw drain, on one emulated board)
+    cpu_runs: int
     pipeline_frames: int
     alloc_frames: int
     growth_frames: int
@@ -41,9 +42,9 @@ class Settings:
     fw_frames: int
 
 
-FULL = Settings(quick=False, runs=5, live_runs=3, pipeline_frames=100_000, alloc_frames=20_000,
-                growth_frames=1_000_000, live_seconds=3.0, cpu_seconds=5.0, latency_seconds=60.0, fw_frames=5000)
-QUICK = Settings(quick=True, runs=3, live_runs=2, pipeline_frames=6000, alloc_frames=3000, growth_frames=20_000,
+FULL = Settings(quick=False, runs=5, live_runs=5, cpu_runs=3, pipeline_frames=100_000, alloc_frames=20_000,
+                growth_frames=1_000_000, live_seconds=2.0, cpu_seconds=5.0, latency_seconds=60.0, fw_frames=5000)
+QUICK = Settings(quick=True, runs=3, live_runs=2, cpu_runs=2, pipeline_frames=6000, alloc_frames=3000, growth_frames=20_000,
                  live_seconds=0.5, cpu_seconds=0.5, latency_seconds=1.5, fw_frames=300)
 
 Progress = Callable[[str], None]
@@ -144,10 +145,10 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
     say(f"starting a paced emulated board: 8 x int16 at {cfg.rate:,} Hz = 1.2 MB/s")
     rounds = []
     with EmulatedSession(unpaced=False) as session:
-        for i in range(s.live_runs):
-            say(f"round {i + 1}/{s.live_runs}: {s.cpu_seconds:g} s at the line rate")
+        for i in range(s.cpu_runs):
+            say(f"round {i + 1}/{s.cpu_runs}: {s.cpu_seconds:g} s at the line rate")
             rounds.append(U.cpu_round(session, s.cpu_seconds))
-    out = {"command": _command("cpu", s), "runs": s.live_runs}
+    out = {"command": _command("cpu", s), "runs": s.cpu_runs}
     out.update(_median_fields(rounds, ("cpu_percent", "mb_per_s", "samples_per_s", "instants_per_s", "seconds")))
     out.update(rate=cfg.rate, n_channels=cfg.n_channels, fmt="int16", samples_per_frame=cfg.samples_per_frame,
                target_mb_per_s=U.LINE_RATE / 1e6, lost=max(r["lost"] for r in rounds),
