@@ -77,9 +77,8 @@ def test_quick_bench_writes_every_figure_with_sane_cross_checked_numbers(quick_r
     assert v["instants"] > 0 and v["ratio_live_raw"] > 0
 
     c = doc["figures"]["cpu"]
-    assert c["lost"] == 0 and c["instants"] > 0 and c["cpu_percent"] > 0
-    # paced: what arrived is what the board was configured to send (not a speed target: a rate check)
-    assert c["instants_per_s"] == pytest.approx(c["rate"], rel=0.25)
+    assert c["lost"] == 0 and c["instants"] > 0 and c["cpu_percent"] > 0 and c["mb_per_s"] > 0
+    assert c["target_mb_per_s"] == 1.2 and c["n_channels"] == 8
 
     t = doc["figures"]["latency"]
     assert t["clock_check"]["same_clock"] is True
