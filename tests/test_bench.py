@@ -52,6 +52,7 @@ def test_quick_bench_writes_every_figure_with_sane_cross_checked_numbers(quick_r
     p = doc["figures"]["pipeline"]
     for side in ("pipeline", "naive", "floor"):
         assert p[side]["frames_per_s"] > 0 and p[side]["mb_per_s"] > 0
+        assert p[side]["frames_per_cpu_s"] > 0 and p[side]["mb_per_cpu_s"] > 0
         assert p[side]["frames"] == p["frames"] > 0
     assert p["payload_bytes"] == 600
     # the naive baseline decoded exactly what the pipeline did: frames, instants, values, observer calls
@@ -109,7 +110,7 @@ def test_readme_table_renders_from_the_json(quick_results, tmp_path):
     assert doc["machine"]["cpu"] in section and doc["machine"]["micropython"] in section
     for name in FIGURES:
         assert f"`picodaq bench --only {name} --quick`" in section
-    pipeline_fps = f"{doc['figures']['pipeline']['pipeline']['frames_per_s']:,.0f} frames/s"
+    pipeline_fps = f"{doc['figures']['pipeline']['pipeline']['frames_per_cpu_s']:,.0f} frames/s"
     assert pipeline_fps in section and pipeline_fps in r.stdout
     # rendering again changes nothing: the section is replaced, not appended to
     picodaq("bench", "--from-json", str(tmp_path / "bench.json"), "--readme", str(readme))
