@@ -3,8 +3,8 @@
 The board samples 8 channels of int16 in real time, at the rate that puts
 1.2 MB/s of frames on the wire (full-speed USB's 12 Mbit/s, less what bulk
 transfers leave: about 1.2 MB/s of payload in practice). CPU% is this
-process's CPU time (the Link's reader thread and the consumer polling
-blocks) over wall time, in the measured window.
+process's CPU time (the Link's reader thread, and the consumer pumping
+the link into its callback) over wall time, in the measured window.
 """
 from __future__ import annotations
 

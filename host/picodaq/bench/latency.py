@@ -11,11 +11,11 @@ microseconds (MicroPython's mp_hal_ticks_us), and so is CPython's
 
 and the latency of a block is (now_us - last_us) mod 2**30, with last_us =
 t0_us + (n_samples - 1) * period_ns / 1000, taken in the consumer's callback
-(BlockQueue polled by Link.poll_each). `clock_check` verifies the mapping
+(the receiver's primary output, a CallbackOutput, as Link.pump routes the block). `clock_check` verifies the mapping
 before measuring: a ticks_us() read by the unix port falls between two host
 readings. The latency covers the pacer noticing the instant is due (it
 sleeps up to 1 ms between checks), framing, the pty, the emulator's relay
-process, the Link's reader thread and ring, decoding and routing, the queue.
+process, the Link's reader thread and ring, decoding and routing.
 """
 from __future__ import annotations
 

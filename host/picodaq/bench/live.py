@@ -2,7 +2,7 @@
 
 `receiver`: the board streams ramp frames (8 channels, int24, 25 instants:
 616-byte payloads) as fast as the link drains, into a Link (reader thread,
-ring, receiver, BlockQueue) and a consumer polling blocks; the window's wire
+ring, receiver, and its primary output calling the consumer back); the window's wire
 MB/s and samples/s, with every loss counter (must be zero).
 
 `raw`: the same board, the same stream, but the port read by a plain loop

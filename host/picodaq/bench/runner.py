@@ -5,7 +5,7 @@ dict with the command reproducing it, how many runs its medians are over,
 and its numbers. Timings are medians of `runs` runs; ratios are taken within
 each run (round) and their median reported, so a machine that gets busier
 halfway does not bias one side of a comparison. Counts (allocations, losses)
-are not medians: they are exact, or the worst over the rounds.
+are not medians: they are exact, summed over the rounds.
 """
 from __future__ import annotations
 
@@ -131,11 +131,11 @@ def fig_live(s: Settings, say: Progress) -> dict[str, Any]:
             "receiver": _median_fields([r["receiver"] for r in rounds], rx_keys),
             "raw": _median_fields([r["raw"] for r in rounds], ("mb_per_s", "cpu_percent", "seconds")),
             "ratio_live_raw": median(r["ratio_live_raw"] for r in rounds),
-            "lost": max(r["receiver"]["lost"] for r in rounds),
-            "losses": rounds[-1]["receiver"]["losses"],
+            "lost": sum(r["receiver"]["lost"] for r in rounds),
+            "losses": {k: sum(r["receiver"]["losses"][k] for r in rounds) for k in rounds[0]["receiver"]["losses"]},
             "instants": sum(r["receiver"]["instants"] for r in rounds),
-            "rounds": [{"receiver_mb_per_s": r["receiver"]["mb_per_s"], "raw_mb_per_s": r["raw"]["mb_per_s"]}
-                       for r in rounds]}
+            "rounds": [{"receiver_mb_per_s": r["receiver"]["mb_per_s"], "raw_mb_per_s": r["raw"]["mb_per_s"],
+                        "lost": r["receiver"]["lost"]} for r in rounds]}
 
 
 def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
@@ -152,7 +152,8 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
     out = {"command": _command("cpu", s), "runs": s.cpu_runs}
     out.update(_median_fields(rounds, ("cpu_percent", "mb_per_s", "samples_per_s", "instants_per_s", "seconds")))
     out.update(rate=cfg.rate, n_channels=cfg.n_channels, fmt="int16", samples_per_frame=cfg.samples_per_frame,
-               target_mb_per_s=U.LINE_RATE / 1e6, lost=max(r["lost"] for r in rounds),
+               target_mb_per_s=U.LINE_RATE / 1e6, lost=sum(r["lost"] for r in rounds),
+               losses={k: sum(r["losses"][k] for r in rounds) for k in rounds[0]["losses"]},
                instants=sum(r["instants"] for r in rounds))
     return out
 

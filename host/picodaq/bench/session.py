@@ -3,11 +3,15 @@
 `EmulatedSession` starts an emulated board (MicroPython's unix port running
 the real firmware behind a pty; paced in real time, or unpaced: as fast as the
 link drains) and opens a Link to it whose receiver's primary output is a
-BlockQueue. `stream()` configures the board, starts it, polls blocks into a
-consumer callback for a warm-up and then a measured window, stops the board
-and returns what the window saw: wire bytes, instants and blocks the consumer
-took, this process's CPU time, and every loss counter over the whole stream
-(the decoder's and the board's own count of dropped instants).
+CallbackOutput: the consumer's callback gets each block as it is routed, in
+this thread, while it pumps the link. (A BlockQueue would drop the blocks
+that arrive while `stop()` waits for its ACK and nobody polls; an unpaced
+board sends thousands then.) `stream()` configures the board, starts it,
+pumps for a warm-up and then a measured window, stops the board and returns
+what the window saw: wire bytes, instants and blocks the consumer took, this
+process's CPU time, and every loss counter over the whole stream (the
+decoder's, blocks the primary refused, and the board's own count of dropped
+instants).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import Any, Callable
 
 from ..blocks import SamplesBlock
 from ..link import Link
-from ..primary import BlockQueue
+from ..primary import CallbackOutput
 from ..receiver import Receiver
 from ..recorder import StreamConfig, prepare_board
 
@@ -54,7 +58,7 @@ class EmulatedSession:
 
         self.board = EmulatedBoard(unpaced=unpaced)
         self.link: Link | None = None
-        self.queue = BlockQueue(maxlen=1024)
+        self.consumer: Callable[[SamplesBlock], object] = _ignore
 
     def __enter__(self) -> "EmulatedSession":
         try:
@@ -70,9 +74,11 @@ class EmulatedSession:
         self.close()
 
     def open(self) -> Link:
-        self.queue = BlockQueue(maxlen=1024)
-        self.link = Link.open(self.board.port, receiver=Receiver(primary=self.queue))
+        self.link = Link.open(self.board.port, receiver=Receiver(primary=CallbackOutput(self._deliver)))
         return self.link
+
+    def _deliver(self, block: SamplesBlock) -> None:
+        self.consumer(block)
 
     def close(self) -> None:
         if self.link is not None:
@@ -97,24 +103,30 @@ class EmulatedSession:
             if on_block is not None:
                 on_block(block)
 
-        poll_each = link.poll_each
-        link.start()
-        start = time.monotonic()
-        while time.monotonic() - start < warmup:
-            poll_each(1 << 20, consume, timeout=0.05)
-        i0, b0, bytes0 = took[0], took[1], link.bytes_in
-        t0, c0 = time.monotonic(), time.process_time()
-        end = t0 + seconds
-        while time.monotonic() < end:
-            poll_each(1 << 20, consume, timeout=0.05)
-        t1, c1 = time.monotonic(), time.process_time()
-        window = (t1 - t0, c1 - c0, link.bytes_in - bytes0, took[0] - i0, took[1] - b0)
-        status = link.stop()  # drains what is in flight into the consumer's queue ...
-        while poll_each(1 << 20, consume, timeout=0.0):
-            pass  # ... which takes it, so nothing counts as dropped at the queue
+        pump = link.pump
+        self.consumer = consume
+        try:
+            link.start()
+            start = time.monotonic()
+            while time.monotonic() - start < warmup:
+                pump(0.05)
+            i0, b0, bytes0 = took[0], took[1], link.bytes_in
+            t0, c0 = time.monotonic(), time.process_time()
+            end = t0 + seconds
+            while time.monotonic() < end:
+                pump(0.05)
+            t1, c1 = time.monotonic(), time.process_time()
+            window = (t1 - t0, c1 - c0, link.bytes_in - bytes0, took[0] - i0, took[1] - b0)
+            status = link.stop()  # what is in flight still reaches the consumer
+        finally:
+            self.consumer = _ignore
         losses = {k: getattr(rx.stats, k) - lost0[k] for k in _LOSS_KEYS}
-        losses["queue_dropped"] = rx.blocks_dropped - dropped0
+        losses["primary_refused"] = rx.blocks_dropped - dropped0
         if status is None:
             raise RuntimeError("the emulated board sent no STATUS after STOP")
         losses["device_dropped"] = status.samples_dropped
         return Window(*window, n_channels=config.n_channels, losses=losses)
+
+
+def _ignore(block: SamplesBlock) -> None:
+    pass
