@@ -193,7 +193,7 @@ def fig_firmware(s: Settings, say: Progress) -> dict[str, Any]:
 FIGURES: dict[str, tuple[str, Callable[[Settings, Progress], dict[str, Any]]]] = {
     "pipeline": ("host pipeline, offline replay", fig_pipeline),
     "alloc": ("allocations on the hot path", fig_alloc),
-    "live": ("live: unpaced emulator through a pty", fig_live),
+    "live": ("unpaced emulated board through a pty, next to a raw drain", fig_live),
     "cpu": ("host CPU at 1.2 MB/s", fig_cpu),
     "latency": ("latency, device instant to consumer", fig_latency),
     "firmware": ("firmware framing on the unix port", fig_firmware),
