@@ -3,8 +3,10 @@ a real inlet on loopback, and `picodaq record --lsl` / `picodaq stream` end to e
 from an emulated board."""
 from __future__ import annotations
 
+import atexit
 import os
 import pty
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,7 +38,9 @@ def _lsl_config() -> str:
     """liblsl reads its config once per process, from LSLAPICFG: loopback only, and a session of
     this test process's own, so parallel workers (and anything else on the machine) never see its streams.
     Subprocesses inherit the variable and so join the same session."""
-    path = Path(tempfile.mkdtemp(prefix="picodaq-lsl-")) / "lsl_api.cfg"
+    folder = tempfile.mkdtemp(prefix="picodaq-lsl-")
+    atexit.register(shutil.rmtree, folder, True)
+    path = Path(folder) / "lsl_api.cfg"
     path.write_text("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n"
                     "MachineAddresses = {127.0.0.1}\nKnownPeers = {127.0.0.1}\n"
                     f"[lab]\nSessionID = picodaq-test-{uuid.uuid4().hex}\n[log]\nlevel = -3\n")

@@ -293,7 +293,7 @@ def do_record(args: argparse.Namespace) -> int:
         view = LiveView(rec, title, mode, args.seconds, KEYS_HINT if keys else "Ctrl-C stops and saves")
         rec.on_event = view.event
         if mode == "plain":
-            eprint(f"{command}ing {cfg.n_channels} channels at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
+            eprint(f"{'streaming' if command == 'stream' else 'recording'} {cfg.n_channels} channels at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
                    f"{hello.platform} board {hello.board_id} into "
                    + ", ".join([str(p) for p in paths] + ([describe(lsl)] if lsl else []))
                    + (f" for {args.seconds:g} s" if args.seconds else " until Ctrl-C"))
