@@ -387,11 +387,11 @@ def test_record_lsl_delivers_the_ramp_bit_exactly_on_the_device_clock_with_marke
     assert abs(mstamps[0] - (times[idx] + offset)) < 0.002
 
 
-def test_stream_publishes_without_files_and_quietly(make_board, tmp_path):
+def test_stream_publishes_without_files_and_quietly_under_the_boards_name(make_board, tmp_path):
     board = make_board()
-    name = unique()
+    name = f"picodaq-{board.board_id}"  # the default name (board ids are random per emulated board)
     proc = subprocess.Popen([sys.executable, "-m", "picodaq.cli", "stream", "--port", board.port, "--seconds", "3",
-                             "--channels", "0,3", "--name", name, "--quiet"], cwd=tmp_path,
+                             "--channels", "0,3", "--quiet"], cwd=tmp_path,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         inlet = pylsl.StreamInlet(resolve(name), processing_flags=0)
