@@ -18,6 +18,7 @@ from typing import Any, Callable, NoReturn
 from . import contracts as C
 from .cli_bench import args_bench, do_bench
 from .cli_flash import args_flash, do_flash
+from .cli_stream import add_lsl_args, args_stream, check_lsl, describe, do_stream, open_lsl
 from .errors import ContractMismatch, PicodaqError, UsageError
 from .link import Link
 from .outputs import SUFFIXES, check_outputs, check_writable, open_outputs
@@ -263,9 +264,10 @@ def do_record(args: argparse.Namespace) -> int:
     from .live import KEYS_HINT, KeyReader, LiveView, key_action
     from .recorder import Recording, StreamConfig, prepare_board
 
-    if not args.out:
-        raise UsageError("nothing to record into: give --out FILE (" + ", ".join(SUFFIXES) + ")")
-    paths = [Path(p) for p in args.out]
+    if not args.out and getattr(args, "lsl", None) is None:
+        raise UsageError("nothing to record into: give --out FILE (" + ", ".join(SUFFIXES) + ") or --lsl")
+    check_lsl(args)
+    paths = [Path(p) for p in args.out or []]
     check_outputs(paths)
     if args.stats_json and args.stats_json != "-":
         check_writable(Path(args.stats_json))
@@ -282,16 +284,19 @@ def do_record(args: argparse.Namespace) -> int:
         rec = Recording(link, cfg, outputs, reconnect=args.reconnect, gain=args.gain,
                         find_port=_same_board_finder(args.found_board))
         rec.hello = hello
+        lsl = open_lsl(args, rec, hello, stack)
         stack.callback(lambda: rec.link.close() if rec.link is not None else None)  # it may have reopened the port
 
-        title = (f"picodaq record: {cfg.n_channels} ch at {cfg.rate} Hz, {args.source} {args.fmt} "
+        command = getattr(args, "command", None) or "record"
+        title = (f"picodaq {command}: {cfg.n_channels} ch at {cfg.rate} Hz, {args.source} {args.fmt} "
                  f"from {hello.platform} {hello.board_id}")
         mode = LiveView.mode_for(args.quiet)
         view = LiveView(rec, title, mode, args.seconds, KEYS_HINT if keys else "Ctrl-C stops and saves")
         rec.on_event = view.event
         if mode == "plain":
-            eprint(f"recording {cfg.n_channels} channels at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
-                   f"{hello.platform} board {hello.board_id} into {', '.join(map(str, paths))}"
+            eprint(f"{'streaming' if command == 'stream' else 'recording'} {cfg.n_channels} channels at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
+                   f"{hello.platform} board {hello.board_id} into "
+                   + ", ".join([str(p) for p in paths] + ([describe(lsl)] if lsl else []))
                    + (f" for {args.seconds:g} s" if args.seconds else " until Ctrl-C"))
         stop_key = [False]
 
@@ -419,7 +424,8 @@ def _gain_arg(p: argparse.ArgumentParser) -> None:
                    help=f"ADS1299 PGA gain, for the microvolt scale (default {ADS1299_DEFAULT_GAIN})")
 
 
-def _args_record(p: argparse.ArgumentParser) -> None:
+def args_stream_config(p: argparse.ArgumentParser) -> None:
+    """What record and stream share: the board, the stream's configuration, how to run."""
     _port_arg(p)
     p.add_argument("--seconds", type=positive_float, help="how long to record (default: until Ctrl-C)")
     p.add_argument("--rate", type=positive_int, default=1000, help="sample instants per second (default 1000)")
@@ -428,8 +434,6 @@ def _args_record(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fmt", choices=sorted(FORMATS, key=FORMATS.__getitem__), default="int16")
     _gain_arg(p)
     p.add_argument("--samples-per-frame", type=positive_int, help="instants per SAMPLES frame (default: ~20 ms)")
-    p.add_argument("--out", action="append", metavar="FILE", help="output file by suffix: " + ", ".join(SUFFIXES)
-                   + " (repeatable)")
     p.add_argument("--stats-json", metavar="PATH", help="write the counters as JSON to PATH, or - for stdout")
     p.add_argument("--reconnect", action="store_true",
                    help="when the board is unplugged or dies, wait for its port to return and resume into the "
@@ -437,6 +441,13 @@ def _args_record(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mark-on-key", action="store_true",
                    help="a key press sends MARK: 0-9 with that code, m/space with code 1; q stops")
     p.add_argument("--quiet", action="store_true", help="no live view and no summary")
+
+
+def _args_record(p: argparse.ArgumentParser) -> None:
+    args_stream_config(p)
+    p.add_argument("--out", action="append", metavar="FILE", help="output file by suffix: " + ", ".join(SUFFIXES)
+                   + " (repeatable)")
+    add_lsl_args(p)
 
 
 def _args_replay(p: argparse.ArgumentParser) -> None:
@@ -475,6 +486,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
     "flash": (do_flash, args_flash, "deploy the firmware to a board, verify it on the board, reset, await HELLO"),
     "info": (do_info, _args_info, "show the board's HELLO and STATUS"),
     "record": (do_record, _args_record, "configure, stream and record to files"),
+    "stream": (do_stream, args_stream, "configure and stream, publishing on LSL only (no files)"),
     "replay": (do_replay, _args_replay, "decode a .tlv capture through the same pipeline"),
     "emulate": (do_emulate, _args_emulate, "run an emulated board and print its port"),
     "bench": (do_bench, args_bench, "measure throughput, allocations, live rate, CPU, latency and the firmware"),
