@@ -17,6 +17,7 @@ from typing import Any, Callable, NoReturn
 
 from . import contracts as C
 from .cli_flash import args_flash, do_flash
+from .cli_serve import args_serve, do_serve
 from .errors import ContractMismatch, PicodaqError, UsageError
 from .link import Link
 from .outputs import SUFFIXES, check_outputs, check_writable, open_outputs
@@ -476,6 +477,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
     "record": (do_record, _args_record, "configure, stream and record to files"),
     "replay": (do_replay, _args_replay, "decode a .tlv capture through the same pipeline"),
     "emulate": (do_emulate, _args_emulate, "run an emulated board and print its port"),
+    "serve": (do_serve, args_serve, "export a board on this machine over TCP (RFC 2217, or raw with --raw)"),
 }
 
 

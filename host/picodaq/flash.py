@@ -62,7 +62,7 @@ from . import contracts as C
 from .errors import DeviceError, LinkError, PicodaqError
 from .firmware import firmware_contract_hash, firmware_dir, firmware_files, firmware_version
 from .frames import encode_command
-from .link import Link
+from .link import NO_RFC2217, NO_RFC2217_REASON, Link
 from .messages import Hello
 
 MANIFEST = "picodaq_fw/manifest.json"
@@ -895,6 +895,8 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     text = str(e).strip()
+    if NO_RFC2217 in text:
+        return NO_RFC2217_REASON
     return text.split("] ")[-1] if "] " in text else text or type(e).__name__
 
 

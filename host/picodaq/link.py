@@ -69,9 +69,12 @@ class Link:
     def open(cls, url: str, receiver: Receiver | None = None, ring_capacity: int = 1 << 22,
              overflow: Overflow = Overflow.BLOCK) -> "Link":
         try:
-            port = serial.serial_for_url(url, baudrate=115200, timeout=0.1, write_timeout=2, exclusive=True)
+            port = serial.serial_for_url(url, baudrate=115200, timeout=0.1, exclusive=True,
+                                         write_timeout=None if _is_rfc2217(url) else 2)
         except (serial.SerialException, OSError, ValueError) as e:
             raise LinkError(f"cannot open port {url}: {_reason(e)}", port=url) from None
+        except NotImplementedError as e:  # a URL handler lacking an option
+            raise LinkError(f"cannot open port {url}: {e}", port=url) from None
         try:
             port.reset_input_buffer()
         except (serial.SerialException, OSError):
@@ -318,9 +321,22 @@ class Link:
         self.close()
 
 
+NO_RFC2217 = "does not seem to support RFC2217"  # pyserial's words when the negotiation fails
+NO_RFC2217_REASON = ("no RFC 2217 server answered there (a `picodaq serve --raw` is reached with socket://), "
+                     "or it is busy with another client")
+
+
+def _is_rfc2217(url: str) -> bool:
+    # pyserial's RFC 2217 client refuses write_timeout (NotImplementedError); its socket
+    # writes are bounded by its socket timeout (5 s) instead
+    return url.lower().startswith("rfc2217://")
+
+
 def _reason(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     text = str(e)
+    if NO_RFC2217 in text:  # pyserial appends a long repr of its Telnet options
+        return NO_RFC2217_REASON
     # pyserial wraps OSError text as "[Errno 2] could not open port ...: [Errno 2] No such file"
     return text.split("] ")[-1] if "] " in text else text or type(e).__name__
