@@ -338,6 +338,9 @@ class Recording:
             except LinkError:
                 time.sleep(0.2)
                 continue
+            # a new connection: its first frame sets the seq base (the board's boot HELLO, which
+            # resets it, may have gone to nobody: a server forwards nothing while no client is on)
+            self.receiver.decoder.reset_link()
             if url != self.url:
                 self._event(f"the board came back on {url}")
                 self.url = url
