@@ -211,7 +211,9 @@ class BoardServer:
     def _idle(self, timeout: float | None, turn_away: bool) -> None:
         """Wait for a client (or the timeout), dropping what the board sends meanwhile."""
         while not self._stop.is_set():
-            waitable = [self._listener, self._wake_r] + ([self._board_fd()] if self._board is not None else [])
+            waitable: list[Any] = [self._listener, self._wake_r]
+            if self._board is not None:
+                waitable.append(self._board_fd())
             r, _, _ = select.select(waitable, [], [], timeout)
             if self._board is not None and self._board_fd() in r and not self._drop_board_output():
                 return
@@ -274,7 +276,7 @@ class BoardServer:
 
     # -- for a session -----------------------------------------------------------
 
-    def _ready(self, waitable: list, timeout: float) -> list:
+    def _ready(self, waitable: list[Any], timeout: float) -> list[Any]:
         r, _, _ = select.select(waitable + [self._wake_r], [], [], timeout)
         return r
 
