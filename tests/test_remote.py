@@ -151,7 +151,8 @@ def test_a_board_unplugged_behind_the_server_is_reconnected(tmp_path):
             out.wait_for("samples/s/ch")
             board.unplug()
             srv.log.wait_for("the board is back on")
-            stdout, _ = rec.communicate(timeout=60)
+            stdout = rec.stdout.read()  # stderr is Lines' to read
+            rec.wait(60)
             assert rec.returncode == 0, out.join()
             stats = json.loads(stdout)
             assert stats["reconnects"] == 1 and stats["board_restarts"] == 1, out.text()
