@@ -129,3 +129,29 @@ def test_several_boards_usage_errors(make_board, tmp_path):
                 "--out", str(tmp_path / "y.npy"))
     assert_one_clear_line(r, "/dev/none-such")
     assert list(tmp_path.iterdir()) == []  # nothing made before every board was ready
+
+
+def test_the_live_view_has_a_row_per_board():
+    import io
+    from types import SimpleNamespace
+
+    from picodaq.live import LiveView
+    from test_live import fake_recording
+
+    recs = [fake_recording(), fake_recording()]
+    out = io.StringIO()
+    view = LiveView(recs, "picodaq record: 2 boards", "plain", stream=out, labels=["board1", "board2"])
+    view.tick(1.0)
+    view.events_of(1)(SimpleNamespace(elapsed=1.5, text="link lost: gone", warning=True))
+    lines = out.getvalue().splitlines()
+    assert [line.split()[0] for line in lines[:2]] == ["board1", "board2"] and "samples/s/ch" in lines[0]
+    assert lines[2].endswith("board2: link lost: gone")
+
+    out = io.StringIO()
+    view = LiveView(recs, "picodaq record: 2 boards", "rich", seconds=10, stream=out, labels=["board1", "board2"])
+    with view:
+        view.tick(2.0)
+    text = out.getvalue()
+    for cell in ("board1", "board2", "samples/s", "received", "MB/s", "CRC", "lost", "device ring", "drops",
+                 "markers", "saving", "of 10 s", "Ctrl-C stops and saves"):
+        assert cell in text, cell

@@ -147,7 +147,7 @@ class LiveView:
             if self._live is not None:
                 for snap in self.lasts:
                     if snap is not None:
-                        snap.state = "finished; saving files"
+                        snap.state = "saving" if self.several else "finished; saving files"
                 self._live.update(self._renderable(), refresh=True)
                 self._live.__exit__(None, None, None)
                 self._live = None
@@ -192,18 +192,20 @@ class LiveView:
         first = next((s for s in self.lasts if s is not None), None)
         of = f" of {self.seconds:g} s" if self.seconds else ""
         caption = f"elapsed {first.elapsed:.1f} s{of}" if first is not None else "starting"
-        t = Table(title=self.title, caption=caption, caption_justify="left", expand=False)
-        for name in ("board", "samples/s/ch", "received", "MB/s", "frames", "CRC", "lost", "gaps", "device ring",
-                     "drops", "markers", "state"):
-            t.add_column(name, justify="left" if name in ("board", "device ring", "state") else "right")
+        t = Table(title=self.title, caption=caption, caption_justify="left", expand=False, box=None,
+                  padding=(0, 1, 0, 0), pad_edge=False, header_style="bold underline")
+        # compact headers: a row per board must fit an 80-column terminal
+        for name in ("board", "samples/s", "received", "MB/s", "CRC", "lost", "gaps", "ring", "drops", "markers",
+                     "state"):
+            t.add_column(name, justify="left" if name in ("board", "state") else "right", no_wrap=True)
         for label, s in zip(self.labels, self.lasts):
             if s is None:
-                t.add_row(label, *[""] * 10, "starting")
+                t.add_row(label, *[""] * 9, "starting")
                 continue
             style = {"streaming": "green", "reconnecting": "bold red"}.get(s.state, "yellow")
-            t.add_row(label, f"{s.samples_per_s:,.0f}", f"{s.samples:,}", f"{s.mb_per_s:.3f}", f"{s.frames:,}",
-                      str(s.crc_errors), f"{s.samples_lost:,}", str(s.gaps), _pct(s.ring_fill),
-                      f"{s.device_dropped:,}", str(s.markers), f"[{style}]{s.state}[/]")
+            t.add_row(label, f"{s.samples_per_s:,.0f}", f"{s.samples:,}", f"{s.mb_per_s:.3f}", str(s.crc_errors),
+                      f"{s.samples_lost:,}", str(s.gaps), _pct(s.ring_fill), f"{s.device_dropped:,}", str(s.markers),
+                      f"[{style}]{s.state}[/]")
         t.caption = f"{caption}   ·   {self.keys_hint or 'Ctrl-C stops and saves'}"
         return t
 
