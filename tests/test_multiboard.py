@@ -152,6 +152,6 @@ def test_the_live_view_has_a_row_per_board():
     with view:
         view.tick(2.0)
     text = out.getvalue()
-    for cell in ("board1", "board2", "samples/s", "received", "MB/s", "CRC", "lost", "device ring", "drops",
+    for cell in ("board1", "board2", "samples/s", "received", "MB/s", "CRC", "lost", "gaps", "ring", "drops",
                  "markers", "saving", "of 10 s", "Ctrl-C stops and saves"):
         assert cell in text, cell
