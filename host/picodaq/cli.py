@@ -26,6 +26,7 @@ from .ports import PortInfo, attached_boards, emulated_boards, serial_ports
 from .units import ADS1299_DEFAULT_GAIN, ADS1299_GAINS
 
 if TYPE_CHECKING:
+    from .recorder import Recording
     from .recording_group import RecordingGroup
 
 SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
@@ -287,8 +288,6 @@ def board_paths(paths: list[Path], labels: list[str]) -> list[list[Path]]:
 
 
 def _check_ports(ports: list[str | None]) -> None:
-    if len(ports) > 1 and None in ports:
-        raise UsageError("--port must name a port for every board when recording several")
     seen: dict[str, str] = {}
     for p in ports:
         if p is None:
@@ -299,7 +298,7 @@ def _check_ports(ports: list[str | None]) -> None:
         seen[key] = p
 
 
-def _close_link_of(rec: Any) -> None:
+def _close_link_of(rec: Recording) -> None:
     if rec.link is not None:  # the recording's own: it may have reopened the port
         rec.link.close()
 
