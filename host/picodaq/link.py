@@ -122,8 +122,8 @@ class Link:
                 continue
             # None (EAGAIN) or 0 (a tty with VMIN=0 and nothing waiting, or the end)
             if n == 0 and readable:
-                raise LinkError(f"port {self.url} closed by the "
-                                + ("server: " + SERVER_CLOSED if _is_network(self.url) else "device"), port=self.url)
+                by = f"server ({SERVER_CLOSED})" if _is_network(self.url) else "device"
+                raise LinkError(f"port {self.url} closed by the {by}", port=self.url)
             r, _, _ = select.select(waitable, [], [])  # sleep in the kernel until data, or close()
             self.reader_wakeups += 1
             if self._wake_r in r:
@@ -327,7 +327,7 @@ class Link:
 NO_RFC2217 = "does not seem to support RFC2217"  # pyserial's words when the negotiation fails
 NO_RFC2217_REASON = ("no RFC 2217 server answered there (a `picodaq serve --raw` is reached with socket://), "
                      "or it is busy with another client")
-SERVER_CLOSED = "it is busy with another client, or the board behind it is gone"
+SERVER_CLOSED = "it stopped, the board behind it is gone, or it is busy with another client"
 _DROPPED = ("Broken pipe", "Connection reset", "reader thread died", "Connection aborted")
 
 
@@ -345,7 +345,7 @@ def describe_port_error(e: BaseException, url: str = "") -> str:
     """Why a port (a device or a URL) failed, in a few words, from pyserial's exception."""
     text = str(e).strip()
     if _is_network(url) and any(d in text for d in _DROPPED):
-        return "the server closed the connection: " + SERVER_CLOSED
+        return f"the server closed the connection ({SERVER_CLOSED})"
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     if NO_RFC2217 in text:  # pyserial appends a long repr of its Telnet options
