@@ -36,7 +36,7 @@ from .errors import BoardLost, HilError, LeaseTimeout, Unsupported
 from .faults import FaultSpec, FaultyLinkProxy
 from .flashing import FlashResult, ensure_firmware
 from .leases import Lease
-from .selection import EMULATED, BoardChoice, choose_boards, find_port_by_serial
+from .selection import EMULATED, BoardChoice, choose_boards, find_port_by_serial, port_present
 
 if TYPE_CHECKING:
     from .emulator import EmulatedBoard
@@ -391,7 +391,7 @@ class Board:
                 self.port = find_port_by_serial(self.serial_number, timeout=0.0)
             except BoardLost:
                 return None
-        return self.port if self.port and os.path.exists(self.port) else None
+        return self.port if port_present(self.port) else None
 
     def reconnect(self, timeout: float = 10.0) -> Link:
         """A new link once the port is back (the proxy's, or the board's found by serial number)."""
@@ -400,7 +400,7 @@ class Board:
         last: Exception | None = None
         while True:
             port = self.proxy.port if self.proxy is not None else self._find_board_port()
-            if port and os.path.exists(port):
+            if port_present(port):
                 try:
                     link = self.connect()
                     self.note(f"reconnected on {self.link_port}")

@@ -1,7 +1,9 @@
 """Which board the HIL suite runs on.
 
 1. `PICODAQ_PORT` (or `--picodaq-port`): that port, or several separated by
-   commas (a pool of boards, leased to workers one at a time);
+   commas (a pool of boards, leased to workers one at a time); a port may be a
+   pyserial URL, e.g. `rfc2217://labpc:2217` for a board another machine
+   exports with `picodaq serve`;
 2. else exactly one board found by USB id (VID 0x2E8A);
 3. else an emulated board in a fresh flash folder, unless
    `PICODAQ_REQUIRE_HARDWARE=1`, which makes this an error instead.
@@ -40,7 +42,20 @@ class BoardChoice:
             return ""
         if self.serial_number:
             return f"usb-{self.serial_number}"
+        if is_url(self.port or ""):
+            return (self.port or "").lower()  # a board on another machine: its address names it
         return os.path.realpath(self.port or "")
+
+
+def is_url(port: str) -> bool:
+    """A pyserial URL (rfc2217://, socket://, ...) rather than a device path."""
+    return "://" in port
+
+
+def port_present(port: str | None) -> bool:
+    """Whether the port can be tried now: a device path that exists, or any URL (only
+    opening it tells whether the board behind it is there)."""
+    return bool(port) and (is_url(port or "") or os.path.exists(port or ""))
 
 
 def _truthy(v: str | None) -> bool:
@@ -52,6 +67,8 @@ def require_hardware(env: Mapping[str, str] | None = None) -> bool:
 
 
 def _serial_of(port: str, ports: list[PortInfo]) -> str | None:
+    if is_url(port):
+        return None
     real = os.path.realpath(port)
     for p in ports:
         if p.device == port or os.path.realpath(p.device) == real:

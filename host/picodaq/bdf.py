@@ -87,6 +87,9 @@ class BdfOutput(Output):
             raise OutputError(f"{self.path}: BDF stores 24-bit samples and this stream is "
                               f"{layout.fmt_name}; record with --fmt int16 or int24, or use .npy/.csv", self.path)
         self.layout = layout
+        note = layout.clock_note()
+        if note is not None:
+            self.annotations.append((0.0, -1.0, note))
 
     def _run(self, kind: int, n: int) -> None:
         if self._runs and self._runs[-1][0] == kind:

@@ -8,22 +8,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 from . import contracts as C
 from .cli_bench import args_bench, do_bench
 from .cli_flash import args_flash, do_flash
 from .cli_stream import add_lsl_args, args_stream, check_lsl, describe, do_stream, open_lsl
+from .cli_serve import args_serve, do_serve
 from .errors import ContractMismatch, PicodaqError, UsageError
 from .link import Link
 from .outputs import SUFFIXES, check_outputs, check_writable, open_outputs
-from .ports import attached_boards, emulated_boards, serial_ports
+from .ports import PortInfo, attached_boards, emulated_boards, serial_ports
 from .units import ADS1299_DEFAULT_GAIN, ADS1299_GAINS
+
+if TYPE_CHECKING:
+    from .lsl import LslOutlet
+    from .recorder import Recording
+    from .recording_group import RecordingGroup
 
 SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
 FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
@@ -97,13 +104,19 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def connect(args: argparse.Namespace, stack: ExitStack) -> Link:
     """--port, else the one attached board, else an emulated board (said on stderr)."""
-    port = getattr(args, "port", None)
-    args.found_board = None
+    link, args.found_board = connect_port(getattr(args, "port", None), stack)
+    return link
+
+
+def connect_port(port: str | None, stack: ExitStack) -> tuple[Link, PortInfo | None]:
+    """A Link to port, else to the one attached board (also returned, to find it again after an
+    unplug), else to a freshly flashed emulated board; closed when the stack unwinds."""
+    found = None
     if not port:
         boards = attached_boards()
         if len(boards) == 1:
             port = boards[0].device
-            args.found_board = boards[0]
+            found = boards[0]
             eprint(f"picodaq: using the board on {port}")
         else:
             from picodaq_hil.emulator import EmulatedBoard
@@ -121,7 +134,7 @@ def connect(args: argparse.Namespace, stack: ExitStack) -> Link:
             eprint(f"picodaq: no board attached; using an emulated board on {port}, freshly flashed")
     link = Link.open(port)
     stack.callback(link.close)
-    return link
+    return link, found
 
 
 class Interrupts:
@@ -218,7 +231,10 @@ def _write_stats(target: str | None, stats: dict) -> None:
 
 
 def _summary(stats: dict, seconds: float, files: list[str], *, layout=None, status=None,
-             notes: list[str] | tuple[str, ...] = ()) -> None:
+             notes: list[str] | tuple[str, ...] = (), indent: str = "") -> None:
+    def eprint(*a: object) -> None:  # noqa: F811 (each line indented: one board among several)
+        print(indent, *a, sep="", file=sys.stderr, flush=True)
+
     per_ch = stats["samples"]
     what = (f"{layout.n_channels} channels at {layout.rate} Hz ({layout.source_name}, {layout.fmt_name})"
             if layout else "no samples")
@@ -260,94 +276,193 @@ def _same_board_finder(found) -> Callable[[], str | None] | None:
     return find
 
 
+def board_labels(n: int) -> list[str]:
+    """Names for the boards of one recording, in --port order: board1, board2, ..."""
+    return [f"board{i + 1}" for i in range(n)]
+
+
+def board_paths(paths: list[Path], labels: list[str]) -> list[list[Path]]:
+    """Each board's outputs. One board writes the files as named; several write one set each,
+    the label before the suffix: run.npy -> run.board1.npy, run.board2.npy (and their
+    run.board1.events.csv, ...)."""
+    if len(labels) == 1:
+        return [list(paths)]
+    return [[p.with_name(f"{p.stem}.{label}{p.suffix}") for p in paths] for label in labels]
+
+
+def _check_ports(ports: list[str | None]) -> None:
+    seen: dict[str, str] = {}
+    for p in ports:
+        if p is None:
+            continue
+        key = p.lower() if "://" in p else os.path.realpath(p)
+        if key in seen:
+            raise UsageError(f"--port {p}: the same board as --port {seen[key]}; give each board once")
+        seen[key] = p
+
+
+def _close_link_of(rec: Recording) -> None:
+    if rec.link is not None:  # the recording's own: it may have reopened the port
+        rec.link.close()
+
+
 def do_record(args: argparse.Namespace) -> int:
+    """Record one board, or several at once (a thread each, their own files, one host clock)."""
     from .live import KEYS_HINT, KeyReader, LiveView, key_action
     from .recorder import Recording, StreamConfig, prepare_board
+    from .recording_group import RecordingGroup
 
     if not args.out and getattr(args, "lsl", None) is None:
         raise UsageError("nothing to record into: give --out FILE (" + ", ".join(SUFFIXES) + ") or --lsl")
     check_lsl(args)
-    paths = [Path(p) for p in args.out or []]
-    check_outputs(paths)
+    ports: list[str | None] = list(args.port or [None])
+    _check_ports(ports)
+    labels = board_labels(len(ports))
+    plans = board_paths([Path(p) for p in args.out or []], labels)
+    check_outputs([p for plan in plans for p in plan])
     if args.stats_json and args.stats_json != "-":
         check_writable(Path(args.stats_json))
     cfg = StreamConfig(rate=args.rate, channel_mask=args.channels, source=SOURCES[args.source],
                        fmt=FORMATS[args.fmt], samples_per_frame=args.samples_per_frame or 0)
-    _check_bdf_fmt(paths, cfg.fmt)
+    _check_bdf_fmt(plans[0], cfg.fmt)
+    several = len(ports) > 1
 
     with ExitStack() as stack:
         keys = stack.enter_context(KeyReader()) if args.mark_on_key else None
-        link = connect(args, stack)
-        hello = prepare_board(link, cfg)  # contract and configuration checked before any file is made
+        prepared = []
+        for port in ports:
+            link, found = connect_port(port, stack)
+            prepared.append((link, found, prepare_board(link, cfg)))  # checked before any file is made
         intr = stack.enter_context(Interrupts())
-        outputs = open_outputs(paths)
-        rec = Recording(link, cfg, outputs, reconnect=args.reconnect, gain=args.gain,
-                        find_port=_same_board_finder(args.found_board))
-        rec.hello = hello
-        lsl = open_lsl(args, rec, hello, stack)
-        stack.callback(lambda: rec.link.close() if rec.link is not None else None)  # it may have reopened the port
+        # several boards: one host instant all their files are placed against
+        clock_origin = time.time() if several else None
+        recs: list[Recording] = []
+        outlets: list[LslOutlet] = []
+        try:
+            for label, (link, found, hello), paths in zip(labels, prepared, plans):
+                rec = Recording(link, cfg, open_outputs(paths), reconnect=args.reconnect, gain=args.gain,
+                                find_port=_same_board_finder(found), clock_origin=clock_origin)
+                rec.hello = hello
+                recs.append(rec)
+                stack.callback(_close_link_of, rec)
+                lsl = open_lsl(args, rec, hello, stack, suffix=label if several else None)
+                if lsl is not None:
+                    outlets.append(lsl)
+        except BaseException:
+            for rec in recs:
+                for o in rec.pipeline.outputs:
+                    o.close()
+            raise
 
+        hello = prepared[0][2]
         command = getattr(args, "command", None) or "record"
-        title = (f"picodaq {command}: {cfg.n_channels} ch at {cfg.rate} Hz, {args.source} {args.fmt} "
-                 f"from {hello.platform} {hello.board_id}")
+        if several:
+            title = (f"picodaq {command}: {len(recs)} boards, {cfg.n_channels} ch at {cfg.rate} Hz each, "
+                     f"{args.source} {args.fmt}")
+        else:
+            title = (f"picodaq {command}: {cfg.n_channels} ch at {cfg.rate} Hz, {args.source} {args.fmt} "
+                     f"from {hello.platform} {hello.board_id}")
         mode = LiveView.mode_for(args.quiet)
-        view = LiveView(rec, title, mode, args.seconds, KEYS_HINT if keys else "Ctrl-C stops and saves")
-        rec.on_event = view.event
+        view = LiveView(recs, title, mode, args.seconds, KEYS_HINT if keys else "Ctrl-C stops and saves",
+                        labels=labels)
+        for i, rec in enumerate(recs):
+            rec.on_event = view.events_of(i)
         if mode == "plain":
-            eprint(f"{'streaming' if command == 'stream' else 'recording'} {cfg.n_channels} channels at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
-                   f"{hello.platform} board {hello.board_id} into "
-                   + ", ".join([str(p) for p in paths] + ([describe(lsl)] if lsl else []))
-                   + (f" for {args.seconds:g} s" if args.seconds else " until Ctrl-C"))
+            until = f" for {args.seconds:g} s" if args.seconds else " until Ctrl-C"
+            doing = "streaming" if command == "stream" else "recording"
+            sinks = [[str(p) for p in paths] + ([describe(o)] if o is not None else [])
+                     for paths, o in zip(plans, outlets or [None] * len(plans))]
+            if not several:
+                eprint(f"{doing} {cfg.n_channels} channels at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
+                       f"{hello.platform} board {hello.board_id} into {', '.join(sinks[0])}{until}")
+            else:
+                eprint(f"{doing} {len(recs)} boards, {cfg.n_channels} channels at {cfg.rate} Hz each "
+                       f"({args.source}, {args.fmt}){until}")
+                for label, rec, (_, _, h), sink in zip(labels, recs, prepared, sinks):
+                    eprint(f"{label}  {rec.url}: {h.platform} board {h.board_id} into {', '.join(sink)}")
         stop_key = [False]
+        abort = [False]
+        group = RecordingGroup(list(zip(labels, recs)), args.seconds,
+                               lambda: intr.requested or stop_key[0] or abort[0])
 
         def poll() -> None:
             for ch in keys.read():  # type: ignore[union-attr]
                 action, code = key_action(ch)
                 if action == "mark":
-                    rec.mark(code)
+                    group.mark(code)
                 elif action == "stop":
                     stop_key[0] = True
 
-        failure: PicodaqError | None = None
-        crash: BaseException | None = None
-        ended = "failed"
         try:
             with view:
-                rec.start()
-                ended = rec.run(args.seconds, view.tick, lambda: intr.requested or stop_key[0],
-                                poll if keys else None)
-                view.tick(rec.elapsed)
-        except PicodaqError as e:  # a lost link (no --reconnect), a failing output, a board that gave up
-            failure = e
-        except BaseException as e:  # a bug: still save what arrived before reporting it
-            crash = e
-        result = None
-        try:
-            result = rec.finish(ended)
-        except PicodaqError as e:
-            failure = failure or e
+                group.start()
+                next_tick = 0.0
+                while not group.wait_recorded(0.05):
+                    if keys:
+                        poll()
+                    if time.monotonic() >= next_tick:
+                        view.tick(group.elapsed)
+                        next_tick = time.monotonic() + 0.25
+                view.tick(group.elapsed)
+        finally:
+            abort[0] = True  # whatever happened here, every board stops and finishes its files
+            group.join()
+        crash = next((m.crash for m in group.members if m.crash is not None), None)
         if crash is not None:
             raise crash
-        if result is not None:
-            if not args.quiet:
-                _summary(result.stats, result.seconds, result.outputs, layout=rec.pipeline.layout,
-                         status=result.status, notes=result.warnings)
-            else:
-                for n in result.warnings:
-                    eprint(f"picodaq: warning: {n}")
-            _write_stats(args.stats_json, result.stats)
-        if failure is not None:
-            saved = "; recording stopped, what was received is saved" if result is not None else ""
-            eprint(f"picodaq: {failure}{saved}")
-            return 1
-        assert result is not None
-        if result.ended == "lost":
-            eprint(f"picodaq: the board on {rec.url} did not come back before the recording ended; "
+        return _record_report(args, group, clock_origin, stop_key[0])
+
+
+def _record_report(args: argparse.Namespace, group: RecordingGroup, clock_origin: float | None,
+                   stopped_by_key: bool) -> int:
+    """The summary, the --stats-json, the failures; the exit status."""
+    several = len(group.members) > 1
+    for m in group.members:
+        r = m.result
+        if r is None:
+            continue
+        if not args.quiet:
+            if several:
+                eprint(f"{m.label}  {m.rec.url}" + (f" ({r.hello.platform} board {r.hello.board_id})"
+                                                     if r.hello else ""))
+            _summary(r.stats, r.seconds, r.outputs, layout=m.rec.pipeline.layout, status=r.status,
+                     notes=r.warnings, indent="  " if several else "")
+        else:
+            for n in r.warnings:
+                eprint(f"picodaq: warning: {m.label + ': ' if several else ''}{n}")
+    if several:
+        boards: dict[str, Any] = {}
+        for m in group.members:
+            entry: dict[str, Any] = {"port": m.rec.url, "ended": m.ended,
+                                     "error": str(m.failure) if m.failure else None}
+            if m.result is not None:
+                lay = m.rec.pipeline.layout
+                entry.update(m.result.stats, board_id=m.result.hello.board_id if m.result.hello else None,
+                             outputs=m.result.outputs,
+                             start_time=lay.start_time if lay else None,
+                             start_offset_s=round(lay.start_time - clock_origin, 6)
+                             if lay and lay.start_time is not None and clock_origin is not None else None)
+            boards[m.label] = entry
+        _write_stats(args.stats_json, {"clock_origin": clock_origin, "boards": boards})
+    elif group.members[0].result is not None:
+        _write_stats(args.stats_json, group.members[0].result.stats)
+
+    status = 0
+    for m in group.members:
+        who = f"{m.label} ({m.rec.url}): " if several else ""
+        if m.failure is not None:
+            saved = "; recording stopped, what was received is saved" if m.result is not None else ""
+            eprint(f"picodaq: {who}{m.failure}{saved}")
+            status = 1
+        elif m.result is not None and m.result.ended == "lost":
+            eprint(f"picodaq: {who}the board on {m.rec.url} did not come back before the recording ended; "
                    "what was received is saved")
-            return 1
-        if result.ended == "stopped" and args.seconds and not stop_key[0]:
-            return 130  # Ctrl-C before the time was up: saved, but shorter than asked
-        return 0
+            status = 1
+    if status:
+        return status
+    if any(m.ended == "stopped" for m in group.members) and args.seconds and not stopped_by_key:
+        return 130  # Ctrl-C before the time was up: saved, but shorter than asked
+    return 0
 
 
 def do_replay(args: argparse.Namespace) -> int:
@@ -426,7 +541,10 @@ def _gain_arg(p: argparse.ArgumentParser) -> None:
 
 def args_stream_config(p: argparse.ArgumentParser) -> None:
     """What record and stream share: the board, the stream's configuration, how to run."""
-    _port_arg(p)
+    p.add_argument("--port", action="append",
+                   help="serial port or pyserial URL (default: the one attached board, else an emulator); repeat "
+                        "to record several boards at once, each into its own files (run.npy -> run.board1.npy, "
+                        "run.board2.npy, ... in --port order)")
     p.add_argument("--seconds", type=positive_float, help="how long to record (default: until Ctrl-C)")
     p.add_argument("--rate", type=positive_int, default=1000, help="sample instants per second (default 1000)")
     p.add_argument("--channels", type=channel_mask, default=1, help="channel count (8) or list (0,2,4-7)")
@@ -490,6 +608,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
     "replay": (do_replay, _args_replay, "decode a .tlv capture through the same pipeline"),
     "emulate": (do_emulate, _args_emulate, "run an emulated board and print its port"),
     "bench": (do_bench, args_bench, "measure throughput, allocations, live rate, CPU, latency and the firmware"),
+    "serve": (do_serve, args_serve, "export a board on this machine over TCP (RFC 2217, or raw with --raw)"),
 }
 
 

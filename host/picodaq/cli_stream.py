@@ -42,11 +42,16 @@ def check_lsl(args: argparse.Namespace) -> None:
     load_pylsl()
 
 
-def open_lsl(args: argparse.Namespace, rec: "Recording", hello: Hello, stack: ExitStack) -> LslOutlet | None:
-    """With --lsl: open the outlets, hang them on the recording, close them when stack unwinds."""
+def open_lsl(args: argparse.Namespace, rec: "Recording", hello: Hello, stack: ExitStack,
+             suffix: str | None = None) -> LslOutlet | None:
+    """With --lsl: open the outlets, hang them on the recording, close them when stack unwinds.
+    With several boards each gets its own stream: the default name already holds the board id,
+    a given NAME becomes NAME-<suffix> (NAME-board1, ...)."""
     name = getattr(args, "lsl", None)
     if name is None:
         return None
+    if name and suffix:
+        name = f"{name}-{suffix}"
     cfg = rec.config
     spec = StreamSpec.build(name or default_name(hello), hello, rate=cfg.rate, channels=cfg.channels,
                             source=cfg.source, fmt=cfg.fmt, gain=args.gain, value_format=args.lsl_format)

@@ -62,7 +62,7 @@ from . import contracts as C
 from .errors import DeviceError, LinkError, PicodaqError
 from .firmware import firmware_contract_hash, firmware_dir, firmware_files, firmware_version
 from .frames import encode_command
-from .link import Link
+from .link import Link, describe_port_error
 from .messages import Hello
 
 MANIFEST = "picodaq_fw/manifest.json"
@@ -506,7 +506,7 @@ class Flasher:
             return report
         except (OSError, TransportError) as e:  # OSError: pyserial's, when the port fails (SerialException is one)
             if isinstance(e, OSError) or not self._port_alive():
-                raise LinkError(f"lost the board on {self.port} while flashing: {_reason(e)}", port=self.port) from None
+                raise LinkError(f"lost the board on {self.port} while flashing: {_reason(e, self.port)}", port=self.port) from None
             raise DeviceError(f"the board on {self.port} stopped answering the raw REPL: {_reason(e)}") from None
         finally:
             if link is not None:
@@ -552,7 +552,7 @@ class Flasher:
                                "mpremote or a terminal?); close it and flash again", port=self.port) from None
             if err == errno.ENOENT:
                 raise BoardNotFound(f"no board at {self.port}: no such port", port=self.port) from None
-            raise LinkError(f"cannot open port {self.port}: {_reason(e)}", port=self.port) from None
+            raise LinkError(f"cannot open port {self.port}: {_reason(e, self.port)}", port=self.port) from None
         raise LinkError(f"cannot open port {self.port}", port=self.port)
 
     def _port_alive(self) -> bool:
@@ -891,11 +891,8 @@ def _close_quietly(t: SerialTransport) -> None:
         t.close()
 
 
-def _reason(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    text = str(e).strip()
-    return text.split("] ")[-1] if "] " in text else text or type(e).__name__
+def _reason(e: BaseException, url: str = "") -> str:
+    return describe_port_error(e, url)
 
 
 def _errno_of(error_output: str) -> int | None:

@@ -69,9 +69,12 @@ class Link:
     def open(cls, url: str, receiver: Receiver | None = None, ring_capacity: int = 1 << 22,
              overflow: Overflow = Overflow.BLOCK) -> "Link":
         try:
-            port = serial.serial_for_url(url, baudrate=115200, timeout=0.1, write_timeout=2, exclusive=True)
+            port = serial.serial_for_url(url, baudrate=115200, timeout=0.1, exclusive=True,
+                                         write_timeout=None if _is_rfc2217(url) else 2)
         except (serial.SerialException, OSError, ValueError) as e:
-            raise LinkError(f"cannot open port {url}: {_reason(e)}", port=url) from None
+            raise LinkError(f"cannot open port {url}: {describe_port_error(e, url)}", port=url) from None
+        except NotImplementedError as e:  # a URL handler lacking an option
+            raise LinkError(f"cannot open port {url}: {e}", port=url) from None
         try:
             port.reset_input_buffer()
         except (serial.SerialException, OSError):
@@ -112,13 +115,15 @@ class Link:
             try:
                 n = ring.write_from(readinto)  # waits on the ring's event while it is full
             except OSError as e:
-                raise LinkError(f"port {self.url} vanished: {_reason(e)}", port=self.url) from None
+                raise LinkError(f"port {self.url} vanished: {describe_port_error(e, self.url)}",
+                                port=self.url) from None
             if n:
                 readable = False
                 continue
             # None (EAGAIN) or 0 (a tty with VMIN=0 and nothing waiting, or the end)
             if n == 0 and readable:
-                raise LinkError(f"port {self.url} closed by the device", port=self.url)
+                by = f"server ({SERVER_CLOSED})" if _is_network(self.url) else "device"
+                raise LinkError(f"port {self.url} closed by the {by}", port=self.url)
             r, _, _ = select.select(waitable, [], [])  # sleep in the kernel until data, or close()
             self.reader_wakeups += 1
             if self._wake_r in r:
@@ -131,7 +136,7 @@ class Link:
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
             except (serial.SerialException, OSError) as e:
-                raise LinkError(f"port {self.url} failed: {_reason(e)}", port=self.url) from None
+                raise LinkError(f"port {self.url} failed: {describe_port_error(e, self.url)}", port=self.url) from None
             if data:
                 self.ring.push(data)
 
@@ -220,7 +225,8 @@ class Link:
             self.port.write(data)
             self.port.flush()
         except (serial.SerialException, OSError) as e:
-            raise LinkError(f"cannot write to port {self.url}: {_reason(e)}", port=self.url) from None
+            raise LinkError(f"cannot write to port {self.url}: {describe_port_error(e, self.url)}",
+                            port=self.url) from None
 
     def command(self, opcode: int, args: bytes = b"", timeout: float = 1.0, retries: int = 2) -> Ack:
         """Send a COMMAND and wait for its ACK; retry on silence; raise on a refusal."""
@@ -318,9 +324,31 @@ class Link:
         self.close()
 
 
-def _reason(e: BaseException) -> str:
+NO_RFC2217 = "does not seem to support RFC2217"  # pyserial's words when the negotiation fails
+NO_RFC2217_REASON = ("no RFC 2217 server answered there (a `picodaq serve --raw` is reached with socket://), "
+                     "or it is busy with another client")
+SERVER_CLOSED = "it stopped, the board behind it is gone, or it is busy with another client"
+_DROPPED = ("Broken pipe", "Connection reset", "reader thread died", "Connection aborted")
+
+
+def _is_rfc2217(url: str) -> bool:
+    # pyserial's RFC 2217 client refuses write_timeout (NotImplementedError); its socket
+    # writes are bounded by its socket timeout (5 s) instead
+    return url.lower().startswith("rfc2217://")
+
+
+def _is_network(url: str) -> bool:
+    return url.lower().startswith(("rfc2217://", "socket://"))
+
+
+def describe_port_error(e: BaseException, url: str = "") -> str:
+    """Why a port (a device or a URL) failed, in a few words, from pyserial's exception."""
+    text = str(e).strip()
+    if _is_network(url) and any(d in text for d in _DROPPED):
+        return f"the server closed the connection ({SERVER_CLOSED})"
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
-    text = str(e)
+    if NO_RFC2217 in text:  # pyserial appends a long repr of its Telnet options
+        return NO_RFC2217_REASON
     # pyserial wraps OSError text as "[Errno 2] could not open port ...: [Errno 2] No such file"
     return text.split("] ")[-1] if "] " in text else text or type(e).__name__

@@ -6,6 +6,10 @@
 
 Events (a lost link, a reconnect, a board reset) are printed as lines above the
 panel in every mode but quiet, where they are kept for the summary.
+
+Several boards recorded at once get a row each: a table instead of the panel, and
+one plain line per board prefixed with its label. Events come from the boards'
+threads; printing them is serialised.
 """
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ import os
 import select
 import sys
 import termios
+import threading
 import time
 import tty
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 from .errors import UsageError
 from .pipeline import pool_hit_rate
@@ -93,20 +98,31 @@ def plain_line(s: Snapshot) -> str:
 
 
 class LiveView:
-    """mode: "rich", "plain" or "quiet"; `for_stream()` picks rich or plain by whether stderr is a TTY."""
+    """mode: "rich", "plain" or "quiet"; `mode_for()` picks rich or plain by whether stderr is a TTY.
 
-    def __init__(self, rec: "Recording", title: str, mode: str, seconds: float | None = None,
-                 keys_hint: str = "", stream: TextIO | None = None) -> None:
-        self.rec = rec
+    rec: one recording, or several (then labels names each, e.g. "board1")."""
+
+    def __init__(self, rec: "Recording | Sequence[Recording]", title: str, mode: str, seconds: float | None = None,
+                 keys_hint: str = "", stream: TextIO | None = None, labels: Sequence[str] = ()) -> None:
+        self.recs: list[Recording] = list(rec) if isinstance(rec, (list, tuple)) else [rec]  # type: ignore[list-item]
+        self.rec = self.recs[0]
+        self.labels = list(labels) or [f"board{i + 1}" for i in range(len(self.recs))]
         self.title = title
         self.mode = mode
         self.seconds = seconds
         self.keys_hint = keys_hint
         self.stream = stream or sys.stderr
-        self.meter = Meter(rec)
+        self.meters = [Meter(r) for r in self.recs]
+        self.meter = self.meters[0]
         self._live: Any = None
         self._next_plain = 1.0
+        self._lock = threading.Lock()  # events come from the boards' threads
         self.last: Snapshot | None = None
+        self.lasts: list[Snapshot | None] = [None] * len(self.recs)
+
+    @property
+    def several(self) -> bool:
+        return len(self.recs) > 1
 
     @staticmethod
     def mode_for(quiet: bool, stream: TextIO | None = None) -> str:
@@ -121,39 +137,77 @@ class LiveView:
             from rich.live import Live
 
             console = Console(file=self.stream, stderr=self.stream is sys.stderr)
-            self._live = Live(self._render(None), console=console, auto_refresh=False, transient=False,
+            self._live = Live(self._renderable(), console=console, auto_refresh=False, transient=False,
                               redirect_stdout=False, redirect_stderr=False)
             self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            if self.last is not None:
-                self.last.state = "finished; saving files"
-            self._live.update(self._render(self.last), refresh=True)
-            self._live.__exit__(None, None, None)
-            self._live = None
+        with self._lock:
+            if self._live is not None:
+                for snap in self.lasts:
+                    if snap is not None:
+                        snap.state = "saving" if self.several else "finished; saving files"
+                self._live.update(self._renderable(), refresh=True)
+                self._live.__exit__(None, None, None)
+                self._live = None
 
     def tick(self, elapsed: float) -> None:
         if self.mode == "quiet":
             return
-        snap = self.meter.snapshot(elapsed)
-        self.last = snap
-        if self._live is not None:
-            self._live.update(self._render(snap), refresh=True)
-        elif self.mode == "plain" and elapsed >= self._next_plain:
-            self._next_plain = elapsed + PLAIN_EVERY
-            print(plain_line(snap), file=self.stream, flush=True)
+        self.lasts = [m.snapshot(elapsed) for m in self.meters]
+        self.last = self.lasts[0]
+        with self._lock:
+            if self._live is not None:
+                self._live.update(self._renderable(), refresh=True)
+            elif self.mode == "plain" and elapsed >= self._next_plain:
+                self._next_plain = elapsed + PLAIN_EVERY
+                for label, snap in zip(self.labels, self.lasts):
+                    assert snap is not None
+                    print(f"{label}  {plain_line(snap)}" if self.several else plain_line(snap), file=self.stream,
+                          flush=True)
 
-    def event(self, ev: "Event") -> None:
+    def event(self, ev: "Event", label: str = "") -> None:
         if self.mode == "quiet":
             return
-        text = f"{ev.elapsed:7.1f} s  {ev.text}"
-        if self._live is not None:
-            self._live.console.print(text, style="yellow" if ev.warning else None, markup=False,
-                                     highlight=False)
-        else:
-            print(text, file=self.stream, flush=True)
+        text = f"{ev.elapsed:7.1f} s  " + (f"{label}: " if label else "") + ev.text
+        with self._lock:
+            if self._live is not None:
+                self._live.console.print(text, style="yellow" if ev.warning else None, markup=False,
+                                         highlight=False)
+            else:
+                print(text, file=self.stream, flush=True)
+
+    def events_of(self, i: int) -> Callable[["Event"], None]:
+        """The event callback for recording i (its label in front when there are several)."""
+        label = self.labels[i] if self.several else ""
+        return lambda ev: self.event(ev, label)
+
+    def _renderable(self):
+        return self._render_table() if self.several else self._render(self.last)
+
+    def _render_table(self):
+        from rich.table import Table
+
+        first = next((s for s in self.lasts if s is not None), None)
+        of = f" of {self.seconds:g} s" if self.seconds else ""
+        caption = f"elapsed {first.elapsed:.1f} s{of}" if first is not None else "starting"
+        t = Table(title=self.title, caption=caption, caption_justify="left", expand=False, box=None,
+                  padding=(0, 1, 0, 0), pad_edge=False, header_style="bold underline")
+        # compact headers: a row per board must fit an 80-column terminal
+        for name in ("board", "samples/s", "received", "MB/s", "CRC", "lost", "gaps", "ring", "drops", "markers",
+                     "state"):
+            t.add_column(name, justify="left" if name in ("board", "state") else "right", no_wrap=True)
+        for label, s in zip(self.labels, self.lasts):
+            if s is None:
+                t.add_row(label, *[""] * 9, "starting")
+                continue
+            style = {"streaming": "green", "reconnecting": "bold red"}.get(s.state, "yellow")
+            t.add_row(label, f"{s.samples_per_s:,.0f}", f"{s.samples:,}", f"{s.mb_per_s:.3f}", str(s.crc_errors),
+                      f"{s.samples_lost:,}", str(s.gaps), _pct(s.ring_fill), f"{s.device_dropped:,}", str(s.markers),
+                      f"[{style}]{s.state}[/]")
+        t.caption = f"{caption}   ·   {self.keys_hint or 'Ctrl-C stops and saves'}"
+        return t
 
     def _render(self, s: Snapshot | None):
         from rich.panel import Panel

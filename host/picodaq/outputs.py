@@ -173,6 +173,10 @@ class EventsFile:
         self.rate = layout.rate
         self.rows.append(("segment", 0, 0.0, None, "", "", f"{layout.n_channels} channels at {layout.rate} Hz, "
                           f"{layout.source_name}, {layout.fmt_name}"))
+        note = layout.clock_note()
+        if note is not None:  # several boards: where this one's sample 0 is on the shared host clock
+            self.rows.append(("clock", 0, 0.0, None, "", "", f"{note}; run start {layout.clock_origin:.6f} "
+                              f"(host epoch s); sample 0 at {layout.start_time:.6f}"))
         self._dirty = True
 
     def gap(self, gap: Gap) -> None:
@@ -212,7 +216,7 @@ class EventsFile:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(self.HEADER)
-        order = {"gap": 0, "segment": 1, "marker": 2}
+        order = {"gap": 0, "segment": 1, "clock": 2, "marker": 3}
         for row in sorted(self.rows, key=lambda r: (r[1], float(r[2]), order[r[0]])):
             w.writerow(["" if v is None else v for v in row])
         tmp = self.path.with_name(self.path.name + ".tmp")

@@ -34,12 +34,13 @@ def pool_hit_rate(receiver: Receiver) -> float:
 class Pipeline:
     def __init__(self, receiver: Receiver, outputs: list[Output], *, rate: int | None = None,
                  source: int | None = None, channels: tuple[int, ...] | None = None,
-                 gain: int = ADS1299_DEFAULT_GAIN, live: bool = False) -> None:
+                 gain: int = ADS1299_DEFAULT_GAIN, live: bool = False, clock_origin: float | None = None) -> None:
         self.receiver = receiver
         self.outputs = list(outputs)
         self.raw_outputs = [o for o in self.outputs if o.wants_raw]
         self.timeline = Timeline(self, rate=rate, source=source, channels=channels, gain=gain,
-                                 clock=time.monotonic if live else None, wall=time.time if live else None)
+                                 clock=time.monotonic if live else None, wall=time.time if live else None,
+                                 clock_origin=clock_origin)
         self.hello_listeners: list[Callable[[Hello], None]] = []
         self.marker_listeners: list[Callable[[MarkerEvent], None]] = []
         self.gap_listeners: list[Callable[[Gap], None]] = []

@@ -107,8 +107,9 @@ def fresh_counters(link: Link) -> None:
 class Recording:
     def __init__(self, link: Link, config: StreamConfig, outputs: list[Output], *, reconnect: bool = False,
                  gain: int = ADS1299_DEFAULT_GAIN, on_event: Callable[[Event], None] | None = None,
-                 find_port: Callable[[], str | None] | None = None) -> None:
-        """find_port: where the board is now, for reconnecting (default: the same port again)."""
+                 find_port: Callable[[], str | None] | None = None, clock_origin: float | None = None) -> None:
+        """find_port: where the board is now, for reconnecting (default: the same port again).
+        clock_origin: the host epoch time several boards recorded together share (noted in the files)."""
         self.link: Link | None = link
         self.url = link.url
         self._find_port = find_port
@@ -116,7 +117,7 @@ class Recording:
         self.config = config
         self.reconnect = reconnect
         self.pipeline = Pipeline(self.receiver, outputs, rate=config.rate, source=config.source,
-                                 channels=config.channels, gain=gain, live=True)
+                                 channels=config.channels, gain=gain, live=True, clock_origin=clock_origin)
         self.pipeline.hello_listeners.append(self._on_hello)
         self.on_event = on_event
         self.events: list[Event] = []
@@ -338,6 +339,9 @@ class Recording:
             except LinkError:
                 time.sleep(0.2)
                 continue
+            # a new connection: its first frame sets the seq base (the board's boot HELLO, which
+            # resets it, may have gone to nobody: a server forwards nothing while no client is on)
+            self.receiver.decoder.reset_link()
             if url != self.url:
                 self._event(f"the board came back on {url}")
                 self.url = url

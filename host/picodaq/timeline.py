@@ -78,6 +78,13 @@ class Layout:
     scale: Scale
     device: str = ""  # "linux 1dc46f6349039df5 fw 0.1.0", when a HELLO was seen
     start_time: float | None = None  # host wall clock (epoch s) at pos 0, when known
+    clock_origin: float | None = None  # host wall clock (epoch s) several boards' recordings share
+
+    def clock_note(self) -> str | None:
+        """Where sample 0 sits against the shared origin (several boards recorded at once)."""
+        if self.clock_origin is None or self.start_time is None:
+            return None
+        return f"sample 0 at run start {self.start_time - self.clock_origin:+.6f} s"
 
     @property
     def labels(self) -> list[str]:
@@ -169,14 +176,16 @@ class TimelineCounts:
 class Timeline:
     def __init__(self, sink: Sink, *, rate: int | None = None, source: int | None = None,
                  channels: tuple[int, ...] | None = None, gain: int = ADS1299_DEFAULT_GAIN,
-                 clock=None, wall=None) -> None:
+                 clock=None, wall=None, clock_origin: float | None = None) -> None:
         """rate/source/channels: what the host configured, when known (else from the stream).
-        clock (monotonic seconds) and wall (epoch seconds) exist live only."""
+        clock (monotonic seconds) and wall (epoch seconds) exist live only; clock_origin (epoch
+        seconds) is the start several boards recorded together share."""
         self.sink = sink
         self._hints = (rate, source, channels)
         self._gain = gain
         self._clock = clock
         self._wall = wall
+        self._clock_origin = clock_origin
         self.layout: Layout | None = None
         self.counts = TimelineCounts()
         self.pos = 0  # grid position of the next expected instant
@@ -250,7 +259,8 @@ class Timeline:
         if self._wall is not None:
             start = self._wall() - block.n_samples / rate  # the block arrives once its last instant is taken
         self.layout = Layout(nch, rate, block.period_ns, block.fmt, source, channels,
-                             scale_for(source, block.fmt, self._gain), device, start)
+                             scale_for(source, block.fmt, self._gain), device, start,
+                             self._clock_origin if start is not None else None)
         self.sink.on_layout(self.layout)
         self._next_index = block.first_index
         self._t_end_ns = block.t0_us * 1000 % _TICKS_NS
