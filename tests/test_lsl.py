@@ -411,6 +411,29 @@ def test_stream_publishes_without_files_and_quietly_under_the_boards_name(make_b
     assert np.array_equal(data, ramp_counts(first, len(data), 2, C.FMT_INT16))  # the ramp counts stream slots
 
 
+def test_several_boards_each_publish_their_own_stream(make_board, tmp_path):
+    boards = [make_board(), make_board()]
+    name = unique("two")
+    proc = subprocess.Popen([sys.executable, "-m", "picodaq.cli", "stream", "--port", boards[0].port,
+                             "--port", boards[1].port, "--seconds", "3", "--channels", "2", "--name", name,
+                             "--quiet"], cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        inlets = [pylsl.StreamInlet(resolve(f"{name}-board{i + 1}"), processing_flags=0) for i in range(2)]
+        infos = [xml_of(inlet.info(10.0)) for inlet in inlets]
+        data = [np.array(pull(inlet, 500)[0], dtype=np.int64) for inlet in inlets]
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and err == "", err
+    assert [i.findtext("desc/acquisition/board_id") for i in infos] == [b.board_id for b in boards]
+    for d in data:  # each stream is its own board's ramp, contiguous
+        first = int(np.flatnonzero(ramp_counts(0, 20_000, 1, C.FMT_INT16)[:, 0] == d[0, 0])[0])
+        assert np.array_equal(d, ramp_counts(first, len(d), 2, C.FMT_INT16))
+
+
 def test_a_bad_lsl_name_is_one_line_before_the_board_is_touched(tmp_path):
     r = picodaq("record", "--port", str(tmp_path / "no-such-port"), "--lsl", "it's", "--seconds", "1")
     assert_one_clear_line(r, "LSL stream name", "it's")
