@@ -387,39 +387,14 @@ def test_record_lsl_delivers_the_ramp_bit_exactly_on_the_device_clock_with_marke
     assert abs(mstamps[0] - (times[idx] + offset)) < 0.002
 
 
-def test_stream_publishes_without_files_and_quietly_under_the_boards_name(make_board, tmp_path):
-    board = make_board()
-    name = f"picodaq-{board.board_id}"  # the default name (board ids are random per emulated board)
-    proc = subprocess.Popen([sys.executable, "-m", "picodaq.cli", "stream", "--port", board.port, "--seconds", "3",
-                             "--channels", "0,3", "--quiet"], cwd=tmp_path,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def streamed(cwd: Path, args: list[str], names: list[str]) -> tuple[list, list[np.ndarray]]:
+    """`picodaq stream ARGS --seconds 3 --quiet` in a subprocess: each named stream's metadata and
+    first 500 samples, read by an inlet while it runs; the command must end cleanly and silently."""
+    proc = subprocess.Popen([sys.executable, "-m", "picodaq.cli", "stream", *args, "--seconds", "3", "--quiet"],
+                            cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
-        inlet = pylsl.StreamInlet(resolve(name), processing_flags=0)
-        info = xml_of(inlet.info(10.0))
-        got, _ = pull(inlet, 500)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0 and err == "", err
-    assert list(tmp_path.iterdir()) == []  # publishes only
-    assert info.findtext("desc/acquisition/board_id") == board.board_id
-    assert [c.findtext("label") for c in info.findall("desc/channels/channel")] == ["ch0", "ch3"]
-    data = np.array(got, dtype=np.int64)
-    first = int(np.flatnonzero(ramp_counts(0, 20_000, 1, C.FMT_INT16)[:, 0] == data[0, 0])[0])
-    assert np.array_equal(data, ramp_counts(first, len(data), 2, C.FMT_INT16))  # the ramp counts stream slots
-
-
-def test_several_boards_each_publish_their_own_stream(make_board, tmp_path):
-    boards = [make_board(), make_board()]
-    name = unique("two")
-    proc = subprocess.Popen([sys.executable, "-m", "picodaq.cli", "stream", "--port", boards[0].port,
-                             "--port", boards[1].port, "--seconds", "3", "--channels", "2", "--name", name,
-                             "--quiet"], cwd=tmp_path,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        inlets = [pylsl.StreamInlet(resolve(f"{name}-board{i + 1}"), processing_flags=0) for i in range(2)]
+        inlets = [pylsl.StreamInlet(resolve(n), processing_flags=0) for n in names]
         infos = [xml_of(inlet.info(10.0)) for inlet in inlets]
         data = [np.array(pull(inlet, 500)[0], dtype=np.int64) for inlet in inlets]
         _, err = proc.communicate(timeout=60)
@@ -428,10 +403,33 @@ def test_several_boards_each_publish_their_own_stream(make_board, tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and err == "", err
+    return infos, data
+
+
+def assert_ramp_run(data: np.ndarray) -> None:
+    """data is a contiguous stretch of the int16 ramp (wherever the inlet joined)."""
+    first = int(np.flatnonzero(ramp_counts(0, 20_000, 1, C.FMT_INT16)[:, 0] == data[0, 0])[0])
+    assert np.array_equal(data, ramp_counts(first, len(data), data.shape[1], C.FMT_INT16))
+
+
+def test_stream_publishes_without_files_and_quietly_under_the_boards_name(make_board, tmp_path):
+    board = make_board()
+    name = f"picodaq-{board.board_id}"  # the default name (board ids are random per emulated board)
+    (info,), (data,) = streamed(tmp_path, ["--port", board.port, "--channels", "0,3"], [name])
+    assert list(tmp_path.iterdir()) == []  # publishes only
+    assert info.findtext("desc/acquisition/board_id") == board.board_id
+    assert [c.findtext("label") for c in info.findall("desc/channels/channel")] == ["ch0", "ch3"]
+    assert_ramp_run(data)  # the ramp counts stream slots
+
+
+def test_several_boards_each_publish_their_own_stream(make_board, tmp_path):
+    boards = [make_board(), make_board()]
+    name = unique("two")
+    infos, data = streamed(tmp_path, ["--port", boards[0].port, "--port", boards[1].port, "--channels", "2",
+                                      "--name", name], [f"{name}-board1", f"{name}-board2"])
     assert [i.findtext("desc/acquisition/board_id") for i in infos] == [b.board_id for b in boards]
-    for d in data:  # each stream is its own board's ramp, contiguous
-        first = int(np.flatnonzero(ramp_counts(0, 20_000, 1, C.FMT_INT16)[:, 0] == d[0, 0])[0])
-        assert np.array_equal(d, ramp_counts(first, len(d), 2, C.FMT_INT16))
+    for d in data:  # each stream is its own board's ramp
+        assert_ramp_run(d)
 
 
 def test_a_bad_lsl_name_is_one_line_before_the_board_is_touched(tmp_path):

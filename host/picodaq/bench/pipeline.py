@@ -218,30 +218,27 @@ def _split(data: bytes, warmup_frames: int) -> tuple[list[memoryview], list[memo
     return _pieces(mv[:cut], PIECE), _pieces(mv[cut:], PIECE), (len(data) - cut) // size
 
 
-def replay_pipeline(data: bytes, warmup_frames: int = 2000) -> Replay:
+def _replay(r: "PipelineReplay | NaiveReplay", decoded: Callable[[], int], what: str, data: bytes,
+            warmup_frames: int) -> Replay:
+    """Warm r up on the capture's first frames, then time the rest; every frame must be decoded."""
     warm, timed, frames = _split(data, warmup_frames)
-    r = PipelineReplay()
     r.feed(warm)
-    base = (r.samples, r.every.checksum, r.every.blocks, r.tenth.blocks, r.rx.stats.frames_ok)
+    base = (r.samples, r.every.checksum, r.every.blocks, r.tenth.blocks, decoded())
     seconds, cpu = _timed(lambda: r.feed(timed))
-    decoded = r.rx.stats.frames_ok - base[4]
-    if decoded != frames:
-        raise RuntimeError(f"the pipeline decoded {decoded} of {frames} frames")
+    if decoded() - base[4] != frames:
+        raise RuntimeError(f"{what} decoded {decoded() - base[4]} of {frames} frames")
     return Replay(frames, r.samples - base[0], seconds, cpu, frames * frame_size(), r.every.checksum - base[1],
                   r.every.blocks - base[2], r.tenth.blocks - base[3])
+
+
+def replay_pipeline(data: bytes, warmup_frames: int = 2000) -> Replay:
+    r = PipelineReplay()
+    return _replay(r, lambda: r.rx.stats.frames_ok, "the pipeline", data, warmup_frames)
 
 
 def replay_naive(data: bytes, warmup_frames: int = 2000) -> Replay:
-    warm, timed, frames = _split(data, warmup_frames)
     r = NaiveReplay()
-    r.feed(warm)
-    base = (r.samples, r.every.checksum, r.every.blocks, r.tenth.blocks, r.dec.frames_ok)
-    seconds, cpu = _timed(lambda: r.feed(timed))
-    decoded = r.dec.frames_ok - base[4]
-    if decoded != frames:
-        raise RuntimeError(f"the naive decoder decoded {decoded} of {frames} frames")
-    return Replay(frames, r.samples - base[0], seconds, cpu, frames * frame_size(), r.every.checksum - base[1],
-                  r.every.blocks - base[2], r.tenth.blocks - base[3])
+    return _replay(r, lambda: r.dec.frames_ok, "the naive decoder", data, warmup_frames)
 
 
 def replay_floor(data: bytes, warmup_frames: int = 2000) -> Replay:
