@@ -10,7 +10,9 @@ the difference of their lengths is the steady cost of recording, without
 Python's start-up and the board's preparation. The server's CPU (`picodaq
 serve`, for the network ports) is its CPU time over the long run. Losses are
 the long run's counters (samples_lost: gaps the host saw; dropped: instants
-the board could not send).
+the board could not send). The `rfc2217-pyserial` row is the same record with
+pyserial's own RFC 2217 client (what picodaq used before its own), for
+comparison.
 """
 from __future__ import annotations
 
@@ -32,6 +34,9 @@ from picodaq_hil.emulator import EmulatedBoard
 
 SHORT = 2.0
 PICODAQ = [str(Path(sys.executable).with_name("picodaq"))]  # the console script beside this Python
+# `picodaq` with rfc2217:// left to pyserial's own client (Link opens fast_url(url))
+PICODAQ_PYSERIAL_RFC2217 = [sys.executable, "-c", "import sys, picodaq.link as l; l.fast_url = lambda url: url; "
+                            "from picodaq.cli import main; sys.argv[0] = 'picodaq'; sys.exit(main())"]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -58,10 +63,10 @@ def served(port: str, raw: bool) -> Iterator[tuple[str, int]]:
             proc.wait()
 
 
-def record(url: str, rate: int, seconds: float, out: Path) -> tuple[float, dict]:
+def record(url: str, rate: int, seconds: float, out: Path, picodaq: list[str] = PICODAQ) -> tuple[float, dict]:
     """One `picodaq record`: (its CPU seconds, its --stats-json)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    r = subprocess.run(PICODAQ + ["record", "--port", url, "--rate", str(rate), "--channels", "8", "--fmt", "int16",
+    r = subprocess.run(picodaq + ["record", "--port", url, "--rate", str(rate), "--channels", "8", "--fmt", "int16",
                                   "--seconds", str(seconds), "--quiet", "--stats-json", "-", "--out", str(out)],
                        capture_output=True, text=True, timeout=seconds + 60)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -72,9 +77,10 @@ def record(url: str, rate: int, seconds: float, out: Path) -> tuple[float, dict]
 
 
 def measure(kind: str, url: str, server_pid: int | None, rate: int, seconds: float, tmp: Path) -> dict:
-    cpu_short, _ = record(url, rate, SHORT, tmp / "short.npy")
+    picodaq = PICODAQ_PYSERIAL_RFC2217 if kind == "rfc2217-pyserial" else PICODAQ
+    cpu_short, _ = record(url, rate, SHORT, tmp / "short.npy", picodaq)
     s0 = _cpu_of(server_pid) if server_pid else 0.0
-    cpu_long, stats = record(url, rate, seconds, tmp / "long.npy")
+    cpu_long, stats = record(url, rate, seconds, tmp / "long.npy", picodaq)
     server = (_cpu_of(server_pid) - s0) / seconds if server_pid else None
     return {"port": kind, "rate": rate, "kB_per_s": round(rate * 8 * 2 / 1000),
             "client_cores": (cpu_long - cpu_short) / (seconds - SHORT), "server_cores": server,
@@ -96,7 +102,7 @@ def main() -> None:
         tmp = Path(t)
         for rate in rates:
             rows.append(measure("local", board.port, None, rate, a.seconds, tmp))
-            for kind, raw in (("socket", True), ("rfc2217", False)):
+            for kind, raw in (("socket", True), ("rfc2217", False), ("rfc2217-pyserial", False)):
                 with served(board.port, raw) as (url, pid):
                     rows.append(measure(kind, url, pid, rate, a.seconds, tmp))
             time.sleep(0.1)
@@ -104,10 +110,10 @@ def main() -> None:
         for row in rows:
             print(json.dumps(row))
         return
-    print(f"{'port':8} {'kB/s':>6} {'client':>7} {'server':>7} {'achieved':>9} {'lost':>6} {'dropped':>8}")
+    print(f"{'port':16} {'kB/s':>6} {'client':>7} {'server':>7} {'achieved':>9} {'lost':>6} {'dropped':>8}")
     for r in rows:
         server = "-" if r["server_cores"] is None else f"{r['server_cores']:.2f}"
-        print(f"{r['port']:8} {r['kB_per_s']:>6} {r['client_cores']:>7.2f} {server:>7} "
+        print(f"{r['port']:16} {r['kB_per_s']:>6} {r['client_cores']:>7.2f} {server:>7} "
               f"{r['achieved_hz'] / r['rate']:>8.1%} {r['samples_lost']:>6} {r['dropped']:>8}")
 
 
