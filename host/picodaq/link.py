@@ -132,7 +132,8 @@ class Link:
             readable = True
 
     def _read_port(self) -> None:
-        # a transport without a file descriptor: pyserial's own blocking read (bounded by its timeout)
+        # a transport without a file descriptor (rfc2217://, whose client buffers bytes behind a
+        # Condition): its own blocking read, bounded by its timeout
         while not self._stop.is_set():
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
