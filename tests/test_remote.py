@@ -99,6 +99,26 @@ def test_a_remote_board_over_rfc2217_is_flashed_and_recorded_with_zero_loss(tmp_
             assert srv.log.text().count("connected") >= 6  # 3 clients, each connected and disconnected
 
 
+def test_an_int32_ramp_full_of_0xff_bytes_crosses_rfc2217_exactly(make_board, tmp_path):
+    """Telnet doubles every data byte 0xFF; picodaq's client must give each back once, in order."""
+    board = make_board()
+    with serve(board.port) as srv:
+        npy, tlv = tmp_path / "i32.npy", tmp_path / "i32.tlv"
+        r = picodaq("record", "--port", srv.url, "--seconds", "2", "--rate", "8000", "--channels", "8",
+                    "--fmt", "int32", "--out", str(npy), "--out", str(tlv), "--stats-json", "-")
+        assert r.returncode == 0, r.stderr
+        stats = json.loads(r.stdout)
+        assert stats["crc_errors"] == stats["samples_lost"] == stats["seq_lost"] == stats["gaps"] == 0
+        assert stats["header_errors"] == stats["decode_errors"] == stats["skipped_bytes"] == 0
+        assert stats["device_samples_dropped"] == 0
+        data = np.load(npy)
+        assert data.shape == (stats["samples"], 8) and data.shape[0] >= 0.75 * 8000 * 2
+        assert np.array_equal(data, ramp_counts(0, data.shape[0], 8, C.FMT_INT32))
+        wire = tlv.read_bytes()  # the bytes as the link received them, after Telnet's unescaping
+        assert wire.count(0xFF) > 1000, "the ramp should have put many 0xFF bytes on the wire"
+        assert data.view(np.uint8).tobytes().count(0xFF) > 1000
+
+
 def test_a_remote_board_over_a_raw_socket(make_board, tmp_path):
     board = make_board()
     with serve(board.port, "--raw") as srv:

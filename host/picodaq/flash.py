@@ -64,6 +64,7 @@ from .firmware import firmware_contract_hash, firmware_dir, firmware_files, firm
 from .frames import encode_command
 from .link import Link, describe_port_error
 from .messages import Hello
+from .rfc2217_client import fast_url
 
 MANIFEST = "picodaq_fw/manifest.json"
 PACKAGE = "picodaq_fw"
@@ -539,7 +540,7 @@ class Flasher:
                                 port=self.port)
         try:
             with contextlib.redirect_stdout(self._said):
-                return self.transport_class(self.port, baudrate=115200, exclusive=True, timeout=self.timeout)
+                return self.transport_class(fast_url(self.port), baudrate=115200, exclusive=True, timeout=self.timeout)
         except (TransportError, OSError):
             pass
         # mpremote only says "failed to access": ask pyserial why

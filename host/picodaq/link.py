@@ -37,6 +37,7 @@ from .messages import Ack, Hello, Status
 from .pool import PoolStats
 from .primary import BlockQueue
 from .receiver import Receiver
+from .rfc2217_client import fast_url
 from .ring import ByteRing, Overflow, ReceiversDisconnected, SendersDisconnected
 
 RawTap = Callable[[memoryview], None]
@@ -69,7 +70,7 @@ class Link:
     def open(cls, url: str, receiver: Receiver | None = None, ring_capacity: int = 1 << 22,
              overflow: Overflow = Overflow.BLOCK) -> "Link":
         try:
-            port = serial.serial_for_url(url, baudrate=115200, timeout=0.1, exclusive=True,
+            port = serial.serial_for_url(fast_url(url), baudrate=115200, timeout=0.1, exclusive=True,
                                          write_timeout=None if _is_rfc2217(url) else 2)
         except (serial.SerialException, OSError, ValueError) as e:
             raise LinkError(f"cannot open port {url}: {describe_port_error(e, url)}", port=url) from None
@@ -131,7 +132,8 @@ class Link:
             readable = True
 
     def _read_port(self) -> None:
-        # a transport without a file descriptor: pyserial's own blocking read (bounded by its timeout)
+        # a transport without a file descriptor (rfc2217://, whose client buffers bytes behind a
+        # Condition): its own blocking read, bounded by its timeout
         while not self._stop.is_set():
             try:
                 data = self.port.read(max(1, self.port.in_waiting))

@@ -367,7 +367,7 @@ class _Session:
                     server._close_board()
                     return self._end("the board's port went away; waiting for it to come back")
                 if self.manager is not None:
-                    data = data.replace(IAC, IAC + IAC)  # Telnet escaping, as PortManager.escape does
+                    data = data.replace(IAC, IAC + IAC)  # Telnet escaping: PortManager.escape, minus its per-byte generator
                 try:
                     self.write(data)
                 except OSError as e:
