@@ -6,9 +6,10 @@ import json
 import os
 import pty
 
+import numpy as np
 import pytest
 
-from cli_helpers import assert_one_clear_line, picodaq
+from cli_helpers import Capture, assert_one_clear_line, picodaq, start_picodaq
 
 
 @pytest.mark.parametrize("args,words", [
@@ -16,7 +17,18 @@ from cli_helpers import assert_one_clear_line, picodaq
     (["record", "--seconds", "abc", "--out", "x.npy"], ["--seconds", "not a number"]),
     (["record", "--seconds", "1", "--rate", "0", "--out", "x.npy"], ["--rate", "positive"]),
     (["record", "--seconds", "1", "--channels", "40", "--out", "x.npy"], ["channel count"]),
-    (["record", "--seconds", "1", "--channels", "3-1", "--out", "x.npy"], ["channels must be within"]),
+    (["record", "--seconds", "1", "--channels", "3-1", "--out", "x.npy"], ["low to high", "1-3"]),
+    (["record", "--seconds", "1", "--channels", "1-32", "--out", "x.npy"], ["channels must be within 0..31"]),
+    (["record", "--seconds", "1", "--channels", "0-", "--out", "x.npy"], ["not a channel count or list", "'0-'"]),
+    (["record", "--seconds", "1", "--channels", "1,1", "--out", "x.npy"], ["channel 1 is named twice"]),
+    (["record", "--seconds", "1", "--channels", "0-3,2", "--out", "x.npy"], ["channel 2 is named twice"]),
+    (["record", "--seconds", "1", "--channels", "8", "--samples-per-frame", "300", "--out", "x.npy"],
+     ["--samples-per-frame 300", "at most 255 instants of 8 channels"]),
+    (["record", "--seconds", "1", "--fmt", "int32", "--samples-per-frame", "1021", "--out", "x.npy"],
+     ["at most 1020 instants of 1 channel in int32"]),
+    (["record", "--seconds", "1", "--out", "x.csv", "--stats-json", "x.csv"],
+     ["x.csv", "written twice", "--stats-json"]),
+    (["record", "--seconds", "1", "--out", "a.npy", "--stats-json", "a.events.csv"], ["a.events.csv", "written twice"]),
     (["record", "--seconds", "1", "--channels", "a,b", "--out", "x.npy"], ["not a channel count or list"]),
     (["record", "--seconds", "1", "--source", "laser", "--out", "x.npy"], ["--source", "invalid choice"]),
     (["record", "--seconds", "1", "--fmt", "float", "--out", "x.npy"], ["--fmt", "invalid choice"]),
@@ -30,12 +42,13 @@ from cli_helpers import assert_one_clear_line, picodaq
     (["record", "--seconds", "1", "--fmt", "int32", "--out", "a.bdf"], ["BDF stores 24-bit samples"]),
     (["record", "--seconds", "1", "--out", "a.npy", "--stats-json", "/nonexistent-dir/s.json"], ["does not exist"]),
     (["replay", "/nonexistent.tlv"], ["no such file"]),
-    (["replay", "."], ["no such file"]),
+    (["replay", "."], ["is a directory"]),
     (["frobnicate"], ["invalid choice"]),
 ])
 def test_bad_arguments(args, words, tmp_path):
     r = picodaq(*args, cwd=tmp_path)
     assert_one_clear_line(r, *words)
+    assert r.returncode == 2  # a usage mistake
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created
 
 
@@ -84,9 +97,51 @@ def test_port_that_is_not_a_board(tmp_path):
 
 def test_replay_refuses_to_overwrite_its_capture(tmp_path):
     cap = tmp_path / "cap.tlv"
-    cap.write_bytes(b"")
+    cap.write_bytes(b"\x00")
     r = picodaq("replay", str(cap), "--out", str(cap))
     assert_one_clear_line(r, "would overwrite the capture")
+    assert cap.read_bytes() == b"\x00"
+
+
+def test_replay_never_writes_its_stats_over_the_capture_or_an_output(tmp_path):
+    cap = Capture().hello().samples(0, 0, np.zeros((20, 1), dtype=np.int64)).write(tmp_path / "cap.tlv")
+    before = cap.read_bytes()
+    r = picodaq("replay", str(cap), "--stats-json", str(cap), "--quiet")
+    assert_one_clear_line(r, "cap.tlv", "would overwrite the capture")
+    r = picodaq("replay", str(cap), "--out", str(tmp_path / "a.csv"), "--stats-json", str(tmp_path / "." / "a.csv"))
+    assert_one_clear_line(r, "a.csv", "written twice", "--stats-json")
+    assert r.returncode == 2 and cap.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cap.tlv"]
+
+
+@pytest.mark.parametrize("name,data,words", [
+    ("empty.tlv", b"", ["empty file"]),
+    ("run.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '<i4'", ["a .npy array, not a .tlv capture"]),
+    ("run.bdf", b"\xffBIOSEMI" + b" " * 248, ["a BDF file, not a .tlv capture"]),
+    ("run.csv", b"t_s,sample_index,marker,ch0\n0.0,0,,1\n", ["a picodaq CSV, not a .tlv capture"]),
+])
+def test_replay_of_a_file_that_is_no_capture_is_one_line_and_makes_nothing(tmp_path, name, data, words):
+    (tmp_path / name).write_bytes(data)
+    r = picodaq("replay", name, "--out", "again.npy", "--out", "again.bdf", cwd=tmp_path)
+    assert_one_clear_line(r, name, *words)
+    assert r.returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_replay_warns_when_no_frame_or_no_hello_was_found(tmp_path):
+    junk = tmp_path / "junk.tlv"
+    junk.write_bytes(bytes(range(256)) * 4)
+    r = picodaq("replay", str(junk))
+    assert r.returncode == 0, r.stderr
+    assert "warning  " in r.stderr and "no picodaq frame in its 1,024 bytes" in r.stderr
+    # a capture cut from the middle of a stream: decoded, and said to lack its source
+    mid = Capture().samples(100, 0, np.ones((20, 2), dtype=np.int64)).write(tmp_path / "mid.tlv")
+    r = picodaq("replay", str(mid), "--out", str(tmp_path / "mid.npy"))
+    assert r.returncode == 0, r.stderr
+    assert "holds no HELLO" in r.stderr and "--source" in r.stderr
+    assert np.load(tmp_path / "mid.npy").shape == (20, 2)
+    r = picodaq("replay", str(mid), "--source", "ramp")
+    assert r.returncode == 0 and "warning" not in r.stderr
 
 
 def test_replay_of_garbage_reports_counters(tmp_path):
@@ -99,6 +154,28 @@ def test_replay_of_garbage_reports_counters(tmp_path):
     for key in ("frames_ok", "crc_errors", "header_errors", "skipped_bytes", "seq_lost", "samples", "samples_lost",
                 "decode_errors", "markers", "gaps"):
         assert key in s
+
+
+@pytest.mark.parametrize("command", ["info", "flash", "serve"])
+def test_a_port_that_cannot_be_a_serial_port_is_named_so(tmp_path, command):
+    (tmp_path / "notes.txt").write_text("hello")
+    for port, words in ((tmp_path / "notes.txt", ["a regular file, not a serial port"]),
+                        (tmp_path, ["a directory, not a serial port"]),
+                        (tmp_path / "ttyNOPE", ["no such port"]),
+                        ("/dev/null", ["not a serial port"])):
+        r = picodaq(command, "--port", str(port), timeout=30)
+        assert_one_clear_line(r, f"cannot open port {port}: ", *words)
+        assert r.returncode == 2
+
+
+def test_a_reader_that_leaves_early_is_no_traceback(tmp_path):
+    """`picodaq replay cap.tlv --stats-json - | head -c1`: stdout's reader is gone before picodaq writes."""
+    cap = Capture().hello().samples(0, 0, np.zeros((20, 1), dtype=np.int64)).write(tmp_path / "cap.tlv")
+    for args in (["replay", str(cap), "--stats-json", "-", "--quiet"], ["ports", "--json"], ["ports"]):
+        p = start_picodaq(*args)
+        p.stdout.close()  # the reader leaves at once
+        err = p.stderr.read()
+        assert p.wait(60) == 141 and err == "", (args, err)  # as a command killed by SIGPIPE
 
 
 def test_help_lists_every_command():

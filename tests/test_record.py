@@ -13,7 +13,7 @@ from picodaq.blocks import ramp_counts
 from picodaq.cli import comparable_stats as comparable
 from picodaq.outputs import read_npy_shape
 
-from cli_helpers import events, physical_to_counts, picodaq, read_bdf
+from cli_helpers import events, physical_to_counts, picodaq, read_bdf, start_picodaq
 
 FORMAT = {name: code for code, name in C.FORMAT_NAMES.items()}
 
@@ -110,3 +110,15 @@ def test_a_configuration_the_board_refuses_is_one_line_with_its_reason(make_boar
     prefix = f"picodaq: board refused CONFIGURE ({status}): "
     assert line.startswith(prefix) and len(line) > len(prefix) + 10  # the board's own reason follows
     assert list(tmp_path.iterdir()) == []  # refused before any file was made
+
+
+def test_a_reader_of_stderr_leaving_does_not_cut_the_recording_short(make_board, tmp_path):
+    """`picodaq record ... 2>&1 | head -2`: the live view loses its reader; the recording runs its course."""
+    board = make_board()
+    p = start_picodaq("record", "--port", board.port, "--seconds", "3", "--out", str(tmp_path / "r.npy"),
+                      "--stats-json", str(tmp_path / "s.json"))
+    p.stderr.close()  # before the first progress line: every later line meets a closed pipe
+    assert p.wait(60) == 0
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["samples"] == np.load(tmp_path / "r.npy").shape[0] >= 3000
+    assert stats["samples_lost"] == 0

@@ -275,7 +275,7 @@ def test_mark_on_key_in_a_terminal(make_board, tmp_path):
 
 def test_mark_on_key_needs_a_terminal(tmp_path):
     r = picodaq("record", "--seconds", "1", "--mark-on-key", "--out", str(tmp_path / "a.npy"))
-    assert r.returncode == 1 and r.stderr.strip() == "picodaq: --mark-on-key needs a terminal on stdin"
+    assert r.returncode == 2 and r.stderr.strip() == "picodaq: --mark-on-key needs a terminal on stdin"
 
 
 @pytest.mark.soak

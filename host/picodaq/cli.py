@@ -23,13 +23,13 @@ from .cli_stream import add_lsl_args, args_stream, check_lsl, describe, do_strea
 from .cli_serve import args_serve, do_serve
 from .errors import ContractMismatch, PicodaqError, UsageError
 from .link import Link
-from .outputs import SUFFIXES, check_outputs, check_writable, open_outputs
-from .ports import PortInfo, attached_boards, emulated_boards, serial_ports
+from .outputs import SUFFIXES, check_outputs, open_outputs
+from .ports import PortInfo, attached_boards, emulated_boards, port_problem, serial_ports
 from .units import ADS1299_DEFAULT_GAIN, ADS1299_GAINS
 
 if TYPE_CHECKING:
     from .lsl import LslOutlet
-    from .recorder import Recording
+    from .recorder import Recording, StreamConfig
     from .recording_group import RecordingGroup
 
 SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
@@ -43,8 +43,12 @@ def comparable_stats(stats: dict) -> dict:
     return {k: v for k, v in stats.items() if k not in HOST_ONLY_STATS}
 
 
-def eprint(*args: object) -> None:
-    print(*args, file=sys.stderr, flush=True)
+def eprint(*args: object, sep: str = " ") -> None:
+    """A line on stderr; if nobody reads stderr any more (`2>&1 | head`), the work goes on without it."""
+    try:
+        print(*args, sep=sep, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        pass
 
 
 # -- argument types: each turns a bad value into one clear line ------------------
@@ -79,11 +83,15 @@ def channel_mask(text: str) -> int:
             return (1 << n) - 1
         mask = 0
         for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            a, b = int(lo), int(hi or lo)
-            if not 0 <= a <= b < C.MAX_CHANNELS:
+            lo, dash, hi = part.partition("-")
+            a, b = int(lo), int(hi) if dash else int(lo)  # "0-" has no end: int("") refuses it
+            if not (0 <= a < C.MAX_CHANNELS and 0 <= b < C.MAX_CHANNELS):
                 raise argparse.ArgumentTypeError(f"channels must be within 0..{C.MAX_CHANNELS - 1}: {part!r}")
+            if a > b:
+                raise argparse.ArgumentTypeError(f"a channel range goes from low to high: {part!r} (write {b}-{a})")
             for c in range(a, b + 1):
+                if mask >> c & 1:  # the board sends each channel once: a repeat is a typo
+                    raise argparse.ArgumentTypeError(f"channel {c} is named twice in {text!r}")
                 mask |= 1 << c
         return mask
     except ValueError:
@@ -132,6 +140,8 @@ def connect_port(port: str | None, stack: ExitStack) -> tuple[Link, PortInfo | N
             Flasher(board.port).flash()  # an emulated board starts empty, as a new Pico does
             port = board.port
             eprint(f"picodaq: no board attached; using an emulated board on {port}, freshly flashed")
+    if why := port_problem(port):
+        raise UsageError(f"cannot open port {port}: {why}")
     link = Link.open(port)
     stack.callback(link.close)
     return link, found
@@ -232,28 +242,42 @@ def _write_stats(target: str | None, stats: dict) -> None:
 
 def _summary(stats: dict, seconds: float, files: list[str], *, layout=None, status=None,
              notes: list[str] | tuple[str, ...] = (), indent: str = "") -> None:
-    def eprint(*a: object) -> None:  # noqa: F811 (each line indented: one board among several)
-        print(indent, *a, sep="", file=sys.stderr, flush=True)
+    def line(*a: object) -> None:  # each line indented: one board among several
+        eprint(indent, *a, sep="")
 
     per_ch = stats["samples"]
     what = (f"{layout.n_channels} channels at {layout.rate} Hz ({layout.source_name}, {layout.fmt_name})"
             if layout else "no samples")
-    eprint(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, "
-           f"{stats.get('duration_s', 0):.3f} s of recording")
-    eprint(f"link     {stats['frames_ok']:,} frames; {stats['crc_errors']} CRC errors, "
-           f"{stats['header_errors']} header errors, {stats['decode_errors']} decode errors, "
-           f"{stats['skipped_bytes']} bytes skipped, {stats['seq_lost']} frames lost")
-    eprint(f"gaps     {stats['samples_lost']:,} samples lost, {stats.get('gaps', 0)} gaps "
-           f"({stats.get('stream_restarts', 0)} stream restarts, {stats.get('board_restarts', 0)} board restarts)"
-           + (f", {stats['reconnects']} reconnects" if "reconnects" in stats else ""))
+    line(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, "
+         f"{stats.get('duration_s', 0):.3f} s of recording")
+    line(f"link     {stats['frames_ok']:,} frames; {stats['crc_errors']} CRC errors, "
+         f"{stats['header_errors']} header errors, {stats['decode_errors']} decode errors, "
+         f"{stats['skipped_bytes']} bytes skipped, {stats['seq_lost']} frames lost")
+    line(f"gaps     {stats['samples_lost']:,} samples lost, {stats.get('gaps', 0)} gaps "
+         f"({stats.get('stream_restarts', 0)} stream restarts, {stats.get('board_restarts', 0)} board restarts)"
+         + (f", {stats['reconnects']} reconnects" if "reconnects" in stats else ""))
     if status is not None:
-        eprint(f"device   {stats.get('device_samples_dropped', status.samples_dropped):,} instants dropped on "
-               f"the board; ring high water {status.ring_high_water}/{status.ring_capacity}")
-    eprint(f"markers  {stats.get('markers', 0)}")
+        line(f"device   {stats.get('device_samples_dropped', status.samples_dropped):,} instants dropped on "
+             f"the board; ring high water {status.ring_high_water}/{status.ring_capacity}")
+    line(f"markers  {stats.get('markers', 0)}")
     for n in notes:
-        eprint(f"warning  {n}")
+        line(f"warning  {n}")
     for f in files:
-        eprint(f"wrote    {f}")
+        line(f"wrote    {f}")
+
+
+def _stats_path(args: argparse.Namespace) -> Path | None:
+    """--stats-json as a file to check (None for none, or - for stdout)."""
+    return Path(args.stats_json) if args.stats_json and args.stats_json != "-" else None
+
+
+def _check_frame_fits(cfg: StreamConfig, args: argparse.Namespace) -> None:
+    """--samples-per-frame beyond one frame's payload, refused before the board is touched."""
+    most = cfg.max_frame_samples()
+    if cfg.samples_per_frame > most:
+        raise UsageError(f"--samples-per-frame {cfg.samples_per_frame}: a SAMPLES frame holds at most {most} instants "
+                         f"of {cfg.n_channels} channel{'s' * (cfg.n_channels != 1)} in {args.fmt} "
+                         f"({C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES]}-byte payload)")
 
 
 def _check_bdf_fmt(paths: list[Path], fmt: int) -> None:
@@ -319,12 +343,11 @@ def do_record(args: argparse.Namespace) -> int:
     _check_ports(ports)
     labels = board_labels(len(ports))
     plans = board_paths([Path(p) for p in args.out or []], labels)
-    check_outputs([p for plan in plans for p in plan])
-    if args.stats_json and args.stats_json != "-":
-        check_writable(Path(args.stats_json))
+    check_outputs([p for plan in plans for p in plan], stats=_stats_path(args))
     cfg = StreamConfig(rate=args.rate, channel_mask=args.channels, source=SOURCES[args.source],
                        fmt=FORMATS[args.fmt], samples_per_frame=args.samples_per_frame or 0)
     _check_bdf_fmt(plans[0], cfg.fmt)
+    _check_frame_fits(cfg, args)
     several = len(ports) > 1
 
     with ExitStack() as stack:
@@ -466,19 +489,22 @@ def _record_report(args: argparse.Namespace, group: RecordingGroup, clock_origin
 
 
 def do_replay(args: argparse.Namespace) -> int:
-    from .pipeline import replay
+    from .pipeline import check_capture, replay
 
     src = Path(args.file)
-    if not src.is_file():
-        raise UsageError(f"{src}: no such file")
+    check_capture(src)
     paths = [Path(p) for p in args.out or []]
-    check_outputs(paths, protect=[src])
-    if args.stats_json and args.stats_json != "-":
-        check_writable(Path(args.stats_json))
+    check_outputs(paths, protect=[src], stats=_stats_path(args))
     outputs = open_outputs(paths)
     t = time.monotonic()
     stats, notes, layout = replay(src, outputs, source=SOURCES[args.source] if args.source else None,
                           channels=mask_channels(args.channels) if args.channels else None, gain=args.gain)
+    if not stats["frames_ok"]:
+        notes.append(f"{src}: no picodaq frame in its {src.stat().st_size:,} bytes: not a capture "
+                     "(`picodaq record --out NAME.tlv` writes one), or damaged beyond reading")
+    elif layout is not None and layout.source is None:
+        notes.append(f"{src}: the capture holds no HELLO (it starts mid-stream), so its source is unknown and "
+                     "values are counts; --source names it")
     if not args.quiet:
         from .outputs import Output
 
@@ -627,13 +653,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = COMMANDS[args.command][0]
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()  # a reader that left shows here, not in Python's exit
+        return status
+    except UsageError as e:
+        eprint(f"picodaq: {e}")
+        return 2
     except PicodaqError as e:
         eprint(f"picodaq: {e}")
         return 1
     except KeyboardInterrupt:
         eprint("picodaq: interrupted")
         return 130
+    except BrokenPipeError:
+        return _reader_left()
+
+
+def _reader_left() -> int:
+    """stdout's reader went away (`picodaq info | head -1`): stop quietly, as `cat` would.
+
+    Python would complain again when it flushes stdout at exit; point it at /dev/null first."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import signal
 import sys
 
 from .errors import UsageError
-from .ports import attached_boards, emulated_boards
+from .ports import attached_boards, emulated_boards, port_problem
 from .serve import BoardServer, parse_listen
 
 DEFAULT_LISTEN = "127.0.0.1:2217"
@@ -19,6 +19,8 @@ def _log(text: str) -> None:
 def serve_port(port: str | None) -> str:
     """--port, else the one attached board, else the one emulated board running."""
     if port:
+        if "://" not in port and (why := port_problem(port)):
+            raise UsageError(f"cannot open port {port}: {why}")
         return port
     boards = attached_boards() or emulated_boards()
     if len(boards) == 1:

@@ -149,6 +149,32 @@ class Pipeline:
         return d
 
 
+# what picodaq's other outputs begin with: given to `replay` by mistake, each is named
+_NOT_CAPTURES = ((b"\x93NUMPY", "a .npy array"), (b"\xffBIOSEMI", "a BDF file"),
+                 (b"t_s,sample_index,", "a picodaq CSV"), (b"kind,row,t_s,", "an events list"))
+
+
+def check_capture(path: Path) -> None:
+    """UsageError, before any output is made, when path is plainly not a capture to replay:
+    missing, a folder, unreadable, empty, or another of picodaq's outputs.
+    (Other bytes are decoded: a damaged capture still gives its counters.)"""
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, not a .tlv capture")
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not head:
+        raise UsageError(f"{path}: empty file: nothing to replay")
+    for magic, what in _NOT_CAPTURES:
+        if head.startswith(magic):
+            raise UsageError(f"{path}: {what}, not a .tlv capture (replay reads what `picodaq record --out "
+                             "NAME.tlv` wrote)")
+
+
 def replay(path: Path, outputs: list[Output], *, source: int | None = None,
            channels: tuple[int, ...] | None = None, gain: int = ADS1299_DEFAULT_GAIN,
            chunk: int = 1 << 20) -> tuple[dict[str, float], list[str], Layout | None]:

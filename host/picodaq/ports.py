@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,3 +62,25 @@ def serial_ports() -> list[PortInfo]:
 def attached_boards() -> list[PortInfo]:
     """Real boards only: serial ports with the Raspberry Pi vendor id."""
     return [p for p in serial_ports() if p.is_board]
+
+
+def port_problem(port: str) -> str | None:
+    """Why port cannot be a board's serial port, found without opening it (None: it may be one;
+    a URL only connecting tells)."""
+    if "://" in port:
+        return None
+    try:
+        st = os.stat(port)
+    except FileNotFoundError:
+        return "no such port (`picodaq ports` lists the serial ports)"
+    except OSError as e:
+        return e.strerror or str(e)
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory, not a serial port"
+    if not stat.S_ISCHR(st.st_mode):
+        return "a regular file, not a serial port" if stat.S_ISREG(st.st_mode) else "not a serial port"
+    # a character device: Linux says which class it is (ptys are not listed: they may be one)
+    cls = Path(f"/sys/dev/char/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}/subsystem")
+    if cls.exists() and cls.resolve().name != "tty":
+        return f"not a serial port (a {cls.resolve().name} device)"
+    return None

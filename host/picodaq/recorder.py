@@ -58,12 +58,14 @@ class StreamConfig:
     def channels(self) -> tuple[int, ...]:
         return tuple(c for c in range(32) if self.channel_mask >> c & 1)
 
+    def max_frame_samples(self) -> int:
+        """The most instants one SAMPLES frame holds with these channels and format."""
+        return (C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES] - 16) // (self.n_channels * C.BYTES_PER_SAMPLE[self.fmt])
+
     def frame_samples(self) -> int:
         if self.samples_per_frame:
             return self.samples_per_frame
-        bps = C.BYTES_PER_SAMPLE[self.fmt]
-        fit = (C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES] - 16) // (self.n_channels * bps)
-        return max(1, min(fit, max(1, self.rate // 50)))
+        return max(1, min(self.max_frame_samples(), max(1, self.rate // 50)))
 
 
 @dataclass
