@@ -43,6 +43,7 @@ from cli_helpers import Capture, assert_one_clear_line, picodaq, start_picodaq
     (["record", "--seconds", "1", "--out", "a.npy", "--stats-json", "/nonexistent-dir/s.json"], ["does not exist"]),
     (["replay", "/nonexistent.tlv"], ["no such file"]),
     (["replay", "."], ["is a directory"]),
+    (["emulate", "--flash", "/nonexistent-dir/flash"], ["--flash", "folder /nonexistent-dir does not exist"]),
     (["frobnicate"], ["invalid choice"]),
 ])
 def test_bad_arguments(args, words, tmp_path):
@@ -142,6 +143,15 @@ def test_replay_warns_when_no_frame_or_no_hello_was_found(tmp_path):
     assert np.load(tmp_path / "mid.npy").shape == (20, 2)
     r = picodaq("replay", str(mid), "--source", "ramp")
     assert r.returncode == 0 and "warning" not in r.stderr
+    r = picodaq("replay", str(mid), "--source", "ramp", "--channels", "4")
+    assert r.returncode == 0 and "--channels names 4 channels but the capture holds 2" in r.stderr
+
+
+def test_emulate_refuses_a_flash_folder_that_is_a_file(tmp_path):
+    (tmp_path / "flash").write_text("not a folder")
+    r = picodaq("emulate", "--flash", str(tmp_path / "flash"), timeout=30)
+    assert_one_clear_line(r, "--flash", "not a folder")
+    assert r.returncode == 2
 
 
 def test_replay_of_garbage_reports_counters(tmp_path):

@@ -499,6 +499,9 @@ def do_replay(args: argparse.Namespace) -> int:
     t = time.monotonic()
     stats, notes, layout = replay(src, outputs, source=SOURCES[args.source] if args.source else None,
                           channels=mask_channels(args.channels) if args.channels else None, gain=args.gain)
+    if args.channels and layout is not None and len(mask_channels(args.channels)) != layout.n_channels:
+        notes.append(f"--channels names {len(mask_channels(args.channels))} channels but the capture holds "
+                     f"{layout.n_channels}: labelled ch0..ch{layout.n_channels - 1} instead")
     if not stats["frames_ok"]:
         notes.append(f"{src}: no picodaq frame in its {src.stat().st_size:,} bytes: not a capture "
                      "(`picodaq record --out NAME.tlv` writes one), or damaged beyond reading")
@@ -514,12 +517,22 @@ def do_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_flash_folder(folder: Path) -> None:
+    """emulate --flash: a folder, or a new one in a folder that exists (its port goes beside it)."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--flash {folder}: not a folder (the emulated board keeps its files in one)")
+    if not folder.parent.is_dir():
+        raise UsageError(f"--flash {folder}: folder {folder.parent} does not exist")
+
+
 def do_emulate(args: argparse.Namespace) -> int:
     from picodaq_hil.emulator import EmulatedBoard
 
     from .cli_flash import RichProgress
     from .flash import Flasher
 
+    if args.flash:
+        _check_flash_folder(Path(args.flash))
     board = EmulatedBoard(flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced,
                           flash_size=args.flash_size)
 
