@@ -218,3 +218,22 @@ def test_ports_marks_boards_by_usb_vendor_id(monkeypatch, capsys):
     assert main(["ports", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["device"], r["is_board"]) for r in rows] == [("/dev/ttyACM0", True), ("/dev/ttyUSB0", False)]
+
+
+def test_ctrl_c_while_the_command_is_still_loading_is_one_line(monkeypatch, capsys):
+    """The `picodaq` script enters through picodaq.__main__, which catches a Ctrl-C that lands
+    while picodaq.cli and its imports load (before cli.main could)."""
+    import sys
+
+    import picodaq.__main__ as entry
+
+    class InterruptedImport:
+        def find_spec(self, name, path=None, target=None):
+            if name == "picodaq.cli":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "picodaq.cli", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
+    assert entry.main() == 130
+    assert capsys.readouterr().err == "picodaq: interrupted\n"
