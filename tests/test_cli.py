@@ -143,6 +143,9 @@ def test_replay_warns_when_no_frame_or_no_hello_was_found(tmp_path):
     assert np.load(tmp_path / "mid.npy").shape == (20, 2)
     r = picodaq("replay", str(mid), "--source", "ramp")
     assert r.returncode == 0 and "warning" not in r.stderr
+    one = Capture().hello().samples(0, 0, np.zeros((20, 1), dtype=np.int64)).write(tmp_path / "one.tlv")
+    r = picodaq("replay", str(one))
+    assert r.returncode == 0 and "received 1 channel at 1000 Hz" in r.stderr
     r = picodaq("replay", str(mid), "--source", "ramp", "--channels", "4")
     assert r.returncode == 0 and "--channels names 4 channels but the capture holds 2" in r.stderr
 

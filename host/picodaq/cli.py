@@ -240,13 +240,17 @@ def _write_stats(target: str | None, stats: dict) -> None:
             raise UsageError(f"{target}: cannot write the stats: {e.strerror or e}") from None
 
 
+def _channels(n: int) -> str:
+    return f"{n} channel{'s' * (n != 1)}"
+
+
 def _summary(stats: dict, seconds: float, files: list[str], *, layout=None, status=None,
              notes: list[str] | tuple[str, ...] = (), indent: str = "") -> None:
     def line(*a: object) -> None:  # each line indented: one board among several
         eprint(indent, *a, sep="")
 
     per_ch = stats["samples"]
-    what = (f"{layout.n_channels} channels at {layout.rate} Hz ({layout.source_name}, {layout.fmt_name})"
+    what = (f"{_channels(layout.n_channels)} at {layout.rate} Hz ({layout.source_name}, {layout.fmt_name})"
             if layout else "no samples")
     line(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, "
          f"{stats.get('duration_s', 0):.3f} s of recording")
@@ -276,7 +280,7 @@ def _check_frame_fits(cfg: StreamConfig, args: argparse.Namespace) -> None:
     most = cfg.max_frame_samples()
     if cfg.samples_per_frame > most:
         raise UsageError(f"--samples-per-frame {cfg.samples_per_frame}: a SAMPLES frame holds at most {most} instants "
-                         f"of {cfg.n_channels} channel{'s' * (cfg.n_channels != 1)} in {args.fmt} "
+                         f"of {_channels(cfg.n_channels)} in {args.fmt} "
                          f"({C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES]}-byte payload)")
 
 
@@ -396,10 +400,10 @@ def do_record(args: argparse.Namespace) -> int:
             sinks = [[str(p) for p in paths] + ([describe(o)] if o is not None else [])
                      for paths, o in zip(plans, outlets or [None] * len(plans))]
             if not several:
-                eprint(f"{doing} {cfg.n_channels} channels at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
+                eprint(f"{doing} {_channels(cfg.n_channels)} at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
                        f"{hello.platform} board {hello.board_id} into {', '.join(sinks[0])}{until}")
             else:
-                eprint(f"{doing} {len(recs)} boards, {cfg.n_channels} channels at {cfg.rate} Hz each "
+                eprint(f"{doing} {len(recs)} boards, {_channels(cfg.n_channels)} at {cfg.rate} Hz each "
                        f"({args.source}, {args.fmt}){until}")
                 for label, rec, (_, _, h), sink in zip(labels, recs, prepared, sinks):
                     eprint(f"{label}  {rec.url}: {h.platform} board {h.board_id} into {', '.join(sink)}")
