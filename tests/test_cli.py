@@ -240,3 +240,18 @@ def test_ctrl_c_while_the_command_is_still_loading_is_one_line(monkeypatch, caps
     monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
     assert entry.main() == 130
     assert capsys.readouterr().err == "picodaq: interrupted\n"
+
+
+def test_damaged_emulator_registry_entries_are_skipped(monkeypatch, tmp_path):
+    """`picodaq ports` (and flash/serve without --port) read every entry `picodaq emulate` wrote;
+    one half-written or foreign is skipped, not a traceback, and never removed."""
+    from picodaq.ports import emulated_boards, registry_dir
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    d = registry_dir()
+    d.mkdir(parents=True)
+    bad = {"a.json": '{"pid": "x"}', "b.json": "[1, 2]", "c.json": f'{{"pid": {os.getpid()}}}', "d.json": '{"po'}
+    for name, text in bad.items():
+        (d / name).write_text(text)
+    assert emulated_boards() == []
+    assert sorted(p.name for p in d.iterdir()) == sorted(bad)

@@ -44,11 +44,11 @@ def emulated_boards() -> list[PortInfo]:
     for entry in sorted(d.glob("*.json")) if d.exists() else []:
         try:
             info = json.loads(entry.read_text())
-        except (OSError, ValueError):
-            continue
-        if _alive(int(info.get("pid", 0))) and Path(info["port"]).exists():
-            out.append(PortInfo(info["port"], f"emulated board (flash {info['flash']})", True,
-                                info.get("board_id"), emulated=True))
+            pid, port, flash = int(info["pid"]), str(info["port"]), info["flash"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written, or not ours: skipped, never removed
+        if _alive(pid) and Path(port).exists():
+            out.append(PortInfo(port, f"emulated board (flash {flash})", True, info.get("board_id"), emulated=True))
         else:
             entry.unlink(missing_ok=True)
     return out
