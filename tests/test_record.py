@@ -122,3 +122,23 @@ def test_a_reader_of_stderr_leaving_does_not_cut_the_recording_short(make_board,
     stats = json.loads((tmp_path / "s.json").read_text())
     assert stats["samples"] == np.load(tmp_path / "r.npy").shape[0] >= 3000
     assert stats["samples_lost"] == 0
+
+
+def test_an_output_failing_mid_recording_keeps_the_counters_and_an_exact_capture(make_board, tmp_path):
+    """A full disk under one output (/dev/full behind a .csv): the recording stops with that named,
+    the summary and --stats-json still come, and the .tlv holds every byte once."""
+    import os
+
+    board = make_board()
+    full = tmp_path / "full.csv"
+    os.symlink("/dev/full", full)
+    r = picodaq("record", "--port", board.port, "--seconds", "5", "--channels", "8", "--out", str(tmp_path / "r.tlv"),
+                "--out", str(full), "--stats-json", str(tmp_path / "s.json"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1].startswith(f"picodaq: {full}: write failed: No space left on device")
+    assert "received 8 channels at 1000 Hz" in r.stderr  # the summary
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["seq_lost"] == 0 and stats["samples"] > 0
+    again = picodaq("replay", str(tmp_path / "r.tlv"), "--stats-json", "-", "--quiet")
+    replayed = json.loads(again.stdout)
+    assert replayed["seq_lost"] == 0 and replayed["frames_ok"] >= stats["frames_ok"]
