@@ -148,13 +148,17 @@ def connect_port(port: str | None, stack: ExitStack) -> tuple[Link, PortInfo | N
 
 
 class Interrupts:
-    """Ctrl-C asks the recording to stop; it never cuts a file write in half.
+    """Ctrl-C asks the recording to stop; it never cuts a file write in half. So do SIGTERM
+    (`kill`, a service stopping) and SIGHUP (the terminal closed): they would otherwise end the
+    process with its BDF never written and the board left streaming.
 
-    The first press sets `requested`; later ones only say that files are being saved."""
+    The first signal sets `requested`; later ones only say that files are being saved."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.requested = False
-        self._old: Any = None
+        self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: object) -> None:
         if self.requested:
@@ -162,11 +166,13 @@ class Interrupts:
         self.requested = True
 
     def __enter__(self) -> "Interrupts":
-        self._old = signal.signal(signal.SIGINT, self._handler)
+        for sig in self.SIGNALS:
+            self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 # -- commands -------------------------------------------------------------------
