@@ -255,3 +255,20 @@ def test_damaged_emulator_registry_entries_are_skipped(monkeypatch, tmp_path):
         (d / name).write_text(text)
     assert emulated_boards() == []
     assert sorted(p.name for p in d.iterdir()) == sorted(bad)
+
+
+def test_a_long_replay_says_how_far_it_is(monkeypatch, capsys):
+    """Off a terminal: nothing in the first second, then a line every PLAIN_EVERY seconds."""
+    import time
+
+    from picodaq.cli import ReplayProgress
+
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    p = ReplayProgress(400_000_000)
+    for t, done in ((100.5, 10_000_000), (101.2, 100_000_000), (103.0, 200_000_000), (106.5, 300_000_000)):
+        now[0] = t
+        p(done)
+    p.done()
+    assert capsys.readouterr().err.splitlines() == ["replaying: 25% (100 of 400 MB, 1 s)",
+                                                    "replaying: 75% (300 of 400 MB, 6 s)"]

@@ -43,10 +43,10 @@ def comparable_stats(stats: dict) -> dict:
     return {k: v for k, v in stats.items() if k not in HOST_ONLY_STATS}
 
 
-def eprint(*args: object, sep: str = " ") -> None:
+def eprint(*args: object, sep: str = " ", end: str = "\n") -> None:
     """A line on stderr; if nobody reads stderr any more (`2>&1 | head`), the work goes on without it."""
     try:
-        print(*args, sep=sep, file=sys.stderr, flush=True)
+        print(*args, sep=sep, end=end, file=sys.stderr, flush=True)
     except BrokenPipeError:
         pass
 
@@ -498,6 +498,41 @@ def _record_report(args: argparse.Namespace, group: RecordingGroup, clock_origin
     return 0
 
 
+class ReplayProgress:
+    """How far a long replay is, on stderr: said once it has run a second, then every second (a line
+    rewritten in place on a terminal, a new line every PLAIN_EVERY seconds otherwise)."""
+
+    PLAIN_EVERY = 5.0
+
+    def __init__(self, total: int) -> None:
+        self.total = max(total, 1)
+        self.start = time.monotonic()
+        self.next = self.start + 1.0
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now < self.next:
+            return
+        self.next = now + (1.0 if self.tty else self.PLAIN_EVERY)
+        text = (f"replaying: {done / self.total:.0%} ({done / 1e6:,.0f} of {self.total / 1e6:,.0f} MB, "
+                f"{now - self.start:.0f} s)")
+        if self.tty:
+            try:
+                sys.stderr.write(f"\r{text}\x1b[K")
+                sys.stderr.flush()
+            except BrokenPipeError:
+                pass
+        else:
+            eprint(text)
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown and self.tty:
+            eprint("\r\x1b[K", end="")
+
+
 def do_replay(args: argparse.Namespace) -> int:
     from .pipeline import check_capture, replay
 
@@ -507,8 +542,14 @@ def do_replay(args: argparse.Namespace) -> int:
     check_outputs(paths, protect=[src], stats=_stats_path(args))
     outputs = open_outputs(paths)
     t = time.monotonic()
-    stats, notes, layout = replay(src, outputs, source=SOURCES[args.source] if args.source else None,
-                          channels=mask_channels(args.channels) if args.channels else None, gain=args.gain)
+    progress = None if args.quiet else ReplayProgress(src.stat().st_size)
+    try:
+        stats, notes, layout = replay(src, outputs, source=SOURCES[args.source] if args.source else None,
+                                      channels=mask_channels(args.channels) if args.channels else None,
+                                      gain=args.gain, progress=progress)
+    finally:
+        if progress is not None:
+            progress.done()
     if args.channels and layout is not None and len(mask_channels(args.channels)) != layout.n_channels:
         notes.append(f"--channels names {len(mask_channels(args.channels))} channels but the capture holds "
                      f"{layout.n_channels}: labelled ch0..ch{layout.n_channels - 1} instead")

@@ -177,10 +177,11 @@ def check_capture(path: Path) -> None:
 
 def replay(path: Path, outputs: list[Output], *, source: int | None = None,
            channels: tuple[int, ...] | None = None, gain: int = ADS1299_DEFAULT_GAIN,
-           chunk: int = 1 << 20) -> tuple[dict[str, float], list[str], Layout | None]:
+           chunk: int = 1 << 20, progress: Callable[[int], None] | None = None
+           ) -> tuple[dict[str, float], list[str], Layout | None]:
     """Decode a capture through the pipeline into outputs, as fast as it reads.
 
-    Returns (stats, warnings, layout)."""
+    progress(bytes_done) after each chunk. Returns (stats, warnings, layout)."""
     receiver = Receiver()
     pipe = Pipeline(receiver, outputs, source=source, channels=channels, gain=gain).attach()
     try:
@@ -199,6 +200,8 @@ def replay(path: Path, outputs: list[Output], *, source: int | None = None,
                 part = view[:n]
                 pipe.raw(part)
                 receiver.receive(part)
+                if progress is not None:
+                    progress(f.tell())
         receiver.finish()
         ok = True
     finally:
