@@ -252,28 +252,31 @@ def _channels(n: int) -> str:
 
 def _summary(stats: dict, seconds: float, files: list[str], *, layout=None, status=None,
              notes: list[str] | tuple[str, ...] = (), indent: str = "") -> None:
-    def line(*a: object) -> None:  # each line indented: one board among several
-        eprint(indent, *a, sep="")
+    def eprint(*a: object) -> None:  # noqa: F811 (each line indented: one board among several)
+        try:
+            print(indent, *a, sep="", file=sys.stderr, flush=True)
+        except BrokenPipeError:  # as the module's eprint: nobody reads stderr any more
+            pass
 
     per_ch = stats["samples"]
     what = (f"{_channels(layout.n_channels)} at {layout.rate} Hz ({layout.source_name}, {layout.fmt_name})"
             if layout else "no samples")
-    line(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, "
-         f"{stats.get('duration_s', 0):.3f} s of recording")
-    line(f"link     {stats['frames_ok']:,} frames; {stats['crc_errors']} CRC errors, "
-         f"{stats['header_errors']} header errors, {stats['decode_errors']} decode errors, "
-         f"{stats['skipped_bytes']} bytes skipped, {stats['seq_lost']} frames lost")
-    line(f"gaps     {stats['samples_lost']:,} samples lost, {stats.get('gaps', 0)} gaps "
-         f"({stats.get('stream_restarts', 0)} stream restarts, {stats.get('board_restarts', 0)} board restarts)"
-         + (f", {stats['reconnects']} reconnects" if "reconnects" in stats else ""))
+    eprint(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, "
+           f"{stats.get('duration_s', 0):.3f} s of recording")
+    eprint(f"link     {stats['frames_ok']:,} frames; {stats['crc_errors']} CRC errors, "
+           f"{stats['header_errors']} header errors, {stats['decode_errors']} decode errors, "
+           f"{stats['skipped_bytes']} bytes skipped, {stats['seq_lost']} frames lost")
+    eprint(f"gaps     {stats['samples_lost']:,} samples lost, {stats.get('gaps', 0)} gaps "
+           f"({stats.get('stream_restarts', 0)} stream restarts, {stats.get('board_restarts', 0)} board restarts)"
+           + (f", {stats['reconnects']} reconnects" if "reconnects" in stats else ""))
     if status is not None:
-        line(f"device   {stats.get('device_samples_dropped', status.samples_dropped):,} instants dropped on "
-             f"the board; ring high water {status.ring_high_water}/{status.ring_capacity}")
-    line(f"markers  {stats.get('markers', 0)}")
+        eprint(f"device   {stats.get('device_samples_dropped', status.samples_dropped):,} instants dropped on "
+               f"the board; ring high water {status.ring_high_water}/{status.ring_capacity}")
+    eprint(f"markers  {stats.get('markers', 0)}")
     for n in notes:
-        line(f"warning  {n}")
+        eprint(f"warning  {n}")
     for f in files:
-        line(f"wrote    {f}")
+        eprint(f"wrote    {f}")
 
 
 def _stats_path(args: argparse.Namespace) -> Path | None:
@@ -533,6 +536,24 @@ class ReplayProgress:
             eprint("\r\x1b[K", end="")
 
 
+def _replay_notes(src: Path, args: argparse.Namespace, stats: dict, layout) -> list[str]:
+    """What the user should know about the capture they replayed, beyond the counters."""
+    notes = []
+    if args.channels and layout is not None and len(mask_channels(args.channels)) != layout.n_channels:
+        notes.append(f"--channels names {len(mask_channels(args.channels))} channels but the capture holds "
+                     f"{layout.n_channels}: labelled ch0..ch{layout.n_channels - 1} instead")
+    size = src.stat().st_size
+    if not size:
+        notes.append(f"{src}: empty: nothing was captured")
+    elif not stats["frames_ok"]:
+        notes.append(f"{src}: no picodaq frame in its {size:,} bytes: not a capture "
+                     "(`picodaq record --out NAME.tlv` writes one), or damaged beyond reading")
+    elif layout is not None and layout.source is None:
+        notes.append(f"{src}: the capture holds no HELLO (it starts mid-stream), so its source is unknown and "
+                     "values are counts; --source names it")
+    return notes
+
+
 def do_replay(args: argparse.Namespace) -> int:
     from .pipeline import check_capture, replay
 
@@ -550,15 +571,7 @@ def do_replay(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.done()
-    if args.channels and layout is not None and len(mask_channels(args.channels)) != layout.n_channels:
-        notes.append(f"--channels names {len(mask_channels(args.channels))} channels but the capture holds "
-                     f"{layout.n_channels}: labelled ch0..ch{layout.n_channels - 1} instead")
-    if not stats["frames_ok"]:
-        notes.append(f"{src}: no picodaq frame in its {src.stat().st_size:,} bytes: not a capture "
-                     "(`picodaq record --out NAME.tlv` writes one), or damaged beyond reading")
-    elif layout is not None and layout.source is None:
-        notes.append(f"{src}: the capture holds no HELLO (it starts mid-stream), so its source is unknown and "
-                     "values are counts; --source names it")
+    notes += _replay_notes(src, args, stats, layout)
     if not args.quiet:
         from .outputs import Output
 

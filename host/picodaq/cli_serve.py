@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -19,7 +20,9 @@ def _log(text: str) -> None:
 def serve_port(port: str | None) -> str:
     """--port, else the one attached board, else the one emulated board running."""
     if port:
-        if "://" not in port and (why := port_problem(port)):
+        # a path that is there but cannot be a serial port; a missing one is the server's to report,
+        # after it has checked --listen
+        if "://" not in port and os.path.exists(port) and (why := port_problem(port)):
             raise UsageError(f"cannot open port {port}: {why}")
         return port
     boards = attached_boards() or emulated_boards()

@@ -156,8 +156,8 @@ _NOT_CAPTURES = ((b"\x93NUMPY", "a .npy array"), (b"\xffBIOSEMI", "a BDF file"),
 
 def check_capture(path: Path) -> None:
     """UsageError, before any output is made, when path is plainly not a capture to replay:
-    missing, a folder, unreadable, empty, or another of picodaq's outputs.
-    (Other bytes are decoded: a damaged capture still gives its counters.)"""
+    missing, a folder, unreadable, or another of picodaq's outputs. (Other bytes are decoded:
+    a damaged capture still gives its counters, an empty one its empty outputs.)"""
     if path.is_dir():
         raise UsageError(f"{path}: is a directory, not a .tlv capture")
     if not path.is_file():
@@ -167,8 +167,6 @@ def check_capture(path: Path) -> None:
             head = f.read(32)
     except OSError as e:
         raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
-    if not head:
-        raise UsageError(f"{path}: empty file: nothing to replay")
     for magic, what in _NOT_CAPTURES:
         if head.startswith(magic):
             raise UsageError(f"{path}: {what}, not a .tlv capture (replay reads what `picodaq record --out "
