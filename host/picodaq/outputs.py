@@ -224,6 +224,7 @@ class EventsFile:
             tmp.write_text(buf.getvalue())
             tmp.replace(self.path)  # readers never see a half-written list
         except OSError as e:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no stray .tmp; the last complete list stays
             raise OutputError(f"{self.path}: cannot write: {e.strerror or e}", self.path) from None
         self._dirty = False
 
