@@ -142,3 +142,25 @@ def test_an_output_failing_mid_recording_keeps_the_counters_and_an_exact_capture
     again = picodaq("replay", str(tmp_path / "r.tlv"), "--stats-json", "-", "--quiet")
     replayed = json.loads(again.stdout)
     assert replayed["seq_lost"] == 0 and replayed["frames_ok"] >= stats["frames_ok"]
+
+
+def test_a_port_another_program_holds_is_named_busy(make_board, tmp_path):
+    """pyserial's own words were "Could not exclusively lock port ...: [Errno 11] Resource temporarily unavailable"."""
+    import fcntl
+    import os
+
+    board = make_board()
+    fd = os.open(board.port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as pyserial, mpremote or a running `picodaq record` holds it
+    try:
+        for args in (["info"], ["record", "--seconds", "1", "--out", str(tmp_path / "r.npy")],
+                     ["serve", "--listen", "127.0.0.1:0"]):
+            r = picodaq(*args, "--port", board.port, timeout=60)
+            assert r.returncode == 1 and "Traceback" not in r.stderr
+            assert r.stderr.strip() == (f"picodaq: port {board.port} is busy: another program has it open "
+                                        "(a `picodaq record` or `serve`, mpremote or a terminal?)"), args
+    finally:
+        os.close(fd)
+    assert not (tmp_path / "r.npy").exists()
+    r = picodaq("info", "--port", board.port, timeout=60)  # let go: the board answers again
+    assert r.returncode == 0, r.stderr

@@ -2,6 +2,8 @@
 emulated boards that `picodaq emulate` has running on this machine."""
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import stat
@@ -84,3 +86,24 @@ def port_problem(port: str) -> str | None:
     if cls.exists() and cls.resolve().name != "tty":
         return f"not a serial port (a {cls.resolve().name} device)"
     return None
+
+
+def port_busy(port: str) -> bool:
+    """Whether another program holds port's exclusive lock (as pyserial and mpremote take it).
+    Asked only after opening it failed: the probe opens the device too."""
+    if "://" in port:
+        return False
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
+    finally:
+        os.close(fd)  # closing drops the lock we may have taken
+    return False
+
+
+BUSY = "is busy: another program has it open (a `picodaq record` or `serve`, mpremote or a terminal?)"
