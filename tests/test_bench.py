@@ -169,12 +169,18 @@ def test_unwritable_json_path_as_user(tmp_path):
     (["--readme", "{tmp}/missing.md"], ["--readme", "no such file"]),
     (["--from-json", "{tmp}/missing.json"], ["--from-json", "cannot read"]),
     (["--from-json", "{tmp}/bad.json"], ["--from-json", "not a picodaq bench results file"]),
+    (["--from-json", "{tmp}/empty.json"], ["--from-json", "holds no figures"]),
+    (["--from-json", "{tmp}/empty.json", "--readme", "{tmp}/README.md"], ["--from-json", "holds no figures"]),
     (["--only", "warp"], ["unknown figure warp"]),
 ])
 def test_bad_input_is_one_line_and_exit_2_before_measuring(tmp_path, args, words):
     (tmp_path / "bad.json").write_text('{"figures": {"pipeline": {"command": "x"}}}')
+    (tmp_path / "empty.json").write_text('{"figures": {}}')
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:start -->\n| the table |\n<!-- bench:end -->\n")
     r = picodaq("bench", "--quick", *[a.replace("{tmp}", str(tmp_path)) for a in args], timeout=30)
     assert r.returncode == 2
     assert_one_clear_line(r, *words)
+    assert "| the table |" in readme.read_text()  # never replaced by an empty one
     assert "bench [" not in r.stderr  # nothing was measured
     assert not (tmp_path / "no").exists()

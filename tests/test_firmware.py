@@ -72,14 +72,20 @@ def test_every_command_and_error_code(fw_link):
         "0 samples/frame": (dict(spf=0), C.ST_BAD_ARGUMENT),
         "frame too big": (dict(spf=2000), C.ST_BAD_ARGUMENT),  # 8 ch x 2000 x 2 B > 4096
         "beyond max_rate": (dict(rate=3_000_000, mask=0xFFFF), C.ST_BAD_ARGUMENT),
+        "too fast for any frame": (dict(rate=100_000, mask=0xFFFFFFFF, spf=16), C.ST_BAD_ARGUMENT),
         "too many frames/s": (dict(rate=1_000_000, mask=1, spf=16), C.ST_BAD_ARGUMENT),
     }
+    said = {}
     for name, (kw, code) in refusals.items():
         logs = link.receiver.log_count
         assert configure_code(link, **kw) == code, name
         assert link.pump_until(lambda: link.receiver.log_count > logs, 1.0), name
         assert link.log_texts()[-1].startswith("CONFIGURE"), (name, link.log_texts()[-1])
-    assert "samples_per_frame" in link.log_texts()[-1]  # the last refusal says what to change
+        said[name] = link.log_texts()[-1]
+    assert "samples_per_frame" in said["too many frames/s"]  # a refusal says what to change
+    # ... and never advises frames larger than a frame can be: 32 int16 channels fit 63 instants in one
+    assert said["too fast for any frame"] == ("CONFIGURE: rate 100000 with 32 channel(s) is too fast for this "
+                                              f"board: at most {1023 * 63}")
     assert status_code(link, C.OP_CONFIGURE, b"\x00" * 8) == C.ST_BAD_ARGUMENT  # arguments too short
     assert status_code(link, 0x63) == C.ST_UNKNOWN_OPCODE
     assert status_code(link, C.OP_MARK) == C.ST_BAD_ARGUMENT  # the u16 code is missing

@@ -274,6 +274,7 @@ def test_flash_on_the_command_line_shows_each_file(boards):
         assert f"copied     {name}  (" in r.stderr, r.stderr
     assert "SHA-256 verified on the board" in r.stderr
     assert "HELLO from linux board" in r.stderr and "(matches)" in r.stderr
+    assert "" not in r.stderr.splitlines()  # off a terminal, no progress bar leaves an empty line
     assert r.stdout.startswith(f"flashed picodaq {firmware_version()} (mpy v6.3 x64")
     r = picodaq("flash", "--port", board.port, "--json")
     assert r.returncode == 0, r.stderr

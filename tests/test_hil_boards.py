@@ -50,6 +50,10 @@ def test_describe_selection_never_raises(monkeypatch):
     assert describe_selection().startswith("no usable board: PICODAQ_REQUIRE_HARDWARE=1")
     monkeypatch.setenv("PICODAQ_PORT", "/dev/ttyACM7")
     assert describe_selection() == "hardware on /dev/ttyACM7 (PICODAQ_PORT=/dev/ttyACM7)"
+    monkeypatch.setenv("PICODAQ_PORT", " , ")  # set, yet naming nothing: no empty pool to wait on forever
+    assert describe_selection().startswith("no usable board: PICODAQ_PORT=' , ' names no port")
+    with pytest.raises(NoBoardError, match="--picodaq-port=',' names no port"):
+        choose_boards({}, port=",", ports=[PICO])
 
 
 def test_a_board_that_re_enumerates_is_found_by_serial_number():

@@ -170,6 +170,14 @@ def test_the_fallback_is_never_silent_and_logs_are_linked(tmp_path):
     assert "picodaq device log" in r.stdout and "ACK     seq 2: PING" in r.stdout
 
 
+def test_a_bad_fault_seed_or_port_list_is_named(tmp_path):
+    r = run_pytest(tmp_path, "def test_x(faulty_link):\n    pass\n", env={"PICODAQ_FAULT_SEED": "abc"})
+    assert r.returncode != 0 and "Traceback" not in r.stdout + r.stderr
+    assert "picodaq: PICODAQ_FAULT_SEED='abc' is not a whole number" in r.stdout
+    r = run_pytest(tmp_path, "def test_x(board):\n    pass\n", env={"PICODAQ_PORT": ","})
+    assert r.returncode != 0 and "picodaq: PICODAQ_PORT=',' names no port" in r.stdout
+
+
 def test_requiring_hardware_refuses_the_fallback(tmp_path):
     r = run_pytest(tmp_path, "def test_x(board):\n    pass\n", env={"PICODAQ_REQUIRE_HARDWARE": "1"})
     assert r.returncode != 0

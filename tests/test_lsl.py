@@ -454,3 +454,21 @@ def test_a_pylsl_without_its_library_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "picodaq.cli", "stream", "--port", str(tmp_path / "nope")],
                        capture_output=True, text=True, timeout=60, env=env)
     assert_one_clear_line(r, "LSL is not available", "library file was not found")
+
+
+def test_liblsl_is_kept_quiet_unless_configured(monkeypatch, tmp_path):
+    """Without a configuration liblsl writes two INFO lines on stderr (under --quiet too): picodaq
+    gives it one that logs warnings only, and leaves a user's LSLAPICFG alone."""
+    import tempfile
+
+    from picodaq import lsl
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(lsl, "_LSL_CONFIGS", (str(tmp_path / "nowhere.cfg"),))
+    monkeypatch.setenv("LSLAPICFG", "/users/own.cfg")
+    lsl._quiet_liblsl()
+    assert os.environ["LSLAPICFG"] == "/users/own.cfg"
+    monkeypatch.delenv("LSLAPICFG")
+    lsl._quiet_liblsl()
+    cfg = os.environ["LSLAPICFG"]
+    assert os.path.dirname(cfg) == str(tmp_path) and "[log]\nlevel = -2" in open(cfg).read()

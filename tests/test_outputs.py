@@ -210,3 +210,24 @@ def test_a_full_disk_stops_with_one_line(tmp_path):
     r = picodaq("replay", str(tmp_path / "f.tlv"), "--out", str(tmp_path / "full.csv"), "--out", str(tmp_path / "ok.npy"))
     assert_one_clear_line(r, "full.csv", "No space left")
     assert np.load(tmp_path / "ok.npy").shape[1] == 2
+
+
+def test_an_events_list_that_cannot_be_rewritten_leaves_no_tmp_and_keeps_the_last(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from picodaq.outputs import EventsFile, OutputError
+
+    ev = EventsFile(tmp_path / "r.events.csv")
+    before = (tmp_path / "r.events.csv").read_text()
+    real = Path.write_text
+
+    def disk_full(self, text, *a, **kw):
+        real(self, text[: len(text) // 2])  # part of it landed, then the disk was full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    ev._dirty = True
+    with pytest.raises(OutputError, match="No space left"):
+        ev.flush()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.events.csv"]
+    assert (tmp_path / "r.events.csv").read_text() == before

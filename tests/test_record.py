@@ -13,7 +13,7 @@ from picodaq.blocks import ramp_counts
 from picodaq.cli import comparable_stats as comparable
 from picodaq.outputs import read_npy_shape
 
-from cli_helpers import events, physical_to_counts, picodaq, read_bdf
+from cli_helpers import events, physical_to_counts, picodaq, read_bdf, start_picodaq
 
 FORMAT = {name: code for code, name in C.FORMAT_NAMES.items()}
 
@@ -110,3 +110,57 @@ def test_a_configuration_the_board_refuses_is_one_line_with_its_reason(make_boar
     prefix = f"picodaq: board refused CONFIGURE ({status}): "
     assert line.startswith(prefix) and len(line) > len(prefix) + 10  # the board's own reason follows
     assert list(tmp_path.iterdir()) == []  # refused before any file was made
+
+
+def test_a_reader_of_stderr_leaving_does_not_cut_the_recording_short(make_board, tmp_path):
+    """`picodaq record ... 2>&1 | head -2`: the live view loses its reader; the recording runs its course."""
+    board = make_board()
+    p = start_picodaq("record", "--port", board.port, "--seconds", "3", "--out", str(tmp_path / "r.npy"),
+                      "--stats-json", str(tmp_path / "s.json"))
+    p.stderr.close()  # before the first progress line: every later line meets a closed pipe
+    assert p.wait(60) == 0
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["samples"] == np.load(tmp_path / "r.npy").shape[0] >= 3000
+    assert stats["samples_lost"] == 0
+
+
+def test_an_output_failing_mid_recording_keeps_the_counters_and_an_exact_capture(make_board, tmp_path):
+    """A full disk under one output (/dev/full behind a .csv): the recording stops with that named,
+    the summary and --stats-json still come, and the .tlv holds every byte once."""
+    import os
+
+    board = make_board()
+    full = tmp_path / "full.csv"
+    os.symlink("/dev/full", full)
+    r = picodaq("record", "--port", board.port, "--seconds", "5", "--channels", "8", "--out", str(tmp_path / "r.tlv"),
+                "--out", str(full), "--stats-json", str(tmp_path / "s.json"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1].startswith(f"picodaq: {full}: write failed: No space left on device")
+    assert "received 8 channels at 1000 Hz" in r.stderr  # the summary
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["seq_lost"] == 0 and stats["samples"] > 0
+    again = picodaq("replay", str(tmp_path / "r.tlv"), "--stats-json", "-", "--quiet")
+    replayed = json.loads(again.stdout)
+    assert replayed["seq_lost"] == 0 and replayed["frames_ok"] >= stats["frames_ok"]
+
+
+def test_a_port_another_program_holds_is_named_busy(make_board, tmp_path):
+    """pyserial's own words were "Could not exclusively lock port ...: [Errno 11] Resource temporarily unavailable"."""
+    import fcntl
+    import os
+
+    board = make_board()
+    fd = os.open(board.port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as pyserial, mpremote or a running `picodaq record` holds it
+    try:
+        for args in (["info"], ["record", "--seconds", "1", "--out", str(tmp_path / "r.npy")],
+                     ["serve", "--listen", "127.0.0.1:0"]):
+            r = picodaq(*args, "--port", board.port, timeout=60)
+            assert r.returncode == 1 and "Traceback" not in r.stderr
+            assert r.stderr.strip() == (f"picodaq: port {board.port} is busy: another program has it open "
+                                        "(a `picodaq record` or `serve`, mpremote or a terminal?)"), args
+    finally:
+        os.close(fd)
+    assert not (tmp_path / "r.npy").exists()
+    r = picodaq("info", "--port", board.port, timeout=60)  # let go: the board answers again
+    assert r.returncode == 0, r.stderr

@@ -275,7 +275,7 @@ def test_mark_on_key_in_a_terminal(make_board, tmp_path):
 
 def test_mark_on_key_needs_a_terminal(tmp_path):
     r = picodaq("record", "--seconds", "1", "--mark-on-key", "--out", str(tmp_path / "a.npy"))
-    assert r.returncode == 1 and r.stderr.strip() == "picodaq: --mark-on-key needs a terminal on stdin"
+    assert r.returncode == 2 and r.stderr.strip() == "picodaq: --mark-on-key needs a terminal on stdin"
 
 
 @pytest.mark.soak
@@ -345,3 +345,19 @@ def test_a_firmware_fault_mid_stream_restarts_the_stream(make_board, tmp_path):
     assert stats["stream_restarts"] >= 1 and stats["board_resets"] == 0
     a, b, _ = check_files(paths, tmp_path)
     assert "gap: stream restarted" in [t for _, _, t in b["annotations"]]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_kill_or_a_closed_terminal_stops_and_saves_like_ctrl_c(make_board, tmp_path, sig):
+    """SIGTERM (`kill`, a service stopping) and SIGHUP (the terminal closed) used to end the process
+    on the spot: no BDF at all, a .npy header behind its data, the board left streaming."""
+    board = make_board()
+    p, paths, lines = recording(board, tmp_path)
+    wait_for(file_grows_past(paths["tlv"], 3000), what="data")
+    p.send_signal(sig)
+    code, out, err = finish(p, lines)
+    assert code == 0, err  # an open-ended recording, ended on request
+    assert "Traceback" not in err and f"wrote    {paths['bdf']}" in err
+    stats = json.loads(out)
+    a, _, replay_stats = check_files(paths, tmp_path)
+    assert len(a) == stats["samples"] == replay_stats["samples"]

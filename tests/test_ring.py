@@ -374,3 +374,20 @@ def test_wait_for_is_capped_at_the_capacity():
         await task
 
     asyncio.run(main())
+
+
+def test_bytes_lent_to_a_consumer_that_raises_are_not_lent_again():
+    """An output failing mid-chunk (a full disk) must not make the link hand the same bytes to the
+    capture file and the decoder a second time (a .tlv with duplicated frames)."""
+    ring = ByteRing(16)
+    ring.push(b"abcdef")
+
+    def fails(view):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        ring.pop_each(16, fails)
+    assert len(ring) == 0
+    ring.push(b"gh")
+    seen = []
+    assert ring.pop_each(16, lambda v: seen.append(bytes(v))) == 2 and seen == [b"gh"]

@@ -267,8 +267,12 @@ class App:
             return ST_UNSUPPORTED, "CONFIGURE: " + why
         slots = (rate + spf - 1) // spf + 1  # one second queued plus the chunk being filled
         if slots > MAX_SLOTS:
+            need = (rate + MAX_SLOTS - 2) // (MAX_SLOTS - 1)
+            if _SAMPLES_HEAD + nch * need * bps > MAX_PAYLOAD:  # no frame size helps: say so, not "raise"
+                return ST_BAD_ARGUMENT, "CONFIGURE: rate %d with %d channel(s) is too fast for this board: at most %d" % (
+                    rate, nch, (MAX_SLOTS - 1) * ((MAX_PAYLOAD - _SAMPLES_HEAD) // (nch * bps)))
             return ST_BAD_ARGUMENT, "CONFIGURE: %d frames/s is too many; raise samples_per_frame to at least %d" % (
-                (rate + spf - 1) // spf, (rate + MAX_SLOTS - 2) // (MAX_SLOTS - 1))
+                (rate + spf - 1) // spf, need)
         if not self.ring.fits(slots, spf, nch * bps):
             return ST_BAD_ARGUMENT, "CONFIGURE: a 1 s ring (%d bytes) does not fit this board's %d" % (
                 slots * spf * nch * bps, len(self.ring.buf))

@@ -149,7 +149,12 @@ def _seed(config: pytest.Config, marker) -> int:
     if config.getoption("--picodaq-seed") is not None:
         return int(config.getoption("--picodaq-seed"))
     if os.environ.get("PICODAQ_FAULT_SEED"):
-        return int(os.environ["PICODAQ_FAULT_SEED"])
+        text = os.environ["PICODAQ_FAULT_SEED"]
+        try:
+            return int(text)
+        except ValueError:
+            pytest.fail(f"picodaq: PICODAQ_FAULT_SEED={text!r} is not a whole number (a fault seed, as printed "
+                        "with each faulty-link test)", pytrace=False)
     return random.SystemRandom().randrange(1 << 31)
 
 

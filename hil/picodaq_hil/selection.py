@@ -85,6 +85,9 @@ def choose_boards(env: Mapping[str, str] | None = None, port: str | None = None,
     if wanted.strip():
         names = [p.strip() for p in wanted.split(",") if p.strip()]
         how = "--picodaq-port" if port else "PICODAQ_PORT"
+        if not names:  # "," or " , ": not unset, yet no port; never an empty pool (it would wait forever)
+            raise NoBoardError(f"{how}={wanted!r} names no port: give one (or several, separated by commas), "
+                               "or leave it unset")
         return [BoardChoice(HARDWARE, f"{how}={wanted}", p, _serial_of(p, listed)) for p in names]
     boards = [p for p in listed if p.is_board]
     if len(boards) == 1:

@@ -21,15 +21,15 @@ from .cli_bench import args_bench, do_bench
 from .cli_flash import args_flash, do_flash
 from .cli_stream import add_lsl_args, args_stream, check_lsl, describe, do_stream, open_lsl
 from .cli_serve import args_serve, do_serve
-from .errors import ContractMismatch, PicodaqError, UsageError
+from .errors import ContractMismatch, LinkError, PicodaqError, UsageError
 from .link import Link
-from .outputs import SUFFIXES, check_outputs, check_writable, open_outputs
-from .ports import PortInfo, attached_boards, emulated_boards, serial_ports
+from .outputs import SUFFIXES, check_outputs, open_outputs
+from .ports import BUSY, PortInfo, attached_boards, emulated_boards, port_busy, port_problem, serial_ports
 from .units import ADS1299_DEFAULT_GAIN, ADS1299_GAINS
 
 if TYPE_CHECKING:
     from .lsl import LslOutlet
-    from .recorder import Recording
+    from .recorder import Recording, StreamConfig
     from .recording_group import RecordingGroup
 
 SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
@@ -43,8 +43,12 @@ def comparable_stats(stats: dict) -> dict:
     return {k: v for k, v in stats.items() if k not in HOST_ONLY_STATS}
 
 
-def eprint(*args: object) -> None:
-    print(*args, file=sys.stderr, flush=True)
+def eprint(*args: object, sep: str = " ", end: str = "\n") -> None:
+    """A line on stderr; if nobody reads stderr any more (`2>&1 | head`), the work goes on without it."""
+    try:
+        print(*args, sep=sep, end=end, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        pass
 
 
 # -- argument types: each turns a bad value into one clear line ------------------
@@ -79,11 +83,15 @@ def channel_mask(text: str) -> int:
             return (1 << n) - 1
         mask = 0
         for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            a, b = int(lo), int(hi or lo)
-            if not 0 <= a <= b < C.MAX_CHANNELS:
+            lo, dash, hi = part.partition("-")
+            a, b = int(lo), int(hi) if dash else int(lo)  # "0-" has no end: int("") refuses it
+            if not (0 <= a < C.MAX_CHANNELS and 0 <= b < C.MAX_CHANNELS):
                 raise argparse.ArgumentTypeError(f"channels must be within 0..{C.MAX_CHANNELS - 1}: {part!r}")
+            if a > b:
+                raise argparse.ArgumentTypeError(f"a channel range goes from low to high: {part!r} (write {b}-{a})")
             for c in range(a, b + 1):
+                if mask >> c & 1:  # the board sends each channel once: a repeat is a typo
+                    raise argparse.ArgumentTypeError(f"channel {c} is named twice in {text!r}")
                 mask |= 1 << c
         return mask
     except ValueError:
@@ -132,19 +140,30 @@ def connect_port(port: str | None, stack: ExitStack) -> tuple[Link, PortInfo | N
             Flasher(board.port).flash()  # an emulated board starts empty, as a new Pico does
             port = board.port
             eprint(f"picodaq: no board attached; using an emulated board on {port}, freshly flashed")
-    link = Link.open(port)
+    if why := port_problem(port):
+        raise UsageError(f"cannot open port {port}: {why}")
+    try:
+        link = Link.open(port)
+    except LinkError:
+        if port_busy(port):  # pyserial only says "Resource temporarily unavailable"
+            raise LinkError(f"port {port} {BUSY}", port=port) from None
+        raise
     stack.callback(link.close)
     return link, found
 
 
 class Interrupts:
-    """Ctrl-C asks the recording to stop; it never cuts a file write in half.
+    """Ctrl-C asks the recording to stop; it never cuts a file write in half. So do SIGTERM
+    (`kill`, a service stopping) and SIGHUP (the terminal closed): they would otherwise end the
+    process with its BDF never written and the board left streaming.
 
-    The first press sets `requested`; later ones only say that files are being saved."""
+    The first signal sets `requested`; later ones only say that files are being saved."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.requested = False
-        self._old: Any = None
+        self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: object) -> None:
         if self.requested:
@@ -152,11 +171,13 @@ class Interrupts:
         self.requested = True
 
     def __enter__(self) -> "Interrupts":
-        self._old = signal.signal(signal.SIGINT, self._handler)
+        for sig in self.SIGNALS:
+            self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 # -- commands -------------------------------------------------------------------
@@ -230,13 +251,20 @@ def _write_stats(target: str | None, stats: dict) -> None:
             raise UsageError(f"{target}: cannot write the stats: {e.strerror or e}") from None
 
 
+def _channels(n: int) -> str:
+    return f"{n} channel{'s' * (n != 1)}"
+
+
 def _summary(stats: dict, seconds: float, files: list[str], *, layout=None, status=None,
              notes: list[str] | tuple[str, ...] = (), indent: str = "") -> None:
     def eprint(*a: object) -> None:  # noqa: F811 (each line indented: one board among several)
-        print(indent, *a, sep="", file=sys.stderr, flush=True)
+        try:
+            print(indent, *a, sep="", file=sys.stderr, flush=True)
+        except BrokenPipeError:  # as the module's eprint: nobody reads stderr any more
+            pass
 
     per_ch = stats["samples"]
-    what = (f"{layout.n_channels} channels at {layout.rate} Hz ({layout.source_name}, {layout.fmt_name})"
+    what = (f"{_channels(layout.n_channels)} at {layout.rate} Hz ({layout.source_name}, {layout.fmt_name})"
             if layout else "no samples")
     eprint(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, "
            f"{stats.get('duration_s', 0):.3f} s of recording")
@@ -254,6 +282,20 @@ def _summary(stats: dict, seconds: float, files: list[str], *, layout=None, stat
         eprint(f"warning  {n}")
     for f in files:
         eprint(f"wrote    {f}")
+
+
+def _stats_path(args: argparse.Namespace) -> Path | None:
+    """--stats-json as a file to check (None for none, or - for stdout)."""
+    return Path(args.stats_json) if args.stats_json and args.stats_json != "-" else None
+
+
+def _check_frame_fits(cfg: StreamConfig, args: argparse.Namespace) -> None:
+    """--samples-per-frame beyond one frame's payload, refused before the board is touched."""
+    most = cfg.max_frame_samples()
+    if cfg.samples_per_frame > most:
+        raise UsageError(f"--samples-per-frame {cfg.samples_per_frame}: a SAMPLES frame holds at most {most} instants "
+                         f"of {_channels(cfg.n_channels)} in {args.fmt} "
+                         f"({C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES]}-byte payload)")
 
 
 def _check_bdf_fmt(paths: list[Path], fmt: int) -> None:
@@ -319,12 +361,11 @@ def do_record(args: argparse.Namespace) -> int:
     _check_ports(ports)
     labels = board_labels(len(ports))
     plans = board_paths([Path(p) for p in args.out or []], labels)
-    check_outputs([p for plan in plans for p in plan])
-    if args.stats_json and args.stats_json != "-":
-        check_writable(Path(args.stats_json))
+    check_outputs([p for plan in plans for p in plan], stats=_stats_path(args))
     cfg = StreamConfig(rate=args.rate, channel_mask=args.channels, source=SOURCES[args.source],
                        fmt=FORMATS[args.fmt], samples_per_frame=args.samples_per_frame or 0)
     _check_bdf_fmt(plans[0], cfg.fmt)
+    _check_frame_fits(cfg, args)
     several = len(ports) > 1
 
     with ExitStack() as stack:
@@ -373,10 +414,10 @@ def do_record(args: argparse.Namespace) -> int:
             sinks = [[str(p) for p in paths] + ([describe(o)] if o is not None else [])
                      for paths, o in zip(plans, outlets or [None] * len(plans))]
             if not several:
-                eprint(f"{doing} {cfg.n_channels} channels at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
+                eprint(f"{doing} {_channels(cfg.n_channels)} at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
                        f"{hello.platform} board {hello.board_id} into {', '.join(sinks[0])}{until}")
             else:
-                eprint(f"{doing} {len(recs)} boards, {cfg.n_channels} channels at {cfg.rate} Hz each "
+                eprint(f"{doing} {len(recs)} boards, {_channels(cfg.n_channels)} at {cfg.rate} Hz each "
                        f"({args.source}, {args.fmt}){until}")
                 for label, rec, (_, _, h), sink in zip(labels, recs, prepared, sinks):
                     eprint(f"{label}  {rec.url}: {h.platform} board {h.board_id} into {', '.join(sink)}")
@@ -465,20 +506,77 @@ def _record_report(args: argparse.Namespace, group: RecordingGroup, clock_origin
     return 0
 
 
+class ReplayProgress:
+    """How far a long replay is, on stderr: said once it has run a second, then every second (a line
+    rewritten in place on a terminal, a new line every PLAIN_EVERY seconds otherwise)."""
+
+    PLAIN_EVERY = 5.0
+
+    def __init__(self, total: int) -> None:
+        self.total = max(total, 1)
+        self.start = time.monotonic()
+        self.next = self.start + 1.0
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now < self.next:
+            return
+        self.next = now + (1.0 if self.tty else self.PLAIN_EVERY)
+        text = (f"replaying: {done / self.total:.0%} ({done / 1e6:,.0f} of {self.total / 1e6:,.0f} MB, "
+                f"{now - self.start:.0f} s)")
+        if self.tty:
+            try:
+                sys.stderr.write(f"\r{text}\x1b[K")
+                sys.stderr.flush()
+            except BrokenPipeError:
+                pass
+        else:
+            eprint(text)
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown and self.tty:
+            eprint("\r\x1b[K", end="")
+
+
+def _replay_notes(src: Path, args: argparse.Namespace, stats: dict, layout) -> list[str]:
+    """What the user should know about the capture they replayed, beyond the counters."""
+    notes = []
+    if args.channels and layout is not None and len(mask_channels(args.channels)) != layout.n_channels:
+        notes.append(f"--channels names {len(mask_channels(args.channels))} channels but the capture holds "
+                     f"{layout.n_channels}: labelled ch0..ch{layout.n_channels - 1} instead")
+    size = src.stat().st_size
+    if not size:
+        notes.append(f"{src}: empty: nothing was captured")
+    elif not stats["frames_ok"]:
+        notes.append(f"{src}: no picodaq frame in its {size:,} bytes: not a capture "
+                     "(`picodaq record --out NAME.tlv` writes one), or damaged beyond reading")
+    elif layout is not None and layout.source is None:
+        notes.append(f"{src}: the capture holds no HELLO (it starts mid-stream), so its source is unknown and "
+                     "values are counts; --source names it")
+    return notes
+
+
 def do_replay(args: argparse.Namespace) -> int:
-    from .pipeline import replay
+    from .pipeline import check_capture, replay
 
     src = Path(args.file)
-    if not src.is_file():
-        raise UsageError(f"{src}: no such file")
+    check_capture(src)
     paths = [Path(p) for p in args.out or []]
-    check_outputs(paths, protect=[src])
-    if args.stats_json and args.stats_json != "-":
-        check_writable(Path(args.stats_json))
+    check_outputs(paths, protect=[src], stats=_stats_path(args))
     outputs = open_outputs(paths)
     t = time.monotonic()
-    stats, notes, layout = replay(src, outputs, source=SOURCES[args.source] if args.source else None,
-                          channels=mask_channels(args.channels) if args.channels else None, gain=args.gain)
+    progress = None if args.quiet else ReplayProgress(src.stat().st_size)
+    try:
+        stats, notes, layout = replay(src, outputs, source=SOURCES[args.source] if args.source else None,
+                                      channels=mask_channels(args.channels) if args.channels else None,
+                                      gain=args.gain, progress=progress)
+    finally:
+        if progress is not None:
+            progress.done()
+    notes += _replay_notes(src, args, stats, layout)
     if not args.quiet:
         from .outputs import Output
 
@@ -488,12 +586,22 @@ def do_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_flash_folder(folder: Path) -> None:
+    """emulate --flash: a folder, or a new one in a folder that exists (its port goes beside it)."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--flash {folder}: not a folder (the emulated board keeps its files in one)")
+    if not folder.parent.is_dir():
+        raise UsageError(f"--flash {folder}: folder {folder.parent} does not exist")
+
+
 def do_emulate(args: argparse.Namespace) -> int:
     from picodaq_hil.emulator import EmulatedBoard
 
     from .cli_flash import RichProgress
     from .flash import Flasher
 
+    if args.flash:
+        _check_flash_folder(Path(args.flash))
     board = EmulatedBoard(flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced,
                           flash_size=args.flash_size)
 
@@ -627,13 +735,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = COMMANDS[args.command][0]
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()  # a reader that left shows here, not in Python's exit
+        return status
+    except UsageError as e:
+        eprint(f"picodaq: {e}")
+        return 2
     except PicodaqError as e:
         eprint(f"picodaq: {e}")
         return 1
     except KeyboardInterrupt:
         eprint("picodaq: interrupted")
         return 130
+    except BrokenPipeError:
+        return _reader_left()
+
+
+def _reader_left() -> int:
+    """stdout's reader went away (`picodaq info | head -1`): stop quietly, as `cat` would.
+
+    Python would complain again when it flushes stdout at exit; point it at /dev/null first."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

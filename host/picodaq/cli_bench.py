@@ -68,6 +68,8 @@ def do_bench(args: argparse.Namespace) -> int:
         try:
             doc = json.loads(Path(args.from_json).read_text())
             report.markdown(doc)  # every figure it holds renders, or the file is not a results file
+            if not report.rows(doc):  # and an empty table must never replace a README's results
+                raise ValueError("it holds no figures")
         except OSError as e:
             return _fail(f"--from-json {args.from_json}: cannot read ({e.strerror or e})")
         except (ValueError, KeyError, TypeError, AttributeError) as e:

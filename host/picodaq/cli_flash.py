@@ -11,7 +11,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 
 from .errors import UsageError
 from .flash import BoardNotFound, FlashEvent, FlashReport, Flasher
-from .ports import attached_boards, emulated_boards
+from .ports import attached_boards, emulated_boards, port_problem
 
 
 class RichProgress:
@@ -22,8 +22,10 @@ class RichProgress:
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, highlight=False)
+        # off a terminal the bar is disabled, not only hidden: rich would end it with an empty line
         self.bar = Progress(TextColumn("  copying  {task.description}"), BarColumn(), DownloadColumn(),
-                            TransferSpeedColumn(), console=self.console, transient=True)
+                            TransferSpeedColumn(), console=self.console, transient=True,
+                            disable=not self.console.is_terminal)
         self.task: TaskID | None = None
 
     def __enter__(self) -> "RichProgress":
@@ -58,6 +60,8 @@ class RichProgress:
 def flash_port(port: str | None) -> str:
     """--port, else the one attached board, else the one running `picodaq emulate`."""
     if port:
+        if why := port_problem(port):
+            raise UsageError(f"cannot open port {port}: {why}")
         return port
     boards = attached_boards()
     if len(boards) > 1:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
-from .errors import UsageError
-from .ports import attached_boards, emulated_boards
+from .errors import LinkError, UsageError
+from .ports import BUSY, attached_boards, emulated_boards, port_busy, port_problem
 from .serve import BoardServer, parse_listen
 
 DEFAULT_LISTEN = "127.0.0.1:2217"
@@ -19,6 +20,10 @@ def _log(text: str) -> None:
 def serve_port(port: str | None) -> str:
     """--port, else the one attached board, else the one emulated board running."""
     if port:
+        # a path that is there but cannot be a serial port; a missing one is the server's to report,
+        # after it has checked --listen
+        if "://" not in port and os.path.exists(port) and (why := port_problem(port)):
+            raise UsageError(f"cannot open port {port}: {why}")
         return port
     boards = attached_boards() or emulated_boards()
     if len(boards) == 1:
@@ -33,7 +38,12 @@ def do_serve(args: argparse.Namespace) -> int:
     port = serve_port(args.port)
     if "://" in port:
         raise UsageError(f"{port}: serve exports a board attached to this machine (a device path), not a URL")
-    server = BoardServer(port, args.listen, raw=args.raw, log=_log)
+    try:
+        server = BoardServer(port, args.listen, raw=args.raw, log=_log)
+    except LinkError as e:
+        if e.port and port_busy(port):  # the port, not --listen; pyserial only says "Resource temporarily unavailable"
+            raise LinkError(f"port {port} {BUSY}", port=port) from None
+        raise
 
     def _stop(signum: int, frame: object) -> None:
         server.stop()

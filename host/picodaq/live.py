@@ -164,8 +164,7 @@ class LiveView:
                 self._next_plain = elapsed + PLAIN_EVERY
                 for label, snap in zip(self.labels, self.lasts):
                     assert snap is not None
-                    print(f"{label}  {plain_line(snap)}" if self.several else plain_line(snap), file=self.stream,
-                          flush=True)
+                    self._print(f"{label}  {plain_line(snap)}" if self.several else plain_line(snap))
 
     def event(self, ev: "Event", label: str = "") -> None:
         if self.mode == "quiet":
@@ -176,7 +175,13 @@ class LiveView:
                 self._live.console.print(text, style="yellow" if ev.warning else None, markup=False,
                                          highlight=False)
             else:
-                print(text, file=self.stream, flush=True)
+                self._print(text)
+
+    def _print(self, text: str) -> None:
+        try:
+            print(text, file=self.stream, flush=True)
+        except BrokenPipeError:  # nobody reads the view any more (`2>&1 | head`): keep recording
+            self.mode = "quiet"
 
     def events_of(self, i: int) -> Callable[["Event"], None]:
         """The event callback for recording i (its label in front when there are several)."""

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -252,8 +254,30 @@ class SampleMapper:
         return self._anchor_t + d * self._anchor_period
 
 
+# where liblsl looks for its configuration when LSLAPICFG is not set
+_LSL_CONFIGS = ("lsl_api.cfg", "~/lsl_api/lsl_api.cfg", "/etc/lsl_api/lsl_api.cfg")
+
+
+def _quiet_liblsl() -> None:
+    """Without any configuration liblsl logs two INFO lines on stderr (even under --quiet); give
+    it one that logs warnings and errors only. A user's own configuration is left alone."""
+    if os.environ.get("LSLAPICFG") or any(os.path.exists(os.path.expanduser(p)) for p in _LSL_CONFIGS):
+        return
+    path = os.path.join(tempfile.gettempdir(), f"picodaq-{os.getuid()}-lsl_api.cfg")
+    try:
+        if not os.path.exists(path):
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.write("[log]\nlevel = -2\n")
+            os.replace(tmp, path)
+    except OSError:
+        return  # then liblsl says its two lines; nothing worse
+    os.environ["LSLAPICFG"] = path
+
+
 def load_pylsl() -> Any:
     """pylsl, or a UsageError saying why LSL cannot be used here."""
+    _quiet_liblsl()
     try:
         import pylsl
         pylsl.library_version()

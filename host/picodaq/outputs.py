@@ -224,6 +224,7 @@ class EventsFile:
             tmp.write_text(buf.getvalue())
             tmp.replace(self.path)  # readers never see a half-written list
         except OSError as e:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no stray .tmp; the last complete list stays
             raise OutputError(f"{self.path}: cannot write: {e.strerror or e}", self.path) from None
         self._dirty = False
 
@@ -411,19 +412,26 @@ def check_writable(path: Path) -> None:
         path.unlink()
 
 
-def check_outputs(paths: list[Path], protect: tuple[Path, ...] | list[Path] = ()) -> None:
-    """Every path writable, no two outputs writing the same file, none overwriting a protected one."""
-    seen: dict[Path, Path] = {}
-    guarded = {p.resolve() for p in protect}
+def check_outputs(paths: list[Path], protect: tuple[Path, ...] | list[Path] = (), stats: Path | None = None) -> None:
+    """Every path writable, no two outputs writing the same file, none overwriting a protected one.
+
+    stats: the --stats-json file, written at the end: it must not replace a recording or the capture."""
     for p in paths:
         check_output_path(p)
-        for f in planned_files(p):
+    named = [(f"--out {p}", planned_files(p)) for p in paths]
+    if stats is not None:
+        check_writable(stats)
+        named.append((f"--stats-json {stats}", [stats]))
+    guarded = {p.resolve() for p in protect}
+    seen: dict[Path, str] = {}
+    for flag, files in named:
+        for f in files:
             key = f.resolve()
             if key in guarded:
                 raise UsageError(f"{f}: would overwrite the capture being replayed")
             if key in seen:
-                raise UsageError(f"{f}: written twice (by --out {seen[key]} and --out {p})")
-            seen[key] = p
+                raise UsageError(f"{f}: written twice (by {seen[key]} and {flag})")
+            seen[key] = flag
 
 
 def open_output(path: Path) -> Output:

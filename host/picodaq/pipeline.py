@@ -149,12 +149,37 @@ class Pipeline:
         return d
 
 
+# what picodaq's other outputs begin with: given to `replay` by mistake, each is named
+_NOT_CAPTURES = ((b"\x93NUMPY", "a .npy array"), (b"\xffBIOSEMI", "a BDF file"),
+                 (b"t_s,sample_index,", "a picodaq CSV"), (b"kind,row,t_s,", "an events list"))
+
+
+def check_capture(path: Path) -> None:
+    """UsageError, before any output is made, when path is plainly not a capture to replay:
+    missing, a folder, unreadable, or another of picodaq's outputs. (Other bytes are decoded:
+    a damaged capture still gives its counters, an empty one its empty outputs.)"""
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, not a .tlv capture")
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
+    for magic, what in _NOT_CAPTURES:
+        if head.startswith(magic):
+            raise UsageError(f"{path}: {what}, not a .tlv capture (replay reads what `picodaq record --out "
+                             "NAME.tlv` wrote)")
+
+
 def replay(path: Path, outputs: list[Output], *, source: int | None = None,
            channels: tuple[int, ...] | None = None, gain: int = ADS1299_DEFAULT_GAIN,
-           chunk: int = 1 << 20) -> tuple[dict[str, float], list[str], Layout | None]:
+           chunk: int = 1 << 20, progress: Callable[[int], None] | None = None
+           ) -> tuple[dict[str, float], list[str], Layout | None]:
     """Decode a capture through the pipeline into outputs, as fast as it reads.
 
-    Returns (stats, warnings, layout)."""
+    progress(bytes_done) after each chunk. Returns (stats, warnings, layout)."""
     receiver = Receiver()
     pipe = Pipeline(receiver, outputs, source=source, channels=channels, gain=gain).attach()
     try:
@@ -173,6 +198,8 @@ def replay(path: Path, outputs: list[Output], *, source: int | None = None,
                 part = view[:n]
                 pipe.raw(part)
                 receiver.receive(part)
+                if progress is not None:
+                    progress(f.tell())
         receiver.finish()
         ok = True
     finally:

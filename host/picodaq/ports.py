@@ -2,8 +2,11 @@
 emulated boards that `picodaq emulate` has running on this machine."""
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +46,11 @@ def emulated_boards() -> list[PortInfo]:
     for entry in sorted(d.glob("*.json")) if d.exists() else []:
         try:
             info = json.loads(entry.read_text())
-        except (OSError, ValueError):
-            continue
-        if _alive(int(info.get("pid", 0))) and Path(info["port"]).exists():
-            out.append(PortInfo(info["port"], f"emulated board (flash {info['flash']})", True,
-                                info.get("board_id"), emulated=True))
+            pid, port, flash = int(info["pid"]), str(info["port"]), info["flash"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written, or not ours: skipped, never removed
+        if _alive(pid) and Path(port).exists():
+            out.append(PortInfo(port, f"emulated board (flash {flash})", True, info.get("board_id"), emulated=True))
         else:
             entry.unlink(missing_ok=True)
     return out
@@ -61,3 +64,46 @@ def serial_ports() -> list[PortInfo]:
 def attached_boards() -> list[PortInfo]:
     """Real boards only: serial ports with the Raspberry Pi vendor id."""
     return [p for p in serial_ports() if p.is_board]
+
+
+def port_problem(port: str) -> str | None:
+    """Why port cannot be a board's serial port, found without opening it (None: it may be one;
+    a URL only connecting tells)."""
+    if "://" in port:
+        return None
+    try:
+        st = os.stat(port)
+    except FileNotFoundError:
+        return "no such port (`picodaq ports` lists the serial ports)"
+    except OSError as e:
+        return e.strerror or str(e)
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory, not a serial port"
+    if not stat.S_ISCHR(st.st_mode):
+        return "a regular file, not a serial port" if stat.S_ISREG(st.st_mode) else "not a serial port"
+    # a character device: Linux says which class it is (ptys are not listed: they may be one)
+    cls = Path(f"/sys/dev/char/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}/subsystem")
+    if cls.exists() and cls.resolve().name != "tty":
+        return f"not a serial port (a {cls.resolve().name} device)"
+    return None
+
+
+def port_busy(port: str) -> bool:
+    """Whether another program holds port's exclusive lock (as pyserial and mpremote take it).
+    Asked only after opening it failed: the probe opens the device too."""
+    if "://" in port:
+        return False
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
+    finally:
+        os.close(fd)  # closing drops the lock we may have taken
+    return False
+
+
+BUSY = "is busy: another program has it open (a `picodaq record` or `serve`, mpremote or a terminal?)"

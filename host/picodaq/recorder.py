@@ -58,12 +58,14 @@ class StreamConfig:
     def channels(self) -> tuple[int, ...]:
         return tuple(c for c in range(32) if self.channel_mask >> c & 1)
 
+    def max_frame_samples(self) -> int:
+        """The most instants one SAMPLES frame holds with these channels and format."""
+        return (C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES] - 16) // (self.n_channels * C.BYTES_PER_SAMPLE[self.fmt])
+
     def frame_samples(self) -> int:
         if self.samples_per_frame:
             return self.samples_per_frame
-        bps = C.BYTES_PER_SAMPLE[self.fmt]
-        fit = (C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES] - 16) // (self.n_channels * bps)
-        return max(1, min(fit, max(1, self.rate // 50)))
+        return max(1, min(self.max_frame_samples(), max(1, self.rate // 50)))
 
 
 @dataclass
@@ -83,6 +85,7 @@ class RecordingResult:
     outputs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    failure: PicodaqError | None = None  # an output that could not be finished (the others were)
 
     @property
     def samples(self) -> int:
@@ -383,11 +386,15 @@ class Recording:
             if self.pipeline.raw in self.link.raw_taps:
                 self.link.raw_taps.remove(self.pipeline.raw)
         self.state = "stopped"
-        warnings = self.pipeline.finish(end_time=time.time())
+        failure = None
+        try:
+            warnings = self.pipeline.finish(end_time=time.time())
+        except PicodaqError as e:  # every other output is finished: keep the counters and say which failed
+            warnings, failure = [w for o in self.pipeline.outputs for w in o.warnings], e
         if status is not None and status.state != C.STATE_STREAMING:
             self._dropped_now = max(self._dropped_now, status.samples_dropped)
         stats = self.pipeline.stats()
         stats.update(seconds=round(seconds, 3), reconnects=self.reconnects, board_resets=self.board_resets,
                      device_samples_dropped=self.device_dropped)
         return RecordingResult(seconds, stats, self.hello, status or self.receiver.status, ended,
-                               [str(p) for p in self.pipeline.written()], warnings, self.events)
+                               [str(p) for p in self.pipeline.written()], warnings, self.events, failure)

@@ -91,6 +91,7 @@ class RecordingGroup:
             m.ran.set()
         try:
             m.result = rec.finish(m.ended)
+            m.failure = m.failure or m.result.failure
         except PicodaqError as e:
             m.failure = m.failure or e
         except BaseException as e:

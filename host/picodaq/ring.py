@@ -388,7 +388,9 @@ class ByteRing:
     def pop_each(self, max_bytes: int, fn: Callable[[memoryview], object]) -> int:
         """Lend waiting bytes to fn in place, as at most two contiguous views (the wrap).
 
-        A view is valid only during its call: the space is reused once fn returns.
+        A view is valid only during its call: the space is reused once fn returns. Bytes lent
+        are consumed even if fn raises: lending them again would hand a consumer (a capture
+        file, a decoder) the same bytes twice.
         """
         done = 0
         while done < max_bytes:
@@ -402,8 +404,8 @@ class ByteRing:
                 fn(view)
             finally:
                 view.release()
-            done += n
-            self._consumed(n)
+                done += n
+                self._consumed(n)
         return done
 
     def recv(self, size: int) -> bytearray:
