@@ -124,24 +124,31 @@ def test_a_reader_of_stderr_leaving_does_not_cut_the_recording_short(make_board,
     assert stats["samples_lost"] == 0
 
 
-def test_an_output_failing_mid_recording_keeps_the_counters_and_an_exact_capture(make_board, tmp_path):
-    """A full disk under one output (/dev/full behind a .csv): the recording stops with that named,
-    the summary and --stats-json still come, and the .tlv holds every byte once."""
+def test_an_output_failing_mid_recording_costs_only_that_file(make_board, tmp_path):
+    """A full disk under one output (/dev/full behind a .csv): that file is dropped and named, the
+    recording goes on to its end into the others (the .tlv and the .npy hold every sample, each
+    once), the summary and --stats-json still come, and the exit status says something failed."""
     import os
 
     board = make_board()
     full = tmp_path / "full.csv"
     os.symlink("/dev/full", full)
-    r = picodaq("record", "--port", board.port, "--seconds", "5", "--channels", "8", "--out", str(tmp_path / "r.tlv"),
-                "--out", str(full), "--stats-json", str(tmp_path / "s.json"))
+    r = picodaq("record", "--port", board.port, "--seconds", "3", "--channels", "8", "--out", str(tmp_path / "r.tlv"),
+                "--out", str(full), "--out", str(tmp_path / "r.npy"), "--stats-json", str(tmp_path / "s.json"))
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert r.stderr.splitlines()[-1].startswith(f"picodaq: {full}: write failed: No space left on device")
+    last = r.stderr.splitlines()[-1]
+    assert last.startswith(f"picodaq: {full}: write failed: No space left on device"), last
+    assert last.endswith("the other files hold the whole recording")
+    assert "recording goes on into" in r.stderr and str(tmp_path / "r.npy") in r.stderr  # said when it happened
     assert "received 8 channels at 1000 Hz" in r.stderr  # the summary
     stats = json.loads((tmp_path / "s.json").read_text())
-    assert stats["seq_lost"] == 0 and stats["samples"] > 0
+    assert stats["seq_lost"] == stats["samples_lost"] == 0
+    assert stats["samples"] >= 2400  # the whole 3 s, not up to the failure
+    data = np.load(tmp_path / "r.npy")
+    assert np.array_equal(data, ramp_counts(0, stats["samples"], 8, C.FMT_INT16))
     again = picodaq("replay", str(tmp_path / "r.tlv"), "--stats-json", "-", "--quiet")
     replayed = json.loads(again.stdout)
-    assert replayed["seq_lost"] == 0 and replayed["frames_ok"] >= stats["frames_ok"]
+    assert replayed["seq_lost"] == 0 and replayed["samples"] == stats["samples"]
 
 
 def test_a_port_another_program_holds_is_named_busy(make_board, tmp_path):

@@ -492,7 +492,12 @@ def _record_report(args: argparse.Namespace, group: RecordingGroup, clock_origin
     for m in group.members:
         who = f"{m.label} ({m.rec.url}): " if several else ""
         if m.failure is not None:
-            saved = "; recording stopped, what was received is saved" if m.result is not None else ""
+            if m.result is None:
+                saved = ""
+            elif m.ended == "failed":
+                saved = "; recording stopped, what was received is saved"
+            else:  # an output dropped on the way: the others ran to the end
+                saved = "; the other files hold the whole recording" if m.result.outputs else ""
             eprint(f"picodaq: {who}{m.failure}{saved}")
             status = 1
         elif m.result is not None and m.result.ended == "lost":

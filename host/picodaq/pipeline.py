@@ -5,6 +5,11 @@ hello), places everything with a Timeline and fans the result out to the
 outputs. Raw captures get the link bytes through `raw()`: the recorder hangs it
 on the Link's raw taps, `replay()` calls it before feeding the same bytes to the
 Receiver, so a .tlv replayed gives the outputs of the live recording.
+
+An output that fails (a full disk under one file) is closed and dropped, and the
+others go on: one bad disk does not cost the files on the good ones. The failure
+is kept and raised by `finish()`, after every other output was finished; only
+when no output is left does the failure stop the stream at once.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from typing import Callable
 from .blocks import SamplesBlock
 from .errors import PicodaqError, UsageError
 from .messages import Hello
-from .outputs import Output
+from .outputs import Output, OutputError
 from .receiver import Receiver
 from .timeline import Gap, Layout, MarkerEvent, Timeline
 from .units import ADS1299_DEFAULT_GAIN
@@ -44,6 +49,8 @@ class Pipeline:
         self.hello_listeners: list[Callable[[Hello], None]] = []
         self.marker_listeners: list[Callable[[MarkerEvent], None]] = []
         self.gap_listeners: list[Callable[[Gap], None]] = []
+        self.failure_listeners: list[Callable[[OutputError], None]] = []
+        self.failures: list[OutputError] = []  # outputs dropped on the way, first first
         self.last_marker: MarkerEvent | None = None
         self._attached = False
 
@@ -79,28 +86,58 @@ class Pipeline:
 
     def raw(self, chunk: memoryview) -> None:
         for o in self.raw_outputs:
-            o.on_raw(chunk)
+            try:
+                o.on_raw(chunk)
+            except OutputError as e:
+                self._drop(o, e)
+
+    def _drop(self, output: Output, error: OutputError) -> None:
+        """output failed: close what can be closed of it, go on with the others (new lists, so a
+        loop over the old ones finishes undisturbed); with none left, the failure stops the stream."""
+        self.outputs = [o for o in self.outputs if o is not output]
+        self.raw_outputs = [o for o in self.raw_outputs if o is not output]
+        try:
+            output.close()
+        except (PicodaqError, OSError):
+            pass  # the disk that failed it fails its close too; the first error is the one to report
+        self.failures.append(error)
+        for f in self.failure_listeners:
+            f(error)
+        if not self.outputs:
+            raise error
 
     # -- the Timeline's sink -------------------------------------------------------
 
     def on_layout(self, layout: Layout) -> None:
         for o in self.outputs:
-            o.on_layout(layout)
+            try:
+                o.on_layout(layout)
+            except OutputError as e:
+                self._drop(o, e)
 
     def on_samples(self, pos: int, row: int, block: SamplesBlock) -> None:
         for o in self.outputs:
-            o.on_samples(pos, row, block)
+            try:
+                o.on_samples(pos, row, block)
+            except OutputError as e:
+                self._drop(o, e)
 
     def on_gap(self, gap: Gap) -> None:
         for o in self.outputs:
-            o.on_gap(gap)
+            try:
+                o.on_gap(gap)
+            except OutputError as e:
+                self._drop(o, e)
         for f in self.gap_listeners:
             f(gap)
 
     def on_marker(self, marker: MarkerEvent) -> None:
         self.last_marker = marker
         for o in self.outputs:
-            o.on_marker(marker)
+            try:
+                o.on_marker(marker)
+            except OutputError as e:
+                self._drop(o, e)
         for f in self.marker_listeners:
             f(marker)
 
@@ -112,14 +149,18 @@ class Pipeline:
 
     def flush(self) -> None:
         for o in self.outputs:
-            o.flush()
+            try:
+                o.flush()
+            except OutputError as e:
+                self._drop(o, e)
 
     def finish(self, end_time: float | None = None) -> list[str]:
         """Place what is pending and close every output, even if one fails; returns warnings.
 
-        The first failure is raised after all outputs were given their chance to close."""
+        The first failure (an output dropped on the way included) is raised after all outputs
+        were given their chance to close."""
         self.detach()
-        error: BaseException | None = None
+        error: BaseException | None = self.failures[0] if self.failures else None
         try:
             self.timeline.finish()
         except PicodaqError as e:

@@ -122,6 +122,7 @@ class Recording:
         self.pipeline = Pipeline(self.receiver, outputs, rate=config.rate, source=config.source,
                                  channels=config.channels, gain=gain, live=True, clock_origin=clock_origin)
         self.pipeline.hello_listeners.append(self._on_hello)
+        self.pipeline.failure_listeners.append(self._output_failed)
         self.on_event = on_event
         self.events: list[Event] = []
         self.hello: Hello | None = None
@@ -153,6 +154,11 @@ class Recording:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started if self.started else 0.0
+
+    def _output_failed(self, error: PicodaqError) -> None:
+        if self.pipeline.outputs:  # else the failure stops the recording and is reported as such
+            kept = ", ".join(str(o.path) for o in self.pipeline.outputs)
+            self._event(f"{error}; that file is closed, recording goes on into {kept}", True)
 
     def _event(self, text: str, warning: bool = False) -> None:
         ev = Event(round(self.elapsed, 3), text, warning)
