@@ -21,10 +21,10 @@ from .cli_bench import args_bench, do_bench
 from .cli_flash import args_flash, do_flash
 from .cli_stream import add_lsl_args, args_stream, check_lsl, describe, do_stream, open_lsl
 from .cli_serve import args_serve, do_serve
-from .errors import ContractMismatch, LinkError, PicodaqError, UsageError
+from .errors import ContractMismatch, PicodaqError, UsageError
 from .link import Link
 from .outputs import SUFFIXES, check_outputs, open_outputs
-from .ports import BUSY, PortInfo, attached_boards, emulated_boards, port_busy, port_problem, serial_ports
+from .ports import PortInfo, attached_boards, emulated_boards, port_problem, serial_ports
 from .units import ADS1299_DEFAULT_GAIN, ADS1299_GAINS
 
 if TYPE_CHECKING:
@@ -142,12 +142,7 @@ def connect_port(port: str | None, stack: ExitStack) -> tuple[Link, PortInfo | N
             eprint(f"picodaq: no board attached; using an emulated board on {port}, freshly flashed")
     if why := port_problem(port):
         raise UsageError(f"cannot open port {port}: {why}")
-    try:
-        link = Link.open(port)
-    except LinkError:
-        if port_busy(port):  # pyserial only says "Resource temporarily unavailable"
-            raise LinkError(f"port {port} {BUSY}", port=port) from None
-        raise
+    link = Link.open(port)
     stack.callback(link.close)
     return link, found
 

@@ -6,8 +6,8 @@ import os
 import signal
 import sys
 
-from .errors import LinkError, UsageError
-from .ports import BUSY, attached_boards, emulated_boards, port_busy, port_problem
+from .errors import UsageError
+from .ports import attached_boards, emulated_boards, port_problem
 from .serve import BoardServer, parse_listen
 
 DEFAULT_LISTEN = "127.0.0.1:2217"
@@ -38,12 +38,7 @@ def do_serve(args: argparse.Namespace) -> int:
     port = serve_port(args.port)
     if "://" in port:
         raise UsageError(f"{port}: serve exports a board attached to this machine (a device path), not a URL")
-    try:
-        server = BoardServer(port, args.listen, raw=args.raw, log=_log)
-    except LinkError as e:
-        if e.port and port_busy(port):  # the port, not --listen; pyserial only says "Resource temporarily unavailable"
-            raise LinkError(f"port {port} {BUSY}", port=port) from None
-        raise
+    server = BoardServer(port, args.listen, raw=args.raw, log=_log)
 
     def _stop(signum: int, frame: object) -> None:
         server.stop()

@@ -35,6 +35,7 @@ from .errors import CommandFailed, CommandTimeout, ContractMismatch, LinkError
 from .frames import configure_args, encode_command
 from .messages import Ack, Hello, Status
 from .pool import PoolStats
+from .ports import BUSY, port_busy
 from .primary import BlockQueue
 from .receiver import Receiver
 from .rfc2217_client import fast_url
@@ -73,7 +74,7 @@ class Link:
             port = serial.serial_for_url(fast_url(url), baudrate=115200, timeout=0.1, exclusive=True,
                                          write_timeout=None if _is_rfc2217(url) else 2)
         except (serial.SerialException, OSError, ValueError) as e:
-            raise LinkError(f"cannot open port {url}: {describe_port_error(e, url)}", port=url) from None
+            raise open_error(e, url) from None
         except NotImplementedError as e:  # a URL handler lacking an option
             raise LinkError(f"cannot open port {url}: {e}", port=url) from None
         try:
@@ -341,6 +342,14 @@ def _is_rfc2217(url: str) -> bool:
 
 def _is_network(url: str) -> bool:
     return url.lower().startswith(("rfc2217://", "socket://"))
+
+
+def open_error(e: BaseException, url: str) -> LinkError:
+    """The LinkError for a port that would not open. One held by another program is named busy:
+    pyserial only says "Could not exclusively lock port ...: Resource temporarily unavailable"."""
+    if port_busy(url):
+        return LinkError(f"port {url} {BUSY}", port=url)
+    return LinkError(f"cannot open port {url}: {describe_port_error(e, url)}", port=url)
 
 
 def describe_port_error(e: BaseException, url: str = "") -> str:

@@ -38,6 +38,7 @@ import serial
 import serial.rfc2217
 
 from .errors import LinkError, UsageError
+from .link import describe_port_error, open_error
 
 IAC = b"\xff"
 _CHUNK = 65536
@@ -157,7 +158,7 @@ class BoardServer:
         try:
             port = serial.serial_for_url(self.port_name, baudrate=115200, timeout=0, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
-            raise LinkError(f"cannot open port {self.port_name}: {_reason(e)}", port=self.port_name) from None
+            raise open_error(e, self.port_name) from None
         self._board = port
 
     def _board_fd(self) -> int:
@@ -337,14 +338,14 @@ class _Session:
                     try:
                         self.board.write(data)
                     except (serial.SerialException, OSError) as e:
-                        return self._end(f"writing to the board failed: {_reason(e)}")
+                        return self._end(f"writing to the board failed: {describe_port_error(e)}")
                     server.bytes_to_board += len(data)
             if self.manager is not None and time.monotonic() >= next_modem:
                 next_modem = time.monotonic() + MODEM_POLL
                 try:
                     self.manager.check_modem_lines()
                 except (serial.SerialException, OSError) as e:
-                    return self._end(f"the board's modem lines failed: {_reason(e)}")
+                    return self._end(f"the board's modem lines failed: {describe_port_error(e)}")
 
     def _board_to_client(self) -> None:
         server = self.server
@@ -381,10 +382,3 @@ def _peer(addr: Any) -> str:
     if isinstance(addr, tuple) and len(addr) >= 2:
         return f"[{addr[0]}]:{addr[1]}" if ":" in str(addr[0]) else f"{addr[0]}:{addr[1]}"
     return str(addr)
-
-
-def _reason(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    text = str(e)
-    return text.split("] ")[-1] if "] " in text else text or type(e).__name__
