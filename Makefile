@@ -14,10 +14,10 @@ PABOT := cd $(ROBOT_OUT) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CURDIR)/$(VENV
 
 .PHONY: demo test test-py robot hil soak bench codegen check-codegen clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hil/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test]' -e ./hil
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -2,25 +2,31 @@
 byte by byte from PROTOCOL.md, reading BDF files back, waiting on conditions."""
 from __future__ import annotations
 
+import json
+import select
+import signal
 import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from picodaq import contracts as C
-from picodaq.frames import encode_frame, samples_payload
+from picodaq.core.blocks import ramp_counts
+from picodaq.protocol.frames import encode_frame, samples_payload
 
 
 def picodaq(*args: str, cwd: Path | None = None, timeout: float = 120, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "picodaq.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "picodaq.cli.main", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, stdin=stdin)
 
 
 def start_picodaq(*args: str, cwd: Path | None = None, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "picodaq.cli", *args], cwd=cwd, text=True,
+    return subprocess.Popen([sys.executable, "-m", "picodaq.cli.main", *args], cwd=cwd, text=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
@@ -31,18 +37,6 @@ def assert_one_clear_line(r: subprocess.CompletedProcess, *words: str) -> None:
     assert len(lines) == 1, r.stderr
     for w in words:
         assert w in lines[0], lines[0]
-
-
-def wait_for(cond, timeout: float = 20.0, every: float = 0.02, what: str = "condition"):
-    """Poll cond() until it is truthy; fail the test after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 def file_grows_past(path: Path, size: int):
@@ -73,27 +67,27 @@ class Capture:
         self.data = bytearray()
         self.seq = 0
 
-    def frame(self, mtype: int, payload: bytes, seq: int | None = None) -> "Capture":
+    def frame(self, mtype: int, payload: bytes, seq: int | None = None) -> Capture:
         if seq is not None:
             self.seq = seq
         self.data += encode_frame(mtype, self.seq, payload)
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         return self
 
-    def hello(self, source: int = C.SRC_RAMP, seq: int | None = None, board_id: bytes = b"\x01" * 8) -> "Capture":
+    def hello(self, source: int = C.SRC_RAMP, seq: int | None = None, board_id: bytes = b"\x01" * 8) -> Capture:
         payload = struct.pack(C.HELLO_FORMAT, 0, 1, 0, C.PROTOCOL_VERSION, C.CONTRACT_HASH, board_id,
                               b"test\0\0\0\0", 32, source, 4_000_000)
         return self.frame(C.MSG_HELLO, payload, seq)
 
-    def status(self, uptime_ms: int, state: int = C.STATE_STREAMING, dropped: int = 0) -> "Capture":
+    def status(self, uptime_ms: int, state: int = C.STATE_STREAMING, dropped: int = 0) -> Capture:
         payload = struct.pack(C.STATUS_FORMAT, uptime_ms, self.seq, dropped, 10, 100, 50000, 0, state)
         return self.frame(C.MSG_STATUS, payload)
 
-    def marker(self, index: int, code: int) -> "Capture":
+    def marker(self, index: int, code: int) -> Capture:
         return self.frame(C.MSG_MARKER, struct.pack(C.MARKER_FORMAT, index, code, 0))
 
     def samples(self, first: int, t0_us: int, counts: np.ndarray, fmt: int = C.FMT_INT16,
-                period_ns: int = 1_000_000) -> "Capture":
+                period_ns: int = 1_000_000) -> Capture:
         n, nch = counts.shape
         payload = samples_payload(first, t0_us, period_ns, nch, fmt, n, encode_counts(counts, fmt))
         return self.frame(C.MSG_SAMPLES, payload)
@@ -212,3 +206,50 @@ def assert_csv_rows_are_the_ramp(path: Path, fmt: int = C.FMT_INT16) -> np.ndarr
     assert np.array_equal(counts, ramp_value(rows[:, 1].astype(np.int64), counts.shape[1], fmt))
     assert np.all(np.diff(rows[:, 0]) > 0)  # t_s only moves forward, gaps included
     return rows
+
+
+# -- picodaq serve ----------------------------------------------------------------
+
+class Served:
+    """A `picodaq serve` subprocess: its URL (the first stdout line) and its log lines."""
+
+    def __init__(self, proc: subprocess.Popen, url: str, log: Lines) -> None:
+        self.proc = proc
+        self.url = url
+        self.log = log
+
+
+@contextmanager
+def serve(port: str, *extra: str) -> Iterator[Served]:
+    proc = start_picodaq("serve", "--port", port, "--listen", "127.0.0.1:0", *extra)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        log = Lines(proc.stderr)
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        assert ready, "picodaq serve printed no URL within 20 s:\n" + log.text()
+        url = proc.stdout.readline().strip()
+        assert url.startswith(("rfc2217://127.0.0.1:", "socket://127.0.0.1:")), (url, log.text())
+        yield Served(proc, url, log)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def assert_exact_recording(r: subprocess.CompletedProcess, npy: Path, n_channels: int, seconds: float,
+                           rate: int = 1000, fmt: int = C.FMT_INT16) -> dict:
+    """Exit 0, zero loss in the counters, and every sample of every channel is the ramp."""
+    assert r.returncode == 0, r.stderr
+    stats = json.loads(r.stdout)
+    assert stats["crc_errors"] == stats["samples_lost"] == stats["seq_lost"] == stats["gaps"] == 0
+    assert stats["header_errors"] == stats["decode_errors"] == stats["skipped_bytes"] == 0
+    assert stats["device_samples_dropped"] == 0
+    data = np.load(npy)
+    assert data.shape == (stats["samples"], n_channels)
+    assert data.shape[0] >= 0.75 * rate * seconds
+    assert np.array_equal(data, ramp_counts(0, data.shape[0], n_channels, fmt))
+    return stats

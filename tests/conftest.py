@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from picodaq.link import Link
-from picodaq_hil.emulator import EmulatedBoard
+from picodaq.boards.unix import EmulatedBoard
+from picodaq.transport.link import Link
 
-FW_DRIVER = Path(__file__).parent / "fw" / "driver.py"
+FW_DRIVER = Path(__file__).parent / "firmware" / "fw" / "driver.py"
 
 
 @pytest.fixture

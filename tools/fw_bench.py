@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from picodaq.bench.firmware import run_rounds, summarise
-from picodaq_hil.emulator import micropython_executable
+from picodaq.boards.unix import micropython_executable
 
 
 def main(argv: list[str] | None = None) -> int:

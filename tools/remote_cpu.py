@@ -26,17 +26,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from picodaq_hil.emulator import EmulatedBoard
+from picodaq.boards.unix import EmulatedBoard
 
 SHORT = 2.0
 PICODAQ = [str(Path(sys.executable).with_name("picodaq"))]  # the console script beside this Python
 # `picodaq` with rfc2217:// left to pyserial's own client (Link opens fast_url(url))
-PICODAQ_PYSERIAL_RFC2217 = [sys.executable, "-c", "import sys, picodaq.link as l; l.fast_url = lambda url: url; "
-                            "from picodaq.cli import main; sys.argv[0] = 'picodaq'; sys.exit(main())"]
+PICODAQ_PYSERIAL_RFC2217 = [sys.executable, "-c", "import sys, picodaq.transport.link as l; l.fast_url = lambda url: url; "
+                            "from picodaq.cli.main import main; sys.argv[0] = 'picodaq'; sys.exit(main())"]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .board import Board
+    from .boards.board import Board
     from .faults import FaultyLinkProxy
 
 _BOARD = pytest.StashKey["Board"]()
@@ -62,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from .selection import describe_selection
+    from .boards.selection import describe_selection
 
     return [f"picodaq HIL board: {describe_selection(port=config.getoption('--picodaq-port'))}"]
 
@@ -71,8 +71,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 class FaultyLink:
     """What the faulty_link fixture gives: the board, and the proxy its link now goes through."""
 
-    board: "Board"
-    proxy: "FaultyLinkProxy"
+    board: Board
+    proxy: FaultyLinkProxy
 
     @property
     def link(self):
@@ -100,7 +100,7 @@ def picodaq_boards(request: pytest.FixtureRequest):
     """This worker's BoardPool: its own emulator, or the selected real boards (leased per test)."""
     from picodaq.errors import PicodaqError
 
-    from .board import BoardPool
+    from .boards.board import BoardPool
 
     config = request.config
     log_dir = config.getoption("--picodaq-log-dir") or str(Path(config.rootpath) / "build" / "hil-logs")

@@ -2,7 +2,6 @@
 every keyword delegates to picodaq_hil's Board, StreamSession and audit code)."""
 from __future__ import annotations
 
-import functools
 import html
 import os
 import subprocess
@@ -16,10 +15,10 @@ from robot.api.deco import keyword, library
 from robot.libraries.BuiltIn import BuiltIn
 
 from picodaq import contracts as C
-from picodaq.blocks import ramp_counts
+from picodaq.core.blocks import ramp_counts
 from picodaq.errors import PicodaqError
 
-from .board import Board, BoardPool
+from .boards.board import Board, BoardPool
 from .faults import FaultSpec, FaultyLinkProxy
 from .stream import FORMATS, StreamResult, StreamSession, stream_config
 
@@ -579,7 +578,7 @@ class PicodaqLibrary:
         r = self._result_or_fail()
         with tempfile.TemporaryDirectory() as d:
             out = Path(d) / "replay.npy"
-            p = subprocess.run([sys.executable, "-m", "picodaq.cli", "replay", capture, "--out", str(out),
+            p = subprocess.run([sys.executable, "-m", "picodaq.cli.main", "replay", capture, "--out", str(out),
                                 "--stats-json", "-", "--quiet"], capture_output=True, text=True, timeout=120)
             if p.returncode != 0:
                 raise AssertionError(f"picodaq replay failed: {p.stderr.strip()}")

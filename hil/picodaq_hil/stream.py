@@ -11,20 +11,21 @@ picodaq's own Pipeline (timeline, outputs), as `picodaq record` writes them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from picodaq import contracts as C
 from picodaq.errors import LinkError, UsageError
-from picodaq.messages import Hello, Marker, Status
-from picodaq.outputs import Output, open_outputs
-from picodaq.pipeline import Pipeline
-from picodaq.recorder import StreamConfig
+from picodaq.protocol.messages import Hello, Marker, Status
+from picodaq.recording.outputs import Output, open_outputs
+from picodaq.recording.pipeline import Pipeline
+from picodaq.recording.recorder import StreamConfig
 
-from .accounting import Connection, HilReceiver, LinkAudit, RampCheck, audit_link
+from .oracle.accounting import Connection, HilReceiver, LinkAudit, RampCheck, audit_link
 
 if TYPE_CHECKING:
-    from .board import Board
+    from .boards.board import Board
 
 FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
 SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
@@ -132,7 +133,7 @@ class StreamResult:
 class StreamSession:
     """Configure, start, pump and stop one stream on a Board (see the module docstring)."""
 
-    def __init__(self, board: "Board", config: StreamConfig, outputs: list[Output] | None = None,
+    def __init__(self, board: Board, config: StreamConfig, outputs: list[Output] | None = None,
                  keep_bytes: bool = False, reconnect_timeout: float = 10.0) -> None:
         self.board = board
         self.config = config
@@ -154,7 +155,7 @@ class StreamSession:
         self._taps: list[Callable[[memoryview], None]] = []
 
     @classmethod
-    def with_files(cls, board: "Board", config: StreamConfig, paths: list[str], **kw) -> "StreamSession":
+    def with_files(cls, board: Board, config: StreamConfig, paths: list[str], **kw) -> StreamSession:
         from pathlib import Path
 
         return cls(board, config, open_outputs([Path(p) for p in paths]), **kw)
@@ -256,7 +257,7 @@ class StreamSession:
                 link = board.need_link()
                 link.stop(wait_status=0.5)
                 rx = link.receiver
-                if not link.pump_until(lambda: rx.status is not None and rx.status.state != C.STATE_STREAMING, 1.0):
+                if not link.pump_until(lambda rx=rx: rx.status is not None and rx.status.state != C.STATE_STREAMING, 1.0):
                     link.get_status()  # an idle board (e.g. rebooted mid-stream) sends no STATUS on STOP
                 board.drain()
                 break

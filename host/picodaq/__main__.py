@@ -1,4 +1,4 @@
-"""The `picodaq` command (and `python -m picodaq`): picodaq.cli, with a Ctrl-C while its modules
+"""The `picodaq` command (and `python -m picodaq`): picodaq.cli.main, with a Ctrl-C while its modules
 are still loading as quiet as one later (no traceback of an import cut short)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 def main() -> int:
     try:
-        from .cli import main as cli_main
+        from .cli.main import main as cli_main
 
         return cli_main()
     except KeyboardInterrupt:  # before cli.main could catch it: loading, or parsing the arguments

@@ -1,10 +1,10 @@
 """Figure 2: what the hot path allocates in steady state, and what it keeps.
 
-- allocations and bytes allocated per frame: memray (picodaq.alloc.count_allocations:
+- allocations and bytes allocated per frame: memray (picodaq.core.alloc.count_allocations:
   a `memray.Tracker` to a file, then `memray.FileReader` counting every
   allocation record, freed or not) around the timed part of a capture replay,
   for the pipeline and, for scale, the naive decoder;
-- retained growth: tracemalloc (picodaq.alloc.HotPathGuard, with no limits,
+- retained growth: tracemalloc (picodaq.core.alloc.HotPathGuard, with no limits,
   read for its numbers) over a long run of frames from a FrameStream into the
   same receiver set-up: traced memory alive at the end minus at the start
   (also for the second half alone: a bounded structure filling up, such as
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..alloc import HotPathGuard, count_allocations, tracing
+from ..core.alloc import HotPathGuard, count_allocations, tracing
 from .frames import FrameStream
 from .pipeline import FMT, N_CHANNELS, N_SAMPLES, PIECE, NaiveReplay, PipelineReplay, _split
 
@@ -29,7 +29,7 @@ def allocations_per_frame(data: bytes, warmup_frames: int = 2000) -> dict[str, A
         warm, timed, frames = _split(data, warmup_frames)
         r = make()
         r.feed(warm)
-        a = count_allocations(lambda: r.feed(timed))
+        a = count_allocations(lambda r=r, timed=timed: r.feed(timed))
         per, size = a.per(frames)
         out[name] = {"frames": frames, "allocations": a.count, "bytes": a.bytes,
                      "allocations_per_frame": per, "bytes_allocated_per_frame": size}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import contracts as C
-from ..recorder import StreamConfig
+from ..recording.recorder import StreamConfig
 from .session import EmulatedSession
 
 LINE_RATE = 1.2e6  # bytes/s

@@ -21,7 +21,7 @@ from statistics import median
 from typing import Any
 
 from .. import contracts as C
-from ..firmware import firmware_dir
+from ..flash.firmware import firmware_dir
 
 SCRIPT = Path(__file__).with_name("fw_frames.py")
 _TIMES = ("us_per_frame", "us_fill", "us_frame", "naive_us_frame")

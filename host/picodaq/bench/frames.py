@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 
 from .. import contracts as C
-from ..blocks import ramp_counts
+from ..core.blocks import ramp_counts
 
 # frame-relative offsets of the fields a stream changes from frame to frame
 _SEQ_AT = 6

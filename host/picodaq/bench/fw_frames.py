@@ -11,17 +11,19 @@
 # before and after, with the GC off, gives the bytes. The straightforward one
 # cannot run with the heap locked: its bytes per frame come from gc.mem_alloc()
 # deltas over a short run with the GC off.
+import binascii
 import gc
 import json
 import struct
 import sys
-import binascii
+from time import ticks_diff, ticks_us
+
 import micropython
-from time import ticks_us, ticks_diff
+from picodaq_fw.contracts import BYTES_PER_SAMPLE, MAGIC0, MAGIC1, MSG_SAMPLES, PROTOCOL_VERSION
 from picodaq_fw.framer import Framer
-from picodaq_fw.ring import SampleRing, RSLOT, CBYTES, SPF as SPF_AT
+from picodaq_fw.ring import CBYTES, RSLOT, SampleRing
+from picodaq_fw.ring import SPF as SPF_AT
 from picodaq_fw.sources import Ramp
-from picodaq_fw.contracts import BYTES_PER_SAMPLE, MAGIC0, MAGIC1, PROTOCOL_VERSION, MSG_SAMPLES
 
 NCH = 8
 SPF = 32

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from .. import contracts as C
-from ..blocks import SamplesBlock
-from ..recorder import StreamConfig
+from ..core.blocks import SamplesBlock
+from ..recording.recorder import StreamConfig
 from .session import EmulatedSession
 
 CONFIG = StreamConfig(rate=1000, channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.FMT_INT24)

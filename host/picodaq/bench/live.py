@@ -20,7 +20,7 @@ import tty
 from typing import Any
 
 from .. import contracts as C
-from ..recorder import StreamConfig
+from ..recording.recorder import StreamConfig
 from .session import EmulatedSession
 
 CONFIG = StreamConfig(rate=20_000, channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.FMT_INT24, samples_per_frame=25)
@@ -28,7 +28,7 @@ CONFIG = StreamConfig(rate=20_000, channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.F
 
 def raw_drain(session: EmulatedSession, config: StreamConfig, seconds: float, warmup: float = 0.3) -> dict[str, Any]:
     """Start the stream, let go of the port, and read it raw for seconds; then stop the stream again."""
-    from ..recorder import prepare_board
+    from ..recording.recorder import prepare_board
 
     link = session.link
     assert link is not None

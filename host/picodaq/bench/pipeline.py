@@ -30,15 +30,15 @@ import struct
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
 from .. import contracts as C
-from ..blocks import BlockView, SamplesBlock, decode_block
-from ..primary import BlockQueue
-from ..receiver import Receiver
+from ..core.blocks import BlockView, SamplesBlock, decode_block
+from ..core.primary import BlockQueue
+from ..core.receiver import Receiver
 
 N_CHANNELS, FMT, N_SAMPLES = 4, C.FMT_INT16, 73  # 16 + 4 * 73 * 2 = 600-byte payloads
 PIECE = 1 << 16
@@ -218,7 +218,7 @@ def _split(data: bytes, warmup_frames: int) -> tuple[list[memoryview], list[memo
     return _pieces(mv[:cut], PIECE), _pieces(mv[cut:], PIECE), (len(data) - cut) // size
 
 
-def _replay(r: "PipelineReplay | NaiveReplay", decoded: Callable[[], int], what: str, data: bytes,
+def _replay(r: PipelineReplay | NaiveReplay, decoded: Callable[[], int], what: str, data: bytes,
             warmup_frames: int) -> Replay:
     """Warm r up on the capture's first frames, then time the rest; every frame must be decoded."""
     warm, timed, frames = _split(data, warmup_frames)

@@ -14,9 +14,10 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import median
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import PicodaqError
 
@@ -159,7 +160,7 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
 
 
 def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
-    from picodaq_hil.emulator import micropython_executable
+    from picodaq.boards.unix import micropython_executable
 
     from . import latency as T
     from .session import EmulatedSession
@@ -178,7 +179,7 @@ def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
 
 
 def fig_firmware(s: Settings, say: Progress) -> dict[str, Any]:
-    from picodaq_hil.emulator import micropython_executable
+    from picodaq.boards.unix import micropython_executable
 
     from . import firmware as F
 
@@ -214,7 +215,7 @@ def cpu_model() -> str:
 
 
 def machine() -> dict[str, Any]:
-    from picodaq_hil.emulator import micropython_executable
+    from picodaq.boards.unix import micropython_executable
 
     from .firmware import micropython_version
 
@@ -230,7 +231,7 @@ def machine() -> dict[str, Any]:
 def run(names: list[str], settings: Settings, say: Progress) -> dict[str, Any]:
     """Measure the named figures; returns the results document."""
     started = time.monotonic()
-    doc: dict[str, Any] = {"schema": SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    doc: dict[str, Any] = {"schema": SCHEMA, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                            "quick": settings.quick, "command": "picodaq bench" + (" --quick" if settings.quick else ""),
                            "machine": machine(), "figures": {}}
     for i, name in enumerate(names, 1):
@@ -239,7 +240,7 @@ def run(names: list[str], settings: Settings, say: Progress) -> dict[str, Any]:
         prefix = f"bench [{i}/{len(names)}] {name}"
         say(f"{prefix}: {title}")
         try:
-            doc["figures"][name] = fn(settings, lambda text: say(f"{prefix}: {text}"))
+            doc["figures"][name] = fn(settings, lambda text, prefix=prefix: say(f"{prefix}: {text}"))
         except RuntimeError as e:  # a cross-check inside a figure, a board that did not start
             raise BenchError(f"{name}: {e}") from None
         doc["figures"][name]["stage_seconds"] = round(time.monotonic() - t, 2)

@@ -16,14 +16,15 @@ instants).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from ..blocks import SamplesBlock
-from ..link import Link
-from ..primary import CallbackOutput
-from ..receiver import Receiver
-from ..recorder import StreamConfig, prepare_board
+from ..core.blocks import SamplesBlock
+from ..core.primary import CallbackOutput
+from ..core.receiver import Receiver
+from ..recording.recorder import StreamConfig, prepare_board
+from ..transport.link import Link
 
 _LOSS_KEYS = ("crc_errors", "header_errors", "seq_lost", "samples_lost", "decode_errors")
 
@@ -54,13 +55,13 @@ class Window:
 
 class EmulatedSession:
     def __init__(self, unpaced: bool) -> None:
-        from picodaq_hil.emulator import EmulatedBoard
+        from picodaq.boards.unix import EmulatedBoard
 
         self.board = EmulatedBoard(unpaced=unpaced)
         self.link: Link | None = None
         self.consumer: Callable[[SamplesBlock], object] = _ignore
 
-    def __enter__(self) -> "EmulatedSession":
+    def __enter__(self) -> EmulatedSession:
         try:
             self.board.install_firmware()
             self.board.start()

@@ -1,0 +1,517 @@
+"""ByteRing: the single-producer single-consumer byte ring between the port's
+reader thread and the consumer.
+
+Layout and invariants (as micropython-lib's usb `Buffer`):
+- `capacity` is a power of two; `_head` counts every byte ever written and is
+  written only by the producer, `_tail` counts every byte ever read and is
+  written only by the consumer. Both grow without bound and are masked on use,
+  so `_head - _tail` is the number of bytes waiting (0 .. capacity) and neither
+  side ever writes the other's counter.
+- The producer fills the free region in place (`write_from` hands it to a
+  `readinto`-style function: no bytes object per read); the consumer reads in
+  place (`pop_each` lends views) or copies out (`pop_batch_into`, `recv`).
+- Waiting is on an event (threads) or a future (asyncio), never a sleep. Each
+  side has one waiter slot: a second concurrent waiter on the same side is a
+  bug and raises `WaiterBusy`. A waiter publishes itself, then re-checks its
+  condition, then sleeps; the other side updates its counter, then looks for a
+  waiter. Under the GIL one of the two always sees the other, so no wake-up is
+  lost.
+
+Overflow policy, chosen at construction and counted:
+- `Overflow.BLOCK` (the default, and the Link's): a full ring makes the
+  producer wait (`producer_waits`). The port's buffer, then the device's ring,
+  absorb the backlog; the device counts what it drops (STATUS
+  samples_dropped) and the gap shows as a jump in first_sample_index. Nothing
+  is lost silently on the host.
+- `Overflow.DROP`: the producer never waits; bytes that do not fit are read
+  and discarded, counted in `dropped_bytes` (the decoder then counts the
+  damaged frames). For live views that prefer fresh data to complete data.
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+
+from ..errors import PicodaqError
+
+
+class RingError(PicodaqError):
+    """Base of the ring's errors."""
+
+
+class ChannelFull(RingError):
+    """A non-blocking push found too little room: nothing was written."""
+
+    def __init__(self, wanted: int = 0, free: int = 0) -> None:
+        super().__init__(f"ring full: {wanted} bytes offered, {free} free")
+        self.wanted = wanted
+        self.free = free
+
+
+class SendersDisconnected(RingError):
+    """The producer closed the ring and every byte it wrote has been read."""
+
+    def __init__(self) -> None:
+        super().__init__("the ring's producer has closed and everything was read")
+
+
+class ReceiversDisconnected(RingError):
+    """The consumer closed the ring: nothing more will be read."""
+
+    def __init__(self) -> None:
+        super().__init__("the ring's consumer has closed")
+
+
+class WaiterBusy(RingError):
+    """A second waiter on one side of a single-producer single-consumer ring."""
+
+    def __init__(self, side: str) -> None:
+        super().__init__(f"another {side} is already waiting on this ring (one waiter per side)")
+        self.side = side
+
+
+class Overflow(enum.Enum):
+    BLOCK = "block"
+    DROP = "drop"
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class _Waiter:
+    """One side's waiter slot: a thread waits on `event`, a coroutine on `future`."""
+
+    __slots__ = ("active", "need", "event", "future", "loop", "side")
+
+    def __init__(self, side: str) -> None:
+        self.active = False
+        self.need = 1
+        self.event = threading.Event()
+        self.future: asyncio.Future | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.side = side
+
+    def wake(self) -> None:
+        fut = self.future
+        if fut is not None:
+            try:
+                self.loop.call_soon_threadsafe(_resolve, fut)  # type: ignore[union-attr]
+            except RuntimeError:  # its loop has closed: nobody is waiting any more
+                pass
+        else:
+            self.event.set()
+
+
+class ByteRing:
+    def __init__(self, capacity: int = 1 << 20, overflow: Overflow = Overflow.BLOCK) -> None:
+        if capacity <= 0 or capacity & (capacity - 1):
+            raise ValueError("capacity must be a power of two")
+        self.capacity = capacity
+        self.overflow = Overflow(overflow)
+        self._mask = capacity - 1
+        self._buf = bytearray(capacity)
+        self._view = memoryview(self._buf)
+        self._head = 0  # total bytes written: the producer's
+        self._tail = 0  # total bytes read: the consumer's
+        self._reader = _Waiter("consumer")
+        self._writer = _Waiter("producer")
+        self._sender_closed = False
+        self._receiver_closed = False
+        self._discard: bytearray | None = None  # DROP policy: where unwanted bytes are read to
+        self.error: BaseException | None = None  # why the producer closed, if it failed
+        # counters (each written by one side only)
+        self.producer_waits = 0  # BLOCK: times the producer found the ring full and waited
+        self.dropped_bytes = 0  # DROP: bytes discarded because the ring was full
+        self.high_water = 0  # most bytes ever waiting at once
+
+    def __len__(self) -> int:
+        return self._head - self._tail
+
+    @property
+    def free(self) -> int:
+        return self.capacity - (self._head - self._tail)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._head
+
+    @property
+    def bytes_read(self) -> int:
+        return self._tail
+
+    @property
+    def consumer_waiting(self) -> bool:
+        """A consumer is parked waiting for bytes."""
+        return self._reader.active
+
+    @property
+    def producer_waiting(self) -> bool:
+        """The producer is parked waiting for room."""
+        return self._writer.active
+
+    @property
+    def sender_closed(self) -> bool:
+        return self._sender_closed
+
+    @property
+    def receiver_closed(self) -> bool:
+        return self._receiver_closed
+
+    def stats(self) -> dict[str, int]:
+        return {"capacity": self.capacity, "waiting": self._head - self._tail, "high_water": self.high_water,
+                "bytes_written": self._head, "bytes_read": self._tail,
+                "producer_waits": self.producer_waits, "dropped_bytes": self.dropped_bytes}
+
+    # -- waiting (both sides) --------------------------------------------------
+
+    def _wait(self, slot: _Waiter, ready: Callable[[], bool], need: int, timeout: float | None) -> bool:
+        if slot.active:
+            raise WaiterBusy(slot.side)
+        slot.need = need
+        slot.event.clear()
+        slot.active = True  # published: from here the other side wakes us
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not ready():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                slot.event.wait(left)
+                slot.event.clear()
+            return True
+        finally:
+            slot.active = False
+
+    async def _await(self, slot: _Waiter, ready: Callable[[], bool], need: int) -> None:
+        if slot.active:
+            raise WaiterBusy(slot.side)
+        slot.need = need  # ready() reads it
+        if ready():
+            return
+        loop = asyncio.get_running_loop()
+        slot.loop = loop
+        slot.active = True
+        try:
+            while not ready():
+                fut = loop.create_future()
+                slot.future = fut
+                if ready():  # re-check after publishing the future
+                    break
+                await fut
+        finally:
+            slot.future = None
+            slot.active = False
+
+    # -- producer ----------------------------------------------------------------
+
+    def _produced(self, n: int) -> None:
+        head = self._head + n
+        self._head = head
+        used = head - self._tail
+        if used > self.high_water:
+            self.high_water = used
+        r = self._reader
+        if r.active and used >= r.need:
+            r.wake()
+
+    def _writable_or_closed(self) -> bool:
+        return self._receiver_closed or self._head - self._tail <= self.capacity - self._writer.need
+
+    def wait_writable(self, timeout: float | None = None, n: int = 1) -> bool:
+        """Wait until at least min(n, capacity) bytes are free; False on timeout."""
+        n = max(1, min(n, self.capacity))
+        if self._receiver_closed:
+            raise ReceiversDisconnected()
+        if self.free >= n:
+            return True
+        self.producer_waits += 1
+        ok = self._wait(self._writer, self._writable_or_closed, n, timeout)
+        if self._receiver_closed:
+            raise ReceiversDisconnected()
+        return ok
+
+    def write_from(self, readinto: Callable[[memoryview], int | None], timeout: float | None = None) -> int | None:
+        """Let `readinto` fill free space in place; returns what it returned.
+
+        That is the bytes it read (0 at end of input, None if it would block).
+        Under BLOCK a full ring first waits for room (0 on timeout); under DROP
+        a full ring reads into a discard buffer and counts the bytes dropped.
+        """
+        if self._receiver_closed:
+            raise ReceiversDisconnected()
+        if self.free == 0:
+            if self.overflow is Overflow.DROP:
+                if self._discard is None:
+                    self._discard = bytearray(1 << 16)
+                n = readinto(memoryview(self._discard))
+                if n:
+                    self.dropped_bytes += n
+                return n
+            if not self.wait_writable(timeout):
+                return 0
+        start = self._head & self._mask
+        region = self._view[start:start + min(self.free, self.capacity - start)]
+        try:
+            n = readinto(region)
+        finally:
+            region.release()
+        if n:
+            self._produced(n)
+        return n
+
+    def try_push(self, data: bytes | bytearray | memoryview) -> int:
+        """Copy in as much of data as fits, without waiting; returns the bytes written."""
+        if self._receiver_closed:
+            raise ReceiversDisconnected()
+        src = memoryview(data).cast("B")
+        done = 0
+        while done < len(src) and self.free:
+            start = self._head & self._mask
+            n = min(self.free, self.capacity - start, len(src) - done)
+            self._view[start:start + n] = src[done:done + n]
+            done += n
+            self._produced(n)
+        return done
+
+    def push(self, data: bytes | bytearray | memoryview, block: bool = True, timeout: float | None = None) -> None:
+        """Copy all of data in.
+
+        BLOCK: waits for room as needed (data may exceed the capacity); with
+        block=False, or on timeout, raises ChannelFull having written nothing
+        (or, on timeout, only what fitted before). DROP: never waits; what does
+        not fit is dropped and counted.
+        """
+        if self._receiver_closed:
+            raise ReceiversDisconnected()
+        src = memoryview(data).cast("B")
+        if self.overflow is Overflow.DROP:
+            n = self.try_push(src)
+            self.dropped_bytes += len(src) - n
+            return
+        if not block and len(src) > self.free:
+            raise ChannelFull(len(src), self.free)
+        done = 0
+        while done < len(src):
+            if not self.wait_writable(timeout, len(src) - done):
+                raise ChannelFull(len(src) - done, self.free)
+            done += self.try_push(src[done:])
+
+    async def wait_for(self, n: int) -> int:
+        """Wait (asyncio) until min(n, capacity) bytes are free; returns the free count.
+
+        Capped at the capacity, so a request larger than the ring cannot deadlock.
+        """
+        n = max(1, min(n, self.capacity))
+        if self._receiver_closed:
+            raise ReceiversDisconnected()
+        if self.free < n:
+            self.producer_waits += 1
+            await self._await(self._writer, self._writable_or_closed, n)
+        if self._receiver_closed:
+            raise ReceiversDisconnected()
+        return self.free
+
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Copy all of data in (asyncio), waiting for room as the consumer drains."""
+        src = memoryview(data).cast("B")
+        if self.overflow is Overflow.DROP:
+            self.push(src)
+            return
+        done = 0
+        while done < len(src):
+            await self.wait_for(len(src) - done)
+            done += self.try_push(src[done:])
+
+    def close_sender(self, error: BaseException | None = None) -> None:
+        """The producer is done (error: why, if it failed); the consumer drains, then gets SendersDisconnected."""
+        self.error = error
+        self._sender_closed = True
+        if self._reader.active:
+            self._reader.wake()
+
+    # -- consumer ----------------------------------------------------------------
+
+    def _readable_or_closed(self) -> bool:
+        return self._sender_closed or self._head - self._tail >= self._reader.need
+
+    def wait_readable(self, timeout: float | None = None, n: int = 1) -> bool:
+        """Wait until min(n, capacity) bytes are waiting; False on timeout.
+
+        Once the producer has closed this returns True while any byte is left
+        (fewer than n, perhaps) and raises SendersDisconnected when none is.
+        """
+        n = max(1, min(n, self.capacity))
+        if self._head - self._tail < n and not self._sender_closed:
+            if not self._wait(self._reader, self._readable_or_closed, n, timeout):
+                return False
+        if self._head == self._tail and self._sender_closed:
+            raise SendersDisconnected()
+        return True
+
+    async def wait_readable_async(self, n: int = 1) -> int:
+        """Wait (asyncio) until min(n, capacity) bytes are waiting; returns the count."""
+        n = max(1, min(n, self.capacity))
+        await self._await(self._reader, self._readable_or_closed, n)
+        if self._head == self._tail and self._sender_closed:
+            raise SendersDisconnected()
+        return self._head - self._tail
+
+    def _consumed(self, n: int) -> None:
+        tail = self._tail + n
+        self._tail = tail
+        w = self._writer
+        if w.active and self.capacity - (self._head - tail) >= w.need:
+            w.wake()
+
+    def pop_batch_into(self, out: bytearray | memoryview) -> int:
+        """Copy as many waiting bytes as fit into out; returns the count (0 if none)."""
+        with memoryview(out) as raw, raw.cast("B") as dst:
+            total = 0
+            want = len(dst)
+            while total < want:
+                avail = self._head - self._tail
+                if not avail:
+                    break
+                start = self._tail & self._mask
+                n = min(avail, self.capacity - start, want - total)
+                dst[total:total + n] = self._view[start:start + n]
+                total += n
+                self._consumed(n)
+        return total
+
+    def pop_each(self, max_bytes: int, fn: Callable[[memoryview], object]) -> int:
+        """Lend waiting bytes to fn in place, as at most two contiguous views (the wrap).
+
+        A view is valid only during its call: the space is reused once fn returns. Bytes lent
+        are consumed even if fn raises: lending them again would hand a consumer (a capture
+        file, a decoder) the same bytes twice.
+        """
+        done = 0
+        while done < max_bytes:
+            avail = self._head - self._tail
+            if not avail:
+                break
+            start = self._tail & self._mask
+            n = min(avail, self.capacity - start, max_bytes - done)
+            view = self._view[start:start + n]
+            try:
+                fn(view)
+            finally:
+                view.release()
+                done += n
+                self._consumed(n)
+        return done
+
+    def recv(self, size: int) -> bytearray:
+        """A plain copy of up to size waiting bytes, for simple callers."""
+        out = bytearray(min(size, len(self)))
+        n = self.pop_batch_into(out)
+        del out[n:]
+        return out
+
+    def into_stream(self, pool_size: int = 4, chunk_size: int = 1 << 16) -> ByteStream:
+        """An asyncio stream of the ring's bytes as memoryviews of pooled buffers."""
+        return ByteStream(self, pool_size, chunk_size)
+
+    def close_receiver(self) -> None:
+        """The consumer is done: the producer gets ReceiversDisconnected from now on."""
+        self._receiver_closed = True
+        if self._writer.active:
+            self._writer.wake()
+
+
+def _exported(buf: bytearray) -> bool:
+    """True while a memoryview of buf is alive (CPython refuses to resize an exported bytearray)."""
+    try:
+        buf.append(0)
+    except BufferError:
+        return True
+    del buf[-1]
+    return False
+
+
+class ByteStream:
+    """The consumer side of a ring as an asyncio stream of memoryviews.
+
+    Each chunk is a view of one of `pool_size` pooled buffers holding a copy
+    of the ring's bytes, so the ring's space is freed at once and several
+    chunks can be alive together. A buffer is reused only when no view of it
+    is alive any more; if every pooled buffer is still held, a fresh one is
+    allocated (counted in `fallbacks`) rather than overwrite a live chunk.
+    Iterating yields whatever is ready, up to chunk_size bytes; `chunks(n)`
+    yields exactly n bytes at a time and `ready_chunks(n)` up to n.
+    The stream ends when the producer closes and every byte has been read.
+    """
+
+    def __init__(self, ring: ByteRing, pool_size: int, chunk_size: int) -> None:
+        if pool_size < 1 or chunk_size < 1:
+            raise ValueError("pool_size and chunk_size must be at least 1")
+        self.ring = ring
+        self.chunk_size = chunk_size
+        self._buffers = [bytearray(chunk_size) for _ in range(pool_size)]
+        self._next = 0
+        self.fallbacks = 0  # chunks that needed a fresh buffer: all pooled ones were still held
+
+    def _buffer(self) -> bytearray:
+        bufs = self._buffers
+        for i in range(len(bufs)):
+            k = (self._next + i) % len(bufs)
+            if not _exported(bufs[k]):
+                self._next = k + 1
+                return bufs[k]
+        self.fallbacks += 1
+        return bytearray(self.chunk_size)
+
+    async def _read(self, lo: int, hi: int) -> memoryview:
+        """At least lo bytes (fewer only at the end of the stream), at most hi."""
+        ring = self.ring
+        try:
+            await ring.wait_readable_async(lo)
+        except SendersDisconnected:
+            raise StopAsyncIteration from None
+        buf = self._buffer()  # only once there is something to put in it
+        view = memoryview(buf)
+        try:
+            got = ring.pop_batch_into(view[:hi])
+            while got < lo:
+                try:
+                    await ring.wait_readable_async(lo - got)
+                except SendersDisconnected:
+                    break
+                got += ring.pop_batch_into(view[got:hi])
+            return view[:got]
+        finally:
+            view.release()
+
+    def __aiter__(self) -> ByteStream:
+        return self
+
+    async def __anext__(self) -> memoryview:
+        return await self._read(1, self.chunk_size)
+
+    def _check(self, n: int) -> None:
+        if not 1 <= n <= self.chunk_size:
+            raise ValueError(f"chunk length must be 1..{self.chunk_size} (the stream's chunk_size)")
+
+    async def chunks(self, n: int) -> AsyncIterator[memoryview]:
+        """Chunks of exactly n bytes; the last may be shorter when the stream ends."""
+        self._check(n)
+        while True:
+            try:
+                yield await self._read(n, n)
+            except StopAsyncIteration:
+                return
+
+    async def ready_chunks(self, n: int) -> AsyncIterator[memoryview]:
+        """Whatever is ready, at most n bytes per chunk, waiting only for the first byte."""
+        self._check(n)
+        while True:
+            try:
+                yield await self._read(1, n)
+            except StopAsyncIteration:
+                return

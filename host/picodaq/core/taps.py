@@ -1,0 +1,127 @@
+"""TapRegistry: observers that see every Nth block, read-only, synchronously.
+
+An observer is a callable, or an object with `on_block(view)`. It is called
+on the receiver's thread with a `BlockView` (read-only arrays, valid only for
+the call) and must not block: to hand data to another thread it copies what
+it needs and returns. Returning False means it could not take this block
+(its own queue was full, say): counted in that tap's `dropped`.
+
+Each tap has its own decimation (`every`: blocks 0, N, 2N, ... of those it
+saw) and counters. An observer that raises is isolated: the failure is
+counted, logged once, and after `max_failures` failures in a row the tap is
+disabled (blocks it then misses count as dropped); the stream goes on.
+
+Observers may be added and removed from any thread while streaming: the
+registry swaps in a new tuple, so delivery never sees a half-made list.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("picodaq.core.taps")
+
+
+class Tap:
+    """One observer's registration: its decimation, counters and state."""
+
+    __slots__ = ("fn", "every", "name", "max_failures", "delivered", "dropped", "failures",
+                 "consecutive_failures", "disabled", "last_error", "_phase", "_logged")
+
+    def __init__(self, fn: Callable[[Any], Any], every: int, name: str, max_failures: int) -> None:
+        self.fn = fn
+        self.every = every
+        self.name = name
+        self.max_failures = max_failures
+        self.delivered = 0  # calls that returned normally and did not refuse the block
+        self.dropped = 0  # blocks due (not decimated) but not taken: refused (False), failed, or disabled
+        self.failures = 0  # calls that raised
+        self.consecutive_failures = 0
+        self.disabled = False
+        self.last_error: BaseException | None = None
+        self._phase = 0
+        self._logged = False
+
+    def enable(self) -> None:
+        """Re-enable a tap that was disabled after repeated failures."""
+        self.consecutive_failures = 0
+        self.disabled = False
+
+    def stats(self) -> dict[str, Any]:
+        return {"name": self.name, "every": self.every, "delivered": self.delivered, "dropped": self.dropped,
+                "failures": self.failures, "disabled": self.disabled}
+
+    def __repr__(self) -> str:
+        return f"<Tap {self.name} every={self.every} delivered={self.delivered} dropped={self.dropped}>"
+
+
+class TapRegistry:
+    def __init__(self, max_failures: int = 3) -> None:
+        self.max_failures = max_failures
+        self._taps: tuple[Tap, ...] = ()
+        self._lock = threading.Lock()
+
+    def add(self, observer: Any, every: int = 1, name: str | None = None,
+            max_failures: int | None = None) -> Tap:
+        """Register observer (a callable or an object with on_block); returns its Tap."""
+        if every < 1:
+            raise ValueError("every must be at least 1")
+        fn = getattr(observer, "on_block", observer)
+        if not callable(fn):
+            raise TypeError("an observer is a callable or has an on_block(view) method")
+        tap = Tap(fn, every, name or str(getattr(observer, "__name__", type(observer).__name__)),
+                  self.max_failures if max_failures is None else max_failures)
+        with self._lock:
+            self._taps = self._taps + (tap,)
+        return tap
+
+    def remove(self, tap: Tap) -> None:
+        with self._lock:
+            if tap not in self._taps:
+                raise ValueError(f"{tap!r} is not registered")
+            self._taps = tuple(t for t in self._taps if t is not tap)
+
+    def __len__(self) -> int:
+        return len(self._taps)
+
+    def __iter__(self):
+        return iter(self._taps)
+
+    def deliver(self, view: Any) -> None:
+        """Offer one block's view to every tap (the receiver's hot path)."""
+        for tap in self._taps:
+            phase = tap._phase
+            tap._phase = phase + 1 if phase + 1 < tap.every else 0
+            if phase:
+                continue
+            if tap.disabled:
+                tap.dropped += 1
+                continue
+            try:
+                ok = tap.fn(view)
+            except Exception as e:  # isolate the observer: the stream goes on
+                self._failed(tap, e)
+                continue
+            if ok is False:
+                tap.dropped += 1
+            else:
+                tap.delivered += 1
+                tap.consecutive_failures = 0
+
+    def _failed(self, tap: Tap, e: Exception) -> None:
+        tap.failures += 1
+        tap.dropped += 1
+        tap.consecutive_failures += 1
+        tap.last_error = e
+        if not tap._logged:
+            tap._logged = True
+            log.warning("observer %s raised %s: %s (logged once; counted in its tap's failures)",
+                        tap.name, type(e).__name__, e, exc_info=e)
+        if tap.consecutive_failures >= tap.max_failures and not tap.disabled:
+            tap.disabled = True
+            log.warning("observer %s disabled after %d failures in a row", tap.name, tap.consecutive_failures)
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [t.stats() for t in self._taps]

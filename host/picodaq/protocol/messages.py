@@ -1,0 +1,102 @@
+"""Typed views of the device's control messages (HELLO, STATUS, ACK, MARKER, LOG)."""
+from __future__ import annotations
+
+import struct
+from dataclasses import asdict, dataclass
+
+from .. import contracts as C
+
+_HELLO = struct.Struct(C.HELLO_FORMAT)
+_STATUS = struct.Struct(C.STATUS_FORMAT)
+_ACK = struct.Struct(C.ACK_FORMAT)
+_MARKER = struct.Struct(C.MARKER_FORMAT)
+
+
+def _ascii(raw: bytes) -> str:
+    return raw.rstrip(b"\0").decode("ascii", "replace")
+
+
+@dataclass(frozen=True)
+class Hello:
+    firmware_version: tuple[int, int, int]
+    protocol_version: int
+    contract_hash: int
+    board_id: str
+    platform: str
+    max_channels: int
+    source: int
+    max_rate: int
+
+    @classmethod
+    def parse(cls, payload: bytes | memoryview) -> Hello:
+        ma, mi, pa, proto, h, bid, plat, maxch, src, rate = _HELLO.unpack_from(payload)
+        return cls((ma, mi, pa), proto, h, bid.hex(), _ascii(plat), maxch, src, rate)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["firmware_version"] = ".".join(map(str, self.firmware_version))
+        d["contract_hash"] = f"0x{self.contract_hash:08X}"
+        d["source"] = C.SOURCE_NAMES.get(self.source, str(self.source))
+        return d
+
+
+@dataclass(frozen=True)
+class Status:
+    uptime_ms: int
+    frames_sent: int
+    samples_dropped: int
+    ring_high_water: int
+    ring_capacity: int
+    free_heap: int
+    last_error: int
+    state: int
+
+    @classmethod
+    def parse(cls, payload: bytes | memoryview) -> Status:
+        return cls(*_STATUS.unpack_from(payload))
+
+    @property
+    def state_name(self) -> str:
+        return C.STATE_NAMES.get(self.state, str(self.state))
+
+    @property
+    def error_name(self) -> str:
+        return C.STATUS_NAMES.get(self.last_error, str(self.last_error))
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["state"] = self.state_name
+        d["last_error"] = self.error_name
+        return d
+
+
+@dataclass(frozen=True)
+class Ack:
+    cmd_id: int
+    opcode: int
+    status: int
+
+    @classmethod
+    def parse(cls, payload: bytes | memoryview) -> Ack:
+        return cls(*_ACK.unpack_from(payload))
+
+
+@dataclass(frozen=True)
+class Marker:
+    sample_index: int
+    code: int
+
+    @classmethod
+    def parse(cls, payload: bytes | memoryview) -> Marker:
+        idx, code, _ = _MARKER.unpack_from(payload)
+        return cls(idx, code)
+
+
+@dataclass(frozen=True)
+class Log:
+    level: int
+    text: str
+
+    @classmethod
+    def parse(cls, payload: bytes | memoryview) -> Log:
+        return cls(payload[0] if payload else 0, bytes(payload[1:]).decode("utf-8", "replace"))

@@ -1,0 +1,255 @@
+"""BDF+ output, written with pyedflib.
+
+What lands in the file:
+
+- One signal per channel, labelled by the board's channel number (`ch0`,
+  `ch5`, ...), at the recording's rate, in the source's physical unit
+  (units.py): digital values are the counts as received, physical minimum and
+  maximum follow from the scale.
+- Time comes from the device: instants sit on the grid the Timeline computes
+  (sample index and device clock), not on host arrival times. The header's
+  start time is the host's wall clock at the first instant (live) or, for a
+  replay, the capture's modification time minus the recording's length.
+- BDF+ as pyedflib writes it is continuous (BDF+C), so a gap is filled with
+  zeros over its measured span *and* annotated (`gap: 120 samples lost`,
+  `gap: stream restarted`, `gap: board restarted, duration unknown`, ...);
+  nothing is glued silently. Markers are annotated `marker <code>`. The last
+  data record is padded to whole-record length and the padding annotated.
+
+pyedflib stores annotations in a fixed number of slots per data record, chosen
+before the first record is written, and silently drops any that do not fit.
+So the samples are spooled to a hidden file beside the output while
+recording, and the BDF is written when the recording ends, with exactly as
+many annotation slots as the annotations need. Ctrl-C, an unplugged board and
+a full stop all end in `close()`, which writes a complete, valid file; if the
+process is killed outright, the .tlv capture (`picodaq replay rec.tlv --out
+rec.bdf`) rebuilds it.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ...core.blocks import SamplesBlock
+from ..timeline import UNKNOWN, Gap, Layout, MarkerEvent
+from . import Output, OutputError, _flush, _open, _write
+
+BDF_DIGITAL_MIN = -(1 << 23)
+BDF_DIGITAL_MAX = (1 << 23) - 1
+# record lengths whose decimal text is exact (the header field has 8 characters)
+_RECORD_SECONDS = ("1", "0.5", "0.25", "0.2", "0.1", "0.05", "0.04", "0.025", "0.02", "0.01", "0.005",
+                   "0.004", "0.002", "0.001")
+_MAX_RECORD_BYTES = 4 << 20
+_MAX_ANNOTATION_SIGNALS = 64  # edflib's limit; each holds one annotation per record
+_TEXT_MAX = 40  # edflib cuts annotation texts at 40 bytes
+_DATA, _FILL = 0, 1
+
+
+def record_shapes(rate: int, n_channels: int) -> list[tuple[float, int]]:
+    """(record seconds, samples per record) that fit, longest first."""
+    shapes = []
+    for text in _RECORD_SECONDS:
+        spr = Fraction(rate) * Fraction(text)
+        if spr.denominator == 1 and spr >= 1:
+            shapes.append((float(text), int(spr)))
+    fitting = [s for s in shapes if s[1] * n_channels * 3 <= _MAX_RECORD_BYTES]
+    return fitting or shapes[-1:]
+
+
+class BdfOutput(Output):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.warnings: list[str] = []
+        self.spool_path = path.with_name("." + path.name + ".spool")
+        self._spool = _open(self.spool_path, "w+b")
+        self.layout: Layout | None = None
+        self.pos = 0  # grid instants so far, data and fill
+        self._runs: list[list[int]] = []  # [kind, instants]
+        self.annotations: list[tuple[float, float, str]] = []
+        self.clipped = 0
+        self.dropped_annotations = 0
+        self.end_time: float | None = None
+        self._closed = False
+        self._empty = False
+
+    # -- while recording ---------------------------------------------------------
+
+    def on_layout(self, layout: Layout) -> None:
+        s = layout.scale
+        if s.digital_min < BDF_DIGITAL_MIN or s.digital_max > BDF_DIGITAL_MAX:
+            raise OutputError(f"{self.path}: BDF stores 24-bit samples and this stream is "
+                              f"{layout.fmt_name}; record with --fmt int16 or int24, or use .npy/.csv", self.path)
+        self.layout = layout
+        note = layout.clock_note()
+        if note is not None:
+            self.annotations.append((0.0, -1.0, note))
+
+    def _run(self, kind: int, n: int) -> None:
+        if self._runs and self._runs[-1][0] == kind:
+            self._runs[-1][1] += n
+        else:
+            self._runs.append([kind, n])
+        self.pos += n
+
+    def on_samples(self, pos: int, row: int, block: SamplesBlock) -> None:
+        if pos > self.pos:  # the Timeline sends gaps first; this keeps the grid whole regardless
+            self._run(_FILL, pos - self.pos)
+        counts = block.counts
+        s = self.layout.scale  # type: ignore[union-attr]
+        if counts.size and (counts.min() < s.digital_min or counts.max() > s.digital_max):
+            outside = int(np.count_nonzero((counts < s.digital_min) | (counts > s.digital_max)))
+            self.clipped += outside
+            counts = np.clip(counts, s.digital_min, s.digital_max)
+        _write(self._spool, np.ascontiguousarray(counts, dtype="<i4").data, self.spool_path)
+        self._run(_DATA, block.n_samples)
+
+    def on_gap(self, gap: Gap) -> None:
+        if gap.span:
+            self._run(_FILL, gap.span)
+        rate = self.layout.rate  # type: ignore[union-attr]
+        duration = -1.0 if gap.timing == UNKNOWN else gap.span / rate
+        self.annotations.append((gap.pos / rate, duration, gap.describe()))
+
+    def on_marker(self, marker: MarkerEvent) -> None:
+        if self.layout is not None:
+            self.annotations.append((marker.pos / self.layout.rate, -1.0, f"marker {marker.code}"))
+
+    def on_end(self, end_time: float | None) -> None:
+        self.end_time = end_time
+
+    def flush(self) -> None:
+        _flush(self._spool, self.spool_path)
+
+    # -- at the end ----------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            _flush(self._spool, self.spool_path)
+            if self.layout is None:
+                self._empty = True
+                self.warnings.append(f"{self.path}: no samples arrived, so no BDF was written")
+                return
+            self._write_bdf()
+        finally:
+            try:
+                self._spool.close()
+            except OSError:
+                pass
+            self.spool_path.unlink(missing_ok=True)
+
+    def written(self) -> list[Path]:
+        return [] if self._empty else [self.path]
+
+    def _plan(self) -> tuple[float, int, int, int]:
+        """(record seconds, samples per record, records, annotation signals).
+
+        The shortest padding among records of at least 0.1 s (longer records on a tie), with
+        as many annotation slots per record as the annotations need; shorter records only
+        when 64 slots per record are not enough."""
+        lay = self.layout
+        assert lay is not None
+        need = len(self.annotations) + 1  # + the padding note
+        shapes = record_shapes(lay.rate, lay.n_channels)
+        preferred = [s for s in shapes if s[0] >= 0.1] or shapes[:1]
+        preferred.sort(key=lambda s: ((-self.pos) % s[1] / lay.rate, -s[0]))
+        for seconds, spr in preferred + shapes:
+            records = max(1, math.ceil(self.pos / spr))
+            slots = math.ceil(need / records)
+            if slots <= _MAX_ANNOTATION_SIGNALS:
+                return seconds, spr, records, max(1, slots)
+        seconds, spr = shapes[-1]
+        return seconds, spr, max(1, math.ceil(self.pos / spr)), _MAX_ANNOTATION_SIGNALS
+
+    def _write_bdf(self) -> None:
+        from pyedflib import FILETYPE_BDFPLUS, EdfWriter
+
+        lay = self.layout
+        assert lay is not None
+        seconds, spr, records, slots = self._plan()
+        total = self.pos
+        pad = records * spr - total
+        notes = sorted(self.annotations)
+        if pad:
+            notes.append((total / lay.rate, pad / lay.rate, "no data: padding to a whole record"))
+        if len(notes) > records * slots:
+            self.dropped_annotations = len(notes) - records * slots
+            self.warnings.append(f"{self.path}: {self.dropped_annotations} annotations did not fit "
+                                 "the BDF (they are in the .tlv capture)")
+            notes = notes[: records * slots]
+        start = lay.start_time
+        if start is None:
+            start = (self.end_time if self.end_time is not None else time.time()) - total / lay.rate
+        if self.clipped:
+            self.warnings.append(f"{self.path}: {self.clipped} samples outside the digital range were clipped")
+
+        pmin, pmax = lay.scale.bdf_limits()
+        try:
+            w = EdfWriter(str(self.path), lay.n_channels, file_type=FILETYPE_BDFPLUS)
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write the BDF: {e}", self.path) from None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pyedflib warns whenever the record length is set
+                w.setDatarecordDuration(seconds)
+            w.set_number_of_annotation_signals(slots)
+            # whole seconds, as the BDF header holds them: edflib's sub-second start shifts every
+            # annotation onset when the file is read back (seen: -80 us), and onsets must stay exact
+            w.setStartdatetime(datetime.fromtimestamp(start).replace(microsecond=0))
+            # EDF+ allows 80 characters for "Startdate dd-MMM-yyyy admincode technician equipment additional"
+            platform, _, rest = lay.device.partition(" ")
+            equipment = _field(f"picodaq_{platform or 'board'}")[:20]
+            w.setEquipment(equipment)
+            w.setRecordingAdditional(_field(f"{lay.source_name}_{lay.fmt_name}_{lay.rate}Hz"
+                                            + (f"_id_{rest.split(' ')[0]}" if rest else ""))[:57 - len(equipment)])
+            w.setSignalHeaders([{
+                "label": label, "dimension": lay.scale.dimension, "sample_frequency": lay.rate,
+                "physical_min": pmin, "physical_max": pmax,
+                "digital_min": lay.scale.digital_min, "digital_max": lay.scale.digital_max,
+                "transducer": lay.scale.transducer[:80], "prefilter": "",
+            } for label in lay.labels])
+            for record in self._records(spr, lay.n_channels):
+                if w.blockWriteDigitalSamples(record) < 0:
+                    raise OutputError(f"{self.path}: writing a data record failed", self.path)
+            for onset, duration, text in notes:
+                w.writeAnnotation(onset, duration, text[:_TEXT_MAX])
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write the BDF: {e}", self.path) from None
+        finally:
+            w.close()
+
+    def _records(self, spr: int, nch: int) -> Iterator[np.ndarray]:
+        """Data records, channel-major, from the spool and the fill runs; the last one zero-padded."""
+        rec = np.zeros((spr, nch), dtype=np.int32)
+        filled = 0
+        self._spool.seek(0)
+        for kind, n in self._runs:
+            while n:
+                take = min(n, spr - filled)
+                if kind == _DATA:
+                    raw = self._spool.read(take * nch * 4)
+                    rec[filled:filled + take] = np.frombuffer(raw, dtype="<i4").reshape(take, nch)
+                else:
+                    rec[filled:filled + take] = 0
+                filled += take
+                n -= take
+                if filled == spr:
+                    yield np.ascontiguousarray(rec.T).ravel()
+                    filled = 0
+        if filled or not self.pos:
+            rec[filled:] = 0
+            yield np.ascontiguousarray(rec.T).ravel()
+
+
+def _field(text: str) -> str:
+    """EDF+ header subfields: printable ASCII, no spaces inside a subfield."""
+    return "".join(ch if 33 <= ord(ch) < 127 else "_" for ch in text)[:60]

@@ -1,0 +1,184 @@
+"""`picodaq bench`: the results document's schema and cross-checks (not speeds), the README
+table, and bad input. Speed targets belong to the benchmark itself, never to these tests."""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+
+import pytest
+
+from cli_helpers import assert_one_clear_line, picodaq
+from picodaq.bench import pipeline as P
+from picodaq.bench import report
+from picodaq.bench.frames import capture
+from picodaq.bench.runner import FIGURES, SCHEMA
+
+README = """# project
+
+Intro text that must survive.
+
+<!-- bench:start -->
+old table
+<!-- bench:end -->
+
+## After
+
+More text.
+"""
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory) -> tuple[dict, str]:
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    r = picodaq("bench", "--quick", "--json", str(out), timeout=240)
+    assert r.returncode == 0, r.stderr
+    return json.loads(out.read_text()), r.stderr
+
+
+def test_quick_bench_writes_every_figure_with_sane_cross_checked_numbers(quick_results):
+    doc, stderr = quick_results
+    assert doc["schema"] == SCHEMA and doc["quick"] is True
+    assert set(doc["figures"]) == set(FIGURES)
+    m = doc["machine"]
+    assert m["cores"] >= 1 and m["cpu"] and m["python"].count(".") == 2 and m["micropython"][0].isdigit()
+    for name, fig in doc["figures"].items():
+        assert fig["command"] == f"picodaq bench --only {name} --quick"
+        assert fig["runs"] >= 1
+        assert "bench [" in stderr and f"] {name}: done in" in stderr  # progress, on stderr
+
+    p = doc["figures"]["pipeline"]
+    for side in ("pipeline", "naive", "floor"):
+        assert p[side]["frames_per_s"] > 0 and p[side]["mb_per_s"] > 0
+        assert p[side]["frames_per_cpu_s"] > 0 and p[side]["mb_per_cpu_s"] > 0
+        assert p[side]["frames"] == p["frames"] > 0
+    assert p["payload_bytes"] == 600
+    # the naive baseline decoded exactly what the pipeline did: frames, instants, values, observer calls
+    for k in ("samples", "checksum", "blocks_every", "blocks_tenth"):
+        assert p["pipeline"][k] == p["naive"][k]
+    assert p["pipeline"]["samples"] == p["frames"] * P.N_SAMPLES
+    assert p["pipeline"]["blocks_tenth"] == p["frames"] // 10
+    assert p["same_output"] is True
+    assert p["ratio_pipeline_naive"] > 0 and p["ratio_pipeline_floor"] > 0
+
+    a = doc["figures"]["alloc"]
+    for side in ("pipeline", "naive"):
+        assert a["memray"][side]["allocations_per_frame"] >= 0
+        assert a["memray"][side]["bytes_allocated_per_frame"] >= 0
+    assert "retained_growth_bytes" in a["growth"] and "second_half_growth_bytes" in a["growth"]
+    assert a["growth"]["frames"] > 0
+    assert a["growth"]["samples_lost"] == 0 and a["growth"]["seq_lost"] == 0
+    assert 0 < a["pool_hit_rate"] <= 1
+
+    v = doc["figures"]["live"]
+    assert v["receiver"]["mb_per_s"] > 0 and v["receiver"]["samples_per_s"] > 0 and v["raw"]["mb_per_s"] > 0
+    assert v["lost"] == 0 and all(n == 0 for n in v["losses"].values())
+    assert v["instants"] > 0 and v["ratio_live_raw"] > 0
+
+    c = doc["figures"]["cpu"]
+    assert c["lost"] == 0 and c["instants"] > 0 and c["cpu_percent"] > 0 and c["mb_per_s"] > 0
+    assert c["target_mb_per_s"] == 1.2 and c["n_channels"] == 8
+
+    t = doc["figures"]["latency"]
+    assert t["clock_check"]["same_clock"] is True
+    assert t["blocks"] > 0 and t["lost"] == 0
+    assert 0 <= t["min_ms"] <= t["p50_ms"] <= t["p99_ms"] <= t["max_ms"]
+
+    f = doc["figures"]["firmware"]
+    assert set(f["formats"]) == {"int16", "int24", "int32"}
+    assert f["heap_allocations"] == 0
+    for d in f["formats"].values():
+        assert d["heap_allocations"] == 0 and d["heap_bytes_allocated"] == 0
+        assert d["same_bytes"] is True
+        assert d["us_frame"] > 0 and d["naive_us_frame"] > 0
+        assert d["naive_bytes_per_frame"] > 0  # the baseline does allocate: the measurement can tell
+
+
+def test_readme_table_renders_from_the_json(quick_results, tmp_path):
+    doc, _ = quick_results
+    (tmp_path / "bench.json").write_text(json.dumps(doc))
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    r = picodaq("bench", "--from-json", str(tmp_path / "bench.json"), "--readme", str(readme))
+    assert r.returncode == 0, r.stderr
+    text = readme.read_text()
+    assert text.startswith("# project\n\nIntro text that must survive.\n") and text.endswith("## After\n\nMore text.\n")
+    assert "old table" not in text
+    section = text.split(report.START)[1].split(report.END)[0]
+    assert doc["machine"]["cpu"] in section and doc["machine"]["micropython"] in section
+    for name in FIGURES:
+        assert f"`picodaq bench --only {name} --quick`" in section
+    pipeline_fps = f"{doc['figures']['pipeline']['pipeline']['frames_per_cpu_s']:,.0f} frames/s"
+    assert pipeline_fps in section and pipeline_fps in r.stdout
+    # rendering again changes nothing: the section is replaced, not appended to
+    picodaq("bench", "--from-json", str(tmp_path / "bench.json"), "--readme", str(readme))
+    assert readme.read_text() == text
+
+
+def test_readme_without_markers_gets_a_section_appended():
+    doc = {"figures": {}, "machine": {"cpu": "X", "cores": 2}}
+    out = report.replace_section("# title\n\ntext\n", report.markdown(doc))
+    assert out.startswith("# title\n\ntext\n\n## Benchmarks\n\n" + report.START)
+    assert out.rstrip().endswith(report.END)
+    assert report.replace_section(out, "new body").count(report.START) == 1
+
+
+def test_naive_decoder_and_pipeline_agree_on_a_damaged_capture():
+    data = bytearray(capture(300, P.N_CHANNELS, P.FMT, P.N_SAMPLES, pattern="ramp"))
+    size = P.frame_size()
+    for i in (3, 50, 51, 200):  # corrupt four frames' sample bytes: their CRCs fail
+        data[i * size + 40] ^= 0xFF
+    noise = bytes(range(256)) * 3
+    damaged = bytes(data[:100 * size]) + noise + bytes(data[100 * size:])
+    pipe, naive = P.PipelineReplay(), P.NaiveReplay()
+    mv = memoryview(damaged)
+    pieces = [mv[i:i + 4096] for i in range(0, len(mv), 4096)]
+    pipe.feed(pieces)
+    naive.feed(pieces)
+    assert pipe.rx.stats.frames_ok == naive.dec.frames_ok == 296
+    assert pipe.rx.stats.crc_errors >= 4
+    assert pipe.samples == naive.samples == 296 * P.N_SAMPLES
+    assert pipe.every.checksum == naive.every.checksum
+    assert zlib.crc32(damaged[:size]) == P._CRC_RESIDUE  # the floor's check holds for an intact frame
+
+
+def test_the_floor_refuses_a_capture_it_cannot_verify():
+    data = bytearray(capture(50, P.N_CHANNELS, P.FMT, P.N_SAMPLES))
+    data[20 * P.frame_size() + 30] ^= 1
+    with pytest.raises(RuntimeError, match="49 of"):
+        P.replay_floor(bytes(data), warmup_frames=0)
+    assert P.replay_floor(capture(50, P.N_CHANNELS, P.FMT, P.N_SAMPLES), warmup_frames=0).frames == 50
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_json_path_as_user(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    r = picodaq("bench", "--quick", "--json", str(locked / "out.json"))
+    assert r.returncode == 2
+    assert_one_clear_line(r, "--json", "not writable")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--json", "{tmp}/no/such/folder/out.json"], ["--json", "does not exist"]),
+    (["--json", "{tmp}"], ["--json", "is a directory"]),
+    (["--json", "{tmp}/bad.json/out.json"], ["--json", "not writable", "not a folder"]),  # root too
+    (["--readme", "{tmp}/bad.json/README.md"], ["--readme", "no such file"]),
+    (["--readme", "{tmp}/missing.md"], ["--readme", "no such file"]),
+    (["--from-json", "{tmp}/missing.json"], ["--from-json", "cannot read"]),
+    (["--from-json", "{tmp}/bad.json"], ["--from-json", "not a picodaq bench results file"]),
+    (["--from-json", "{tmp}/empty.json"], ["--from-json", "holds no figures"]),
+    (["--from-json", "{tmp}/empty.json", "--readme", "{tmp}/README.md"], ["--from-json", "holds no figures"]),
+    (["--only", "warp"], ["unknown figure warp"]),
+])
+def test_bad_input_is_one_line_and_exit_2_before_measuring(tmp_path, args, words):
+    (tmp_path / "bad.json").write_text('{"figures": {"pipeline": {"command": "x"}}}')
+    (tmp_path / "empty.json").write_text('{"figures": {}}')
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:start -->\n| the table |\n<!-- bench:end -->\n")
+    r = picodaq("bench", "--quick", *[a.replace("{tmp}", str(tmp_path)) for a in args], timeout=30)
+    assert r.returncode == 2
+    assert_one_clear_line(r, *words)
+    assert "| the table |" in readme.read_text()  # never replaced by an empty one
+    assert "bench [" not in r.stderr  # nothing was measured
+    assert not (tmp_path / "no").exists()
