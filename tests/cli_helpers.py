@@ -1,5 +1,6 @@
 """Helpers for the CLI and recording tests: running `picodaq`, building captures
 byte by byte from PROTOCOL.md, reading BDF files back, waiting on conditions."""
+
 from __future__ import annotations
 
 import json
@@ -20,14 +21,29 @@ from picodaq.core.blocks import ramp_counts
 from picodaq.protocol.frames import encode_frame, samples_payload
 
 
-def picodaq(*args: str, cwd: Path | None = None, timeout: float = 120, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "picodaq.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, stdin=stdin)
+def picodaq(
+    *args: str, cwd: Path | None = None, timeout: float = 120, stdin=subprocess.DEVNULL
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "picodaq.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        stdin=stdin,
+    )
 
 
 def start_picodaq(*args: str, cwd: Path | None = None, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "picodaq.cli.main", *args], cwd=cwd, text=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "picodaq.cli.main", *args],
+        cwd=cwd,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
 
 
 def assert_one_clear_line(r: subprocess.CompletedProcess, *words: str) -> None:
@@ -44,6 +60,7 @@ def file_grows_past(path: Path, size: int):
 
 
 # -- captures, byte by byte --------------------------------------------------------
+
 
 def encode_counts(counts: np.ndarray, fmt: int) -> bytes:
     """instants x channels int counts as the SAMPLES payload encodes them."""
@@ -75,8 +92,19 @@ class Capture:
         return self
 
     def hello(self, source: int = C.SRC_RAMP, seq: int | None = None, board_id: bytes = b"\x01" * 8) -> Capture:
-        payload = struct.pack(C.HELLO_FORMAT, 0, 1, 0, C.PROTOCOL_VERSION, C.CONTRACT_HASH, board_id,
-                              b"test\0\0\0\0", 32, source, 4_000_000)
+        payload = struct.pack(
+            C.HELLO_FORMAT,
+            0,
+            1,
+            0,
+            C.PROTOCOL_VERSION,
+            C.CONTRACT_HASH,
+            board_id,
+            b"test\0\0\0\0",
+            32,
+            source,
+            4_000_000,
+        )
         return self.frame(C.MSG_HELLO, payload, seq)
 
     def status(self, uptime_ms: int, state: int = C.STATE_STREAMING, dropped: int = 0) -> Capture:
@@ -86,8 +114,9 @@ class Capture:
     def marker(self, index: int, code: int) -> Capture:
         return self.frame(C.MSG_MARKER, struct.pack(C.MARKER_FORMAT, index, code, 0))
 
-    def samples(self, first: int, t0_us: int, counts: np.ndarray, fmt: int = C.FMT_INT16,
-                period_ns: int = 1_000_000) -> Capture:
+    def samples(
+        self, first: int, t0_us: int, counts: np.ndarray, fmt: int = C.FMT_INT16, period_ns: int = 1_000_000
+    ) -> Capture:
         n, nch = counts.shape
         payload = samples_payload(first, t0_us, period_ns, nch, fmt, n, encode_counts(counts, fmt))
         return self.frame(C.MSG_SAMPLES, payload)
@@ -98,6 +127,7 @@ class Capture:
 
 
 # -- reading BDF back --------------------------------------------------------------
+
 
 def read_bdf(path: Path) -> dict:
     import pyedflib
@@ -210,6 +240,7 @@ def assert_csv_rows_are_the_ramp(path: Path, fmt: int = C.FMT_INT16) -> np.ndarr
 
 # -- picodaq serve ----------------------------------------------------------------
 
+
 class Served:
     """A `picodaq serve` subprocess: its URL (the first stdout line) and its log lines."""
 
@@ -240,8 +271,9 @@ def serve(port: str, *extra: str) -> Iterator[Served]:
                 proc.wait()
 
 
-def assert_exact_recording(r: subprocess.CompletedProcess, npy: Path, n_channels: int, seconds: float,
-                           rate: int = 1000, fmt: int = C.FMT_INT16) -> dict:
+def assert_exact_recording(
+    r: subprocess.CompletedProcess, npy: Path, n_channels: int, seconds: float, rate: int = 1000, fmt: int = C.FMT_INT16
+) -> dict:
     """Exit 0, zero loss in the counters, and every sample of every channel is the ramp."""
     assert r.returncode == 0, r.stderr
     stats = json.loads(r.stdout)

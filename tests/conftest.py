@@ -1,4 +1,5 @@
 """Shared fixtures: emulated boards (each test owns its own; safe under -n auto)."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """Running an inner pytest session (the HIL plugin's own tests, and the suite over a remote board)."""
+
 from __future__ import annotations
 
 import os
@@ -13,10 +14,27 @@ def run_pytest(tmp_path, body: str, *args: str, env: dict | None = None) -> subp
     e = {k: v for k, v in os.environ.items() if not k.startswith(("PICODAQ_", "PYTEST_"))}
     e["PICODAQ_LEASE_DIR"] = str(tmp_path / "leases")
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-                           f"--junitxml={tmp_path / 'junit.xml'}", "--rootdir", str(tmp_path), *args,
-                           str(tmp_path / "test_inner.py")],
-                          capture_output=True, text=True, timeout=240, cwd=tmp_path, env=e)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            f"--junitxml={tmp_path / 'junit.xml'}",
+            "--rootdir",
+            str(tmp_path),
+            *args,
+            str(tmp_path / "test_inner.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        env=e,
+    )
 
 
 def junit_properties(path) -> dict[str, dict[str, str]]:

@@ -1,6 +1,7 @@
 """Waiting on a condition, the one way tests wait: poll until it holds, fail after a timeout.
 
 The timeout is a hang guard for a loaded machine, never the thing under test."""
+
 from __future__ import annotations
 
 import time

@@ -7,6 +7,7 @@
 The contract hash is the CRC-32 of contracts.toml's bytes with line endings
 normalised to LF, so a checkout with CRLF line endings hashes the same.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,9 +81,18 @@ def model(raw: bytes) -> dict:
         split, _ = _layout(o["args"], 4, True) if o["args"] else ("<", [])
         ops[name] = dict(o, fmt=fmt, names=names, split=split)
     classes = sorted({_next_pow2(m["max_payload"] + overhead) for m in c["messages"].values()})
-    return dict(c=c, p=p, overhead=overhead, header_fmt=header_fmt, header_names=header_names,
-                header_split=header_split, msgs=msgs, ops=ops, classes=classes,
-                hash=contract_hash(raw))
+    return dict(
+        c=c,
+        p=p,
+        overhead=overhead,
+        header_fmt=header_fmt,
+        header_names=header_names,
+        header_split=header_split,
+        msgs=msgs,
+        ops=ops,
+        classes=classes,
+        hash=contract_hash(raw),
+    )
 
 
 def render_host(m: dict) -> str:
@@ -168,8 +178,12 @@ def render_host(m: dict) -> str:
     out += ["})", "", "# LOG levels"]
     for name, v in c["log_levels"].items():
         out.append(f"LOG_{name} = {v}")
-    out += ["", "# buffer pool size classes: next power of two >= 128 over each message's largest frame",
-            f"POOL_SIZE_CLASSES = {tuple(m['classes'])!r}", ""]
+    out += [
+        "",
+        "# buffer pool size classes: next power of two >= 128 over each message's largest frame",
+        f"POOL_SIZE_CLASSES = {tuple(m['classes'])!r}",
+        "",
+    ]
     return "\n".join(out)
 
 

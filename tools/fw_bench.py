@@ -9,6 +9,7 @@ SAMPLES frame of the optimised framer with the heap locked, next to a
 straightforward struct.pack framer, and the heap allocations of each. Reports
 the median of R runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
     res = summarise(run_rounds(a.frames, a.repeat, micropython_executable()))
-    print(f"{'format':8} {'bytes':>6} {'us/frame':>9} {'fill':>7} {'frame':>7} {'naive':>7} {'heap allocs':>12} "
-          f"{'naive B/frame':>14}")
+    print(
+        f"{'format':8} {'bytes':>6} {'us/frame':>9} {'fill':>7} {'frame':>7} {'naive':>7} {'heap allocs':>12} "
+        f"{'naive B/frame':>14}"
+    )
     for name, r in res.items():
-        print(f"{name:8} {r['frame_bytes']:>6} {r['us_per_frame']:>9.2f} {r['us_fill']:>7.2f} {r['us_frame']:>7.2f} "
-              f"{r['naive_us_frame']:>7.2f} {r['heap_allocations']:>12} {r['naive_bytes_per_frame']:>14.0f}")
+        print(
+            f"{name:8} {r['frame_bytes']:>6} {r['us_per_frame']:>9.2f} {r['us_fill']:>7.2f} {r['us_frame']:>7.2f} "
+            f"{r['naive_us_frame']:>7.2f} {r['heap_allocations']:>12} {r['naive_bytes_per_frame']:>14.0f}"
+        )
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(res, indent=2))

@@ -7,6 +7,7 @@ inlet's view of its metadata (`inlet.info().as_xml()`), pulls for a while and
 says how many samples arrived, their timestamps' spacing and how far behind
 `local_clock()` the newest one was.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     ts = np.array(stamps)
     d = np.diff(ts) if len(ts) > 1 else np.zeros(1)
     print(f"{len(samples)} samples in {args.seconds:g} s; first {samples[0]}, last {samples[-1]}")
-    print(f"timestamps {ts[0]:.6f} .. {ts[-1]:.6f} (local_clock), spacing {d.min() * 1e3:.4f} .. "
-          f"{d.max() * 1e3:.4f} ms, strictly increasing: {bool(np.all(d > 0))}; newest "
-          f"{(pylsl.local_clock() - ts[-1]) * 1e3:.1f} ms before local_clock() at the end")
+    print(
+        f"timestamps {ts[0]:.6f} .. {ts[-1]:.6f} (local_clock), spacing {d.min() * 1e3:.4f} .. "
+        f"{d.max() * 1e3:.4f} ms, strictly increasing: {bool(np.all(d > 0))}; newest "
+        f"{(pylsl.local_clock() - ts[-1]) * 1e3:.1f} ms before local_clock() at the end"
+    )
     for t, m in marks:
         print(f"marker {m[0]} at {t:.6f}")
     return 0

@@ -14,6 +14,7 @@ the board could not send). The `rfc2217-pyserial` row is the same record with
 pyserial's own RFC 2217 client (what picodaq used before its own), for
 comparison.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ from picodaq.boards.unix import EmulatedBoard
 SHORT = 2.0
 PICODAQ = [str(Path(sys.executable).with_name("picodaq"))]  # the console script beside this Python
 # `picodaq` with rfc2217:// left to pyserial's own client (Link opens fast_url(url))
-PICODAQ_PYSERIAL_RFC2217 = [sys.executable, "-c", "import sys, picodaq.transport.link as l; l.fast_url = lambda url: url; "
-                            "from picodaq.cli.main import main; sys.argv[0] = 'picodaq'; sys.exit(main())"]
+PICODAQ_PYSERIAL_RFC2217 = [
+    sys.executable,
+    "-c",
+    "import sys, picodaq.transport.link as l; l.fast_url = lambda url: url; "
+    "from picodaq.cli.main import main; sys.argv[0] = 'picodaq'; sys.exit(main())",
+]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -47,8 +52,12 @@ def _cpu_of(pid: int) -> float:
 
 @contextmanager
 def served(port: str, raw: bool) -> Iterator[tuple[str, int]]:
-    proc = subprocess.Popen(PICODAQ + ["serve", "--port", port, "--listen", "127.0.0.1:0"] + (["--raw"] if raw else []),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        PICODAQ + ["serve", "--port", port, "--listen", "127.0.0.1:0"] + (["--raw"] if raw else []),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         if not select.select([proc.stdout], [], [], 20)[0]:
@@ -66,9 +75,30 @@ def served(port: str, raw: bool) -> Iterator[tuple[str, int]]:
 def record(url: str, rate: int, seconds: float, out: Path, picodaq: list[str] = PICODAQ) -> tuple[float, dict]:
     """One `picodaq record`: (its CPU seconds, its --stats-json)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    r = subprocess.run(picodaq + ["record", "--port", url, "--rate", str(rate), "--channels", "8", "--fmt", "int16",
-                                  "--seconds", str(seconds), "--quiet", "--stats-json", "-", "--out", str(out)],
-                       capture_output=True, text=True, timeout=seconds + 60)
+    r = subprocess.run(
+        picodaq
+        + [
+            "record",
+            "--port",
+            url,
+            "--rate",
+            str(rate),
+            "--channels",
+            "8",
+            "--fmt",
+            "int16",
+            "--seconds",
+            str(seconds),
+            "--quiet",
+            "--stats-json",
+            "-",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise RuntimeError(f"record over {url} failed: {r.stderr.strip()}")
@@ -82,10 +112,17 @@ def measure(kind: str, url: str, server_pid: int | None, rate: int, seconds: flo
     s0 = _cpu_of(server_pid) if server_pid else 0.0
     cpu_long, stats = record(url, rate, seconds, tmp / "long.npy", picodaq)
     server = (_cpu_of(server_pid) - s0) / seconds if server_pid else None
-    return {"port": kind, "rate": rate, "kB_per_s": round(rate * 8 * 2 / 1000),
-            "client_cores": (cpu_long - cpu_short) / (seconds - SHORT), "server_cores": server,
-            "achieved_hz": stats["samples"] / seconds, "samples_lost": stats["samples_lost"],
-            "dropped": stats["device_samples_dropped"], "seq_lost": stats["seq_lost"]}
+    return {
+        "port": kind,
+        "rate": rate,
+        "kB_per_s": round(rate * 8 * 2 / 1000),
+        "client_cores": (cpu_long - cpu_short) / (seconds - SHORT),
+        "server_cores": server,
+        "achieved_hz": stats["samples"] / seconds,
+        "samples_lost": stats["samples_lost"],
+        "dropped": stats["device_samples_dropped"],
+        "seq_lost": stats["seq_lost"],
+    }
 
 
 def main() -> None:
@@ -113,8 +150,10 @@ def main() -> None:
     print(f"{'port':16} {'kB/s':>6} {'client':>7} {'server':>7} {'achieved':>9} {'lost':>6} {'dropped':>8}")
     for r in rows:
         server = "-" if r["server_cores"] is None else f"{r['server_cores']:.2f}"
-        print(f"{r['port']:16} {r['kB_per_s']:>6} {r['client_cores']:>7.2f} {server:>7} "
-              f"{r['achieved_hz'] / r['rate']:>8.1%} {r['samples_lost']:>6} {r['dropped']:>8}")
+        print(
+            f"{r['port']:16} {r['kB_per_s']:>6} {r['client_cores']:>7.2f} {server:>7} "
+            f"{r['achieved_hz'] / r['rate']:>8.1%} {r['samples_lost']:>6} {r['dropped']:>8}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """HIL errors: all under picodaq's one root, so the CLI and the fixtures treat them alike."""
+
 from __future__ import annotations
 
 from picodaq.errors import PicodaqError, UsageError

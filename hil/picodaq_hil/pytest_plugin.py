@@ -24,6 +24,7 @@ the properties `picodaq_board` and `picodaq_device_log`, with the fault seed as
 `picodaq_fault_seed`; a failing test's report shows the log's tail; the run
 ends with a summary, on stderr too, of which boards the HIL tests ran on.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,19 +47,32 @@ DEFAULT_FAULTS = "bitflip=1e-5,drop=1e-5,dup=1e-5,stall=1e-6"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("picodaq", "picodaq hardware-in-the-loop")
-    g.addoption("--picodaq-port", default=None,
-                help="board port(s), comma-separated (default: $PICODAQ_PORT, else the one board found by USB id, "
-                     "else an emulated board)")
+    g.addoption(
+        "--picodaq-port",
+        default=None,
+        help="board port(s), comma-separated (default: $PICODAQ_PORT, else the one board found by USB id, "
+        "else an emulated board)",
+    )
     g.addoption("--picodaq-log-dir", default=None, help="device logs folder (default: build/hil-logs)")
-    g.addoption("--picodaq-faults", default=None,
-                help=f"fault spec for faulty_link without a picodaq_faults marker (default: {DEFAULT_FAULTS})")
-    g.addoption("--picodaq-seed", type=int, default=None,
-                help="fault seed for every faulty_link (default: $PICODAQ_FAULT_SEED, else random; printed)")
+    g.addoption(
+        "--picodaq-faults",
+        default=None,
+        help=f"fault spec for faulty_link without a picodaq_faults marker (default: {DEFAULT_FAULTS})",
+    )
+    g.addoption(
+        "--picodaq-seed",
+        type=int,
+        default=None,
+        help="fault seed for every faulty_link (default: $PICODAQ_FAULT_SEED, else random; printed)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "picodaq_faults(spec, seed=None, enabled=True): the faulty_link's fault "
-                                       "spec (e.g. 'bitflip=1e-5,drop=1e-5'), seed, and whether faults start on")
+    config.addinivalue_line(
+        "markers",
+        "picodaq_faults(spec, seed=None, enabled=True): the faulty_link's fault "
+        "spec (e.g. 'bitflip=1e-5,drop=1e-5'), seed, and whether faults start on",
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -153,8 +167,11 @@ def _seed(config: pytest.Config, marker) -> int:
         try:
             return int(text)
         except ValueError:
-            pytest.fail(f"picodaq: PICODAQ_FAULT_SEED={text!r} is not a whole number (a fault seed, as printed "
-                        "with each faulty-link test)", pytrace=False)
+            pytest.fail(
+                f"picodaq: PICODAQ_FAULT_SEED={text!r} is not a whole number (a fault seed, as printed "
+                "with each faulty-link test)",
+                pytrace=False,
+            )
     return random.SystemRandom().randrange(1 << 31)
 
 
@@ -165,8 +182,11 @@ def faulty_link(request: pytest.FixtureRequest, board):
 
     item = request.node
     marker = item.get_closest_marker("picodaq_faults")
-    text = marker.args[0] if marker is not None and marker.args else (
-        request.config.getoption("--picodaq-faults") or DEFAULT_FAULTS)
+    text = (
+        marker.args[0]
+        if marker is not None and marker.args
+        else (request.config.getoption("--picodaq-faults") or DEFAULT_FAULTS)
+    )
     spec = FaultSpec.parse(text)
     seed = _seed(request.config, marker)
     enabled = bool(marker.kwargs.get("enabled", True)) if marker is not None else True
@@ -184,9 +204,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     faults = item.stash.get(_FAULTS, None)
     if faults is not None and report.when == "call":
         spec, seed = faults
-        report.sections.append(("picodaq faulty link",
-                                f"fault spec {spec}, seed {seed}; reproduce with --picodaq-seed {seed} "
-                                f"(or PICODAQ_FAULT_SEED={seed})"))
+        report.sections.append(
+            (
+                "picodaq faulty link",
+                f"fault spec {spec}, seed {seed}; reproduce with --picodaq-seed {seed} (or PICODAQ_FAULT_SEED={seed})",
+            )
+        )
     b = item.stash.get(_BOARD, None)
     if b is not None and report.failed and b.log is not None:
         report.sections.append(("picodaq device log", f"{b.log.path} (last lines)\n{b.log.tail(40)}"))
@@ -214,6 +237,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.write_line(f"failed with {s}")
     emulated = sum(n for name, n in boards.items() if name.startswith("emulated"))
     hardware = sum(boards.values()) - emulated
-    line = (f"picodaq_hil: {hardware} HIL tests ran on hardware, {emulated} on emulated boards"
-            + (" (no real board was tested)" if not hardware else ""))
+    line = f"picodaq_hil: {hardware} HIL tests ran on hardware, {emulated} on emulated boards" + (
+        " (no real board was tested)" if not hardware else ""
+    )
     print(line, file=sys.stderr, flush=True)

@@ -5,6 +5,7 @@
 Under pabot every suite's console output is kept in a file, so `make hil` runs this
 after the suites: the fallback to an emulated board is never silent.
 """
+
 from __future__ import annotations
 
 import sys
@@ -44,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"picodaq_hil: suite '{suite}' ran on {board}", file=sys.stderr)
     emulated = sum(b.startswith("emulated") for _, b in boards)
     hardware = len(boards) - emulated
-    print(f"picodaq_hil: {hardware} suites ran on hardware, {emulated} on emulated boards"
-          + (" (no real board was tested)" if boards and not hardware else ""), file=sys.stderr)
+    print(
+        f"picodaq_hil: {hardware} suites ran on hardware, {emulated} on emulated boards"
+        + (" (no real board was tested)" if boards and not hardware else ""),
+        file=sys.stderr,
+    )
     return 0
 
 

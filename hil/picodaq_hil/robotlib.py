@@ -1,5 +1,6 @@
 """Robot Framework keyword library for the picodaq HIL suite (the keyword layer only:
 every keyword delegates to picodaq_hil's Board, StreamSession and audit code)."""
+
 from __future__ import annotations
 
 import html
@@ -232,8 +233,11 @@ class PicodaqLibrary:
             return
         rel = os.path.relpath(log.path, self._report_root())
         raw = os.path.relpath(log.raw_path, self._report_root())
-        logger.info(f'Device log: <a href="{html.escape(rel)}">{html.escape(rel)}</a> '
-                    f'(raw bytes: <a href="{html.escape(raw)}">{html.escape(raw)}</a>)', html=True)
+        logger.info(
+            f'Device log: <a href="{html.escape(rel)}">{html.escape(rel)}</a> '
+            f'(raw bytes: <a href="{html.escape(raw)}">{html.escape(raw)}</a>)',
+            html=True,
+        )
         bi = BuiltIn()
         if bi.get_variable_value("${TEST STATUS}") == "FAIL":
             logger.info(f"Last device output:\n{tail}")
@@ -259,8 +263,10 @@ class PicodaqLibrary:
         except BaseException as e:
             self._fail(e)
         if int(channels) > hello.max_channels or int(rate) * int(channels) > hello.max_rate:
-            BuiltIn().skip(f"{self.board.name} streams at most {hello.max_channels} channels and "
-                           f"{hello.max_rate} samples/s; {channels} x {rate} Hz is beyond it")
+            BuiltIn().skip(
+                f"{self.board.name} streams at most {hello.max_channels} channels and "
+                f"{hello.max_rate} samples/s; {channels} x {rate} Hz is beyond it"
+            )
 
     @keyword
     def flash_firmware(self, force: bool = False) -> bool:
@@ -322,8 +328,15 @@ class PicodaqLibrary:
     # -- streams -------------------------------------------------------------------
 
     @keyword
-    def start_stream(self, rate: int = 1000, channels: int = 1, fmt: str = "int16", source: str = "ramp",
-                     samples_per_frame: int = 0, record: str = "") -> None:
+    def start_stream(
+        self,
+        rate: int = 1000,
+        channels: int = 1,
+        fmt: str = "int16",
+        source: str = "ramp",
+        samples_per_frame: int = 0,
+        record: str = "",
+    ) -> None:
         """Configures and starts a stream of ``channels`` channels (0..n-1) at ``rate`` Hz.
 
         ``record`` names files to record into, separated by commas (.tlv raw link bytes,
@@ -392,12 +405,25 @@ class PicodaqLibrary:
         finally:
             self._session = None
         logger.info(r.summary())
-        return dict(r.stats, samples_lost=r.samples_lost, board_dropped=r.board_dropped, reconnects=r.reconnects,
-                    reboots=r.reboots)
+        return dict(
+            r.stats,
+            samples_lost=r.samples_lost,
+            board_dropped=r.board_dropped,
+            reconnects=r.reconnects,
+            reboots=r.reboots,
+        )
 
     @keyword
-    def stream_for(self, seconds: str = "1 s", rate: int = 1000, channels: int = 1, fmt: str = "int16",
-                   source: str = "ramp", samples_per_frame: int = 0, record: str = "") -> dict:
+    def stream_for(
+        self,
+        seconds: str = "1 s",
+        rate: int = 1000,
+        channels: int = 1,
+        fmt: str = "int16",
+        source: str = "ramp",
+        samples_per_frame: int = 0,
+        record: str = "",
+    ) -> dict:
         """`Start Stream`, `Keep Streaming` and `Stop Stream` in one; returns the counters."""
         self.start_stream(rate, channels, fmt, source, samples_per_frame, record)
         self.keep_streaming(seconds)
@@ -411,8 +437,10 @@ class PicodaqLibrary:
         r = self._result_or_fail()
         problems = r.problems(allow_board_drops=_bool(allow_board_drops))
         if r.samples_lost:
-            logger.warn(f"{r.samples_lost} samples were lost on the board (it reported dropping {r.board_dropped});"
-                        f" all counted: {r.summary()}")
+            logger.warn(
+                f"{r.samples_lost} samples were lost on the board (it reported dropping {r.board_dropped});"
+                f" all counted: {r.summary()}"
+            )
         if problems:
             self._fail(AssertionError("stream not complete: " + "; ".join(problems)))
 
@@ -533,10 +561,17 @@ class PicodaqLibrary:
             problems.append(f"the faults ({audit.faults}) cost no frame: nothing was tested")
         if problems:
             self._fail(AssertionError(f"loss accounting (seed {proxy.seed}): " + "; ".join(problems)))
-        return {"board_frames": audit.board_frames, "intact": audit.intact, "delivered": audit.delivered,
-                "lost_frames": audit.lost_frames, "lost_samples": audit.lost_samples,
-                "counted_frames": audit.counted_frames, "counted_samples": audit.counted_samples,
-                "connections": audit.connections, **{f"faults_{k}": v for k, v in audit.faults.items()}}
+        return {
+            "board_frames": audit.board_frames,
+            "intact": audit.intact,
+            "delivered": audit.delivered,
+            "lost_frames": audit.lost_frames,
+            "lost_samples": audit.lost_samples,
+            "counted_frames": audit.counted_frames,
+            "counted_samples": audit.counted_samples,
+            "connections": audit.connections,
+            **{f"faults_{k}": v for k, v in audit.faults.items()},
+        }
 
     # -- recordings ----------------------------------------------------------------
 
@@ -578,8 +613,23 @@ class PicodaqLibrary:
         r = self._result_or_fail()
         with tempfile.TemporaryDirectory() as d:
             out = Path(d) / "replay.npy"
-            p = subprocess.run([sys.executable, "-m", "picodaq.cli.main", "replay", capture, "--out", str(out),
-                                "--stats-json", "-", "--quiet"], capture_output=True, text=True, timeout=120)
+            p = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "picodaq.cli.main",
+                    "replay",
+                    capture,
+                    "--out",
+                    str(out),
+                    "--stats-json",
+                    "-",
+                    "--quiet",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             if p.returncode != 0:
                 raise AssertionError(f"picodaq replay failed: {p.stderr.strip()}")
             stats = json.loads(p.stdout)

@@ -8,6 +8,7 @@ markers, reboots seen mid-stream, and, for a faulty link, the bytes each
 connection received (for accounting.audit_link). Recordings go through
 picodaq's own Pipeline (timeline, outputs), as `picodaq record` writes them.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,12 +30,26 @@ if TYPE_CHECKING:
 
 FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
 SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
-_COUNTERS = ("frames_ok", "crc_errors", "header_errors", "skipped_bytes", "seq_lost", "samples", "samples_lost",
-             "decode_errors", "truncated")
+_COUNTERS = (
+    "frames_ok",
+    "crc_errors",
+    "header_errors",
+    "skipped_bytes",
+    "seq_lost",
+    "samples",
+    "samples_lost",
+    "decode_errors",
+    "truncated",
+)
 
 
-def stream_config(rate: int = 1000, channels: int = 1, fmt: str | int = "int16", source: str | int = "ramp",
-                  samples_per_frame: int = 0) -> StreamConfig:
+def stream_config(
+    rate: int = 1000,
+    channels: int = 1,
+    fmt: str | int = "int16",
+    source: str | int = "ramp",
+    samples_per_frame: int = 0,
+) -> StreamConfig:
     """A StreamConfig from friendly values: a channel count, format and source by name."""
     rate, channels, samples_per_frame = int(rate), int(channels), int(samples_per_frame)
     if not 1 <= channels <= C.MAX_CHANNELS:
@@ -47,8 +62,9 @@ def stream_config(rate: int = 1000, channels: int = 1, fmt: str | int = "int16",
         raise UsageError(f"unknown sample format {fmt!r}; use {', '.join(FORMATS)}")
     if s not in C.SOURCE_NAMES:
         raise UsageError(f"unknown source {source!r}; use {', '.join(SOURCES)}")
-    return StreamConfig(rate=rate, channel_mask=(1 << channels) - 1, source=s, fmt=f,
-                        samples_per_frame=samples_per_frame)
+    return StreamConfig(
+        rate=rate, channel_mask=(1 << channels) - 1, source=s, fmt=f, samples_per_frame=samples_per_frame
+    )
 
 
 @dataclass
@@ -82,13 +98,17 @@ class StreamResult:
         s = self.stats
         ramp = ""
         if self.ramp is not None:
-            ramp = (f"; ramp {'bit-exact' if self.ramp.bit_exact else 'MISMATCHED'} over {self.ramp.blocks} blocks"
-                    f" ({self.ramp.mismatched_blocks} bad)")
-        return (f"{c.n_channels} ch x {c.rate} Hz {C.FORMAT_NAMES[c.fmt]} for {self.seconds:.2f} s: "
-                f"{s['frames_ok']} frames, {s['samples']} samples, {self.samples_lost} lost "
-                f"(board dropped {self.board_dropped}), seq_lost {s['seq_lost']}, crc {s['crc_errors']}, "
-                f"header {s['header_errors']}, decode {s['decode_errors']}, skipped {s['skipped_bytes']} bytes; "
-                f"{self.reconnects} reconnects, {self.reboots} reboots{ramp}")
+            ramp = (
+                f"; ramp {'bit-exact' if self.ramp.bit_exact else 'MISMATCHED'} over {self.ramp.blocks} blocks"
+                f" ({self.ramp.mismatched_blocks} bad)"
+            )
+        return (
+            f"{c.n_channels} ch x {c.rate} Hz {C.FORMAT_NAMES[c.fmt]} for {self.seconds:.2f} s: "
+            f"{s['frames_ok']} frames, {s['samples']} samples, {self.samples_lost} lost "
+            f"(board dropped {self.board_dropped}), seq_lost {s['seq_lost']}, crc {s['crc_errors']}, "
+            f"header {s['header_errors']}, decode {s['decode_errors']}, skipped {s['skipped_bytes']} bytes; "
+            f"{self.reconnects} reconnects, {self.reboots} reboots{ramp}"
+        )
 
     def problems(self, allow_board_drops: bool = False, min_fraction: float = 0.25) -> list[str]:
         """What makes this stream over a clean link less than complete and exact.
@@ -103,22 +123,25 @@ class StreamResult:
             out.append("no samples arrived")
         if self.ramp is not None:
             if self.ramp.mismatched_blocks:
-                out.append(f"{self.ramp.mismatched_blocks} blocks differ from the ramp: "
-                           + "; ".join(self.ramp.mismatches))
+                out.append(
+                    f"{self.ramp.mismatched_blocks} blocks differ from the ramp: " + "; ".join(self.ramp.mismatches)
+                )
             if self.ramp.restarts:
                 out.append(f"the sample index restarted {self.ramp.restarts} times")
         for k in ("crc_errors", "header_errors", "decode_errors", "seq_lost"):
             if s[k]:
                 out.append(f"{k}={s[k]} on a clean link")
         if self.ramp is not None and not self.reconnects and s["samples_lost"] != self.ramp.gap_samples:
-            out.append(f"decoder counted samples_lost={s['samples_lost']}, the blocks skip "
-                       f"{self.ramp.gap_samples} instants")
+            out.append(
+                f"decoder counted samples_lost={s['samples_lost']}, the blocks skip {self.ramp.gap_samples} instants"
+            )
         if self.samples_lost:
             if not allow_board_drops:
                 out.append(f"{self.samples_lost} samples lost")
             elif self.samples_lost > self.board_dropped:
-                out.append(f"{self.samples_lost} samples lost but the board reported dropping only "
-                           f"{self.board_dropped}")
+                out.append(
+                    f"{self.samples_lost} samples lost but the board reported dropping only {self.board_dropped}"
+                )
         span = self.samples + self.samples_lost
         if self.seconds > 0 and span < min_fraction * self.config.rate * self.seconds:
             out.append(f"only {span} instants in {self.seconds:.2f} s at {self.config.rate} Hz")
@@ -126,15 +149,22 @@ class StreamResult:
 
     def audit(self, board_bytes: bytes, faults) -> LinkAudit:
         """The faulty-link oracle over this stream (needs keep_bytes=True)."""
-        return audit_link(board_bytes, self.connections, faults,
-                          self.ramp.gap_samples if self.ramp is not None else None)
+        return audit_link(
+            board_bytes, self.connections, faults, self.ramp.gap_samples if self.ramp is not None else None
+        )
 
 
 class StreamSession:
     """Configure, start, pump and stop one stream on a Board (see the module docstring)."""
 
-    def __init__(self, board: Board, config: StreamConfig, outputs: list[Output] | None = None,
-                 keep_bytes: bool = False, reconnect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        board: Board,
+        config: StreamConfig,
+        outputs: list[Output] | None = None,
+        keep_bytes: bool = False,
+        reconnect_timeout: float = 10.0,
+    ) -> None:
         self.board = board
         self.config = config
         self.outputs = list(outputs or [])
@@ -172,8 +202,9 @@ class StreamSession:
         if self.outputs:
             cfg = self.config
             if self.pipeline is None:
-                self.pipeline = Pipeline(rx, self.outputs, rate=cfg.rate, source=cfg.source,
-                                         channels=tuple(range(cfg.n_channels)), live=True)
+                self.pipeline = Pipeline(
+                    rx, self.outputs, rate=cfg.rate, source=cfg.source, channels=tuple(range(cfg.n_channels)), live=True
+                )
             self.pipeline.receiver = rx  # one recording across reconnects: the same timeline and files
             self.pipeline.attach()
             self._taps.append(self.pipeline.raw)
@@ -222,8 +253,10 @@ class StreamSession:
         link.configure(cfg.rate, cfg.channel_mask, cfg.source, cfg.fmt, cfg.frame_samples())
         board.drain(quiet=0.02)
         self._open_connection()
-        board.note(f"stream starts: {cfg.n_channels} ch x {cfg.rate} Hz, {C.FORMAT_NAMES[cfg.fmt]}, "
-                   f"{C.SOURCE_NAMES[cfg.source]}, {cfg.frame_samples()} samples per frame")
+        board.note(
+            f"stream starts: {cfg.n_channels} ch x {cfg.rate} Hz, {C.FORMAT_NAMES[cfg.fmt]}, "
+            f"{C.SOURCE_NAMES[cfg.source]}, {cfg.frame_samples()} samples per frame"
+        )
         self.started = time.monotonic()
         self.running = True
         link.start()
@@ -257,7 +290,9 @@ class StreamSession:
                 link = board.need_link()
                 link.stop(wait_status=0.5)
                 rx = link.receiver
-                if not link.pump_until(lambda rx=rx: rx.status is not None and rx.status.state != C.STATE_STREAMING, 1.0):
+                if not link.pump_until(
+                    lambda rx=rx: rx.status is not None and rx.status.state != C.STATE_STREAMING, 1.0
+                ):
                     link.get_status()  # an idle board (e.g. rebooted mid-stream) sends no STATUS on STOP
                 board.drain()
                 break
@@ -273,7 +308,17 @@ class StreamSession:
         if self.pipeline is not None:
             self.warnings = self.pipeline.finish()
         stats = {k: sum(c.stats.get(k, 0) for c in self.connections) for k in _COUNTERS}
-        result = StreamResult(self.config, seconds, stats, self.connections, self.ramp, status, self.hello,
-                              self.reboots, self.reconnects, self.markers)
+        result = StreamResult(
+            self.config,
+            seconds,
+            stats,
+            self.connections,
+            self.ramp,
+            status,
+            self.hello,
+            self.reboots,
+            self.reconnects,
+            self.markers,
+        )
         board.note("stream stopped: " + result.summary())
         return result

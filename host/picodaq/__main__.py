@@ -1,5 +1,6 @@
 """The `picodaq` command (and `python -m picodaq`): picodaq.cli.main, with a Ctrl-C while its modules
 are still loading as quiet as one later (no traceback of an import cut short)."""
+
 from __future__ import annotations
 
 import sys

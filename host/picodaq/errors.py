@@ -3,6 +3,7 @@
 Details travel in fields, not only in the message text, so callers never match
 on wording.
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Board selection, leases, re-enumeration by serial number, and flashing only what differs."""
+
 from __future__ import annotations
 
 import subprocess
@@ -88,8 +89,12 @@ sys.stdin.read()
 
 
 def test_leases_keep_workers_apart(tmp_path):
-    other = subprocess.Popen([sys.executable, "-c", HOLD, "usb-E661", str(tmp_path)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD, "usb-E661", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert other.stdout.readline().strip() == "held"
         mine = Lease("usb-E661", holder="me", directory=tmp_path, timeout=0.3, poll=0.02)

@@ -1,5 +1,6 @@
 """The fault injector (seeded, chunking-independent, every fault logged and re-playable) and the
 exact-accounting oracle that judges a faulty link, on synthetic board streams (no I/O)."""
+
 from __future__ import annotations
 
 import random
@@ -16,8 +17,9 @@ from picodaq_hil.oracle.accounting import Connection, Delivered, HilReceiver, Ra
 from picodaq_hil.oracle.capture import frames as scan_frames
 
 
-def board_stream(n_frames: int, spf: int = 20, nch: int = 4, board_gaps: dict[int, int] | None = None,
-                 first_seq: int = 0) -> bytes:
+def board_stream(
+    n_frames: int, spf: int = 20, nch: int = 4, board_gaps: dict[int, int] | None = None, first_seq: int = 0
+) -> bytes:
     """HELLO (a boot) then SAMPLES frames of the ramp; board_gaps {seq: instants the board skipped}."""
     out = bytearray(encode_frame(C.MSG_HELLO, first_seq, bytes(30)))
     idx = 0
@@ -33,7 +35,7 @@ def chunked(data: bytes, rng: random.Random, most: int = 5000):
     i = 0
     while i < len(data):
         k = rng.randint(1, most)
-        yield data[i:i + k]
+        yield data[i : i + k]
         i += k
 
 
@@ -50,7 +52,7 @@ def reference_apply(data: bytes, faults: list[Fault]) -> bytes:
             for i in range(f.offset, min(f.offset + f.length, len(buf))):
                 dropped[i] = True
         elif f.kind == "dup":
-            inserts[f.offset] = bytes(buf[f.offset - f.length:f.offset])
+            inserts[f.offset] = bytes(buf[f.offset - f.length : f.offset])
     out = bytearray()
     for i, b in enumerate(buf):
         if i in inserts:
@@ -65,7 +67,7 @@ ALL = FaultSpec(bitflip=3e-4, drop=3e-4, dup=3e-4, stall=1e-4, disconnect=5e-5)
 
 def test_spec_parses_prints_and_refuses_nonsense():
     s = FaultSpec.parse("bitflip=1e-5, drop=2e-6,dup=0,stall=1e-6,stall_ms=10-20,disconnect=1e-7,disconnect_s=0.2")
-    assert (s.bitflip, s.drop, s.dup, s.stall_min_ms, s.stall_max_ms, s.disconnect_s) == (1e-5, 2e-6, 0, 10, 20, .2)
+    assert (s.bitflip, s.drop, s.dup, s.stall_min_ms, s.stall_max_ms, s.disconnect_s) == (1e-5, 2e-6, 0, 10, 20, 0.2)
     assert FaultSpec.parse(str(s)) == s
     assert not FaultSpec.parse("none").active and FaultSpec.parse("").active is False
     for bad in ("bitflip", "laser=1", "bitflip=x", "bitflip=2", "max_run=14", "stall_ms=5-1"):
@@ -88,8 +90,9 @@ def test_same_seed_same_faults_whatever_the_chunking():
                 else:
                     events.append(a)
         assert bytes(out) == whole and inj.faults == log
-        assert [type(e) for e in events] == [Stall if f.kind == "stall" else Disconnect
-                                             for f in log if f.kind in ("stall", "disconnect")]
+        assert [type(e) for e in events] == [
+            Stall if f.kind == "stall" else Disconnect for f in log if f.kind in ("stall", "disconnect")
+        ]
     other, other_log = apply_offline(data, ALL, seed=100)
     assert other_log != log and other != whole
 
@@ -107,7 +110,7 @@ def test_rates_are_per_byte():
     _, log = apply_offline(data, FaultSpec(bitflip=1e-3, drop=2e-4), seed=1)
     flips = sum(f.kind == "bitflip" for f in log)
     drops = sum(f.kind == "drop" for f in log)
-    assert abs(flips - 1049) < 5 * 1049 ** 0.5 and abs(drops - 210) < 5 * 210 ** 0.5
+    assert abs(flips - 1049) < 5 * 1049**0.5 and abs(drops - 210) < 5 * 210**0.5
     assert max(f.length for f in log if f.kind == "drop") <= 8
 
 
@@ -162,8 +165,12 @@ def test_audit_accounts_across_reconnects():
     frames = scan_frames(data)
     cut1, cut2 = frames[900].start + 5, frames[1700].end + 3  # the link drops mid-frame, twice
     back1, back2 = frames[1000].start - 40, frames[1800].start - 1
-    faults = [Fault("disconnect", cut1), Fault("offline", cut1, back1 - cut1),
-              Fault("disconnect", cut2), Fault("offline", cut2, back2 - cut2)]
+    faults = [
+        Fault("disconnect", cut1),
+        Fault("offline", cut1, back1 - cut1),
+        Fault("disconnect", cut2),
+        Fault("offline", cut2, back2 - cut2),
+    ]
     parts = [data[:cut1], data[back1:cut2], data[back2:]]
     conns = []
     ramp = RampCheck()
@@ -209,8 +216,9 @@ def test_audit_catches_a_receiver_that_loses_or_miscounts():
 
     # a fault log that does not explain the damage (one fault left out)
     first_damaging = next(i for i, f in enumerate(log) if f.kind in ("bitflip", "drop"))
-    assert not audit_link(data, [Connection(host, rx.delivered, stats)], log[:first_damaging]
-                          + log[first_damaging + 1:]).ok
+    assert not audit_link(
+        data, [Connection(host, rx.delivered, stats)], log[:first_damaging] + log[first_damaging + 1 :]
+    ).ok
     assert audit_link(data, [Connection(host, rx.delivered, stats)], log, ramp.gap_samples).ok
 
 
@@ -219,7 +227,7 @@ def test_ramp_check_finds_a_wrong_sample():
     f = scan_frames(bytes(data))[10]
     payload = bytearray(f.payload)
     payload[16 + 2 * 5] ^= 1  # instant 1, channel 1
-    data[f.start:f.end] = encode_frame(f.type, f.seq, bytes(payload))
+    data[f.start : f.end] = encode_frame(f.type, f.seq, bytes(payload))
     _, ramp = receive(bytes(data))
     assert not ramp.bit_exact and ramp.mismatched_blocks == 1
     assert "channel 1" in ramp.mismatches[0]

@@ -1,6 +1,7 @@
 """The HIL fixtures (`board`, `link`, `faulty_link`) used for real, and the plugin's reports:
 which board ran each test (never a silent fallback), device logs in the JUnit XML, leases under
 pytest-xdist, and nothing leaking from one test into the next."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def test_a_stream_is_bit_exact_and_complete(board):
     assert r.status is not None and r.status.state == C.STATE_IDLE
 
 
-@pytest.mark.picodaq_faults("bitflip=2e-5,drop=2e-5,dup=2e-5,stall=2e-6,disconnect=1e-6,disconnect_s=0.3",
-                            seed=7, enabled=False)
+@pytest.mark.picodaq_faults(
+    "bitflip=2e-5,drop=2e-5,dup=2e-5,stall=2e-6,disconnect=1e-6,disconnect_s=0.3", seed=7, enabled=False
+)
 def test_every_frame_is_accounted_for_through_a_faulty_link(faulty_link):
     s = StreamSession(faulty_link.board, stream_config(16000, 8), keep_bytes=True)
     s.start()
@@ -105,7 +107,7 @@ def test_reset_mid_stream(board):
 
 # -- the plugin seen from outside: a pytest run of its own ------------------------------------
 
-INNER = '''
+INNER = """
 import pytest
 from picodaq import contracts as C
 
@@ -127,7 +129,7 @@ def test_b_sees_nothing_of_it(board):
 def test_c_fails_on_purpose(board):
     assert board.link.ping().status == 0
     assert False, "failing on purpose"
-'''
+"""
 
 
 def test_the_fallback_is_never_silent_and_logs_are_linked(tmp_path):
@@ -164,7 +166,7 @@ def test_requiring_hardware_refuses_the_fallback(tmp_path):
     assert "Traceback" not in r.stdout + r.stderr
 
 
-LEASED = '''
+LEASED = """
 import json, os, time
 import pytest
 from picodaq_hil.stream import StreamSession, stream_config
@@ -179,7 +181,7 @@ def test_stream(board, n):
     assert not r.problems(min_fraction=0), r.summary()
     with open(os.environ["SPANS"], "a") as f:
         f.write(json.dumps([os.environ.get("PYTEST_XDIST_WORKER"), t0, time.monotonic()]) + "\\n")
-'''
+"""
 
 
 def test_xdist_workers_take_turns_on_one_board(tmp_path):

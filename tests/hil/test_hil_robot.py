@@ -2,6 +2,7 @@
 (on stderr too), link each test's device log, log the device output on failure, and refuse the
 emulator fallback when hardware is required. The acceptance suites themselves (robot/) run in
 `make test` / `make hil`."""
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,24 @@ def run_robot(tmp_path: Path, env: dict | None = None) -> subprocess.CompletedPr
     e = {k: v for k, v in os.environ.items() if not k.startswith("PICODAQ_")}
     e["PICODAQ_LEASE_DIR"] = str(tmp_path / "leases")
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "robot", "--outputdir", str(tmp_path / "out"), "--xunit",
-                           "xunit.xml", "--console", "verbose", str(suite)],
-                          capture_output=True, text=True, timeout=180, env=e)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "robot",
+            "--outputdir",
+            str(tmp_path / "out"),
+            "--xunit",
+            "xunit.xml",
+            "--console",
+            "verbose",
+            str(suite),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=e,
+    )
 
 
 def test_reports_name_the_board_and_link_the_device_logs(tmp_path):
@@ -61,7 +77,7 @@ def test_reports_name_the_board_and_link_the_device_logs(tmp_path):
     rel = failed.text.split("(device log: ")[1].rstrip(")")
     assert (out / rel).is_file() and "ACK" in (out / rel).read_text()
     messages = [m.text or "" for m in root.iter("msg")]
-    assert any(m.startswith("Device log: <a href=\"device-logs/emulated-") for m in messages)
+    assert any(m.startswith('Device log: <a href="device-logs/emulated-') for m in messages)
     assert any(m.startswith("Device output before the failure") for m in messages)
     xunit = ET.parse(out / "xunit.xml").getroot()
     props = {p.get("name"): p.get("value") for p in xunit.iter("property")}
@@ -69,8 +85,12 @@ def test_reports_name_the_board_and_link_the_device_logs(tmp_path):
     failure = next(xunit.iter("failure"))
     assert "(device log: device-logs/emulated-" in failure.get("message")
     # what `make hil` says on stderr after pabot, which keeps each suite's console to itself
-    rep = subprocess.run([sys.executable, "-m", "picodaq_hil.report", str(out / "output.xml")],
-                         capture_output=True, text=True, timeout=60)
+    rep = subprocess.run(
+        [sys.executable, "-m", "picodaq_hil.report", str(out / "output.xml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert rep.returncode == 0
     assert f"picodaq_hil: suite 'Board Check' ran on {meta['Board']}" in rep.stderr
     assert "0 suites ran on hardware, 1 on emulated boards (no real board was tested)" in rep.stderr
@@ -86,15 +106,28 @@ def test_requiring_hardware_fails_the_suite_clearly(tmp_path):
 
 def test_the_keyword_library_is_documented(tmp_path):
     spec = tmp_path / "picodaq.json"
-    r = subprocess.run([sys.executable, "-m", "robot.libdoc", "picodaq_hil.robotlib.PicodaqLibrary", str(spec)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "robot.libdoc", "picodaq_hil.robotlib.PicodaqLibrary", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     doc = json.loads(spec.read_text())
     assert doc["scope"] == "SUITE" and 'id="Which board"' in doc["doc"] and 'id="Faulty links"' in doc["doc"]
     names = {k["name"] for k in doc["keywords"]}
-    assert {"Open Board", "Start Test On Board", "End Test On Board", "Stream For", "Use Faulty Link",
-            "Loss Accounting Should Be Exact", "Reset Board Mid Stream", "Unplug Board", "Markers Should Be",
-            "Recording Should Match Ramp"} <= names
+    assert {
+        "Open Board",
+        "Start Test On Board",
+        "End Test On Board",
+        "Stream For",
+        "Use Faulty Link",
+        "Loss Accounting Should Be Exact",
+        "Reset Board Mid Stream",
+        "Unplug Board",
+        "Markers Should Be",
+        "Recording Should Match Ramp",
+    } <= names
     assert all(k["doc"].strip() for k in doc["keywords"]), [k["name"] for k in doc["keywords"] if not k["doc"]]
 
 
@@ -127,7 +160,8 @@ def test_pabot_suites_take_turns_on_one_board(tmp_path):
     suites.mkdir()
     for name in ("first", "second"):
         (suites / f"{name}.robot").write_text(
-            LEASED_SUITE.format(resource=ROOT / "robot" / "resources" / "picodaq.resource"))
+            LEASED_SUITE.format(resource=ROOT / "robot" / "resources" / "picodaq.resource")
+        )
     e = {k: v for k, v in os.environ.items() if not k.startswith("PICODAQ_")}
     e["PICODAQ_LEASE_DIR"] = str(tmp_path / "leases")
     e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e.get('PATH', '')}"
@@ -135,9 +169,24 @@ def test_pabot_suites_take_turns_on_one_board(tmp_path):
         emu.install_firmware()
         emu.start()
         e["PICODAQ_PORT"] = emu.port
-        r = subprocess.run([sys.executable, "-m", "pabot.pabot", "--no-pabotlib", "--processes", "2",
-                            "--outputdir", str(tmp_path / "out"), str(suites)],
-                           capture_output=True, text=True, timeout=240, env=e, cwd=tmp_path)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pabot.pabot",
+                "--no-pabotlib",
+                "--processes",
+                "2",
+                "--outputdir",
+                str(tmp_path / "out"),
+                str(suites),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=e,
+            cwd=tmp_path,
+        )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     root = ET.parse(tmp_path / "out" / "output.xml").getroot()
     spans = []

@@ -1,5 +1,6 @@
 """`picodaq bench`: the results document's schema and cross-checks (not speeds), the README
 table, and bad input. Speed targets belong to the benchmark itself, never to these tests."""
+
 from __future__ import annotations
 
 import json
@@ -129,10 +130,10 @@ def test_naive_decoder_and_pipeline_agree_on_a_damaged_capture():
     for i in (3, 50, 51, 200):  # corrupt four frames' sample bytes: their CRCs fail
         data[i * size + 40] ^= 0xFF
     noise = bytes(range(256)) * 3
-    damaged = bytes(data[:100 * size]) + noise + bytes(data[100 * size:])
+    damaged = bytes(data[: 100 * size]) + noise + bytes(data[100 * size :])
     pipe, naive = P.PipelineReplay(), P.NaiveReplay()
     mv = memoryview(damaged)
-    pieces = [mv[i:i + 4096] for i in range(0, len(mv), 4096)]
+    pieces = [mv[i : i + 4096] for i in range(0, len(mv), 4096)]
     pipe.feed(pieces)
     naive.feed(pieces)
     assert pipe.rx.stats.frames_ok == naive.dec.frames_ok == 296
@@ -159,18 +160,21 @@ def test_unwritable_json_path_as_user(tmp_path):
     assert_one_clear_line(r, "--json", "not writable")
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--json", "{tmp}/no/such/folder/out.json"], ["--json", "does not exist"]),
-    (["--json", "{tmp}"], ["--json", "is a directory"]),
-    (["--json", "{tmp}/bad.json/out.json"], ["--json", "not writable", "not a folder"]),  # root too
-    (["--readme", "{tmp}/bad.json/README.md"], ["--readme", "no such file"]),
-    (["--readme", "{tmp}/missing.md"], ["--readme", "no such file"]),
-    (["--from-json", "{tmp}/missing.json"], ["--from-json", "cannot read"]),
-    (["--from-json", "{tmp}/bad.json"], ["--from-json", "not a picodaq bench results file"]),
-    (["--from-json", "{tmp}/empty.json"], ["--from-json", "holds no figures"]),
-    (["--from-json", "{tmp}/empty.json", "--readme", "{tmp}/README.md"], ["--from-json", "holds no figures"]),
-    (["--only", "warp"], ["unknown figure warp"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--json", "{tmp}/no/such/folder/out.json"], ["--json", "does not exist"]),
+        (["--json", "{tmp}"], ["--json", "is a directory"]),
+        (["--json", "{tmp}/bad.json/out.json"], ["--json", "not writable", "not a folder"]),  # root too
+        (["--readme", "{tmp}/bad.json/README.md"], ["--readme", "no such file"]),
+        (["--readme", "{tmp}/missing.md"], ["--readme", "no such file"]),
+        (["--from-json", "{tmp}/missing.json"], ["--from-json", "cannot read"]),
+        (["--from-json", "{tmp}/bad.json"], ["--from-json", "not a picodaq bench results file"]),
+        (["--from-json", "{tmp}/empty.json"], ["--from-json", "holds no figures"]),
+        (["--from-json", "{tmp}/empty.json", "--readme", "{tmp}/README.md"], ["--from-json", "holds no figures"]),
+        (["--only", "warp"], ["unknown figure warp"]),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2_before_measuring(tmp_path, args, words):
     (tmp_path / "bad.json").write_text('{"figures": {"pipeline": {"command": "x"}}}')
     (tmp_path / "empty.json").write_text('{"figures": {}}')

@@ -1,5 +1,6 @@
 """Bad input on the command line: one clear line on stderr, non-zero exit, no traceback,
 and nothing streamed or written before the mistake is reported."""
+
 from __future__ import annotations
 
 import json
@@ -12,40 +13,52 @@ import pytest
 from cli_helpers import Capture, assert_one_clear_line, picodaq, start_picodaq
 
 
-@pytest.mark.parametrize("args,words", [
-    (["record", "--seconds", "-1", "--out", "x.npy"], ["--seconds", "positive"]),
-    (["record", "--seconds", "abc", "--out", "x.npy"], ["--seconds", "not a number"]),
-    (["record", "--seconds", "1", "--rate", "0", "--out", "x.npy"], ["--rate", "positive"]),
-    (["record", "--seconds", "1", "--channels", "40", "--out", "x.npy"], ["channel count"]),
-    (["record", "--seconds", "1", "--channels", "3-1", "--out", "x.npy"], ["low to high", "1-3"]),
-    (["record", "--seconds", "1", "--channels", "1-32", "--out", "x.npy"], ["channels must be within 0..31"]),
-    (["record", "--seconds", "1", "--channels", "0-", "--out", "x.npy"], ["not a channel count or list", "'0-'"]),
-    (["record", "--seconds", "1", "--channels", "1,1", "--out", "x.npy"], ["channel 1 is named twice"]),
-    (["record", "--seconds", "1", "--channels", "0-3,2", "--out", "x.npy"], ["channel 2 is named twice"]),
-    (["record", "--seconds", "1", "--channels", "8", "--samples-per-frame", "300", "--out", "x.npy"],
-     ["--samples-per-frame 300", "at most 255 instants of 8 channels"]),
-    (["record", "--seconds", "1", "--fmt", "int32", "--samples-per-frame", "1021", "--out", "x.npy"],
-     ["at most 1020 instants of 1 channel in int32"]),
-    (["record", "--seconds", "1", "--out", "x.csv", "--stats-json", "x.csv"],
-     ["x.csv", "written twice", "--stats-json"]),
-    (["record", "--seconds", "1", "--out", "a.npy", "--stats-json", "a.events.csv"], ["a.events.csv", "written twice"]),
-    (["record", "--seconds", "1", "--channels", "a,b", "--out", "x.npy"], ["not a channel count or list"]),
-    (["record", "--seconds", "1", "--source", "laser", "--out", "x.npy"], ["--source", "invalid choice"]),
-    (["record", "--seconds", "1", "--fmt", "float", "--out", "x.npy"], ["--fmt", "invalid choice"]),
-    (["record", "--seconds", "1", "--gain", "5", "--out", "x.npy"], ["--gain", "invalid choice"]),
-    (["record", "--seconds", "1", "--out", "rec.wav"], ["rec.wav", "unknown output format"]),
-    (["record", "--seconds", "1", "--out", "rec"], ["unknown output format", "(no suffix)"]),
-    (["record", "--seconds", "1", "--out", "/nonexistent-dir/rec.npy"], ["does not exist"]),
-    (["record", "--seconds", "1"], ["--out"]),
-    (["record", "--seconds", "1", "--out", "a.npy", "--out", "a.npy"], ["a.npy", "written twice"]),
-    (["record", "--seconds", "1", "--out", "a.npy", "--out", "a.events.csv"], ["a.events.csv", "written twice"]),
-    (["record", "--seconds", "1", "--fmt", "int32", "--out", "a.bdf"], ["BDF stores 24-bit samples"]),
-    (["record", "--seconds", "1", "--out", "a.npy", "--stats-json", "/nonexistent-dir/s.json"], ["does not exist"]),
-    (["replay", "/nonexistent.tlv"], ["no such file"]),
-    (["replay", "."], ["is a directory"]),
-    (["emulate", "--flash", "/nonexistent-dir/flash"], ["--flash", "folder /nonexistent-dir does not exist"]),
-    (["frobnicate"], ["invalid choice"]),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["record", "--seconds", "-1", "--out", "x.npy"], ["--seconds", "positive"]),
+        (["record", "--seconds", "abc", "--out", "x.npy"], ["--seconds", "not a number"]),
+        (["record", "--seconds", "1", "--rate", "0", "--out", "x.npy"], ["--rate", "positive"]),
+        (["record", "--seconds", "1", "--channels", "40", "--out", "x.npy"], ["channel count"]),
+        (["record", "--seconds", "1", "--channels", "3-1", "--out", "x.npy"], ["low to high", "1-3"]),
+        (["record", "--seconds", "1", "--channels", "1-32", "--out", "x.npy"], ["channels must be within 0..31"]),
+        (["record", "--seconds", "1", "--channels", "0-", "--out", "x.npy"], ["not a channel count or list", "'0-'"]),
+        (["record", "--seconds", "1", "--channels", "1,1", "--out", "x.npy"], ["channel 1 is named twice"]),
+        (["record", "--seconds", "1", "--channels", "0-3,2", "--out", "x.npy"], ["channel 2 is named twice"]),
+        (
+            ["record", "--seconds", "1", "--channels", "8", "--samples-per-frame", "300", "--out", "x.npy"],
+            ["--samples-per-frame 300", "at most 255 instants of 8 channels"],
+        ),
+        (
+            ["record", "--seconds", "1", "--fmt", "int32", "--samples-per-frame", "1021", "--out", "x.npy"],
+            ["at most 1020 instants of 1 channel in int32"],
+        ),
+        (
+            ["record", "--seconds", "1", "--out", "x.csv", "--stats-json", "x.csv"],
+            ["x.csv", "written twice", "--stats-json"],
+        ),
+        (
+            ["record", "--seconds", "1", "--out", "a.npy", "--stats-json", "a.events.csv"],
+            ["a.events.csv", "written twice"],
+        ),
+        (["record", "--seconds", "1", "--channels", "a,b", "--out", "x.npy"], ["not a channel count or list"]),
+        (["record", "--seconds", "1", "--source", "laser", "--out", "x.npy"], ["--source", "invalid choice"]),
+        (["record", "--seconds", "1", "--fmt", "float", "--out", "x.npy"], ["--fmt", "invalid choice"]),
+        (["record", "--seconds", "1", "--gain", "5", "--out", "x.npy"], ["--gain", "invalid choice"]),
+        (["record", "--seconds", "1", "--out", "rec.wav"], ["rec.wav", "unknown output format"]),
+        (["record", "--seconds", "1", "--out", "rec"], ["unknown output format", "(no suffix)"]),
+        (["record", "--seconds", "1", "--out", "/nonexistent-dir/rec.npy"], ["does not exist"]),
+        (["record", "--seconds", "1"], ["--out"]),
+        (["record", "--seconds", "1", "--out", "a.npy", "--out", "a.npy"], ["a.npy", "written twice"]),
+        (["record", "--seconds", "1", "--out", "a.npy", "--out", "a.events.csv"], ["a.events.csv", "written twice"]),
+        (["record", "--seconds", "1", "--fmt", "int32", "--out", "a.bdf"], ["BDF stores 24-bit samples"]),
+        (["record", "--seconds", "1", "--out", "a.npy", "--stats-json", "/nonexistent-dir/s.json"], ["does not exist"]),
+        (["replay", "/nonexistent.tlv"], ["no such file"]),
+        (["replay", "."], ["is a directory"]),
+        (["emulate", "--flash", "/nonexistent-dir/flash"], ["--flash", "folder /nonexistent-dir does not exist"]),
+        (["frobnicate"], ["invalid choice"]),
+    ],
+)
 def test_bad_arguments(args, words, tmp_path):
     r = picodaq(*args, cwd=tmp_path)
     assert_one_clear_line(r, *words)
@@ -115,11 +128,14 @@ def test_replay_never_writes_its_stats_over_the_capture_or_an_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cap.tlv"]
 
 
-@pytest.mark.parametrize("name,data,words", [
-    ("run.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '<i4'", ["a .npy array, not a .tlv capture"]),
-    ("run.bdf", b"\xffBIOSEMI" + b" " * 248, ["a BDF file, not a .tlv capture"]),
-    ("run.csv", b"t_s,sample_index,marker,ch0\n0.0,0,,1\n", ["a picodaq CSV, not a .tlv capture"]),
-])
+@pytest.mark.parametrize(
+    "name,data,words",
+    [
+        ("run.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '<i4'", ["a .npy array, not a .tlv capture"]),
+        ("run.bdf", b"\xffBIOSEMI" + b" " * 248, ["a BDF file, not a .tlv capture"]),
+        ("run.csv", b"t_s,sample_index,marker,ch0\n0.0,0,,1\n", ["a picodaq CSV, not a .tlv capture"]),
+    ],
+)
 def test_replay_of_a_file_that_is_no_capture_is_one_line_and_makes_nothing(tmp_path, name, data, words):
     (tmp_path / name).write_bytes(data)
     r = picodaq("replay", name, "--out", "again.npy", "--out", "again.bdf", cwd=tmp_path)
@@ -166,18 +182,30 @@ def test_replay_of_garbage_reports_counters(tmp_path):
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["frames_ok"] == 0 and s["header_errors"] == 1 and s["skipped_bytes"] == 152
-    for key in ("frames_ok", "crc_errors", "header_errors", "skipped_bytes", "seq_lost", "samples", "samples_lost",
-                "decode_errors", "markers", "gaps"):
+    for key in (
+        "frames_ok",
+        "crc_errors",
+        "header_errors",
+        "skipped_bytes",
+        "seq_lost",
+        "samples",
+        "samples_lost",
+        "decode_errors",
+        "markers",
+        "gaps",
+    ):
         assert key in s
 
 
 @pytest.mark.parametrize("command", ["info", "flash", "serve"])
 def test_a_port_that_cannot_be_a_serial_port_is_named_so(tmp_path, command):
     (tmp_path / "notes.txt").write_text("hello")
-    for port, words in ((tmp_path / "notes.txt", ["a regular file, not a serial port"]),
-                        (tmp_path, ["a directory, not a serial port"]),
-                        (tmp_path / "ttyNOPE", ["no such port"]),
-                        ("/dev/null", ["not a serial port"])):
+    for port, words in (
+        (tmp_path / "notes.txt", ["a regular file, not a serial port"]),
+        (tmp_path, ["a directory, not a serial port"]),
+        (tmp_path / "ttyNOPE", ["no such port"]),
+        ("/dev/null", ["not a serial port"]),
+    ):
         r = picodaq(command, "--port", str(port), timeout=30)
         if command == "serve" and words == ["no such port"]:  # serve checks --listen first, then says so
             assert_one_clear_line(r, f"cannot open port {port}")
@@ -211,9 +239,12 @@ def test_ports_marks_boards_by_usb_vendor_id(monkeypatch, capsys):
     from picodaq.cli.main import main
     from picodaq.transport import ports
 
-    fake = [SimpleNamespace(device="/dev/ttyUSB0", description="FT232R USB UART", vid=0x0403, serial_number="A1"),
-            SimpleNamespace(device="/dev/ttyACM0", description="Board in FS mode", vid=0x2E8A,
-                            serial_number="E66058388B4F2A2F")]
+    fake = [
+        SimpleNamespace(device="/dev/ttyUSB0", description="FT232R USB UART", vid=0x0403, serial_number="A1"),
+        SimpleNamespace(
+            device="/dev/ttyACM0", description="Board in FS mode", vid=0x2E8A, serial_number="E66058388B4F2A2F"
+        ),
+    ]
     monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: fake)
     monkeypatch.setattr(ports, "emulated_boards", lambda: [])
     monkeypatch.setattr("picodaq.cli.main.emulated_boards", lambda: [])
@@ -275,5 +306,7 @@ def test_a_long_replay_says_how_far_it_is(monkeypatch, capsys):
         now[0] = t
         p(done)
     p.done()
-    assert capsys.readouterr().err.splitlines() == ["replaying: 25% (100 of 400 MB, 1 s)",
-                                                    "replaying: 75% (300 of 400 MB, 6 s)"]
+    assert capsys.readouterr().err.splitlines() == [
+        "replaying: 25% (100 of 400 MB, 1 s)",
+        "replaying: 75% (300 of 400 MB, 6 s)",
+    ]

@@ -1,5 +1,6 @@
 """The emulated board behaves like a board across resets: soft reboots driven by
 mpremote's own byte sequences, a hard reset, and an unplug."""
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,6 @@ def firmware_board():
     b.stop()
 
 
-
-
 def test_soft_reboots_follow_the_repl_the_board_is_in(board):
     t = SerialTransport(board.port, exclusive=True, timeout=10)
     try:
@@ -44,7 +43,9 @@ def test_soft_reboots_follow_the_repl_the_board_is_in(board):
         t.enter_raw_repl(soft_reset=True)
         assert t.eval("1 + 1") == 2
         # output that looks like the friendly REPL, or a raw banner, must not confuse the supervisor
-        t.exec("print('\\n>>> ')\nprint('raw REPL; CTRL-B to exit')\nprint('Type \"help()\" for more information.\\n>>> ')")
+        t.exec(
+            "print('\\n>>> ')\nprint('raw REPL; CTRL-B to exit')\nprint('Type \"help()\" for more information.\\n>>> ')"
+        )
         t.exec("open('state', 'w').write('kept')")
         t.read_until(1, b">", timeout=5)  # the prompt after the last command
         t.serial.write(b"\x04")  # Ctrl-D on an empty raw-REPL line

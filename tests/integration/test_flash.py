@@ -5,6 +5,7 @@ The emulated board is the MicroPython unix port behind a pty, flashed over its
 raw REPL exactly as a Pico is; what these tests cannot show about a real board
 is listed in the notes of picodaq.flash.flasher and picodaq.boards.unix.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,6 +55,7 @@ MPREMOTE = str(Path(sys.executable).with_name("mpremote"))
 
 # -- helpers ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def boards():
     """boards(**kw) -> a started, empty EmulatedBoard, stopped after the test."""
@@ -78,8 +80,13 @@ def firmware(tmp_path) -> Path:
 
 
 def picodaq(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "picodaq.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, env=None if env is None else dict(os.environ, **env))
+    return subprocess.run(
+        [sys.executable, "-m", "picodaq.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else dict(os.environ, **env),
+    )
 
 
 def one_clear_line(r: subprocess.CompletedProcess, *words: str) -> str:
@@ -94,8 +101,11 @@ def one_clear_line(r: subprocess.CompletedProcess, *words: str) -> str:
 
 def flash_folder_files(flash: Path) -> dict[str, str]:
     """Every file in an emulated board's flash folder with its SHA-256, read on the host."""
-    return {p.relative_to(flash).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(flash.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(flash).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(flash.rglob("*"))
+        if p.is_file()
+    }
 
 
 def assert_board_holds_exactly(board: EmulatedBoard, image) -> dict:
@@ -150,6 +160,7 @@ def board_listing(port: str, folder: str = "picodaq_fw") -> list[str]:
 
 # -- the user's path ------------------------------------------------------------------
 
+
 def test_flash_an_empty_board_stream_then_reflash_only_a_changed_file(boards, firmware):
     board = boards(unpaced=True)
     assert not any(board.flash.iterdir()), "an emulated board starts empty"
@@ -178,8 +189,10 @@ def test_flash_an_empty_board_stream_then_reflash_only_a_changed_file(boards, fi
     assert sorted(second.unchanged) == sorted(p for p in image_paths if p != "picodaq_fw/ring.mpy")
     assert [e.path for e in events if e.kind == "write" and e.done == 0] == ["picodaq_fw/ring.mpy", MANIFEST]
     manifest = assert_board_holds_exactly(board, second.image)
-    assert manifest["files"]["picodaq_fw/ring.mpy"] != json.loads(
-        first.image.manifest_file().data)["files"]["picodaq_fw/ring.mpy"]
+    assert (
+        manifest["files"]["picodaq_fw/ring.mpy"]
+        != json.loads(first.image.manifest_file().data)["files"]["picodaq_fw/ring.mpy"]
+    )
     assert second.hello is not None
     assert stream_ramp(board.port) >= 200 * 64
 
@@ -306,9 +319,11 @@ def test_a_littlefs_flash_of_a_pico_size_is_flashed_and_boots(boards):
 
 # -- building the image --------------------------------------------------------------------
 
+
 def device(mpy: int | None, release: str = "1.24.1") -> DeviceInfo:
-    return DeviceInfo("micropython", (1, 24, 1), release, mpy, "rp2", "Raspberry Pi Pico with RP2040",
-                      800_000, 848 * 1024, 4096, True)
+    return DeviceInfo(
+        "micropython", (1, 24, 1), release, mpy, "rp2", "Raspberry Pi Pico with RP2040", 800_000, 848 * 1024, 4096, True
+    )
 
 
 @pytest.mark.parametrize("arch", ["armv6m", "armv7emsp", "x64"])  # RP2040, RP2350, the unix port
@@ -325,10 +340,13 @@ def test_every_module_compiles_for_the_boards_architecture(arch):
         assert mpys[viper][2] >> 2 == ARCHES.index(arch) and mpys[viper][2] & 3 == s
 
 
-@pytest.mark.parametrize("mpy,why", [
-    (6 | 1 << 8 | 4 << 10, "loads .mpy v6.1"),  # MicroPython 1.20-1.21 on an RP2040
-    (None, "does not report its .mpy format"),
-])
+@pytest.mark.parametrize(
+    "mpy,why",
+    [
+        (6 | 1 << 8 | 4 << 10, "loads .mpy v6.1"),  # MicroPython 1.20-1.21 on an RP2040
+        (None, "does not report its .mpy format"),
+    ],
+)
 def test_sources_go_as_py_when_the_board_cannot_load_the_mpy(mpy, why):
     image = build_image(device(mpy, "1.20.0"))
     assert image.target == "py" and why in image.fallback
@@ -338,8 +356,12 @@ def test_sources_go_as_py_when_the_board_cannot_load_the_mpy(mpy, why):
 
 def test_firmware_from_another_contract_is_refused_before_connecting(firmware, tmp_path):
     contracts = firmware / "picodaq_fw" / "contracts.py"
-    text = re.sub(r"^CONTRACT_HASH_LE = .*$", lambda _: "CONTRACT_HASH_LE = b'\\x01\\x02\\x03\\x04'",
-                  contracts.read_text(), flags=re.M)
+    text = re.sub(
+        r"^CONTRACT_HASH_LE = .*$",
+        lambda _: "CONTRACT_HASH_LE = b'\\x01\\x02\\x03\\x04'",
+        contracts.read_text(),
+        flags=re.M,
+    )
     contracts.write_text(text)
     with pytest.raises(FirmwareError, match="another contracts.toml.*make codegen"):
         Flasher(str(tmp_path / "no-such-port"), firmware=firmware).flash()
@@ -360,6 +382,7 @@ def test_an_inert_command_does_nothing_in_a_friendly_repl(boards):
     that reads it must execute nothing, even with a line in its history."""
     board = boards()
     with serial.serial_for_url(board.port, timeout=5) as port:
+
         def until(marker: bytes) -> bytes:
             seen = b""
             while marker not in seen:
@@ -380,6 +403,7 @@ def test_an_inert_command_does_nothing_in_a_friendly_repl(boards):
 
 
 # -- errors: each a clear message ---------------------------------------------------------
+
 
 def test_no_board_found(tmp_path):
     if attached_boards():
@@ -473,8 +497,10 @@ class _FillsUpTransport(SerialTransport):
         if not getattr(self, "filled", False):
             self.filled = True
             # each block flushed, so littlefs commits it: the space stays taken
-            self.exec("f = open('logger.dat', 'wb')\ntry:\n while True:\n  f.write(b'x' * 4096)\n  f.flush()\n"
-                      "except OSError:\n pass\nf.close()")
+            self.exec(
+                "f = open('logger.dat', 'wb')\ntry:\n while True:\n  f.write(b'x' * 4096)\n  f.flush()\n"
+                "except OSError:\n pass\nf.close()"
+            )
         return super().fs_writefile(dest, data, chunk_size, progress_callback)
 
 
@@ -506,8 +532,9 @@ def _corrupting(times: int, path: str) -> type[SerialTransport]:
 def test_a_corrupted_copy_is_caught_by_its_hash_and_copied_again(boards):
     board = boards()
     events = []
-    report = Flasher(board.port, events.append, hello_timeout=5,
-                     transport_class=_corrupting(1, "picodaq_fw/framer.mpy")).flash()
+    report = Flasher(
+        board.port, events.append, hello_timeout=5, transport_class=_corrupting(1, "picodaq_fw/framer.mpy")
+    ).flash()
     assert report.retried == ["picodaq_fw/framer.mpy"] and report.hello is not None
     assert [e.path for e in events if e.kind == "retry"] == ["picodaq_fw/framer.mpy"]
     assert_board_holds_exactly(board, report.image)
@@ -521,11 +548,17 @@ def test_a_copy_corrupted_twice_fails_naming_the_file(boards):
     assert not (board.flash / MANIFEST).exists()  # the deployment is marked incomplete
 
 
-@pytest.mark.parametrize("main,said", [
-    ("", "main.py ended without starting the firmware (the board sits in its REPL); it printed nothing"),
-    ("print('waiting for the sensor')\n", "REPL); its last words: 'waiting for the sensor'"),
-    ("raise RuntimeError('the sampler is unplugged')\n", "its last words: 'RuntimeError: the sampler is unplugged'"),
-])
+@pytest.mark.parametrize(
+    "main,said",
+    [
+        ("", "main.py ended without starting the firmware (the board sits in its REPL); it printed nothing"),
+        ("print('waiting for the sensor')\n", "REPL); its last words: 'waiting for the sensor'"),
+        (
+            "raise RuntimeError('the sampler is unplugged')\n",
+            "its last words: 'RuntimeError: the sampler is unplugged'",
+        ),
+    ],
+)
 def test_a_firmware_that_never_says_hello_is_named(boards, firmware, main, said):
     (firmware / "main.py").write_text(main)
     board = boards()
@@ -541,8 +574,13 @@ def test_emulate_flashes_its_board_unless_asked_for_an_empty_one(tmp_path):
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))  # its own registry of emulated boards
 
     def emulate(*args: str) -> tuple[subprocess.Popen, str]:
-        p = subprocess.Popen([sys.executable, "-m", "picodaq.cli.main", "emulate", *args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "picodaq.cli.main", "emulate", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         return p, p.stdout.readline().strip()
 
     def stop(p: subprocess.Popen, port: str) -> None:

@@ -1,6 +1,7 @@
 """LSL: the stream's metadata, the block-to-sample mapping, an outlet read back by
 a real inlet on loopback, and `picodaq record --lsl` / `picodaq stream` end to end
 from an emulated board."""
+
 from __future__ import annotations
 
 import atexit
@@ -41,9 +42,11 @@ def _lsl_config() -> str:
     folder = tempfile.mkdtemp(prefix="picodaq-lsl-")
     atexit.register(shutil.rmtree, folder, True)
     path = Path(folder) / "lsl_api.cfg"
-    path.write_text("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n"
-                    "MachineAddresses = {127.0.0.1}\nKnownPeers = {127.0.0.1}\n"
-                    f"[lab]\nSessionID = picodaq-test-{uuid.uuid4().hex}\n[log]\nlevel = -3\n")
+    path.write_text(
+        "[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n"
+        "MachineAddresses = {127.0.0.1}\nKnownPeers = {127.0.0.1}\n"
+        f"[lab]\nSessionID = picodaq-test-{uuid.uuid4().hex}\n[log]\nlevel = -3\n"
+    )
     return str(path)
 
 
@@ -70,9 +73,11 @@ def resolve(name: str, timeout: float = 20.0):
 
 # -- metadata ------------------------------------------------------------------------
 
+
 def test_the_sample_streams_metadata_names_board_firmware_channels_and_units():
-    spec = StreamSpec.build("eeg-bench", HELLO, rate=500, channels=(0, 2, 5), source=C.SRC_RAMP,
-                            fmt=C.FMT_INT24, gain=24)
+    spec = StreamSpec.build(
+        "eeg-bench", HELLO, rate=500, channels=(0, 2, 5), source=C.SRC_RAMP, fmt=C.FMT_INT24, gain=24
+    )
     x = xml_of(sample_info(spec, pylsl))
     assert x.findtext("name") == "eeg-bench"
     assert x.findtext("type") == "Test"
@@ -98,8 +103,9 @@ def test_the_sample_streams_metadata_names_board_firmware_channels_and_units():
 
 
 def test_ads1299_publishes_float32_microvolts_by_default_and_counts_when_asked():
-    spec = StreamSpec.build("exg", HELLO, rate=250, channels=tuple(range(8)), source=C.SRC_ADS1299,
-                            fmt=C.FMT_INT24, gain=12)
+    spec = StreamSpec.build(
+        "exg", HELLO, rate=250, channels=tuple(range(8)), source=C.SRC_ADS1299, fmt=C.FMT_INT24, gain=12
+    )
     x = xml_of(sample_info(spec, pylsl))
     assert x.findtext("type") == "EEG" and x.findtext("channel_format") == "float32"
     assert {c.findtext("unit") for c in x.findall("desc/channels/channel")} == {"microvolts"}
@@ -107,14 +113,16 @@ def test_ads1299_publishes_float32_microvolts_by_default_and_counts_when_asked()
     assert x.findtext("desc/acquisition/gain") == "12"
     assert float(x.findtext("desc/acquisition/physical_per_count")) == ads1299_uv_per_count(12)
 
-    counts = StreamSpec.build("exg", HELLO, rate=250, channels=(0,), source=C.SRC_ADS1299, fmt=C.FMT_INT24,
-                              gain=12, value_format="int32")
+    counts = StreamSpec.build(
+        "exg", HELLO, rate=250, channels=(0,), source=C.SRC_ADS1299, fmt=C.FMT_INT24, gain=12, value_format="int32"
+    )
     x = xml_of(sample_info(counts, pylsl))
     assert x.findtext("channel_format") == "int32" and x.findtext("desc/channels/channel/unit") == "counts"
     assert x.findtext("desc/acquisition/physical_unit") == "microvolts"
 
-    ramp_as_float = StreamSpec.build("r", HELLO, rate=250, channels=(0,), source=C.SRC_RAMP, fmt=C.FMT_INT16,
-                                     gain=24, value_format="float32")
+    ramp_as_float = StreamSpec.build(
+        "r", HELLO, rate=250, channels=(0,), source=C.SRC_RAMP, fmt=C.FMT_INT16, gain=24, value_format="float32"
+    )
     assert ramp_as_float.channel_format == "float32" and ramp_as_float.unit == "counts"
 
 
@@ -131,9 +139,11 @@ def test_ordinary_stream_names_are_accepted():
 
 # -- mapping blocks to samples and timestamps ----------------------------------------
 
+
 def view(first: int, counts: np.ndarray, host_t0: float, period_ns: int = 1_000_000):
-    return SimpleNamespace(first_index=first, counts=counts, n_samples=len(counts), period_ns=period_ns,
-                           host_t0=host_t0)
+    return SimpleNamespace(
+        first_index=first, counts=counts, n_samples=len(counts), period_ns=period_ns, host_t0=host_t0
+    )
 
 
 def test_a_block_maps_to_its_counts_and_the_device_clock_fit_on_lsl_time():
@@ -196,10 +206,10 @@ def test_a_markers_time_is_its_instant_on_the_last_blocks_line_across_the_u32_wr
 
 # -- an outlet read back by an inlet (loopback, in process) ---------------------------
 
+
 def test_an_inlet_receives_every_block_and_marker_exactly_as_mapped():
     name = unique()
-    spec = StreamSpec.build(name, HELLO, rate=1000, channels=(0, 1, 2), source=C.SRC_RAMP, fmt=C.FMT_INT32,
-                            gain=24)
+    spec = StreamSpec.build(name, HELLO, rate=1000, channels=(0, 1, 2), source=C.SRC_RAMP, fmt=C.FMT_INT32, gain=24)
     with LslOutlet(spec) as outlet:
         inlet = pylsl.StreamInlet(resolve(name), processing_flags=0)
         markers = pylsl.StreamInlet(resolve(spec.marker_name), processing_flags=0)
@@ -261,8 +271,7 @@ def fake_pylsl(**kw):
 
 
 def test_a_stuck_push_never_holds_up_the_receiver_the_tap_counts_what_it_refused():
-    spec = StreamSpec.build(unique(), HELLO, rate=1000, channels=(0,), source=C.SRC_RAMP, fmt=C.FMT_INT16,
-                            gain=24)
+    spec = StreamSpec.build(unique(), HELLO, rate=1000, channels=(0,), source=C.SRC_RAMP, fmt=C.FMT_INT16, gain=24)
     StuckOutlet.gate.clear()
     StuckOutlet.fail = False
     outlet = LslOutlet(spec, pylsl=fake_pylsl(), queue_blocks=8)
@@ -285,8 +294,7 @@ def test_a_stuck_push_never_holds_up_the_receiver_the_tap_counts_what_it_refused
 
 
 def test_a_failing_push_is_counted_and_the_stream_goes_on():
-    spec = StreamSpec.build(unique(), HELLO, rate=1000, channels=(0,), source=C.SRC_RAMP, fmt=C.FMT_INT16,
-                            gain=24)
+    spec = StreamSpec.build(unique(), HELLO, rate=1000, channels=(0,), source=C.SRC_RAMP, fmt=C.FMT_INT16, gain=24)
     StuckOutlet.fail = True
     try:
         outlet = LslOutlet(spec, pylsl=fake_pylsl())
@@ -305,6 +313,7 @@ def test_without_liblsl_lsl_is_one_clear_error(monkeypatch):
 
 
 # -- end to end: picodaq record --lsl / picodaq stream -------------------------------
+
 
 def device_times(tlv: Path) -> tuple[dict[int, float], list]:
     """Device clock (s, unwrapped) of every instant in a capture by sample index, and its MARKERs."""
@@ -326,9 +335,33 @@ def test_record_lsl_delivers_the_ramp_bit_exactly_on_the_device_clock_with_marke
     name = unique()
     tlv = tmp_path / "rec.tlv"
     master, slave = pty.openpty()  # --mark-on-key reads a terminal
-    proc = subprocess.Popen([sys.executable, "-m", "picodaq.cli.main", "record", "--port", board.port, "--seconds", "5",
-                             "--rate", "1000", "--channels", "4", "--fmt", "int32", "--out", str(tlv), "--lsl", name,
-                             "--mark-on-key"], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "picodaq.cli.main",
+            "record",
+            "--port",
+            board.port,
+            "--seconds",
+            "5",
+            "--rate",
+            "1000",
+            "--channels",
+            "4",
+            "--fmt",
+            "int32",
+            "--out",
+            str(tlv),
+            "--lsl",
+            name,
+            "--mark-on-key",
+        ],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     os.close(slave)
     try:
         inlet = pylsl.StreamInlet(resolve(name), processing_flags=0)
@@ -390,9 +423,14 @@ def test_record_lsl_delivers_the_ramp_bit_exactly_on_the_device_clock_with_marke
 def streamed(cwd: Path, args: list[str], names: list[str]) -> tuple[list, list[np.ndarray]]:
     """`picodaq stream ARGS --seconds 3 --quiet` in a subprocess: each named stream's metadata and
     first 500 samples, read by an inlet while it runs; the command must end cleanly and silently."""
-    proc = subprocess.Popen([sys.executable, "-m", "picodaq.cli.main", "stream", *args, "--seconds", "3", "--quiet"],
-                            cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "picodaq.cli.main", "stream", *args, "--seconds", "3", "--quiet"],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         inlets = [pylsl.StreamInlet(resolve(n), processing_flags=0) for n in names]
         infos = [xml_of(inlet.info(10.0)) for inlet in inlets]
@@ -425,8 +463,11 @@ def test_stream_publishes_without_files_and_quietly_under_the_boards_name(make_b
 def test_several_boards_each_publish_their_own_stream(make_board, tmp_path):
     boards = [make_board(), make_board()]
     name = unique("two")
-    infos, data = streamed(tmp_path, ["--port", boards[0].port, "--port", boards[1].port, "--channels", "2",
-                                      "--name", name], [f"{name}-board1", f"{name}-board2"])
+    infos, data = streamed(
+        tmp_path,
+        ["--port", boards[0].port, "--port", boards[1].port, "--channels", "2", "--name", name],
+        [f"{name}-board1", f"{name}-board2"],
+    )
     assert [i.findtext("desc/acquisition/board_id") for i in infos] == [b.board_id for b in boards]
     for d in data:  # each stream is its own board's ramp
         assert_ramp_run(d)
@@ -448,11 +489,18 @@ def test_a_pylsl_without_its_library_is_one_line(tmp_path):
     # the error pylsl raises on import when liblsl cannot be found
     fake = tmp_path / "site" / "pylsl"
     fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text('raise RuntimeError("LSL binary library file was not found. Please make '
-                                      'sure that the binary file can be found")\n')
+    (fake / "__init__.py").write_text(
+        'raise RuntimeError("LSL binary library file was not found. Please make '
+        'sure that the binary file can be found")\n'
+    )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake.parent), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-m", "picodaq.cli.main", "stream", "--port", str(tmp_path / "nope")],
-                       capture_output=True, text=True, timeout=60, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "picodaq.cli.main", "stream", "--port", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert_one_clear_line(r, "LSL is not available", "library file was not found")
 
 

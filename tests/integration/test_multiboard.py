@@ -1,6 +1,7 @@
 """Several boards recorded at once (`record --port A --port B`): each into its own files, each
 bit-exact; one host clock origin noted in each; one board failing or Ctrl-C loses nothing of
 the others; a board on another machine (RFC 2217) recorded alongside a local one."""
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,25 @@ def clock_row(path) -> dict:
 def test_two_boards_recorded_at_once_each_exact(make_board, tmp_path):
     a, b = make_board(), make_board()
     run = tmp_path / "run.npy"
-    r = picodaq("record", "--port", a.port, "--port", b.port, "--seconds", "2", "--channels", "8",
-                "--out", str(run), "--out", str(tmp_path / "run.csv"), "--out", str(tmp_path / "run.tlv"),
-                "--stats-json", "-")
+    r = picodaq(
+        "record",
+        "--port",
+        a.port,
+        "--port",
+        b.port,
+        "--seconds",
+        "2",
+        "--channels",
+        "8",
+        "--out",
+        str(run),
+        "--out",
+        str(tmp_path / "run.csv"),
+        "--out",
+        str(tmp_path / "run.tlv"),
+        "--stats-json",
+        "-",
+    )
     assert r.returncode == 0, r.stderr
     stats = json.loads(r.stdout)
     assert set(stats["boards"]) == {"board1", "board2"}
@@ -46,8 +63,9 @@ def test_two_boards_recorded_at_once_each_exact(make_board, tmp_path):
         data = assert_board_exact(s, tmp_path / f"run.{label}.npy", 8, 1500)
         rows = read_csv_rows(tmp_path / f"run.{label}.csv")
         assert np.array_equal(rows[:, 3:].astype(np.int64), data)
-        assert sorted(s["outputs"]) == sorted(str(tmp_path / f"run.{label}.{x}")
-                                              for x in ("npy", "events.csv", "csv", "tlv"))
+        assert sorted(s["outputs"]) == sorted(
+            str(tmp_path / f"run.{label}.{x}") for x in ("npy", "events.csv", "csv", "tlv")
+        )
         # one host clock: each file says where its sample 0 is against the shared start
         assert 0 <= s["start_offset_s"] < 5 and s["start_time"] == pytest.approx(origin + s["start_offset_s"])
         row = clock_row(tmp_path / f"run.{label}.events.csv")
@@ -65,8 +83,21 @@ def test_two_boards_recorded_at_once_each_exact(make_board, tmp_path):
 def test_a_local_board_and_a_remote_one_together(make_board, tmp_path):
     local, remote = make_board(), make_board()
     with serve(remote.port) as srv:
-        r = picodaq("record", "--port", local.port, "--port", srv.url, "--seconds", "2", "--channels", "4",
-                    "--out", str(tmp_path / "mix.npy"), "--stats-json", "-")
+        r = picodaq(
+            "record",
+            "--port",
+            local.port,
+            "--port",
+            srv.url,
+            "--seconds",
+            "2",
+            "--channels",
+            "4",
+            "--out",
+            str(tmp_path / "mix.npy"),
+            "--stats-json",
+            "-",
+        )
     assert r.returncode == 0, r.stderr
     stats = json.loads(r.stdout)["boards"]
     assert stats["board2"]["port"] == srv.url and stats["board2"]["board_id"] == remote.board_id
@@ -76,8 +107,21 @@ def test_a_local_board_and_a_remote_one_together(make_board, tmp_path):
 
 def test_one_board_lost_does_not_stop_or_lose_the_other(make_board, tmp_path):
     steady, lost = make_board(), make_board()
-    rec = start_picodaq("record", "--port", steady.port, "--port", lost.port, "--seconds", "4", "--channels", "2",
-                        "--out", str(tmp_path / "r.npy"), "--stats-json", "-")
+    rec = start_picodaq(
+        "record",
+        "--port",
+        steady.port,
+        "--port",
+        lost.port,
+        "--seconds",
+        "4",
+        "--channels",
+        "2",
+        "--out",
+        str(tmp_path / "r.npy"),
+        "--stats-json",
+        "-",
+    )
     err = Lines(rec.stderr)
     err.wait_for("board2      ")  # both streaming (a plain progress line per board)
     lost.unplug()  # no --reconnect: board2's recording ends here, board1's goes on
@@ -99,8 +143,21 @@ def test_one_board_lost_does_not_stop_or_lose_the_other(make_board, tmp_path):
 
 def test_ctrl_c_finishes_every_boards_files(make_board, tmp_path):
     a, b = make_board(), make_board()
-    rec = start_picodaq("record", "--port", a.port, "--port", b.port, "--channels", "3",
-                        "--out", str(tmp_path / "c.npy"), "--out", str(tmp_path / "c.bdf"), "--stats-json", "-")
+    rec = start_picodaq(
+        "record",
+        "--port",
+        a.port,
+        "--port",
+        b.port,
+        "--channels",
+        "3",
+        "--out",
+        str(tmp_path / "c.npy"),
+        "--out",
+        str(tmp_path / "c.bdf"),
+        "--stats-json",
+        "-",
+    )
     err = Lines(rec.stderr)
     err.wait_for("board2      ")
     time.sleep(0.5)
@@ -120,11 +177,23 @@ def test_several_boards_usage_errors(make_board, tmp_path):
     a = make_board()
     r = picodaq("record", "--port", a.port, "--port", a.port, "--seconds", "1", "--out", str(tmp_path / "x.npy"))
     assert_one_clear_line(r, "the same board", a.port)
-    r = picodaq("record", "--port", a.port, "--port", "/dev/none-such", "--seconds", "1",
-                "--out", str(tmp_path / "x.npy"), "--out", str(tmp_path / "x.npy"))
+    r = picodaq(
+        "record",
+        "--port",
+        a.port,
+        "--port",
+        "/dev/none-such",
+        "--seconds",
+        "1",
+        "--out",
+        str(tmp_path / "x.npy"),
+        "--out",
+        str(tmp_path / "x.npy"),
+    )
     assert_one_clear_line(r, "x.board1.npy", "written twice")
-    r = picodaq("record", "--port", a.port, "--port", "/dev/none-such", "--seconds", "1",
-                "--out", str(tmp_path / "y.npy"))
+    r = picodaq(
+        "record", "--port", a.port, "--port", "/dev/none-such", "--seconds", "1", "--out", str(tmp_path / "y.npy")
+    )
     assert_one_clear_line(r, "/dev/none-such")
     assert list(tmp_path.iterdir()) == []  # nothing made before every board was ready
 
@@ -150,6 +219,20 @@ def test_the_live_view_has_a_row_per_board():
     with view:
         view.tick(2.0)
     text = out.getvalue()
-    for cell in ("board1", "board2", "samples/s", "received", "MB/s", "CRC", "lost", "gaps", "ring", "drops",
-                 "markers", "saving", "of 10 s", "Ctrl-C stops and saves"):
+    for cell in (
+        "board1",
+        "board2",
+        "samples/s",
+        "received",
+        "MB/s",
+        "CRC",
+        "lost",
+        "gaps",
+        "ring",
+        "drops",
+        "markers",
+        "saving",
+        "of 10 s",
+        "Ctrl-C stops and saves",
+    ):
         assert cell in text, cell

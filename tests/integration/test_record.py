@@ -1,6 +1,7 @@
 """End to end: `picodaq record` from an emulated board through a real pty into
 every format, every sample of every channel checked against the ramp, then the
 .tlv replayed to identical outputs and counters."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,22 @@ def test_record_is_bit_exact_in_every_format(make_board, tmp_path, fmt):
     p = {s: tmp_path / f"rec.{s}" for s in ("npy", "tlv", "csv", "bdf")}
     outs = [p["npy"], p["tlv"], p["csv"]] + ([p["bdf"]] if fmt != "int32" else [])
     args = [a for o in outs for a in ("--out", str(o))]
-    r = picodaq("record", "--port", board.port, "--seconds", "2", "--rate", "1000", "--channels", "8",
-                "--fmt", fmt, *args, "--stats-json", "-")
+    r = picodaq(
+        "record",
+        "--port",
+        board.port,
+        "--seconds",
+        "2",
+        "--rate",
+        "1000",
+        "--channels",
+        "8",
+        "--fmt",
+        fmt,
+        *args,
+        "--stats-json",
+        "-",
+    )
     assert r.returncode == 0, r.stderr
     stats = json.loads(r.stdout)
     assert stats["crc_errors"] == stats["samples_lost"] == stats["seq_lost"] == stats["gaps"] == 0
@@ -51,8 +66,9 @@ def test_record_is_bit_exact_in_every_format(make_board, tmp_path, fmt):
 
     # the capture replays to the same outputs and the same counters
     replayed = tmp_path / "replay.npy"
-    r2 = picodaq("replay", str(p["tlv"]), "--out", str(replayed), "--out", str(tmp_path / "replay.csv"),
-                 "--stats-json", "-")
+    r2 = picodaq(
+        "replay", str(p["tlv"]), "--out", str(replayed), "--out", str(tmp_path / "replay.csv"), "--stats-json", "-"
+    )
     assert r2.returncode == 0, r2.stderr
     assert comparable(json.loads(r2.stdout)) == comparable(stats)
     assert np.array_equal(np.load(replayed), data)
@@ -63,8 +79,26 @@ def test_record_is_bit_exact_in_every_format(make_board, tmp_path, fmt):
 def test_a_channel_list_and_the_sine_source(make_board, tmp_path):
     board = make_board()
     bdf, csv = tmp_path / "s.bdf", tmp_path / "s.csv"
-    r = picodaq("record", "--port", board.port, "--seconds", "1", "--rate", "500", "--channels", "0,2,5",
-                "--source", "sine", "--fmt", "int24", "--out", str(bdf), "--out", str(csv), "--quiet")
+    r = picodaq(
+        "record",
+        "--port",
+        board.port,
+        "--seconds",
+        "1",
+        "--rate",
+        "500",
+        "--channels",
+        "0,2,5",
+        "--source",
+        "sine",
+        "--fmt",
+        "int24",
+        "--out",
+        str(bdf),
+        "--out",
+        str(csv),
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""  # --quiet: nothing but errors
     assert csv.read_text().splitlines()[0] == "t_s,sample_index,marker,ch0,ch2,ch5"
@@ -86,8 +120,7 @@ def test_record_without_port_starts_an_emulated_board_and_says_so(tmp_path):
 
 def test_plain_progress_lines_when_stderr_is_not_a_terminal(make_board, tmp_path):
     board = make_board()
-    r = picodaq("record", "--port", board.port, "--seconds", "2.5", "--channels", "4", "--out",
-                str(tmp_path / "p.npy"))
+    r = picodaq("record", "--port", board.port, "--seconds", "2.5", "--channels", "4", "--out", str(tmp_path / "p.npy"))
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stderr.splitlines() if "samples/s/ch" in line]
     assert lines, r.stderr
@@ -96,14 +129,27 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(make_board, tmp_path
     assert "received 4 channels at 1000 Hz" in r.stderr and "wrote    " in r.stderr
 
 
-@pytest.mark.parametrize("args,status", [
-    (["--rate", "1000000", "--channels", "8"], "BAD_ARGUMENT"),  # beyond the board's aggregate rate
-    (["--source", "adc"], "UNSUPPORTED"),  # the emulated board has no ADC
-])
+@pytest.mark.parametrize(
+    "args,status",
+    [
+        (["--rate", "1000000", "--channels", "8"], "BAD_ARGUMENT"),  # beyond the board's aggregate rate
+        (["--source", "adc"], "UNSUPPORTED"),  # the emulated board has no ADC
+    ],
+)
 def test_a_configuration_the_board_refuses_is_one_line_with_its_reason(make_board, tmp_path, args, status):
     board = make_board()
-    r = picodaq("record", "--port", board.port, "--seconds", "1", *args,
-                "--out", str(tmp_path / "x.npy"), "--out", str(tmp_path / "x.bdf"))
+    r = picodaq(
+        "record",
+        "--port",
+        board.port,
+        "--seconds",
+        "1",
+        *args,
+        "--out",
+        str(tmp_path / "x.npy"),
+        "--out",
+        str(tmp_path / "x.bdf"),
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     (line,) = r.stderr.splitlines()
     prefix = f"picodaq: board refused CONFIGURE ({status}): "
@@ -114,8 +160,17 @@ def test_a_configuration_the_board_refuses_is_one_line_with_its_reason(make_boar
 def test_a_reader_of_stderr_leaving_does_not_cut_the_recording_short(make_board, tmp_path):
     """`picodaq record ... 2>&1 | head -2`: the live view loses its reader; the recording runs its course."""
     board = make_board()
-    p = start_picodaq("record", "--port", board.port, "--seconds", "3", "--out", str(tmp_path / "r.npy"),
-                      "--stats-json", str(tmp_path / "s.json"))
+    p = start_picodaq(
+        "record",
+        "--port",
+        board.port,
+        "--seconds",
+        "3",
+        "--out",
+        str(tmp_path / "r.npy"),
+        "--stats-json",
+        str(tmp_path / "s.json"),
+    )
     p.stderr.close()  # before the first progress line: every later line meets a closed pipe
     assert p.wait(60) == 0
     stats = json.loads((tmp_path / "s.json").read_text())
@@ -132,8 +187,23 @@ def test_an_output_failing_mid_recording_costs_only_that_file(make_board, tmp_pa
     board = make_board()
     full = tmp_path / "full.csv"
     os.symlink("/dev/full", full)
-    r = picodaq("record", "--port", board.port, "--seconds", "3", "--channels", "8", "--out", str(tmp_path / "r.tlv"),
-                "--out", str(full), "--out", str(tmp_path / "r.npy"), "--stats-json", str(tmp_path / "s.json"))
+    r = picodaq(
+        "record",
+        "--port",
+        board.port,
+        "--seconds",
+        "3",
+        "--channels",
+        "8",
+        "--out",
+        str(tmp_path / "r.tlv"),
+        "--out",
+        str(full),
+        "--out",
+        str(tmp_path / "r.npy"),
+        "--stats-json",
+        str(tmp_path / "s.json"),
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     last = r.stderr.splitlines()[-1]
     assert last.startswith(f"picodaq: {full}: write failed: No space left on device"), last
@@ -159,12 +229,17 @@ def test_a_port_another_program_holds_is_named_busy(make_board, tmp_path):
     fd = os.open(board.port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as pyserial, mpremote or a running `picodaq record` holds it
     try:
-        for args in (["info"], ["record", "--seconds", "1", "--out", str(tmp_path / "r.npy")],
-                     ["serve", "--listen", "127.0.0.1:0"]):
+        for args in (
+            ["info"],
+            ["record", "--seconds", "1", "--out", str(tmp_path / "r.npy")],
+            ["serve", "--listen", "127.0.0.1:0"],
+        ):
             r = picodaq(*args, "--port", board.port, timeout=60)
             assert r.returncode == 1 and "Traceback" not in r.stderr
-            assert r.stderr.strip() == (f"picodaq: port {board.port} is busy: another program has it open "
-                                        "(a `picodaq record` or `serve`, mpremote or a terminal?)"), args
+            assert r.stderr.strip() == (
+                f"picodaq: port {board.port} is busy: another program has it open "
+                "(a `picodaq record` or `serve`, mpremote or a terminal?)"
+            ), args
     finally:
         os.close(fd)
     assert not (tmp_path / "r.npy").exists()

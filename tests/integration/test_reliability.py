@@ -1,5 +1,6 @@
 """No lost data: unplugs, resets, emulator death and Ctrl-C during `picodaq record`,
 each against an emulated board; every file must come out complete and valid."""
+
 from __future__ import annotations
 
 import json
@@ -20,11 +21,11 @@ from cli_helpers import (
     picodaq,
     read_bdf,
     start_picodaq,
-    wait_for,
 )
 from picodaq import contracts as C
 from picodaq.boards.unix import EmulatedBoard
 from picodaq.cli.main import comparable_stats as comparable
+from waiting import wait_for
 
 
 def outs(d, stem="rec"):
@@ -34,8 +35,9 @@ def outs(d, stem="rec"):
 
 def recording(board, d, *extra):
     paths, args = outs(d)
-    p = start_picodaq("record", "--port", board.port, "--channels", "3", "--rate", "1000", *args,
-                      "--stats-json", "-", *extra)
+    p = start_picodaq(
+        "record", "--port", board.port, "--channels", "3", "--rate", "1000", *args, "--stats-json", "-", *extra
+    )
     return p, paths, Lines(p.stderr)
 
 
@@ -95,14 +97,20 @@ def test_unplug_with_reconnect_resumes_into_the_same_files(make_board, tmp_path)
     a, b, _ = check_files(paths, tmp_path)
     ev = events(tmp_path / "rec.events.csv")
     gaps = [e for e in ev if e["kind"] == "gap"]
-    assert gaps and all(e["detail"] in ("stream restarted; timing: device clock", "samples lost; timing: exact",
-                                        "board restarted; timing: host clock") for e in gaps)
+    assert gaps and all(
+        e["detail"]
+        in (
+            "stream restarted; timing: device clock",
+            "samples lost; timing: exact",
+            "board restarted; timing: host clock",
+        )
+        for e in gaps
+    )
     restarted = [e for e in gaps if "restarted" in e["detail"]]
     # the unplug lasted about a second: the gap, timed by a clock, says so (and BDF fills it)
     assert sum(float(e["duration_s"]) for e in gaps) >= 0.5
     notes = [t for _, _, t in b["annotations"]]
-    assert any(t.startswith(("gap: stream restarted", "gap: board restarted")) or "samples lost" in t
-               for t in notes)
+    assert any(t.startswith(("gap: stream restarted", "gap: board restarted")) or "samples lost" in t for t in notes)
     # after the restart the board counts from 0 again: rows are the ramp of index 0, 1, 2 ...
     first_new = int(restarted[-1]["row"]) if restarted else None
     if first_new is not None:
@@ -199,8 +207,14 @@ def test_info_in_words_and_json(make_board):
     board = make_board()
     r = picodaq("info", "--port", board.port)
     assert r.returncode == 0, r.stderr
-    for words in ("(matches this host)", "state           idle; last error: OK", "up to 32 channels",
-                  "ring ", "free heap", board.board_id):
+    for words in (
+        "(matches this host)",
+        "state           idle; last error: OK",
+        "up to 32 channels",
+        "ring ",
+        "free heap",
+        board.board_id,
+    ):
         assert words in r.stdout
     j = json.loads(picodaq("info", "--port", board.port, "--json").stdout)
     assert j["contract_ok"] is True and j["hello"]["board_id"] == board.board_id
@@ -208,8 +222,12 @@ def test_info_in_words_and_json(make_board):
 
 
 def test_ports_lists_running_emulators(tmp_path):
-    p = subprocess.Popen([sys.executable, "-m", "picodaq.cli.main", "emulate"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "picodaq.cli.main", "emulate"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         port = p.stdout.readline().strip()
         assert port
@@ -236,8 +254,23 @@ def test_mark_on_key_in_a_terminal(make_board, tmp_path):
     m, s = pty.openpty()
     fcntl.ioctl(s, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 110, 0, 0))
     before = termios.tcgetattr(s)
-    p = subprocess.Popen([sys.executable, "-m", "picodaq.cli.main", "record", "--port", board.port, "--channels", "3",
-                          "--mark-on-key", *args], stdin=s, stdout=s, stderr=s)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "picodaq.cli.main",
+            "record",
+            "--port",
+            board.port,
+            "--channels",
+            "3",
+            "--mark-on-key",
+            *args,
+        ],
+        stdin=s,
+        stdout=s,
+        stderr=s,
+    )
     screen = bytearray()
 
     def read_screen() -> str:
@@ -275,7 +308,10 @@ def test_mark_on_key_in_a_terminal(make_board, tmp_path):
     os.close(m)
     marks = [(int(e["code"]), e["sample_index"]) for e in events(tmp_path / "k.events.csv") if e["kind"] == "marker"]
     assert [c for c, _ in marks] == [3, 1]
-    assert [t for _, _, t in read_bdf(paths["bdf"])["annotations"] if t.startswith("marker")] == ["marker 3", "marker 1"]
+    assert [t for _, _, t in read_bdf(paths["bdf"])["annotations"] if t.startswith("marker")] == [
+        "marker 3",
+        "marker 1",
+    ]
     rows = assert_csv_rows_are_the_ramp(paths["csv"])
     assert sorted(int(x) for x in rows[:, 2] if x >= 0) == [1, 3]
 
@@ -312,8 +348,13 @@ def test_reconnect_finds_the_board_where_it_came_back(make_board, tmp_path):
     alias = tmp_path / "ttyACM1"
     alias.symlink_to(board.port)
     link = Link.open(board.port)
-    rec = Recording(link, StreamConfig(rate=1000, channel_mask=0b11), open_outputs([tmp_path / "f.npy"]),
-                    reconnect=True, find_port=lambda: str(alias))
+    rec = Recording(
+        link,
+        StreamConfig(rate=1000, channel_mask=0b11),
+        open_outputs([tmp_path / "f.npy"]),
+        reconnect=True,
+        find_port=lambda: str(alias),
+    )
     try:
         rec.prepare()
         rec.start()

@@ -2,6 +2,7 @@
 TCP) on the loopback interface, and the ordinary commands reach it by URL: flashed, recorded
 bit-exact with zero loss, tested by the HIL suite; plus the server's own behaviour (one client
 at a time, surviving clients, Ctrl-C) and the one-line errors."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,21 @@ def test_a_remote_board_over_rfc2217_is_flashed_and_recorded_with_zero_loss(tmp_
             assert "copied     main.py" in r.stderr and "HELLO from linux board" in r.stderr
 
             npy, tlv = tmp_path / "remote.npy", tmp_path / "remote.tlv"
-            r = picodaq("record", "--port", srv.url, "--seconds", "2", "--channels", "8", "--out", str(npy),
-                        "--out", str(tlv), "--stats-json", "-")
+            r = picodaq(
+                "record",
+                "--port",
+                srv.url,
+                "--seconds",
+                "2",
+                "--channels",
+                "8",
+                "--out",
+                str(npy),
+                "--out",
+                str(tlv),
+                "--stats-json",
+                "-",
+            )
             stats = assert_exact_recording(r, npy, 8, 2)
 
             # the capture replays to the same samples: the bytes crossed the network unaltered
@@ -63,8 +77,25 @@ def test_an_int32_ramp_full_of_0xff_bytes_crosses_rfc2217_exactly(make_board, tm
     board = make_board()
     with serve(board.port) as srv:
         npy, tlv = tmp_path / "i32.npy", tmp_path / "i32.tlv"
-        r = picodaq("record", "--port", srv.url, "--seconds", "2", "--rate", "8000", "--channels", "8",
-                    "--fmt", "int32", "--out", str(npy), "--out", str(tlv), "--stats-json", "-")
+        r = picodaq(
+            "record",
+            "--port",
+            srv.url,
+            "--seconds",
+            "2",
+            "--rate",
+            "8000",
+            "--channels",
+            "8",
+            "--fmt",
+            "int32",
+            "--out",
+            str(npy),
+            "--out",
+            str(tlv),
+            "--stats-json",
+            "-",
+        )
         assert_exact_recording(r, npy, 8, 2, rate=8000, fmt=C.FMT_INT32)
         data = np.load(npy)
         wire = tlv.read_bytes()  # the bytes as the link received them, after Telnet's unescaping
@@ -77,8 +108,9 @@ def test_a_remote_board_over_a_raw_socket(make_board, tmp_path):
     with serve(board.port, "--raw") as srv:
         assert srv.url.startswith("socket://")
         npy = tmp_path / "raw.npy"
-        r = picodaq("record", "--port", srv.url, "--seconds", "2", "--channels", "4", "--out", str(npy),
-                    "--stats-json", "-")
+        r = picodaq(
+            "record", "--port", srv.url, "--seconds", "2", "--channels", "4", "--out", str(npy), "--stats-json", "-"
+        )
         assert_exact_recording(r, npy, 4, 2)
         r = picodaq("info", "--port", srv.url, "--json")
         assert r.returncode == 0, r.stderr
@@ -118,8 +150,20 @@ def test_a_board_unplugged_behind_the_server_is_reconnected(tmp_path):
         board.start()
         with serve(board.port) as srv:
             npy = tmp_path / "u.npy"
-            rec = start_picodaq("record", "--port", srv.url, "--seconds", "6", "--channels", "2", "--reconnect",
-                                "--out", str(npy), "--stats-json", "-")
+            rec = start_picodaq(
+                "record",
+                "--port",
+                srv.url,
+                "--seconds",
+                "6",
+                "--channels",
+                "2",
+                "--reconnect",
+                "--out",
+                str(npy),
+                "--stats-json",
+                "-",
+            )
             out = Lines(rec.stderr)
             out.wait_for("samples/s/ch")
             board.unplug()
@@ -163,8 +207,12 @@ def test_nothing_listening_is_one_line_naming_the_url():
 
 def test_serve_refuses_bad_addresses_and_busy_ports(make_board):
     board = EmulatedBoard()  # never started: the address is checked first
-    for bad, why in (("nonsense", "expected HOST:PORT"), ("127.0.0.1:99999", "0..65535"),
-                     ("127.0.0.1:http", "not a TCP port number"), ("::1:5000", "in brackets")):
+    for bad, why in (
+        ("nonsense", "expected HOST:PORT"),
+        ("127.0.0.1:99999", "0..65535"),
+        ("127.0.0.1:http", "not a TCP port number"),
+        ("::1:5000", "in brackets"),
+    ):
         r = picodaq("serve", "--port", board.port, "--listen", bad)
         assert r.returncode == 2
         assert_one_clear_line(r, "--listen", why)
@@ -185,7 +233,7 @@ def test_serve_refuses_bad_addresses_and_busy_ports(make_board):
     assert_one_clear_line(r, "cannot listen on no-such-host.invalid:0")
 
 
-HIL_REMOTE = '''
+HIL_REMOTE = """
 from picodaq import contracts as C
 from picodaq_hil.stream import StreamSession, stream_config
 
@@ -197,7 +245,7 @@ def test_stream_from_the_remote_board(board):
     r = s.stop()
     assert not r.problems(), r.summary()
     assert r.status is not None and r.status.state == C.STATE_IDLE
-'''
+"""
 
 
 def test_the_hil_suite_runs_on_a_board_served_over_rfc2217(tmp_path):

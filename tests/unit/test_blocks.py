@@ -1,4 +1,5 @@
 """Sample blocks (zero-copy numpy views, every format), processing stages, the host clock."""
+
 from __future__ import annotations
 
 import random
@@ -21,8 +22,9 @@ from picodaq.protocol.frames import encode_frame, samples_payload
 FORMATS = [C.FMT_INT16, C.FMT_INT24, C.FMT_INT32]
 
 
-def frame_of(counts: np.ndarray, fmt: int, first: int = 0, seq: int = 0, t0: int = 1000,
-             period_ns: int = 1_000_000) -> bytes:
+def frame_of(
+    counts: np.ndarray, fmt: int, first: int = 0, seq: int = 0, t0: int = 1000, period_ns: int = 1_000_000
+) -> bytes:
     ns, nch = counts.shape
     data = encode_counts(counts, fmt).tobytes()
     return encode_frame(C.MSG_SAMPLES, seq, samples_payload(first, t0, period_ns, nch, fmt, ns, data))
@@ -31,9 +33,13 @@ def frame_of(counts: np.ndarray, fmt: int, first: int = 0, seq: int = 0, t0: int
 def counts_strategy(fmt):
     bits = 8 * C.BYTES_PER_SAMPLE[fmt]
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return st.integers(1, 8).flatmap(lambda nch: st.integers(1, 40).flatmap(
-        lambda ns: st.lists(st.integers(lo, hi), min_size=nch * ns, max_size=nch * ns).map(
-            lambda v: np.array(v, dtype=np.int32).reshape(ns, nch))))
+    return st.integers(1, 8).flatmap(
+        lambda nch: st.integers(1, 40).flatmap(
+            lambda ns: st.lists(st.integers(lo, hi), min_size=nch * ns, max_size=nch * ns).map(
+                lambda v: np.array(v, dtype=np.int32).reshape(ns, nch)
+            )
+        )
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -48,11 +54,9 @@ def test_every_format_decodes_exactly_through_the_receiver(fmt):
             assert b.counts.dtype == np.int32 and b.counts.shape == counts.shape
             assert np.array_equal(b.counts, counts)
             assert np.array_equal(b.channels, counts.T) and np.shares_memory(b.channels, b.counts)
-            assert (b.first_index, b.t0_us, b.period_ns, b.n_channels, b.fmt) == (5, 77, 250_000,
-                                                                                 counts.shape[1], fmt)
+            assert (b.first_index, b.t0_us, b.period_ns, b.n_channels, b.fmt) == (5, 77, 250_000, counts.shape[1], fmt)
         assert rx.pool_stats.in_use == 0 and rx.block_stats.in_use == 0
-        assert np.array_equal(decode_counts(encode_counts(counts, fmt).tobytes(), fmt, *counts.shape[::-1]),
-                              counts)
+        assert np.array_equal(decode_counts(encode_counts(counts, fmt).tobytes(), fmt, *counts.shape[::-1]), counts)
 
     check()
 
@@ -103,7 +107,7 @@ def test_observers_get_read_only_views_and_owners_may_write():
 def test_copy_and_decode_block_are_detached():
     counts = ramp_counts(7, 5, 4, C.FMT_INT24)
     frame = frame_of(counts, C.FMT_INT24, first=7)
-    payload = frame[C.HEADER_SIZE:-C.CRC_SIZE]
+    payload = frame[C.HEADER_SIZE : -C.CRC_SIZE]
     b = decode_block(payload)
     assert np.array_equal(b.counts, counts) and b.first_index == 7
     assert list(b.indices) == [7, 8, 9, 10, 11]
@@ -134,8 +138,9 @@ def test_scaling_stage_in_place_and_on_a_view():
         with pytest.raises(ValueError):
             b.counts  # noqa: B018  (the counts were overwritten)
     volts = ScaleToUnits.rp2_adc_volts()
-    assert volts.process(SamplesBlock(0, 0, 0, 1, C.FMT_INT32, 2, np.array([[0], [4095]], dtype=np.int32)).view
-                         )[1, 0] == pytest.approx(3.3 * 4095 / 4096)
+    assert volts.process(SamplesBlock(0, 0, 0, 1, C.FMT_INT32, 2, np.array([[0], [4095]], dtype=np.int32)).view)[
+        1, 0
+    ] == pytest.approx(3.3 * 4095 / 4096)
     with pytest.raises(ValueError):
         ScaleToUnits.ads1299_microvolts(gain=3)
 

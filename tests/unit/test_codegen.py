@@ -1,4 +1,5 @@
 """The generated contract modules are current and say what PROTOCOL.md says."""
+
 from __future__ import annotations
 
 import binascii
@@ -52,10 +53,19 @@ def test_contract_matches_protocol_md():
     assert C.HELLO_FORMAT == "<BBBBI8s8sBBI"
     assert C.ACK_FORMAT == "<HBB" and C.MARKER_FORMAT == "<IHH"
     assert C.CONFIGURE_ARGS_FORMAT == "<IIBBH"
-    assert (C.OP_PING, C.OP_GET_INFO, C.OP_CONFIGURE, C.OP_START, C.OP_STOP, C.OP_GET_STATUS, C.OP_MARK) == tuple(range(1, 8))
+    assert (C.OP_PING, C.OP_GET_INFO, C.OP_CONFIGURE, C.OP_START, C.OP_STOP, C.OP_GET_STATUS, C.OP_MARK) == tuple(
+        range(1, 8)
+    )
     assert C.BYTES_PER_SAMPLE == {1: 2, 2: 3, 3: 4} and C.BIG_ENDIAN_FORMATS == {C.FMT_INT24}
-    assert [C.ST_OK, C.ST_UNKNOWN_OPCODE, C.ST_BAD_ARGUMENT, C.ST_BUSY, C.ST_UNSUPPORTED, C.ST_OVERRUN,
-            C.ST_INTERNAL] == list(range(7))
+    assert [
+        C.ST_OK,
+        C.ST_UNKNOWN_OPCODE,
+        C.ST_BAD_ARGUMENT,
+        C.ST_BUSY,
+        C.ST_UNSUPPORTED,
+        C.ST_OVERRUN,
+        C.ST_INTERNAL,
+    ] == list(range(7))
     assert C.SOURCE_NAMES == {0: "ramp", 1: "sine", 2: "adc", 3: "ads1299"}
 
 

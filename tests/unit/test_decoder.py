@@ -4,6 +4,7 @@ Every stream is decoded three ways, as h11's tests do: all at once, byte by
 byte, and with trailing garbage. Exact counters come from hand-built streams
 and from a naive reference decoder written straight from the rules.
 """
+
 from __future__ import annotations
 
 import struct
@@ -32,7 +33,7 @@ def decode(stream: bytes, how: str) -> tuple[list, dict]:
         out += list(d)
     elif how == "bytewise":
         for i in range(len(stream)):
-            d.feed(stream[i:i + 1])
+            d.feed(stream[i : i + 1])
             out += list(d)
     elif how == "trailing":
         d.feed(stream + b"\x00garbage\xa5")
@@ -63,7 +64,7 @@ def test_garbage_flips_truncation_and_oversize(how):
     oversized = bytearray(encode_frame(C.MSG_MARKER, 99, b"\0" * 8))
     oversized[4:6] = struct.pack("<H", 9)  # MARKER max is 8: header error
     garbage = b"\x01\x02\x03"
-    stream = (garbage + f[0] + f[1] + bytes(flipped) + f[3][:17] + f[4] + bytes(oversized[:10]) + f[5])
+    stream = garbage + f[0] + f[1] + bytes(flipped) + f[3][:17] + f[4] + bytes(oversized[:10]) + f[5]
     out, s = decode(stream, how)
     assert [f.seq for f in out] == [0, 1, 4, 5]  # every intact frame, once, in order
     # flipped f[2]: CRC error, its other len-1 bytes skipped. Truncated f[3] claims 14+24 bytes,
@@ -135,12 +136,13 @@ def test_end_of_input_inside_a_frame_frees_the_frames_it_covered():
 
 # -- property tests ------------------------------------------------------------
 
+
 def reference_decode(stream: bytes) -> tuple[list[int], dict]:
     """PROTOCOL.md's receiving rules, byte by byte, as plainly as possible."""
     p, seqs = 0, []
     c = dict(frames_ok=0, crc_errors=0, header_errors=0, skipped_bytes=0, truncated=0)
     while p < len(stream):
-        if stream[p:p + 2] != C.MAGIC:
+        if stream[p : p + 2] != C.MAGIC:
             c["skipped_bytes"] += 1
             p += 1
             continue
@@ -157,7 +159,7 @@ def reference_decode(stream: bytes) -> tuple[list[int], dict]:
             c["truncated"] += 1
             p += 1
             continue
-        body = stream[p:p + 10 + length]
+        body = stream[p : p + 10 + length]
         if zlib.crc32(body) != struct.unpack_from("<I", stream, p + 10 + length)[0]:
             c["crc_errors"] += 1
             p += 1
@@ -194,9 +196,17 @@ def build_stream(parts) -> tuple[bytearray, list[int]]:
 
 
 frame_kinds = st.sampled_from([C.MSG_SAMPLES, C.MSG_STATUS, C.MSG_LOG, C.MSG_ACK, C.MSG_MARKER])
-pieces = st.lists(st.tuples(frame_kinds, st.binary(max_size=40), st.binary(max_size=30),
-                            st.sampled_from(["keep", "flip", "cut"]), st.integers(0, 10_000)),
-                  min_size=1, max_size=12)
+pieces = st.lists(
+    st.tuples(
+        frame_kinds,
+        st.binary(max_size=40),
+        st.binary(max_size=30),
+        st.sampled_from(["keep", "flip", "cut"]),
+        st.integers(0, 10_000),
+    ),
+    min_size=1,
+    max_size=12,
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -221,7 +231,7 @@ def test_any_mix_yields_exactly_the_intact_frames(parts):
 def test_arbitrary_bytes_never_crash_and_every_byte_is_accounted(data, chunk):
     d = FrameDecoder()
     for i in range(0, len(data), chunk):
-        d.feed(data[i:i + chunk])
+        d.feed(data[i : i + chunk])
         list(d)
     d.feed(b"")
     list(d)
@@ -232,6 +242,7 @@ def test_arbitrary_bytes_never_crash_and_every_byte_is_accounted(data, chunk):
 
 
 # -- in place, pooled, chunked ---------------------------------------------------------
+
 
 def _chunked(stream: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
@@ -260,15 +271,27 @@ def _decode_all(pieces: list[bytes], pool: BufferPool | None, mutable: bool) -> 
 
 intact_or_garbage = st.lists(
     st.one_of(
-        st.tuples(st.just("frame"), st.sampled_from([C.MSG_SAMPLES, C.MSG_STATUS, C.MSG_LOG, C.MSG_ACK,
-                                                     C.MSG_MARKER, C.MSG_HELLO]), st.binary(max_size=64)),
+        st.tuples(
+            st.just("frame"),
+            st.sampled_from([C.MSG_SAMPLES, C.MSG_STATUS, C.MSG_LOG, C.MSG_ACK, C.MSG_MARKER, C.MSG_HELLO]),
+            st.binary(max_size=64),
+        ),
         st.tuples(st.just("garbage"), st.just(0), st.binary(min_size=1, max_size=40)),
         # garbage that looks like the start of a frame: magic, version, a type and a length
-        st.tuples(st.just("garbage"), st.just(0),
-                  st.builds(lambda t, n, tail: C.MAGIC + bytes([1, t]) + n.to_bytes(2, "little") + tail,
-                            st.sampled_from([1, 2, 3, 5, 9]), st.integers(0, 300), st.binary(max_size=20))),
+        st.tuples(
+            st.just("garbage"),
+            st.just(0),
+            st.builds(
+                lambda t, n, tail: C.MAGIC + bytes([1, t]) + n.to_bytes(2, "little") + tail,
+                st.sampled_from([1, 2, 3, 5, 9]),
+                st.integers(0, 300),
+                st.binary(max_size=20),
+            ),
+        ),
     ),
-    min_size=1, max_size=14)
+    min_size=1,
+    max_size=14,
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,5 @@
 """The Link through a real pty: the reader thread and the consumer at full speed, exact counters."""
+
 from __future__ import annotations
 
 import os

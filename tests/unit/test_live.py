@@ -1,4 +1,5 @@
 """The live view's numbers and wording, from a recording's counters (no board needed)."""
+
 from __future__ import annotations
 
 import io
@@ -17,8 +18,18 @@ def test_plain_line_has_every_number():
     snap = Meter(fake_recording()).snapshot(2.0)
     assert snap.ring_fill == 51 / 1020 and snap.device_dropped == 3 and snap.gaps == 2
     line = plain_line(snap)
-    for part in ("2.0 s", "samples/s/ch", "MB/s", "frames 120", "crc 1", "lost 7", "ring 5.0%", "drops 3",
-                 "markers 1", "[streaming]"):
+    for part in (
+        "2.0 s",
+        "samples/s/ch",
+        "MB/s",
+        "frames 120",
+        "crc 1",
+        "lost 7",
+        "ring 5.0%",
+        "drops 3",
+        "markers 1",
+        "[streaming]",
+    ):
         assert part in line
 
 
@@ -43,8 +54,21 @@ def test_rich_panel_renders_every_cell():
         view.tick(1.0)
         view.event(SimpleNamespace(elapsed=1.0, text="link lost: gone", warning=True))
     text = out.getvalue()
-    for cell in ("elapsed", "of 10 s", "samples/s", "MB/s", "frames", "CRC", "lost", "device ring", "dropped",
-                 "pool hit rate", "markers", "state", "link lost: gone"):
+    for cell in (
+        "elapsed",
+        "of 10 s",
+        "samples/s",
+        "MB/s",
+        "frames",
+        "CRC",
+        "lost",
+        "device ring",
+        "dropped",
+        "pool hit rate",
+        "markers",
+        "state",
+        "link lost: gone",
+    ):
         assert cell in text
 
 

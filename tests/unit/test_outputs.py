@@ -1,5 +1,6 @@
 """Every output format from captures built byte by byte (PROTOCOL.md): gaps,
 board markers, resets, physical units, and the edges of BDF."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ from picodaq.protocol.units import ADS1299_GAINS, Scale, _fit8, ads1299_uv_per_c
 I16 = C.FMT_INT16
 
 
-def ramp_blocks(cap: Capture, first: int, n: int, nch: int = 2, per: int = 10, t0_us: int | None = None,
-                fmt: int = I16) -> Capture:
+def ramp_blocks(
+    cap: Capture, first: int, n: int, nch: int = 2, per: int = 10, t0_us: int | None = None, fmt: int = I16
+) -> Capture:
     """n instants of the ramp from index first, in blocks of per, at 1 kHz."""
     base_t = first * 1000 if t0_us is None else t0_us
     for k in range(0, n, per):
@@ -48,12 +50,30 @@ def eventful_capture(tmp_path):
 
 def test_replay_puts_gaps_and_markers_in_every_format(eventful_capture, tmp_path, capsys):
     d = tmp_path
-    code, out, err = run(capsys, "replay", str(eventful_capture), "--out", str(d / "r.npy"), "--out", str(d / "r.csv"),
-                         "--out", str(d / "r.bdf"), "--out", str(d / "copy.tlv"), "--stats-json", "-")
+    code, out, err = run(
+        capsys,
+        "replay",
+        str(eventful_capture),
+        "--out",
+        str(d / "r.npy"),
+        "--out",
+        str(d / "r.csv"),
+        "--out",
+        str(d / "r.bdf"),
+        "--out",
+        str(d / "copy.tlv"),
+        "--stats-json",
+        "-",
+    )
     assert code == 0, err
     stats = json.loads(out)
-    assert (stats["samples"], stats["samples_lost"], stats["markers"], stats["gaps"], stats["board_restarts"]) \
-        == (210, 40, 2, 2, 1)
+    assert (stats["samples"], stats["samples_lost"], stats["markers"], stats["gaps"], stats["board_restarts"]) == (
+        210,
+        40,
+        2,
+        2,
+        1,
+    )
     assert (d / "copy.tlv").read_bytes() == eventful_capture.read_bytes()
 
     # .npy: received instants only, int32 counts
@@ -64,8 +84,10 @@ def test_replay_puts_gaps_and_markers_in_every_format(eventful_capture, tmp_path
     assert np.array_equal(a[160:], ramp_counts(0, 50, 2, I16))
 
     # its events list: where the rows sit in time, why the gaps are there, where the markers are
-    ev = [(e["kind"], int(e["row"]), float(e["t_s"]), e["code"], e["duration_s"], e["detail"])
-          for e in events(d / "r.events.csv")]
+    ev = [
+        (e["kind"], int(e["row"]), float(e["t_s"]), e["code"], e["duration_s"], e["detail"])
+        for e in events(d / "r.events.csv")
+    ]
     assert ev[0][:3] == ("segment", 0, 0.0)
     assert ("marker", 35, 0.035, "7", "", "") in ev
     assert ("gap", 100, 0.1, "", "0.04", "samples lost; timing: exact") in ev
@@ -92,8 +114,12 @@ def test_replay_puts_gaps_and_markers_in_every_format(eventful_capture, tmp_path
     assert np.array_equal(g[200:250], ramp_counts(0, 50, 2, I16))
     assert np.array_equal(physical_to_counts(b)[:250], g[:250])
     notes = [(round(o, 3), round(du, 3), t) for o, du, t in b["annotations"]]
-    assert notes[:4] == [(0.035, -1.0, "marker 7"), (0.1, 0.04, "gap: 40 samples lost"),
-                         (0.2, -1.0, "gap: board restarted, duration unknown"), (0.22, -1.0, "marker 2")]
+    assert notes[:4] == [
+        (0.035, -1.0, "marker 7"),
+        (0.1, 0.04, "gap: 40 samples lost"),
+        (0.2, -1.0, "gap: board restarted, duration unknown"),
+        (0.22, -1.0, "marker 2"),
+    ]
     pad = len(g) - 250
     assert pad == 0 or notes[4] == (0.25, pad / 1000, "no data: padding to a whole record")
 
@@ -109,13 +135,16 @@ def test_replay_is_the_same_fed_at_once_or_in_small_pieces(eventful_capture, tmp
     assert (tmp_path / "a.events.csv").read_text() == (tmp_path / "b.events.csv").read_text()
 
 
-@pytest.mark.parametrize("source,fmt,gain,dimension,per_count", [
-    (C.SRC_RAMP, C.FMT_INT16, 24, "count", 1.0),
-    (C.SRC_SINE, C.FMT_INT24, 24, "count", 1.0),
-    (C.SRC_ADC, C.FMT_INT16, 24, "V", 3.3 / 4096),
-    (C.SRC_ADS1299, C.FMT_INT24, 24, "uV", 2 * 4.5 / 24 / 2**24 * 1e6),
-    (C.SRC_ADS1299, C.FMT_INT24, 1, "uV", 2 * 4.5 / 1 / 2**24 * 1e6),
-])
+@pytest.mark.parametrize(
+    "source,fmt,gain,dimension,per_count",
+    [
+        (C.SRC_RAMP, C.FMT_INT16, 24, "count", 1.0),
+        (C.SRC_SINE, C.FMT_INT24, 24, "count", 1.0),
+        (C.SRC_ADC, C.FMT_INT16, 24, "V", 3.3 / 4096),
+        (C.SRC_ADS1299, C.FMT_INT24, 24, "uV", 2 * 4.5 / 24 / 2**24 * 1e6),
+        (C.SRC_ADS1299, C.FMT_INT24, 1, "uV", 2 * 4.5 / 1 / 2**24 * 1e6),
+    ],
+)
 def test_bdf_physical_units_follow_the_source(tmp_path, capsys, source, fmt, gain, dimension, per_count):
     lo, hi = -(1 << 23) + 1, (1 << 23) - 1
     if fmt == C.FMT_INT16:
@@ -125,10 +154,11 @@ def test_bdf_physical_units_follow_the_source(tmp_path, capsys, source, fmt, gai
     counts = np.linspace(lo, hi, 200).round().astype(np.int64).reshape(100, 2)
     cap = Capture().hello(source, seq=3)
     for k in range(0, 100, 20):
-        cap.samples(k, k * 1000, counts[k:k + 20], fmt)
+        cap.samples(k, k * 1000, counts[k : k + 20], fmt)
     cap.write(tmp_path / "c.tlv")
-    code, _, err = run(capsys, "replay", str(tmp_path / "c.tlv"), "--out", str(tmp_path / "c.bdf"),
-                       "--gain", str(gain), "--quiet")
+    code, _, err = run(
+        capsys, "replay", str(tmp_path / "c.tlv"), "--out", str(tmp_path / "c.bdf"), "--gain", str(gain), "--quiet"
+    )
     assert code == 0, err
     b = read_bdf(tmp_path / "c.bdf")
     assert b["dimension"] == [dimension] * 2
@@ -171,8 +201,20 @@ def test_channel_labels_and_source_can_be_given_for_a_replay(tmp_path, capsys):
     cap = Capture()  # no HELLO in this capture: the source is unknown unless said
     ramp_blocks(cap, 0, 20, nch=3)
     cap.write(tmp_path / "x.tlv")
-    code, _, err = run(capsys, "replay", str(tmp_path / "x.tlv"), "--out", str(tmp_path / "x.csv"),
-                       "--out", str(tmp_path / "x.bdf"), "--channels", "1,4-5", "--source", "adc", "--quiet")
+    code, _, err = run(
+        capsys,
+        "replay",
+        str(tmp_path / "x.tlv"),
+        "--out",
+        str(tmp_path / "x.csv"),
+        "--out",
+        str(tmp_path / "x.bdf"),
+        "--channels",
+        "1,4-5",
+        "--source",
+        "adc",
+        "--quiet",
+    )
     assert code == 0, err
     assert (tmp_path / "x.csv").read_text().splitlines()[0] == "t_s,sample_index,marker,ch1,ch4,ch5"
     b = read_bdf(tmp_path / "x.bdf")
@@ -191,8 +233,17 @@ def test_an_int32_stream_cannot_become_bdf_and_says_so(tmp_path):
 
 def test_a_capture_without_samples(tmp_path, capsys):
     (tmp_path / "e.tlv").write_bytes(b"")
-    code, out, err = run(capsys, "replay", str(tmp_path / "e.tlv"), "--out", str(tmp_path / "e.bdf"),
-                         "--out", str(tmp_path / "e.npy"), "--stats-json", "-")
+    code, out, err = run(
+        capsys,
+        "replay",
+        str(tmp_path / "e.tlv"),
+        "--out",
+        str(tmp_path / "e.bdf"),
+        "--out",
+        str(tmp_path / "e.npy"),
+        "--stats-json",
+        "-",
+    )
     assert code == 0, err
     assert json.loads(out)["samples"] == 0
     assert "no samples arrived" in err and not (tmp_path / "e.bdf").exists()
@@ -206,9 +257,13 @@ def test_a_full_disk_under_one_output_is_one_line_and_the_others_are_complete(tm
     ramp_blocks(cap, 0, 200)
     cap.write(tmp_path / "f.tlv")
     (tmp_path / "full.csv").symlink_to("/dev/full")
-    r = picodaq("replay", str(tmp_path / "f.tlv"), "--out", str(tmp_path / "full.csv"), "--out", str(tmp_path / "ok.npy"))
+    r = picodaq(
+        "replay", str(tmp_path / "f.tlv"), "--out", str(tmp_path / "full.csv"), "--out", str(tmp_path / "ok.npy")
+    )
     assert_one_clear_line(r, "full.csv", "No space left")
-    assert np.array_equal(np.load(tmp_path / "ok.npy"), ramp_counts(0, 200, 2, I16))  # every instant, not up to the failure
+    assert np.array_equal(
+        np.load(tmp_path / "ok.npy"), ramp_counts(0, 200, 2, I16)
+    )  # every instant, not up to the failure
 
 
 def test_an_events_list_that_cannot_be_rewritten_leaves_no_tmp_and_keeps_the_last(tmp_path, monkeypatch):

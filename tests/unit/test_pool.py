@@ -1,4 +1,5 @@
 """BufferPool and Pool[T]: no buffer lent twice, every loan returned exactly once, honest counters."""
+
 from __future__ import annotations
 
 import gc

@@ -1,4 +1,5 @@
 """Receiver: routing, observers, the primary output, polling, and the steady state under HotPathGuard."""
+
 from __future__ import annotations
 
 import gc
@@ -37,13 +38,17 @@ def test_control_messages_update_state_and_call_handlers():
     rx.marker_handlers.append(markers.append)
     rx.log_handlers.append(logs.append)
     rx.hello_handlers.append(hellos.append)
-    hello = struct.pack(C.HELLO_FORMAT, 1, 2, 3, 1, C.CONTRACT_HASH, b"board\0\0\0", b"linux\0\0\0", 32, 0,
-                        1000).ljust(64, b"\0")
+    hello = struct.pack(C.HELLO_FORMAT, 1, 2, 3, 1, C.CONTRACT_HASH, b"board\0\0\0", b"linux\0\0\0", 32, 0, 1000).ljust(
+        64, b"\0"
+    )
     status = struct.pack(C.STATUS_FORMAT, 5, 6, 7, 8, 9, 10, 0, 1)
-    data = (encode_frame(C.MSG_HELLO, 0, hello) + encode_frame(C.MSG_STATUS, 1, status)
-            + encode_frame(C.MSG_ACK, 2, struct.pack(C.ACK_FORMAT, 77, C.OP_PING, C.ST_OK))
-            + encode_frame(C.MSG_MARKER, 3, struct.pack(C.MARKER_FORMAT, 1234, 9, 0))
-            + encode_frame(C.MSG_LOG, 4, bytes([C.LOG_INFO]) + "héllo".encode()))
+    data = (
+        encode_frame(C.MSG_HELLO, 0, hello)
+        + encode_frame(C.MSG_STATUS, 1, status)
+        + encode_frame(C.MSG_ACK, 2, struct.pack(C.ACK_FORMAT, 77, C.OP_PING, C.ST_OK))
+        + encode_frame(C.MSG_MARKER, 3, struct.pack(C.MARKER_FORMAT, 1234, 9, 0))
+        + encode_frame(C.MSG_LOG, 4, bytes([C.LOG_INFO]) + "héllo".encode())
+    )
     assert rx.receive(data) == 5
     assert rx.hello.firmware_version == (1, 2, 3) and rx.hello.platform == "linux" and hellos == [rx.hello]
     assert rx.status.samples_dropped == 7 and rx.statuses == 1
@@ -279,6 +284,7 @@ def test_one_million_frames_in_steady_state():
 
     rx.taps.add(every_block)
     rx.taps.add(every_tenth, every=10)
+
     def consume(block):  # the primary's consumer: owns each block until poll_each releases it
         pass
 
@@ -286,7 +292,7 @@ def test_one_million_frames_in_steady_state():
         for _ in range(chunks):
             chunk = frames.next_chunk()
             for i in range(0, len(chunk), 1 << 16):
-                rx.receive(chunk[i:i + (1 << 16)])
+                rx.receive(chunk[i : i + (1 << 16)])
                 queue.poll_each(1 << 30, consume)
 
     total_chunks, warmup = 1000, 70

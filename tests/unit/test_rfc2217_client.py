@@ -2,6 +2,7 @@
 pyserial's own reader finds in the same stream, however the stream is cut into recv() chunks;
 read / in_waiting / reset_input_buffer keep pyserial's semantics, against a real RFC 2217 server
 (pyserial's PortManager on a loop:// port, answering the negotiation and echoing data)."""
+
 from __future__ import annotations
 
 import random
@@ -37,11 +38,24 @@ def sub(*parts: bytes) -> bytes:
 STREAMS = {
     "doubled IAC in data": b"ab" + IAC + IAC + b"cd" + IAC + IAC + IAC + IAC + b"e",
     "every byte value": escaped(EVERY_BYTE * 3),
-    "a subnegotiation in the middle of data": escaped(b"head\xff") + sub(rfc.SERVER_NOTIFY_MODEMSTATE, b"\x30")
+    "a subnegotiation in the middle of data": escaped(b"head\xff")
+    + sub(rfc.SERVER_NOTIFY_MODEMSTATE, b"\x30")
     + escaped(b"\xfftail"),
     "a subnegotiation whose value holds 0xFF": b"x" + sub(rfc.SERVER_SET_BAUDRATE, b"\x00\x01\xff\xff") + b"y",
-    "options and other commands between data": b"1" + IAC + rfc.WILL + rfc.BINARY + b"2" + IAC + rfc.DO
-    + rfc.SGA + IAC + rfc.NOP + escaped(b"3\xff") + IAC + rfc.WONT + IAC,  # WONT's option is 0xFF
+    "options and other commands between data": b"1"
+    + IAC
+    + rfc.WILL
+    + rfc.BINARY
+    + b"2"
+    + IAC
+    + rfc.DO
+    + rfc.SGA
+    + IAC
+    + rfc.NOP
+    + escaped(b"3\xff")
+    + IAC
+    + rfc.WONT
+    + IAC,  # WONT's option is 0xFF
     "data that starts and ends with IAC": escaped(b"\xff" * 7) + IAC + rfc.NOP + escaped(b"\xff"),
 }
 
@@ -106,7 +120,7 @@ def our_reading(chunks: list[bytes]) -> Events:
 
 def cuttings(stream: bytes, seed: int) -> Iterator[list[bytes]]:
     yield [stream]
-    yield [stream[i:i + 1] for i in range(len(stream))]
+    yield [stream[i : i + 1] for i in range(len(stream))]
     for i in range(1, len(stream)):
         yield [stream[:i], stream[i:]]
     rng = random.Random(seed)
@@ -129,8 +143,12 @@ def test_the_data_is_exactly_the_unescaped_bytes():
     got = our_reading([STREAMS["every byte value"][:300], STREAMS["every byte value"][300:]])
     assert got == [("data", EVERY_BYTE * 3), ("end",)]
     got = our_reading([STREAMS["a subnegotiation in the middle of data"]])
-    assert got == [("data", b"head\xff"), ("subnegotiation", rfc.COM_PORT_OPTION + rfc.SERVER_NOTIFY_MODEMSTATE
-                                                              + b"\x30"), ("data", b"\xfftail"), ("end",)]
+    assert got == [
+        ("data", b"head\xff"),
+        ("subnegotiation", rfc.COM_PORT_OPTION + rfc.SERVER_NOTIFY_MODEMSTATE + b"\x30"),
+        ("data", b"\xfftail"),
+        ("end",),
+    ]
 
 
 def test_an_iac_split_across_recv_calls():
@@ -238,8 +256,6 @@ def server() -> Iterator[EchoServer]:
     s = EchoServer()
     yield s
     s.close()
-
-
 
 
 def test_rfc2217_urls_open_this_client_under_their_plain_name(server):

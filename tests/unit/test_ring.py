@@ -1,4 +1,5 @@
 """ByteRing: a model-checked SPSC byte ring, its threads, its asyncio side, its errors."""
+
 from __future__ import annotations
 
 import asyncio
@@ -53,7 +54,7 @@ class RingModel(RuleBasedStateMachine):
         got = self.ring.write_from(readinto, timeout=0)
         if seen:  # called only with room; the region is the contiguous free space, never empty
             assert 0 < seen[0] <= self.ring.capacity
-        self.model += data[:got or 0]
+        self.model += data[: got or 0]
         self.next_byte -= n - (got or 0)
 
     @rule(n=st.integers(0, 80))
@@ -141,7 +142,7 @@ def test_drop_policy_counts_what_does_not_fit():
 
     def readinto(region):  # a port with 20 bytes waiting
         k = min(len(region), len(data) - pos[0])
-        region[:k] = data[pos[0]:pos[0] + k]
+        region[:k] = data[pos[0] : pos[0] + k]
         pos[0] += k
         return k
 
@@ -186,11 +187,11 @@ def test_threads_move_every_byte_in_order(capacity):
 
             def readinto(region, pos=pos, n=n):
                 k = min(len(region), n, len(blob) - pos)
-                region[:k] = blob[pos:pos + k]
+                region[:k] = blob[pos : pos + k]
                 return k
 
             got = ring.write_from(readinto)
-            sent.update(blob[pos:pos + got])
+            sent.update(blob[pos : pos + got])
             pos += got
         ring.close_sender()
 
@@ -345,7 +346,7 @@ def test_a_thread_producer_wakes_an_asyncio_consumer():
 
         def producer():
             for i in range(0, len(blob), 333):
-                ring.push(blob[i:i + 333])
+                ring.push(blob[i : i + 333])
             ring.close_sender()
 
         t = threading.Thread(target=producer)

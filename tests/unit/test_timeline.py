@@ -1,5 +1,6 @@
 """The Timeline places every instant, gap and marker; these tests drive it with
 hand-made blocks and check each rule of timeline.py's docstring."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,10 +50,10 @@ class Sink:
         self.order.append("marker")
 
 
-def block(first: int, t0_us: int, n: int = 10, nch: int = 2, period_ns: int = 1_000_000,
-          fmt: int = C.FMT_INT16) -> SamplesBlock:
-    return SamplesBlock(first % (1 << 32), t0_us % TICKS_US, period_ns, nch, fmt, n,
-                        ramp_counts(first, n, nch, fmt))
+def block(
+    first: int, t0_us: int, n: int = 10, nch: int = 2, period_ns: int = 1_000_000, fmt: int = C.FMT_INT16
+) -> SamplesBlock:
+    return SamplesBlock(first % (1 << 32), t0_us % TICKS_US, period_ns, nch, fmt, n, ramp_counts(first, n, nch, fmt))
 
 
 def status(uptime_ms: int, state: int = C.STATE_STREAMING) -> Status:

@@ -14,6 +14,7 @@ Every byte the host receives goes to the current test's DeviceLog, and host
 actions are noted there too. A faulty-link proxy can be put between the board
 and the host for a test (`use_faulty_link`).
 """
+
 from __future__ import annotations
 
 import os
@@ -66,8 +67,13 @@ class RawWatch:
 class Board:
     """One board for the HIL suite. See the module docstring."""
 
-    def __init__(self, choice: BoardChoice, log_root: Path | str = "build/hil-logs", holder: str = "",
-                 lease_timeout: float = 240.0) -> None:
+    def __init__(
+        self,
+        choice: BoardChoice,
+        log_root: Path | str = "build/hil-logs",
+        holder: str = "",
+        lease_timeout: float = 240.0,
+    ) -> None:
         self.choice = choice
         self.log_root = Path(log_root)
         self.holder = holder
@@ -270,7 +276,8 @@ class Board:
         samples = link.receiver.stats.samples
         self.drain(quiet=0.05, limit=0.5)  # stale output must not pass for a fresh prompt
         streaming = link.receiver.stats.samples > samples or (
-            link.receiver.status is not None and link.receiver.status.state == C.STATE_STREAMING)
+            link.receiver.status is not None and link.receiver.status.state == C.STATE_STREAMING
+        )
         for attempt in range(3):
             if streaming or attempt:
                 try:
@@ -337,8 +344,7 @@ class Board:
         cmd = os.environ.get("PICODAQ_RESET_CMD")
         if cmd:
             self.disconnect()
-            subprocess.run(cmd.replace("{port}", shlex.quote(self.port or "")), shell=True, check=False,
-                           timeout=60)
+            subprocess.run(cmd.replace("{port}", shlex.quote(self.port or "")), shell=True, check=False, timeout=60)
         else:
             self.connect()
             if not self._to_repl():
@@ -408,8 +414,9 @@ class Board:
                 except LinkError as e:
                     last = e
             if time.monotonic() >= deadline:
-                raise BoardLost(f"{self.name}: the port did not come back within {timeout:g} s"
-                                + (f" ({last})" if last else ""))
+                raise BoardLost(
+                    f"{self.name}: the port did not come back within {timeout:g} s" + (f" ({last})" if last else "")
+                )
             time.sleep(0.05)
 
     def sync(self) -> Hello:
@@ -442,8 +449,10 @@ class Board:
         reopen = self._find_board_port if not self.emulated else None
         proxy = FaultyLinkProxy(self.port, where / f"faulty-{self._proxies}", spec, seed, capture, enabled, reopen)
         self.proxy = proxy.start()
-        self.note(f"faulty link on {proxy.port}: spec {spec}, seed {seed}"
-                  + ("" if enabled else " (faults off until enabled)"))
+        self.note(
+            f"faulty link on {proxy.port}: spec {spec}, seed {seed}"
+            + ("" if enabled else " (faults off until enabled)")
+        )
         try:
             self.connect()
         except BaseException:
@@ -471,8 +480,9 @@ class BoardPool:
     """The boards a test run may use (one emulator per process, or the real boards selected),
     handed out one per test (pytest) or per suite (Robot) under a lease."""
 
-    def __init__(self, log_root: Path | str = "build/hil-logs", port: str | None = None,
-                 lease_timeout: float = 240.0) -> None:
+    def __init__(
+        self, log_root: Path | str = "build/hil-logs", port: str | None = None, lease_timeout: float = 240.0
+    ) -> None:
         self.choices = choose_boards(port=port)
         self.boards = [Board(c, log_root, lease_timeout=lease_timeout) for c in self.choices]
         self.lease_timeout = lease_timeout

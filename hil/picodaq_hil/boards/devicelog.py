@@ -10,6 +10,7 @@ For each test, under `<log root>/<board>/`:
   (resets, reconnects, the fault seed) at the point in the byte stream where
   they happened.
 """
+
 from __future__ import annotations
 
 import re
@@ -56,13 +57,20 @@ class DeviceLog:
         data = self.raw_path.read_bytes()
         items = describe_items(data)
         # notes go before the frames that arrived after them
-        merged = sorted([(off, 1, i, t) for i, (off, t) in enumerate(items)]
-                        + [(off, 0, i, t) for i, (off, t) in enumerate(self._notes)])
-        lines = [f"picodaq device log: {self.test}", f"board: {self.board}",
-                 f"raw bytes received: {self.raw_path.name} ({len(data)} bytes)"]
+        merged = sorted(
+            [(off, 1, i, t) for i, (off, t) in enumerate(items)]
+            + [(off, 0, i, t) for i, (off, t) in enumerate(self._notes)]
+        )
+        lines = [
+            f"picodaq device log: {self.test}",
+            f"board: {self.board}",
+            f"raw bytes received: {self.raw_path.name} ({len(data)} bytes)",
+        ]
         if self.board_capture is not None and self.board_capture.exists():
-            lines.append(f"bytes the board sent into the faulty link: {self.board_capture.name} "
-                         f"({self.board_capture.stat().st_size} bytes)")
+            lines.append(
+                f"bytes the board sent into the faulty link: {self.board_capture.name} "
+                f"({self.board_capture.stat().st_size} bytes)"
+            )
         lines.append("")
         lines += [f"@{off:<9} {text}" for off, _, _, text in merged]
         return "\n".join(lines) + "\n"

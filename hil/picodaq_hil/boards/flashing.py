@@ -1,4 +1,5 @@
 """Getting this checkout's firmware onto the board under test, only when it differs."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -31,8 +32,7 @@ class FlashResult:
         return f"flashed {len(self.written)} of {self.files} files ({how}): {names}"
 
 
-def ensure_firmware(board: Board, force: bool = False,
-                    note: Callable[[str], None] | None = None) -> FlashResult:
+def ensure_firmware(board: Board, force: bool = False, note: Callable[[str], None] | None = None) -> FlashResult:
     """Make sure `board` runs this checkout's firmware; write only files whose hash differs.
 
     THE one place picodaq_hil flashes, and it flashes through `picodaq flash`'s
@@ -52,5 +52,12 @@ def ensure_firmware(board: Board, force: bool = False,
             note(f"flash: {ev.text or ev.kind + ' ' + ev.path}")
 
     report = Flasher(board.port, progress).flash(force=force)
-    return FlashResult(bool(report.written or report.removed), list(report.written), list(report.removed),
-                       len(report.image.files) + 1, report.image.target, report.seconds, report)  # + manifest
+    return FlashResult(
+        bool(report.written or report.removed),
+        list(report.written),
+        list(report.removed),
+        len(report.image.files) + 1,
+        report.image.target,
+        report.seconds,
+        report,
+    )  # + manifest

@@ -8,6 +8,7 @@ of whoever waits too long. PabotLib's value sets would do the same between
 pabot processes only; a lock file works for pytest-xdist, pabot and separate
 shells alike.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -37,8 +38,9 @@ def _slug(key: str) -> str:
 class Lease:
     """`with Lease(key, holder="gw0 test_x"):` holds the board named by key."""
 
-    def __init__(self, key: str, holder: str = "", directory: Path | None = None, timeout: float = 240.0,
-                 poll: float = 0.1) -> None:
+    def __init__(
+        self, key: str, holder: str = "", directory: Path | None = None, timeout: float = 240.0, poll: float = 0.1
+    ) -> None:
         self.key = key
         self.holder = holder or f"pid {os.getpid()} on {socket.gethostname()}"
         self.path = (directory or lease_dir()) / f"{_slug(key)}.lock"

@@ -13,6 +13,7 @@ never guesses between boards, and never falls back to the emulator with
 hardware attached. A real board that re-enumerates (after a reset, a replug)
 is found again by its USB serial number.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,8 +77,9 @@ def _serial_of(port: str, ports: list[PortInfo]) -> str | None:
     return None
 
 
-def choose_boards(env: Mapping[str, str] | None = None, port: str | None = None,
-                  ports: list[PortInfo] | None = None) -> list[BoardChoice]:
+def choose_boards(
+    env: Mapping[str, str] | None = None, port: str | None = None, ports: list[PortInfo] | None = None
+) -> list[BoardChoice]:
     """The boards to run on, most specific setting first (see the module docstring)."""
     env = os.environ if env is None else env
     wanted = port or env.get("PICODAQ_PORT", "")
@@ -86,19 +88,24 @@ def choose_boards(env: Mapping[str, str] | None = None, port: str | None = None,
         names = [p.strip() for p in wanted.split(",") if p.strip()]
         how = "--picodaq-port" if port else "PICODAQ_PORT"
         if not names:  # "," or " , ": not unset, yet no port; never an empty pool (it would wait forever)
-            raise NoBoardError(f"{how}={wanted!r} names no port: give one (or several, separated by commas), "
-                               "or leave it unset")
+            raise NoBoardError(
+                f"{how}={wanted!r} names no port: give one (or several, separated by commas), or leave it unset"
+            )
         return [BoardChoice(HARDWARE, f"{how}={wanted}", p, _serial_of(p, listed)) for p in names]
     boards = [p for p in listed if p.is_board]
     if len(boards) == 1:
         b = boards[0]
         return [BoardChoice(HARDWARE, f"the one board found by USB id 0x{RPI_VID:04X}", b.device, b.serial_number)]
     if len(boards) > 1:
-        raise NoBoardError(f"{len(boards)} boards attached ({', '.join(b.device for b in boards)}); "
-                           "set PICODAQ_PORT to the one to test (or several, separated by commas)")
+        raise NoBoardError(
+            f"{len(boards)} boards attached ({', '.join(b.device for b in boards)}); "
+            "set PICODAQ_PORT to the one to test (or several, separated by commas)"
+        )
     if require_hardware(env):
-        raise NoBoardError("PICODAQ_REQUIRE_HARDWARE=1 but no board is attached (no PICODAQ_PORT, and no serial "
-                           f"port with USB id 0x{RPI_VID:04X}); refusing to fall back to the emulated board")
+        raise NoBoardError(
+            "PICODAQ_REQUIRE_HARDWARE=1 but no board is attached (no PICODAQ_PORT, and no serial "
+            f"port with USB id 0x{RPI_VID:04X}); refusing to fall back to the emulated board"
+        )
     return [BoardChoice(EMULATED, f"emulator fallback: no PICODAQ_PORT and no board with USB id 0x{RPI_VID:04X}")]
 
 
@@ -115,8 +122,9 @@ def describe_selection(env: Mapping[str, str] | None = None, port: str | None = 
     return f"hardware on {ports} ({c.reason})"
 
 
-def find_port_by_serial(serial_number: str, timeout: float = 10.0, poll: float = 0.2,
-                        list_ports=attached_boards) -> str:
+def find_port_by_serial(
+    serial_number: str, timeout: float = 10.0, poll: float = 0.2, list_ports=attached_boards
+) -> str:
     """The current port of the board with this USB serial number, waiting for it to (re)enumerate."""
     deadline = time.monotonic() + timeout
     while True:

@@ -23,6 +23,7 @@ Two layers, as in the rest of picodaq:
 
 Faults apply to what the board sends; commands from the host pass unchanged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -106,8 +107,10 @@ class FaultSpec:
                     values["stall_min_ms"] = float(lo)
                     values["stall_max_ms"] = float(hi or lo)
                 elif name not in known:
-                    raise FaultSpecError(f"fault spec {text!r}: unknown name {name!r}; "
-                                         f"use {', '.join(KINDS)}, max_run, stall_ms, disconnect_s")
+                    raise FaultSpecError(
+                        f"fault spec {text!r}: unknown name {name!r}; "
+                        f"use {', '.join(KINDS)}, max_run, stall_ms, disconnect_s"
+                    )
                 elif name == "max_run":
                     values[name] = int(value)
                 else:
@@ -281,7 +284,7 @@ class FaultInjector:
                 out.append(Disconnect(detail))
                 self.faults.append(Fault("disconnect", at, 0, detail))
         emit(n)
-        self._history = (self._history + bytes(buf))[-self.spec.max_run:]
+        self._history = (self._history + bytes(buf))[-self.spec.max_run :]
         self.offset = base + n
         return out
 
@@ -328,9 +331,16 @@ class FaultyLinkProxy:
     new path or None while the board is still away.
     """
 
-    def __init__(self, upstream: str, link: Path | str, spec: FaultSpec, seed: int,
-                 capture: Path | str, enabled: bool = True,
-                 reopen: Callable[[], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        link: Path | str,
+        spec: FaultSpec,
+        seed: int,
+        capture: Path | str,
+        enabled: bool = True,
+        reopen: Callable[[], str | None] | None = None,
+    ) -> None:
         self.upstream = upstream
         self.link = Path(link).absolute()
         self.capture_path = Path(capture)
@@ -559,7 +569,7 @@ class FaultyLinkProxy:
                 self._queue.popleft()
                 continue
             try:
-                n = os.write(self._down, a.data[item.sent:])
+                n = os.write(self._down, a.data[item.sent :])
             except BlockingIOError:
                 return
             except OSError as e:
@@ -660,8 +670,9 @@ class FaultyLinkProxy:
 def _main(argv: list[str] | None = None) -> int:
     from picodaq.errors import PicodaqError
 
-    ap = argparse.ArgumentParser(prog="python -m picodaq_hil.faults", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m picodaq_hil.faults", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("proxy", help="relay a board's port to a faulty pty until Ctrl-C")
     p.add_argument("--upstream", required=True, help="the board's port")

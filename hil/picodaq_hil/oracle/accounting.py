@@ -14,6 +14,7 @@
   log explains the damage exactly (a frame is damaged if and only if a logged
   fault touched it).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -90,7 +91,8 @@ class RampCheck:
                 i, c = int(bad[0]), int(bad[1])
                 self.mismatches.append(
                     f"block at sample {block.first_index}: instant {block.first_index + i} channel {c} is "
-                    f"{int(block.counts[i, c])}, the ramp says {int(expected[i, c])}")
+                    f"{int(block.counts[i, c])}, the ramp says {int(expected[i, c])}"
+                )
 
     @property
     def bit_exact(self) -> bool:
@@ -126,10 +128,12 @@ class LinkAudit:
 
     def summary(self) -> str:
         faults = ", ".join(f"{n} {k}" for k, n in sorted(self.faults.items())) or "no faults"
-        return (f"board sent {self.board_frames} frames; {self.intact} reached the host intact over "
-                f"{self.connections} connection(s), {self.delivered} delivered; {self.lost_frames} frames and "
-                f"{self.lost_samples} samples lost (host counted {self.counted_frames} and {self.counted_samples}; "
-                f"{self.board_dropped} dropped on the board); faults: {faults}")
+        return (
+            f"board sent {self.board_frames} frames; {self.intact} reached the host intact over "
+            f"{self.connections} connection(s), {self.delivered} delivered; {self.lost_frames} frames and "
+            f"{self.lost_samples} samples lost (host counted {self.counted_frames} and {self.counted_samples}; "
+            f"{self.board_dropped} dropped on the board); faults: {faults}"
+        )
 
 
 class _FaultIndex:
@@ -177,7 +181,7 @@ def _replay(data: bytes, start: int, end: int, faults: list[Fault]) -> bytes:
             for i in range(max(f.offset, lo), min(f.offset + f.length, hi)):
                 keep[i - lo] = False
         elif f.kind == "dup" and lo <= f.offset - f.length and f.offset < hi:
-            inserts[f.offset - lo] = bytes(seg[f.offset - f.length - lo:f.offset - lo])
+            inserts[f.offset - lo] = bytes(seg[f.offset - f.length - lo : f.offset - lo])
     out = bytearray()
     for i, b in enumerate(seg):
         out += inserts.get(i, b"")
@@ -200,14 +204,14 @@ def _is_boot(f: CapturedFrame) -> bool:
     return f.type == C.MSG_HELLO and f.seq == 0
 
 
-def audit_link(board_bytes: bytes, connections: list[Connection], faults: list[Fault],
-               host_samples_gap: int | None = None) -> LinkAudit:
+def audit_link(
+    board_bytes: bytes, connections: list[Connection], faults: list[Fault], host_samples_gap: int | None = None
+) -> LinkAudit:
     """The exact-accounting oracle for a stream over a faulty link (see the module docstring)."""
     up = scan_frames(board_bytes)
     key = [(f.type, f.seq, zlib.crc32(f.payload)) for f in up]
     index = _FaultIndex(faults)
-    audit = LinkAudit(board_frames=len(up), connections=len(connections),
-                      faults=dict(Counter(f.kind for f in faults)))
+    audit = LinkAudit(board_frames=len(up), connections=len(connections), faults=dict(Counter(f.kind for f in faults)))
     problems = audit.problems
 
     def where(k: int) -> str:
@@ -229,8 +233,10 @@ def audit_link(board_bytes: bytes, connections: list[Connection], faults: list[F
             while k < len(key) and key[k] != it:
                 k += 1
             if k == len(key):
-                problems.append(f"{what}: a {C.MESSAGE_NAMES.get(it[0], it[0])} frame seq {it[1]} that the board "
-                                "never sent (or out of order)")
+                problems.append(
+                    f"{what}: a {C.MESSAGE_NAMES.get(it[0], it[0])} frame seq {it[1]} that the board "
+                    "never sent (or out of order)"
+                )
                 continue
             out.append(k)
             j = k + 1
@@ -243,8 +249,7 @@ def audit_link(board_bytes: bytes, connections: list[Connection], faults: list[F
     for n, conn in enumerate(connections, 1):
         start = 0 if prev_last is None else prev_last + 1
         host_frames = scan_frames(conn.received)
-        intact = match([(f.type, f.seq, zlib.crc32(f.payload)) for f in host_frames], start,
-                       f"connection {n} received")
+        intact = match([(f.type, f.seq, zlib.crc32(f.payload)) for f in host_frames], start, f"connection {n} received")
         delivered = match([(d.type, d.seq, d.crc) for d in conn.delivered], start, f"connection {n} delivered")
         audit.intact += len(intact)
         audit.delivered += len(delivered)
@@ -253,11 +258,14 @@ def audit_link(board_bytes: bytes, connections: list[Connection], faults: list[F
             extra = sorted(set(delivered) - set(intact))
             dups = len(delivered) - len(set(delivered))
             if missing:
-                problems.append(f"connection {n}: {len(missing)} intact frame(s) not delivered, first "
-                                f"{where(missing[0])}")
+                problems.append(
+                    f"connection {n}: {len(missing)} intact frame(s) not delivered, first {where(missing[0])}"
+                )
             if extra:
-                problems.append(f"connection {n}: {len(extra)} frame(s) delivered that did not arrive intact, "
-                                f"first {where(extra[0])}")
+                problems.append(
+                    f"connection {n}: {len(extra)} frame(s) delivered that did not arrive intact, "
+                    f"first {where(extra[0])}"
+                )
             if dups:
                 problems.append(f"connection {n}: {dups} frame(s) delivered twice")
         if not delivered:
@@ -284,21 +292,27 @@ def audit_link(board_bytes: bytes, connections: list[Connection], faults: list[F
         audit.counted_frames += conn.stats["seq_lost"]
         decoder_samples_lost[n] = conn.stats["samples_lost"]
         if conn.stats["seq_lost"] != expected_seq_lost:
-            problems.append(f"connection {n}: {expected_seq_lost} frames lost between delivered frames, "
-                            f"decoder counted seq_lost={conn.stats['seq_lost']}")
+            problems.append(
+                f"connection {n}: {expected_seq_lost} frames lost between delivered frames, "
+                f"decoder counted seq_lost={conn.stats['seq_lost']}"
+            )
         samples_frames = [k for k in delivered if up[k].type == C.MSG_SAMPLES]
         delivered_samples = sum(_n_samples(up[k]) for k in samples_frames)
         if conn.stats["samples"] != delivered_samples:
-            problems.append(f"connection {n}: decoder counted {conn.stats['samples']} samples, "
-                            f"delivered frames hold {delivered_samples}")
+            problems.append(
+                f"connection {n}: decoder counted {conn.stats['samples']} samples, "
+                f"delivered frames hold {delivered_samples}"
+            )
         all_samples += [(k, n) for k in samples_frames]
         # the fault log explains exactly which frames were damaged
         intact_set = set(intact)
         for k in range(first, last + 1):
             damaged = index.damaged(board_bytes, up[k].start, up[k].end)
             if damaged == (k in intact_set):
-                problems.append(f"connection {n}: {where(k)} {'arrived intact' if damaged else 'was damaged'} "
-                                f"but the fault log says {'it was hit' if damaged else 'nothing touched it'}")
+                problems.append(
+                    f"connection {n}: {where(k)} {'arrived intact' if damaged else 'was damaged'} "
+                    f"but the fault log says {'it was hit' if damaged else 'nothing touched it'}"
+                )
                 break
         prev_last, prev_seq = last, up[last].seq
     _audit_samples(up, all_samples, decoder_samples_lost, host_samples_gap, audit)
@@ -307,8 +321,13 @@ def audit_link(board_bytes: bytes, connections: list[Connection], faults: list[F
     return audit
 
 
-def _audit_samples(up: list[CapturedFrame], delivered: list[tuple[int, int]], decoder: dict[int, int],
-                   host_gap: int | None, audit: LinkAudit) -> None:
+def _audit_samples(
+    up: list[CapturedFrame],
+    delivered: list[tuple[int, int]],
+    decoder: dict[int, int],
+    host_gap: int | None,
+    audit: LinkAudit,
+) -> None:
     """Samples between consecutive delivered blocks: lost on the wire (blocks not delivered) or on
     the board (a jump in its own stream); each connection's decoder must count its own exactly,
     and the host's total (RampCheck.gap_samples), if given, those across reconnects too."""
@@ -330,8 +349,10 @@ def _audit_samples(up: list[CapturedFrame], delivered: list[tuple[int, int]], de
     audit.lost_samples = total
     for n, expected in within.items():
         if decoder[n] != expected:
-            audit.problems.append(f"connection {n}: {expected} samples lost between delivered blocks, "
-                                  f"decoder counted samples_lost={decoder[n]}")
+            audit.problems.append(
+                f"connection {n}: {expected} samples lost between delivered blocks, "
+                f"decoder counted samples_lost={decoder[n]}"
+            )
     audit.counted_samples = sum(decoder.values()) if host_gap is None else host_gap
     if host_gap is not None and host_gap != total:
         audit.problems.append(f"{total} samples lost in all, the host counted {host_gap} (across reconnects too)")

@@ -6,6 +6,7 @@ PROTOCOL.md's framing (find magic, check header, CRC): the HIL suite uses it as
 an oracle next to picodaq's FrameDecoder, and to turn a device capture into a
 log a person can read (`describe`).
 """
+
 from __future__ import annotations
 
 import struct
@@ -62,10 +63,10 @@ def _frame_at(data: bytes | memoryview, i: int) -> CapturedFrame | None:
     if end > len(data):
         return None
     with memoryview(data) as mv:
-        crc = zlib.crc32(mv[i:end - C.CRC_SIZE])
+        crc = zlib.crc32(mv[i : end - C.CRC_SIZE])
     if crc != _U32.unpack_from(data, end - C.CRC_SIZE)[0]:
         return None
-    return CapturedFrame(i, end, mtype, seq, bytes(data[i + C.HEADER_SIZE:end - C.CRC_SIZE]))
+    return CapturedFrame(i, end, mtype, seq, bytes(data[i + C.HEADER_SIZE : end - C.CRC_SIZE]))
 
 
 def scan(data: bytes | memoryview) -> Iterator[CapturedFrame | Gap]:
@@ -126,20 +127,26 @@ def describe_frame(f: CapturedFrame) -> str:
     try:
         if f.type == C.MSG_HELLO:
             h = Hello.parse(p)
-            return (f"HELLO   seq {f.seq}: firmware {'.'.join(map(str, h.firmware_version))} on {h.platform}, "
-                    f"board {h.board_id}, contract 0x{h.contract_hash:08X}")
+            return (
+                f"HELLO   seq {f.seq}: firmware {'.'.join(map(str, h.firmware_version))} on {h.platform}, "
+                f"board {h.board_id}, contract 0x{h.contract_hash:08X}"
+            )
         if f.type == C.MSG_STATUS:
             s = Status.parse(p)
-            return (f"STATUS  seq {f.seq}: {s.state_name}, last error {s.error_name}, {s.frames_sent} frames sent, "
-                    f"{s.samples_dropped} dropped, ring {s.ring_high_water}/{s.ring_capacity}, "
-                    f"free heap {s.free_heap}, uptime {s.uptime_ms} ms")
+            return (
+                f"STATUS  seq {f.seq}: {s.state_name}, last error {s.error_name}, {s.frames_sent} frames sent, "
+                f"{s.samples_dropped} dropped, ring {s.ring_high_water}/{s.ring_capacity}, "
+                f"free heap {s.free_heap}, uptime {s.uptime_ms} ms"
+            )
         if f.type == C.MSG_LOG:
             log = Log.parse(p)
             return f"LOG     seq {f.seq}: [{log.level}] {log.text}"
         if f.type == C.MSG_ACK:
             a = Ack.parse(p)
-            return (f"ACK     seq {f.seq}: {C.OPCODE_NAMES.get(a.opcode, a.opcode)} #{a.cmd_id} "
-                    f"{C.STATUS_NAMES.get(a.status, a.status)}")
+            return (
+                f"ACK     seq {f.seq}: {C.OPCODE_NAMES.get(a.opcode, a.opcode)} #{a.cmd_id} "
+                f"{C.STATUS_NAMES.get(a.status, a.status)}"
+            )
         if f.type == C.MSG_MARKER:
             m = Marker.parse(p)
             return f"MARKER  seq {f.seq}: code {m.code} at sample {m.sample_index}"
@@ -186,5 +193,5 @@ def describe(data: bytes | memoryview, limit_lines: int = 5000) -> str:
     lines = [f"@{off:<9} {text}" for off, text in describe_items(data)]
     if len(lines) > limit_lines:
         cut = len(lines) - limit_lines
-        lines = lines[: limit_lines // 2] + [f"... {cut} lines left out ..."] + lines[-limit_lines // 2:]
+        lines = lines[: limit_lines // 2] + [f"... {cut} lines left out ..."] + lines[-limit_lines // 2 :]
     return "\n".join(lines) + ("\n" if lines else "")

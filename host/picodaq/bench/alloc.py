@@ -12,6 +12,7 @@
   a leak grows in both), and the peak of traced memory above the start;
 - the buffer pool's hit rate and the block pool's counters over that run.
 """
+
 from __future__ import annotations
 
 import sys
@@ -31,8 +32,13 @@ def allocations_per_frame(data: bytes, warmup_frames: int = 2000) -> dict[str, A
         r.feed(warm)
         a = count_allocations(lambda r=r, timed=timed: r.feed(timed))
         per, size = a.per(frames)
-        out[name] = {"frames": frames, "allocations": a.count, "bytes": a.bytes,
-                     "allocations_per_frame": per, "bytes_allocated_per_frame": size}
+        out[name] = {
+            "frames": frames,
+            "allocations": a.count,
+            "bytes": a.bytes,
+            "allocations_per_frame": per,
+            "bytes_allocated_per_frame": size,
+        }
     return out
 
 
@@ -44,7 +50,7 @@ def retained_growth(frames: int, frames_per_chunk: int = 1000) -> dict[str, Any]
     def work(chunks: int) -> None:
         for _ in range(chunks):
             chunk = stream.next_chunk()
-            r.feed([chunk[i:i + PIECE] for i in range(0, len(chunk), PIECE)])
+            r.feed([chunk[i : i + PIECE] for i in range(0, len(chunk), PIECE)])
 
     chunks = max(2, frames // frames_per_chunk)
     halves = []
@@ -57,9 +63,15 @@ def retained_growth(frames: int, frames_per_chunk: int = 1000) -> dict[str, Any]
                 work(n)
             halves.append(guard)
     pool = r.rx.pool_stats
-    return {"frames": r.rx.stats.frames_ok - first, "retained_growth_bytes": sum(g.growth for g in halves),
-            # a bounded structure filling up (the host clock's fit window) grows in the first half only
-            "second_half_growth_bytes": halves[1].growth,
-            "peak_above_start_bytes": max(halves[0].peak, halves[0].growth + halves[1].peak),
-            "pool_hit_rate": pool.hit_rate, "pool": pool.as_dict(), "block_pool": r.rx.block_stats.as_dict(),
-            "samples_lost": r.rx.stats.samples_lost, "seq_lost": r.rx.stats.seq_lost}
+    return {
+        "frames": r.rx.stats.frames_ok - first,
+        "retained_growth_bytes": sum(g.growth for g in halves),
+        # a bounded structure filling up (the host clock's fit window) grows in the first half only
+        "second_half_growth_bytes": halves[1].growth,
+        "peak_above_start_bytes": max(halves[0].peak, halves[0].growth + halves[1].peak),
+        "pool_hit_rate": pool.hit_rate,
+        "pool": pool.as_dict(),
+        "block_pool": r.rx.block_stats.as_dict(),
+        "samples_lost": r.rx.stats.samples_lost,
+        "seq_lost": r.rx.stats.seq_lost,
+    }

@@ -6,6 +6,7 @@ transfers leave: about 1.2 MB/s of payload in practice). CPU% is this
 process's CPU time (the Link's reader thread, and the consumer pumping
 the link into its callback) over wall time, in the measured window.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,13 +26,17 @@ def line_rate_config(bytes_per_s: float = LINE_RATE) -> StreamConfig:
     spf = probe.frame_samples()  # the largest frame: rate // 50 exceeds what fits
     frame = C.OVERHEAD + 16 + spf * N_CHANNELS * C.BYTES_PER_SAMPLE[FMT]
     rate = round(bytes_per_s * spf / frame)
-    return StreamConfig(rate=rate, channel_mask=probe.channel_mask, source=C.SRC_RAMP, fmt=FMT,
-                        samples_per_frame=spf)
+    return StreamConfig(rate=rate, channel_mask=probe.channel_mask, source=C.SRC_RAMP, fmt=FMT, samples_per_frame=spf)
 
 
 def cpu_round(session: EmulatedSession, seconds: float) -> dict[str, Any]:
     cfg = line_rate_config()
     w = session.stream(cfg, seconds).as_dict()
-    w.update(rate=cfg.rate, n_channels=cfg.n_channels, fmt=C.FORMAT_NAMES[cfg.fmt],
-             samples_per_frame=cfg.samples_per_frame, target_mb_per_s=LINE_RATE / 1e6)
+    w.update(
+        rate=cfg.rate,
+        n_channels=cfg.n_channels,
+        fmt=C.FORMAT_NAMES[cfg.fmt],
+        samples_per_frame=cfg.samples_per_frame,
+        target_mb_per_s=LINE_RATE / 1e6,
+    )
     return w

@@ -8,6 +8,7 @@ bytes object: a capture as `picodaq record --out x.tlv` would have written it.
 `writer_process` runs a process that writes ramp frames into a file
 descriptor (a pty master) as fast as it drains.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ from ..core.blocks import ramp_counts
 _SEQ_AT = 6
 _FIRST_AT = C.HEADER_SIZE + 0
 _T0_AT = C.HEADER_SIZE + 4
-_PATCHED = tuple(range(_SEQ_AT, _SEQ_AT + 4)) + tuple(range(_FIRST_AT, _FIRST_AT + 4)) + \
-    tuple(range(_T0_AT, _T0_AT + 4))
+_PATCHED = (
+    tuple(range(_SEQ_AT, _SEQ_AT + 4)) + tuple(range(_FIRST_AT, _FIRST_AT + 4)) + tuple(range(_T0_AT, _T0_AT + 4))
+)
 
 
 class FrameStream:
@@ -39,9 +41,17 @@ class FrameStream:
     numpy); "ramp": the bit-exact ramp test pattern (a CRC per frame).
     """
 
-    def __init__(self, n_channels: int = 4, fmt: int = C.FMT_INT16, n_samples: int = 73,
-                 frames_per_chunk: int = 1000, rate_hz: int = 1000, pattern: str = "fixed",
-                 seq: int = 0, index: int = 0) -> None:
+    def __init__(
+        self,
+        n_channels: int = 4,
+        fmt: int = C.FMT_INT16,
+        n_samples: int = 73,
+        frames_per_chunk: int = 1000,
+        rate_hz: int = 1000,
+        pattern: str = "fixed",
+        seq: int = 0,
+        index: int = 0,
+    ) -> None:
         if pattern not in ("fixed", "ramp"):
             raise ValueError("pattern is 'fixed' or 'ramp'")
         bps = C.BYTES_PER_SAMPLE[fmt]
@@ -61,11 +71,12 @@ class FrameStream:
         a[:, 3] = C.MSG_SAMPLES
         a[:, 4:6] = np.frombuffer(struct.pack("<H", self.payload_size), dtype=np.uint8)
         fixed = struct.pack("<IBBH", self.period_ns, n_channels, fmt, n_samples)
-        a[:, C.HEADER_SIZE + 8:C.HEADER_SIZE + 16] = np.frombuffer(fixed, dtype=np.uint8)
-        self._data = a[:, C.HEADER_SIZE + 16:C.HEADER_SIZE + self.payload_size]
-        self._crc = a[:, C.HEADER_SIZE + self.payload_size:]
-        self._views = [memoryview(self.buffer)[i * self.frame_size:(i + 1) * self.frame_size - C.CRC_SIZE]
-                       for i in range(k)]
+        a[:, C.HEADER_SIZE + 8 : C.HEADER_SIZE + 16] = np.frombuffer(fixed, dtype=np.uint8)
+        self._data = a[:, C.HEADER_SIZE + 16 : C.HEADER_SIZE + self.payload_size]
+        self._crc = a[:, C.HEADER_SIZE + self.payload_size :]
+        self._views = [
+            memoryview(self.buffer)[i * self.frame_size : (i + 1) * self.frame_size - C.CRC_SIZE] for i in range(k)
+        ]
         self._offsets = np.arange(k, dtype=np.uint64)
         self.frames = 0  # frames produced so far
         if pattern == "fixed":
@@ -95,9 +106,9 @@ class FrameStream:
         firsts_abs = self.index + self._offsets * np.uint64(self.n_samples)
         firsts = (firsts_abs % (1 << 32)).astype("<u4")
         t0 = ((firsts_abs * np.uint64(self.period_ns) // np.uint64(1000)) % np.uint64(C.TICKS_PERIOD)).astype("<u4")
-        a[:, _SEQ_AT:_SEQ_AT + 4] = seqs.view(np.uint8).reshape(k, 4)
-        a[:, _FIRST_AT:_FIRST_AT + 4] = firsts.view(np.uint8).reshape(k, 4)
-        a[:, _T0_AT:_T0_AT + 4] = t0.view(np.uint8).reshape(k, 4)
+        a[:, _SEQ_AT : _SEQ_AT + 4] = seqs.view(np.uint8).reshape(k, 4)
+        a[:, _FIRST_AT : _FIRST_AT + 4] = firsts.view(np.uint8).reshape(k, 4)
+        a[:, _T0_AT : _T0_AT + 4] = t0.view(np.uint8).reshape(k, 4)
 
     def _crc_loop(self) -> np.ndarray:
         crc = np.array([zlib.crc32(v) for v in self._views], dtype="<u4")
@@ -139,8 +150,10 @@ def encode_counts(counts: np.ndarray, fmt: int) -> np.ndarray:
 
 # -- the whole path through a real pseudo-terminal ----------------------------------
 
-def capture(n_frames: int, n_channels: int = 4, fmt: int = C.FMT_INT16, n_samples: int = 73,
-            pattern: str = "fixed") -> bytes:
+
+def capture(
+    n_frames: int, n_channels: int = 4, fmt: int = C.FMT_INT16, n_samples: int = 73, pattern: str = "fixed"
+) -> bytes:
     """n_frames consecutive SAMPLES frames as one bytes object (default: 600-byte payloads)."""
     k = min(n_frames, 1000)
     stream = FrameStream(n_channels, fmt, n_samples, frames_per_chunk=k, pattern=pattern)
@@ -149,7 +162,7 @@ def capture(n_frames: int, n_channels: int = 4, fmt: int = C.FMT_INT16, n_sample
         out += stream.next_chunk()
     rest = n_frames - stream.frames
     if rest:
-        out += stream.next_chunk()[:rest * stream.frame_size]
+        out += stream.next_chunk()[: rest * stream.frame_size]
     return bytes(out)
 
 
@@ -161,7 +174,7 @@ def write_frames(fd: int, seconds: float) -> FrameStream:
     while time.monotonic() < deadline:
         view = stream.next_chunk()
         while len(view):
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     return stream
 
 
@@ -169,9 +182,13 @@ def writer_process(fd: int, seconds: float) -> subprocess.Popen:
     """A process running write_frames into fd (a pty master). It prints "frames frame_size" when
     done, then waits for its stdin to close: closing the master earlier would hang up the pty
     and throw away bytes the reader has not read yet."""
-    return subprocess.Popen([sys.executable, "-m", "picodaq.bench.frames", "--write-fd", str(fd), "--seconds",
-                             str(seconds)], pass_fds=[fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "picodaq.bench.frames", "--write-fd", str(fd), "--seconds", str(seconds)],
+        pass_fds=[fd],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,7 @@ def naive_samples(ring, period_ns, nch, fmt, seq, release=True):
     cb = ring.st[CBYTES]
     first = ring.first[2 * s] | ring.first[2 * s + 1] << 16
     payload = struct.pack("<IIIBBH", first, ring.t0[s], period_ns, nch, fmt, ring.st[SPF_AT])
-    payload += bytes(ring.buf[s * cb:(s + 1) * cb])
+    payload += bytes(ring.buf[s * cb : (s + 1) * cb])
     frame = struct.pack("<BBBBHI", MAGIC0, MAGIC1, PROTOCOL_VERSION, MSG_SAMPLES, len(payload), seq) + payload
     frame += struct.pack("<I", binascii.crc32(frame))
     if release:
@@ -123,11 +123,21 @@ def run(fmt):
         naive_samples(ring, PERIOD_NS, NCH, fmt, seq)
     naive_bytes = gc.mem_alloc() - before
     gc.enable()
-    return {"fmt": fmt, "frames": FRAMES, "frame_bytes": 14 + 16 + SPF * NCH * BYTES_PER_SAMPLE[fmt],
-            "us_per_frame": total / FRAMES, "us_fill": fill / FRAMES, "us_frame": frame / FRAMES,
-            "naive_us_frame": naive / FRAMES, "heap_alloc_errors": errors, "heap_bytes_allocated": grown,
-            "naive_bytes_per_frame": naive_bytes / NAIVE_ALLOC_FRAMES, "same_bytes": same_bytes(fmt),
-            "heap_free_before": free, "heap_free_after": after}
+    return {
+        "fmt": fmt,
+        "frames": FRAMES,
+        "frame_bytes": 14 + 16 + SPF * NCH * BYTES_PER_SAMPLE[fmt],
+        "us_per_frame": total / FRAMES,
+        "us_fill": fill / FRAMES,
+        "us_frame": frame / FRAMES,
+        "naive_us_frame": naive / FRAMES,
+        "heap_alloc_errors": errors,
+        "heap_bytes_allocated": grown,
+        "naive_bytes_per_frame": naive_bytes / NAIVE_ALLOC_FRAMES,
+        "same_bytes": same_bytes(fmt),
+        "heap_free_before": free,
+        "heap_free_after": after,
+    }
 
 
 for fmt in (1, 2, 3):

@@ -17,6 +17,7 @@ readings. The latency covers the pacer noticing the instant is due (it
 sleeps up to 1 ms between checks), framing, the pty, the emulator's relay
 process, the Link's reader thread and ring, decoding and routing.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -43,8 +44,9 @@ def now_ticks() -> int:
 def clock_check(exe: str) -> dict[str, Any]:
     """Read ticks_us on the unix port between two host readings: the mapping holds if it falls between."""
     before = now_ticks()
-    out = subprocess.run([exe, "-c", "import time; print(time.ticks_us())"], capture_output=True, text=True,
-                         timeout=10, check=True).stdout
+    out = subprocess.run(
+        [exe, "-c", "import time; print(time.ticks_us())"], capture_output=True, text=True, timeout=10, check=True
+    ).stdout
     after = now_ticks()
     device = int(out) & _MASK
     ok = ((device - before) & _MASK) <= ((after - before) & _MASK)
@@ -62,7 +64,15 @@ def latency_run(session: EmulatedSession, seconds: float) -> dict[str, Any]:
 
     w = session.stream(CONFIG, seconds, on_block=on_block)
     a = np.array(lat, dtype=np.float64) / 1000.0  # ms; the warm-up's blocks included
-    return {"blocks": len(lat), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
-            "max_ms": float(a.max()), "min_ms": float(a.min()), "rate": CONFIG.rate,
-            "n_channels": CONFIG.n_channels, "samples_per_frame": CONFIG.frame_samples(),
-            "fmt": C.FORMAT_NAMES[CONFIG.fmt], "window": w.as_dict()}
+    return {
+        "blocks": len(lat),
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "max_ms": float(a.max()),
+        "min_ms": float(a.min()),
+        "rate": CONFIG.rate,
+        "n_channels": CONFIG.n_channels,
+        "samples_per_frame": CONFIG.frame_samples(),
+        "fmt": C.FORMAT_NAMES[CONFIG.fmt],
+        "window": w.as_dict(),
+    }

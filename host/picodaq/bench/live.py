@@ -10,6 +10,7 @@ into one discarded buffer (non-blocking reads, select() when empty: what the
 Link's reader does, with no ring, decoder or consumer behind it). The rate at
 which the emulator and the pty deliver bytes: the ceiling for the receiver.
 """
+
 from __future__ import annotations
 
 import io
@@ -64,8 +65,12 @@ def raw_drain(session: EmulatedSession, config: StreamConfig, seconds: float, wa
     finally:
         os.close(fd)
     session.open().stop()
-    return {"seconds": t1 - t0, "wire_bytes": count[0], "mb_per_s": count[0] / (t1 - t0) / 1e6,
-            "cpu_percent": 100 * (c1 - c0) / (t1 - t0)}
+    return {
+        "seconds": t1 - t0,
+        "wire_bytes": count[0],
+        "mb_per_s": count[0] / (t1 - t0) / 1e6,
+        "cpu_percent": 100 * (c1 - c0) / (t1 - t0),
+    }
 
 
 def live_round(session: EmulatedSession, seconds: float) -> dict[str, Any]:

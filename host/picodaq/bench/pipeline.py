@@ -24,6 +24,7 @@ grow to their working size), which is not timed; the rest is. The observers
 keep a checksum of what they saw, so the pipeline and the naive decoder can
 be shown to have decoded the same values, not only the same number of frames.
 """
+
 from __future__ import annotations
 
 import struct
@@ -66,7 +67,7 @@ class NaiveDecoder:
         while True:
             i = buf.find(C.MAGIC)
             if i < 0:
-                del buf[:max(0, len(buf) - 1)]
+                del buf[: max(0, len(buf) - 1)]
                 break
             del buf[:i]
             if len(buf) < C.HEADER_SIZE:
@@ -84,7 +85,7 @@ class NaiveDecoder:
                 continue
             del buf[:total]
             self.frames_ok += 1
-            out.append((mtype, seq, frame[C.HEADER_SIZE:-C.CRC_SIZE]))
+            out.append((mtype, seq, frame[C.HEADER_SIZE : -C.CRC_SIZE]))
         return out
 
 
@@ -142,8 +143,12 @@ class Replay:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        d.update(frames_per_s=self.frames_per_s, mb_per_s=self.mb_per_s, frames_per_cpu_s=self.frames_per_cpu_s,
-                 mb_per_cpu_s=self.wire_bytes / max(self.cpu_seconds, 1e-9) / 1e6)
+        d.update(
+            frames_per_s=self.frames_per_s,
+            mb_per_s=self.mb_per_s,
+            frames_per_cpu_s=self.frames_per_cpu_s,
+            mb_per_cpu_s=self.wire_bytes / max(self.cpu_seconds, 1e-9) / 1e6,
+        )
         return d
 
 
@@ -152,7 +157,7 @@ def frame_size() -> int:
 
 
 def _pieces(data: memoryview, piece: int) -> list[memoryview]:
-    return [data[i:i + piece] for i in range(0, len(data), piece)]
+    return [data[i : i + piece] for i in range(0, len(data), piece)]
 
 
 def _timed(run: Callable[[], None]) -> tuple[float, float]:
@@ -218,8 +223,9 @@ def _split(data: bytes, warmup_frames: int) -> tuple[list[memoryview], list[memo
     return _pieces(mv[:cut], PIECE), _pieces(mv[cut:], PIECE), (len(data) - cut) // size
 
 
-def _replay(r: PipelineReplay | NaiveReplay, decoded: Callable[[], int], what: str, data: bytes,
-            warmup_frames: int) -> Replay:
+def _replay(
+    r: PipelineReplay | NaiveReplay, decoded: Callable[[], int], what: str, data: bytes, warmup_frames: int
+) -> Replay:
     """Warm r up on the capture's first frames, then time the rest; every frame must be decoded."""
     warm, timed, frames = _split(data, warmup_frames)
     r.feed(warm)
@@ -227,8 +233,16 @@ def _replay(r: PipelineReplay | NaiveReplay, decoded: Callable[[], int], what: s
     seconds, cpu = _timed(lambda: r.feed(timed))
     if decoded() - base[4] != frames:
         raise RuntimeError(f"{what} decoded {decoded() - base[4]} of {frames} frames")
-    return Replay(frames, r.samples - base[0], seconds, cpu, frames * frame_size(), r.every.checksum - base[1],
-                  r.every.blocks - base[2], r.tenth.blocks - base[3])
+    return Replay(
+        frames,
+        r.samples - base[0],
+        seconds,
+        cpu,
+        frames * frame_size(),
+        r.every.checksum - base[1],
+        r.every.blocks - base[2],
+        r.tenth.blocks - base[3],
+    )
 
 
 def replay_pipeline(data: bytes, warmup_frames: int = 2000) -> Replay:
@@ -252,7 +266,7 @@ def replay_floor(data: bytes, warmup_frames: int = 2000) -> Replay:
         good = 0
         for p in timed:
             for i in range(0, len(p) - size + 1, size):
-                if crc32(p[i:i + size]) == _CRC_RESIDUE:
+                if crc32(p[i : i + size]) == _CRC_RESIDUE:
                     good += 1
         ok[0] = good
 

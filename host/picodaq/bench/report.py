@@ -5,6 +5,7 @@
 markers START and END (appending a "Benchmarks" section with them when the
 README has none), leaving the rest byte for byte.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,82 +32,109 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     out = []
     if "pipeline" in f:
         p = f["pipeline"]
-        out.append((
-            f"1. Host pipeline, offline replay ({p['payload_bytes']}-B SAMPLES payloads; decode, pool, router, "
-            "primary, 2 observers)",
-            f"**{_n(p['pipeline']['frames_per_cpu_s'])} frames/s, {_n(p['pipeline']['mb_per_cpu_s'], 1)} MB/s** "
-            f"per CPU-second (wall clock: {_n(p['pipeline']['frames_per_s'])} frames/s)",
-            f"naive: {_n(p['naive']['frames_per_cpu_s'])} frames/s, pipeline/naive **{_ratio(p['ratio_pipeline_naive'])}**; "
-            f"zlib.crc32 floor: {_n(p['floor']['frames_per_cpu_s'])} frames/s, pipeline/floor "
-            f"{_ratio(p['ratio_pipeline_floor'])}",
-            p["command"]))
+        out.append(
+            (
+                f"1. Host pipeline, offline replay ({p['payload_bytes']}-B SAMPLES payloads; decode, pool, router, "
+                "primary, 2 observers)",
+                f"**{_n(p['pipeline']['frames_per_cpu_s'])} frames/s, {_n(p['pipeline']['mb_per_cpu_s'], 1)} MB/s** "
+                f"per CPU-second (wall clock: {_n(p['pipeline']['frames_per_s'])} frames/s)",
+                f"naive: {_n(p['naive']['frames_per_cpu_s'])} frames/s, pipeline/naive **{_ratio(p['ratio_pipeline_naive'])}**; "
+                f"zlib.crc32 floor: {_n(p['floor']['frames_per_cpu_s'])} frames/s, pipeline/floor "
+                f"{_ratio(p['ratio_pipeline_floor'])}",
+                p["command"],
+            )
+        )
     if "alloc" in f:
         a = f["alloc"]
         m, g = a["memray"], a["growth"]
         if "pipeline" in m:
-            measured = (f"**{m['pipeline']['allocations_per_frame']:.1f} allocations, "
-                        f"{_n(m['pipeline']['bytes_allocated_per_frame'])} B per frame**")
-            base = (f"naive: {m['naive']['allocations_per_frame']:.1f} allocations, "
-                    f"{_n(m['naive']['bytes_allocated_per_frame'])} B per frame")
+            measured = (
+                f"**{m['pipeline']['allocations_per_frame']:.1f} allocations, "
+                f"{_n(m['pipeline']['bytes_allocated_per_frame'])} B per frame**"
+            )
+            base = (
+                f"naive: {m['naive']['allocations_per_frame']:.1f} allocations, "
+                f"{_n(m['naive']['bytes_allocated_per_frame'])} B per frame"
+            )
         else:
             measured, base = f"memray: {m.get('error', 'n/a')}", ""
-        out.append((
-            "2. Allocation, steady state (memray; tracemalloc)",
-            f"{measured}; retained growth over {_n(g['frames'])} frames: **{_n(g['retained_growth_bytes'])} B** "
-            f"({_n(g['second_half_growth_bytes'])} B in the second half); "
-            f"pool hit rate {a['pool_hit_rate']:.5f}",
-            base, a["command"]))
+        out.append(
+            (
+                "2. Allocation, steady state (memray; tracemalloc)",
+                f"{measured}; retained growth over {_n(g['frames'])} frames: **{_n(g['retained_growth_bytes'])} B** "
+                f"({_n(g['second_half_growth_bytes'])} B in the second half); "
+                f"pool hit rate {a['pool_hit_rate']:.5f}",
+                base,
+                a["command"],
+            )
+        )
     if "live" in f:
         v = f["live"]
         r = v["receiver"]
-        out.append((
-            f"3. Live: unpaced emulator through a pty ({v['config']['n_channels']} ch {v['config']['fmt']}, "
-            f"{v['config']['payload_bytes']}-B payloads)",
-            f"**{_n(r['mb_per_s'], 1)} MB/s, {_n(r['samples_per_s'] / 1e6, 2)} M samples/s, "
-            f"{v['lost']} lost**",
-            f"raw pty drain: {_n(v['raw']['mb_per_s'], 1)} MB/s, live/raw **{_ratio(v['ratio_live_raw'])}**",
-            v["command"]))
+        out.append(
+            (
+                f"3. Live: unpaced emulator through a pty ({v['config']['n_channels']} ch {v['config']['fmt']}, "
+                f"{v['config']['payload_bytes']}-B payloads)",
+                f"**{_n(r['mb_per_s'], 1)} MB/s, {_n(r['samples_per_s'] / 1e6, 2)} M samples/s, {v['lost']} lost**",
+                f"raw pty drain: {_n(v['raw']['mb_per_s'], 1)} MB/s, live/raw **{_ratio(v['ratio_live_raw'])}**",
+                v["command"],
+            )
+        )
     if "cpu" in f:
         c = f["cpu"]
-        out.append((
-            f"4. Host CPU at the USB full-speed line rate ({c['n_channels']} ch {c['fmt']} at {_n(c['rate'])} Hz, "
-            "paced)",
-            f"**{c['cpu_percent']:.1f} % of one core** (process CPU time / wall time)",
-            f"received {_n(c['mb_per_s'], 2)} MB/s of {c['target_mb_per_s']:.1f}, {c['lost']} lost",
-            c["command"]))
+        out.append(
+            (
+                f"4. Host CPU at the USB full-speed line rate ({c['n_channels']} ch {c['fmt']} at {_n(c['rate'])} Hz, "
+                "paced)",
+                f"**{c['cpu_percent']:.1f} % of one core** (process CPU time / wall time)",
+                f"received {_n(c['mb_per_s'], 2)} MB/s of {c['target_mb_per_s']:.1f}, {c['lost']} lost",
+                c["command"],
+            )
+        )
     if "latency" in f:
         t = f["latency"]
-        out.append((
-            f"5. Latency, last sample instant (device clock) to the consumer's callback "
-            f"({t['n_channels']} ch x {_n(t['rate'])} Hz, {t['samples_per_frame']} instants per frame, "
-            f"{t['seconds']:g} s)",
-            f"**p50 {t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, max {t['max_ms']:.2f} ms**",
-            f"{_n(t['blocks'])} blocks, {t['lost']} lost",
-            t["command"]))
+        out.append(
+            (
+                f"5. Latency, last sample instant (device clock) to the consumer's callback "
+                f"({t['n_channels']} ch x {_n(t['rate'])} Hz, {t['samples_per_frame']} instants per frame, "
+                f"{t['seconds']:g} s)",
+                f"**p50 {t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, max {t['max_ms']:.2f} ms**",
+                f"{_n(t['blocks'])} blocks, {t['lost']} lost",
+                t["command"],
+            )
+        )
     if "firmware" in f:
         w = f["firmware"]
         per = "; ".join(f"{name} {d['us_frame']:.1f} us" for name, d in w["formats"].items())
-        naive = "; ".join(f"{name} {d['naive_us_frame']:.1f} us, {_n(d['naive_bytes_per_frame'])} B"
-                          for name, d in w["formats"].items())
-        out.append((
-            f"6. Firmware framing on the unix port ({w['n_channels']} ch x {w['samples_per_frame']} instants per "
-            "SAMPLES frame)",
-            f"**{per}** per frame; heap allocations: **{w['heap_allocations']}** (heap locked)",
-            f"struct.pack + concatenation: {naive} per frame", w["command"]))
+        naive = "; ".join(
+            f"{name} {d['naive_us_frame']:.1f} us, {_n(d['naive_bytes_per_frame'])} B"
+            for name, d in w["formats"].items()
+        )
+        out.append(
+            (
+                f"6. Firmware framing on the unix port ({w['n_channels']} ch x {w['samples_per_frame']} instants per "
+                "SAMPLES frame)",
+                f"**{per}** per frame; heap allocations: **{w['heap_allocations']}** (heap locked)",
+                f"struct.pack + concatenation: {naive} per frame",
+                w["command"],
+            )
+        )
     return out
 
 
 def machine_line(doc: dict[str, Any]) -> str:
     m = doc.get("machine", {})
     runs = sorted({v.get("runs") for v in doc.get("figures", {}).values()} - {None})
-    return (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores; Python {m.get('python', '?')}, "
-            f"MicroPython {m.get('micropython', '?')}; {m.get('os', '?')}; load average at start "
-            f"{', '.join(str(x) for x in m.get('load_average', []))}. "
-            f"Run {doc.get('created', '?')} by `{doc.get('command', 'picodaq bench')}` in {doc.get('seconds', 0):g} s"
-            + (" (--quick: small sizes, for tests)" if doc.get("quick") else "")
-            + f"; each timing is the median of {'/'.join(str(r) for r in runs)} runs (per figure, as JSON `runs`); "
-            "each ratio is taken within one run, then the median of those is shown (so it need not equal the "
-            "ratio of the medians).")
+    return (
+        f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores; Python {m.get('python', '?')}, "
+        f"MicroPython {m.get('micropython', '?')}; {m.get('os', '?')}; load average at start "
+        f"{', '.join(str(x) for x in m.get('load_average', []))}. "
+        f"Run {doc.get('created', '?')} by `{doc.get('command', 'picodaq bench')}` in {doc.get('seconds', 0):g} s"
+        + (" (--quick: small sizes, for tests)" if doc.get("quick") else "")
+        + f"; each timing is the median of {'/'.join(str(r) for r in runs)} runs (per figure, as JSON `runs`); "
+        "each ratio is taken within one run, then the median of those is shown (so it need not equal the "
+        "ratio of the medians)."
+    )
 
 
 def markdown(doc: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ each run (round) and their median reported, so a machine that gets busier
 halfway does not bias one side of a comparison. Counts (allocations, losses)
 are not medians: they are exact, summed over the rounds.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,10 +44,32 @@ class Settings:
     fw_frames: int
 
 
-FULL = Settings(quick=False, runs=5, live_runs=5, cpu_runs=3, pipeline_frames=100_000, alloc_frames=20_000,
-                growth_frames=1_000_000, live_seconds=2.0, cpu_seconds=5.0, latency_seconds=60.0, fw_frames=5000)
-QUICK = Settings(quick=True, runs=3, live_runs=2, cpu_runs=2, pipeline_frames=6000, alloc_frames=3000, growth_frames=20_000,
-                 live_seconds=0.5, cpu_seconds=0.5, latency_seconds=1.5, fw_frames=300)
+FULL = Settings(
+    quick=False,
+    runs=5,
+    live_runs=5,
+    cpu_runs=3,
+    pipeline_frames=100_000,
+    alloc_frames=20_000,
+    growth_frames=1_000_000,
+    live_seconds=2.0,
+    cpu_seconds=5.0,
+    latency_seconds=60.0,
+    fw_frames=5000,
+)
+QUICK = Settings(
+    quick=True,
+    runs=3,
+    live_runs=2,
+    cpu_runs=2,
+    pipeline_frames=6000,
+    alloc_frames=3000,
+    growth_frames=20_000,
+    live_seconds=0.5,
+    cpu_seconds=0.5,
+    latency_seconds=1.5,
+    fw_frames=300,
+)
 
 Progress = Callable[[str], None]
 
@@ -61,6 +84,7 @@ def _command(name: str, s: Settings) -> str:
 
 # -- the figures -----------------------------------------------------------------
 
+
 def fig_pipeline(s: Settings, say: Progress) -> dict[str, Any]:
     from . import pipeline as P
     from .frames import capture
@@ -70,21 +94,29 @@ def fig_pipeline(s: Settings, say: Progress) -> dict[str, Any]:
     rounds = []
     for i in range(s.runs):
         say(f"round {i + 1}/{s.runs}: pipeline, naive, CRC floor")
-        r = {name: fn(data).as_dict() for name, fn in
-             (("pipeline", P.replay_pipeline), ("naive", P.replay_naive), ("floor", P.replay_floor))}
+        r = {
+            name: fn(data).as_dict()
+            for name, fn in (("pipeline", P.replay_pipeline), ("naive", P.replay_naive), ("floor", P.replay_floor))
+        }
         # CPU time: a single-threaded replay's own cost, whatever else the machine runs
         r["ratio_pipeline_naive"] = r["pipeline"]["frames_per_cpu_s"] / r["naive"]["frames_per_cpu_s"]
         r["ratio_pipeline_floor"] = r["pipeline"]["frames_per_cpu_s"] / r["floor"]["frames_per_cpu_s"]
         rounds.append(r)
     keys = ("frames_per_cpu_s", "mb_per_cpu_s", "frames_per_s", "mb_per_s", "seconds", "cpu_seconds")
-    same = all(r["pipeline"][k] == r["naive"][k] for r in rounds
-               for k in ("frames", "samples", "checksum", "blocks_every", "blocks_tenth"))
+    same = all(
+        r["pipeline"][k] == r["naive"][k]
+        for r in rounds
+        for k in ("frames", "samples", "checksum", "blocks_every", "blocks_tenth")
+    )
     if not same:
         raise BenchError("pipeline: the naive decoder and the pipeline disagree on what the capture holds")
     first = rounds[0]
     out: dict[str, Any] = {
-        "command": _command("pipeline", s), "runs": s.runs, "frames": first["pipeline"]["frames"],
-        "frame_bytes": P.frame_size(), "payload_bytes": P.frame_size() - 14,
+        "command": _command("pipeline", s),
+        "runs": s.runs,
+        "frames": first["pipeline"]["frames"],
+        "frame_bytes": P.frame_size(),
+        "payload_bytes": P.frame_size() - 14,
     }
     for name in ("pipeline", "naive", "floor"):
         d = _median_fields([r[name] for r in rounds], keys)
@@ -110,8 +142,13 @@ def fig_alloc(s: Settings, say: Progress) -> dict[str, Any]:
         memray = {"error": str(e)}
     say(f"tracemalloc: retained growth over {s.growth_frames:,} frames")
     growth = A.retained_growth(s.growth_frames)
-    return {"command": _command("alloc", s), "runs": 1, "memray": memray, "growth": growth,
-            "pool_hit_rate": growth["pool_hit_rate"]}
+    return {
+        "command": _command("alloc", s),
+        "runs": 1,
+        "memray": memray,
+        "growth": growth,
+        "pool_hit_rate": growth["pool_hit_rate"],
+    }
 
 
 def fig_live(s: Settings, say: Progress) -> dict[str, Any]:
@@ -126,17 +163,30 @@ def fig_live(s: Settings, say: Progress) -> dict[str, Any]:
             rounds.append(L.live_round(session, s.live_seconds))
     rx_keys = ("mb_per_s", "instants_per_s", "samples_per_s", "cpu_percent", "seconds")
     cfg = L.CONFIG
-    return {"command": _command("live", s), "runs": s.live_runs,
-            "config": {"n_channels": cfg.n_channels, "fmt": "int24", "samples_per_frame": cfg.samples_per_frame,
-                       "payload_bytes": 16 + cfg.n_channels * 3 * cfg.samples_per_frame},
-            "receiver": _median_fields([r["receiver"] for r in rounds], rx_keys),
-            "raw": _median_fields([r["raw"] for r in rounds], ("mb_per_s", "cpu_percent", "seconds")),
-            "ratio_live_raw": median(r["ratio_live_raw"] for r in rounds),
-            "lost": sum(r["receiver"]["lost"] for r in rounds),
-            "losses": {k: sum(r["receiver"]["losses"][k] for r in rounds) for k in rounds[0]["receiver"]["losses"]},
-            "instants": sum(r["receiver"]["instants"] for r in rounds),
-            "rounds": [{"receiver_mb_per_s": r["receiver"]["mb_per_s"], "raw_mb_per_s": r["raw"]["mb_per_s"],
-                        "lost": r["receiver"]["lost"]} for r in rounds]}
+    return {
+        "command": _command("live", s),
+        "runs": s.live_runs,
+        "config": {
+            "n_channels": cfg.n_channels,
+            "fmt": "int24",
+            "samples_per_frame": cfg.samples_per_frame,
+            "payload_bytes": 16 + cfg.n_channels * 3 * cfg.samples_per_frame,
+        },
+        "receiver": _median_fields([r["receiver"] for r in rounds], rx_keys),
+        "raw": _median_fields([r["raw"] for r in rounds], ("mb_per_s", "cpu_percent", "seconds")),
+        "ratio_live_raw": median(r["ratio_live_raw"] for r in rounds),
+        "lost": sum(r["receiver"]["lost"] for r in rounds),
+        "losses": {k: sum(r["receiver"]["losses"][k] for r in rounds) for k in rounds[0]["receiver"]["losses"]},
+        "instants": sum(r["receiver"]["instants"] for r in rounds),
+        "rounds": [
+            {
+                "receiver_mb_per_s": r["receiver"]["mb_per_s"],
+                "raw_mb_per_s": r["raw"]["mb_per_s"],
+                "lost": r["receiver"]["lost"],
+            }
+            for r in rounds
+        ],
+    }
 
 
 def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
@@ -152,10 +202,16 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
             rounds.append(U.cpu_round(session, s.cpu_seconds))
     out = {"command": _command("cpu", s), "runs": s.cpu_runs}
     out.update(_median_fields(rounds, ("cpu_percent", "mb_per_s", "samples_per_s", "instants_per_s", "seconds")))
-    out.update(rate=cfg.rate, n_channels=cfg.n_channels, fmt="int16", samples_per_frame=cfg.samples_per_frame,
-               target_mb_per_s=U.LINE_RATE / 1e6, lost=sum(r["lost"] for r in rounds),
-               losses={k: sum(r["losses"][k] for r in rounds) for k in rounds[0]["losses"]},
-               instants=sum(r["instants"] for r in rounds))
+    out.update(
+        rate=cfg.rate,
+        n_channels=cfg.n_channels,
+        fmt="int16",
+        samples_per_frame=cfg.samples_per_frame,
+        target_mb_per_s=U.LINE_RATE / 1e6,
+        lost=sum(r["lost"] for r in rounds),
+        losses={k: sum(r["losses"][k] for r in rounds) for k in rounds[0]["losses"]},
+        instants=sum(r["instants"] for r in rounds),
+    )
     return out
 
 
@@ -167,8 +223,7 @@ def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
 
     check = T.clock_check(micropython_executable())
     if not check["same_clock"]:
-        raise BenchError("latency: the unix port's ticks_us is not the host's monotonic clock here: "
-                         f"{check}")
+        raise BenchError(f"latency: the unix port's ticks_us is not the host's monotonic clock here: {check}")
     say(f"starting a paced emulated board: 8 ch x 1 kHz for {s.latency_seconds:g} s")
     with EmulatedSession(unpaced=False) as session:
         r = T.latency_run(session, s.latency_seconds)
@@ -187,8 +242,14 @@ def fig_firmware(s: Settings, say: Progress) -> dict[str, Any]:
     formats = F.summarise(F.run_rounds(s.fw_frames, s.runs, micropython_executable()))
     if not all(f["same_bytes"] for f in formats.values()):
         raise BenchError("firmware: the optimised and the straightforward framer built different frames")
-    return {"command": _command("firmware", s), "runs": s.runs, "n_channels": 8, "samples_per_frame": 32,
-            "formats": formats, "heap_allocations": max(f["heap_allocations"] for f in formats.values())}
+    return {
+        "command": _command("firmware", s),
+        "runs": s.runs,
+        "n_channels": 8,
+        "samples_per_frame": 32,
+        "formats": formats,
+        "heap_allocations": max(f["heap_allocations"] for f in formats.values()),
+    }
 
 
 FIGURES: dict[str, tuple[str, Callable[[Settings, Progress], dict[str, Any]]]] = {
@@ -202,6 +263,7 @@ FIGURES: dict[str, tuple[str, Callable[[Settings, Progress], dict[str, Any]]]] =
 
 
 # -- the machine -------------------------------------------------------------------
+
 
 def cpu_model() -> str:
     try:
@@ -223,17 +285,28 @@ def machine() -> dict[str, Any]:
         mpy = micropython_version(micropython_executable())
     except (OSError, RuntimeError, ValueError) as e:
         mpy = f"unavailable ({e})"
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "python_implementation": platform.python_implementation(), "micropython": mpy,
-            "os": platform.platform(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "micropython": mpy,
+        "os": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def run(names: list[str], settings: Settings, say: Progress) -> dict[str, Any]:
     """Measure the named figures; returns the results document."""
     started = time.monotonic()
-    doc: dict[str, Any] = {"schema": SCHEMA, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                           "quick": settings.quick, "command": "picodaq bench" + (" --quick" if settings.quick else ""),
-                           "machine": machine(), "figures": {}}
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "quick": settings.quick,
+        "command": "picodaq bench" + (" --quick" if settings.quick else ""),
+        "machine": machine(),
+        "figures": {},
+    }
     for i, name in enumerate(names, 1):
         title, fn = FIGURES[name]
         t = time.monotonic()

@@ -13,6 +13,7 @@ process's CPU time, and every loss counter over the whole stream (the
 decoder's, blocks the primary refused, and the board's own count of dropped
 instants).
 """
+
 from __future__ import annotations
 
 import time
@@ -47,10 +48,19 @@ class Window:
 
     def as_dict(self) -> dict[str, Any]:
         s = self.seconds
-        return {"seconds": s, "cpu_seconds": self.cpu_seconds, "wire_bytes": self.wire_bytes,
-                "instants": self.instants, "blocks": self.blocks, "mb_per_s": self.wire_bytes / s / 1e6,
-                "instants_per_s": self.instants / s, "samples_per_s": self.instants * self.n_channels / s,
-                "cpu_percent": 100 * self.cpu_seconds / s, "losses": self.losses, "lost": self.lost}
+        return {
+            "seconds": s,
+            "cpu_seconds": self.cpu_seconds,
+            "wire_bytes": self.wire_bytes,
+            "instants": self.instants,
+            "blocks": self.blocks,
+            "mb_per_s": self.wire_bytes / s / 1e6,
+            "instants_per_s": self.instants / s,
+            "samples_per_s": self.instants * self.n_channels / s,
+            "cpu_percent": 100 * self.cpu_seconds / s,
+            "losses": self.losses,
+            "lost": self.lost,
+        }
 
 
 class EmulatedSession:
@@ -87,8 +97,13 @@ class EmulatedSession:
             self.link = None
         self.board.stop()
 
-    def stream(self, config: StreamConfig, seconds: float, warmup: float = 0.5,
-               on_block: Callable[[SamplesBlock], object] | None = None) -> Window:
+    def stream(
+        self,
+        config: StreamConfig,
+        seconds: float,
+        warmup: float = 0.5,
+        on_block: Callable[[SamplesBlock], object] | None = None,
+    ) -> Window:
         """Stream config for warmup + seconds; the window is the last `seconds`."""
         link = self.link
         assert link is not None

@@ -34,6 +34,7 @@ is raw; the picodaq firmware reads its own Ctrl-C, so it is reached); boot.py is
 not run; a hard reset keeps the port, where a Pico's USB re-enumerates; and the
 port has no baud rate, DTR or USB packet timing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,9 +90,17 @@ def open_linked_pty(link: Path) -> int:
 
 
 class Supervisor:
-    def __init__(self, flash: Path, link: Path, heap: str = "16M", unplug_seconds: float = 1.0,
-                 env: dict[str, str] | None = None, boot: str = "main.py", flash_size: int | None = None,
-                 exit_with_parent: bool = False) -> None:
+    def __init__(
+        self,
+        flash: Path,
+        link: Path,
+        heap: str = "16M",
+        unplug_seconds: float = 1.0,
+        env: dict[str, str] | None = None,
+        boot: str = "main.py",
+        flash_size: int | None = None,
+        exit_with_parent: bool = False,
+    ) -> None:
         self.flash = flash
         self.parent = os.getppid() if exit_with_parent else None
         self.boot = boot
@@ -142,15 +151,20 @@ class Supervisor:
         if self.image is not None:
             # board_boot.py mounts the image at /flash, then runs main.py if asked
             argv = [exe, "-X", f"heapsize={self.heap}", "-i", str(BOARD_BOOT)]
-            env = dict(env, PICODAQ_FLASH_IMAGE=str(self.image), PICODAQ_FLASH_BLOCK=str(BLOCK_SIZE),
-                       PICODAQ_BOOT="" if raw_repl else self.boot)
+            env = dict(
+                env,
+                PICODAQ_FLASH_IMAGE=str(self.image),
+                PICODAQ_FLASH_BLOCK=str(BLOCK_SIZE),
+                PICODAQ_BOOT="" if raw_repl else self.boot,
+            )
         else:
             boot_main = not raw_repl and (self.flash / self.boot).exists()
             argv = [exe, "-X", f"heapsize={self.heap}"] + (["-i", self.boot] if boot_main else [])
         m, s = pty.openpty()
         tty.setraw(s)
-        self.child = subprocess.Popen(argv, stdin=s, stdout=s, stderr=s, cwd=self.flash, env=env,
-                                      start_new_session=True, close_fds=True)
+        self.child = subprocess.Popen(
+            argv, stdin=s, stdout=s, stderr=s, cwd=self.flash, env=env, start_new_session=True, close_fds=True
+        )
         os.close(s)
         os.set_blocking(m, False)
         self.m_in = m
@@ -341,8 +355,9 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m picodaq.boards.unix", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m picodaq.boards.unix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--flash", type=Path, required=True, help="the board's flash folder")
     ap.add_argument("--link", type=Path, required=True, help="stable port path (a symlink) to create")
     ap.add_argument("--heap", default="16M", help="micropython heap size")
@@ -351,16 +366,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unplug-seconds", type=float, default=1.0)
     ap.add_argument("--boot", default="main.py", help="script run at boot (tests boot a driver instead)")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the board")
-    ap.add_argument("--flash-size", type=int, default=None, metavar="BYTES",
-                    help="make the flash a littlefs2 image of this size in DIR (a real size limit)")
+    ap.add_argument(
+        "--flash-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="make the flash a littlefs2 image of this size in DIR (a real size limit)",
+    )
     ap.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it exits")
     a = ap.parse_args(argv)
     env = dict(e.split("=", 1) for e in a.env)
     env["PICODAQ_BOARD_ID"] = a.board_id or os.urandom(8).hex()
     if a.unpaced:
         env["PICODAQ_UNPACED"] = "1"
-    Supervisor(a.flash.resolve(), a.link.absolute(), a.heap, a.unplug_seconds, env, a.boot, a.flash_size,
-               a.exit_with_parent).run()
+    Supervisor(
+        a.flash.resolve(), a.link.absolute(), a.heap, a.unplug_seconds, env, a.boot, a.flash_size, a.exit_with_parent
+    ).run()
     return 0
 
 
@@ -388,9 +409,17 @@ class EmulatedBoard:
     with a real size limit (see the module docstring).
     """
 
-    def __init__(self, flash: Path | None = None, unpaced: bool = False, board_id: str = "",
-                 heap: str = "16M", unplug_seconds: float = 1.0, boot: str = "main.py",
-                 env: dict[str, str] | None = None, flash_size: int | None = None) -> None:
+    def __init__(
+        self,
+        flash: Path | None = None,
+        unpaced: bool = False,
+        board_id: str = "",
+        heap: str = "16M",
+        unplug_seconds: float = 1.0,
+        boot: str = "main.py",
+        env: dict[str, str] | None = None,
+        flash_size: int | None = None,
+    ) -> None:
         import tempfile
 
         self._tmp = None if flash else tempfile.TemporaryDirectory(prefix="picodaq-board-")
@@ -426,9 +455,22 @@ class EmulatedBoard:
             shutil.copyfile(src, dst)
 
     def start(self, timeout: float = 10.0) -> EmulatedBoard:
-        argv = [sys.executable, "-m", "picodaq.boards.unix", "--flash", str(self.flash), "--link", self.port,
-                "--heap", self.heap, "--board-id", self.board_id, "--unplug-seconds", str(self.unplug_seconds),
-                "--exit-with-parent"]
+        argv = [
+            sys.executable,
+            "-m",
+            "picodaq.boards.unix",
+            "--flash",
+            str(self.flash),
+            "--link",
+            self.port,
+            "--heap",
+            self.heap,
+            "--board-id",
+            self.board_id,
+            "--unplug-seconds",
+            str(self.unplug_seconds),
+            "--exit-with-parent",
+        ]
         if self.unpaced:
             argv.append("--unpaced")
         argv += ["--boot", self.boot] + [f"--env={k}={v}" for k, v in self.env.items()]
@@ -460,8 +502,16 @@ class EmulatedBoard:
         d = registry_dir()
         d.mkdir(parents=True, exist_ok=True)
         self._entry = d / f"{self.proc.pid}.json"
-        self._entry.write_text(json.dumps({"port": self.port, "pid": self.proc.pid,
-                                           "flash": str(self.image or self.flash), "board_id": self.board_id}))
+        self._entry.write_text(
+            json.dumps(
+                {
+                    "port": self.port,
+                    "pid": self.proc.pid,
+                    "flash": str(self.image or self.flash),
+                    "board_id": self.board_id,
+                }
+            )
+        )
 
     def hard_reset(self) -> None:
         self._signal(signal.SIGUSR1)
@@ -503,4 +553,3 @@ class EmulatedBoard:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-

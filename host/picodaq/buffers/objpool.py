@@ -9,6 +9,7 @@ their owner, so `in_use` stays true.
 
 Thread-safe: one thread may take while another gives back.
 """
+
 from __future__ import annotations
 
 import threading
@@ -97,11 +98,17 @@ class Pool(Generic[T]):
             free = len(self._free)
             in_use = self._created - free - self._discarded - self._lost
             takes = self._takes_hi * 256 + self._takes_lo
-            return ObjectPoolStats(created=self._created, takes=takes,
-                                   returns=takes - in_use - self._lost, in_use=in_use,
-                                   hits=takes - self._created,
-                                   overflows=max(0, self._created - self.cap), discarded=self._discarded,
-                                   lost=self._lost, free=free)
+            return ObjectPoolStats(
+                created=self._created,
+                takes=takes,
+                returns=takes - in_use - self._lost,
+                in_use=in_use,
+                hits=takes - self._created,
+                overflows=max(0, self._created - self.cap),
+                discarded=self._discarded,
+                lost=self._lost,
+                free=free,
+            )
 
     def __len__(self) -> int:
         return len(self._free)

@@ -15,6 +15,7 @@ the buffer keep views they derived from it (it lives as long as the buffer).
 
 Thread-safe: the decoder's thread acquires, any thread may release.
 """
+
 from __future__ import annotations
 
 import threading
@@ -218,10 +219,16 @@ class BufferPool:
             free = sum(len(f) for f in self._free)
             in_use = (self._allocations - free) + (self._fallbacks - self._fallbacks_back)
             acquires = self._acq_hi * 256 + self._acq_lo
-            return PoolStats(allocations=self._allocations, acquires=acquires,
-                             returns=acquires - in_use, in_use=in_use,
-                             hits=acquires - self._allocations - self._fallbacks,
-                             fallbacks=self._fallbacks, leaked=self._leaks, free=free)
+            return PoolStats(
+                allocations=self._allocations,
+                acquires=acquires,
+                returns=acquires - in_use,
+                in_use=in_use,
+                hits=acquires - self._allocations - self._fallbacks,
+                fallbacks=self._fallbacks,
+                leaked=self._leaks,
+                free=free,
+            )
 
     @property
     def hit_rate(self) -> float:
@@ -229,5 +236,7 @@ class BufferPool:
 
     def __repr__(self) -> str:
         s = self.stats
-        return (f"<BufferPool classes={self.classes} in_use={s.in_use} allocations={s.allocations} "
-                f"hit_rate={s.hit_rate:.4f} fallbacks={s.fallbacks} leaked={s.leaked}>")
+        return (
+            f"<BufferPool classes={self.classes} in_use={s.in_use} allocations={s.allocations} "
+            f"hit_rate={s.hit_rate:.4f} fallbacks={s.fallbacks} leaked={s.leaked}>"
+        )

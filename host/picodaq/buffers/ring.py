@@ -27,6 +27,7 @@ Overflow policy, chosen at construction and counted:
   and discarded, counted in `dropped_bytes` (the decoder then counts the
   damaged frames). For live views that prefer fresh data to complete data.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -163,9 +164,15 @@ class ByteRing:
         return self._receiver_closed
 
     def stats(self) -> dict[str, int]:
-        return {"capacity": self.capacity, "waiting": self._head - self._tail, "high_water": self.high_water,
-                "bytes_written": self._head, "bytes_read": self._tail,
-                "producer_waits": self.producer_waits, "dropped_bytes": self.dropped_bytes}
+        return {
+            "capacity": self.capacity,
+            "waiting": self._head - self._tail,
+            "high_water": self.high_water,
+            "bytes_written": self._head,
+            "bytes_read": self._tail,
+            "producer_waits": self.producer_waits,
+            "dropped_bytes": self.dropped_bytes,
+        }
 
     # -- waiting (both sides) --------------------------------------------------
 
@@ -255,7 +262,7 @@ class ByteRing:
             if not self.wait_writable(timeout):
                 return 0
         start = self._head & self._mask
-        region = self._view[start:start + min(self.free, self.capacity - start)]
+        region = self._view[start : start + min(self.free, self.capacity - start)]
         try:
             n = readinto(region)
         finally:
@@ -273,7 +280,7 @@ class ByteRing:
         while done < len(src) and self.free:
             start = self._head & self._mask
             n = min(self.free, self.capacity - start, len(src) - done)
-            self._view[start:start + n] = src[done:done + n]
+            self._view[start : start + n] = src[done : done + n]
             done += n
             self._produced(n)
         return done
@@ -379,7 +386,7 @@ class ByteRing:
                     break
                 start = self._tail & self._mask
                 n = min(avail, self.capacity - start, want - total)
-                dst[total:total + n] = self._view[start:start + n]
+                dst[total : total + n] = self._view[start : start + n]
                 total += n
                 self._consumed(n)
         return total
@@ -398,7 +405,7 @@ class ByteRing:
                 break
             start = self._tail & self._mask
             n = min(avail, self.capacity - start, max_bytes - done)
-            view = self._view[start:start + n]
+            view = self._view[start : start + n]
             try:
                 fn(view)
             finally:

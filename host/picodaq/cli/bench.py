@@ -1,4 +1,5 @@
 """`picodaq bench`: the command's handler and arguments (the figures live in picodaq.bench)."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,20 +15,28 @@ def _figures(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in FIGURES]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown figure {', '.join(unknown) or repr(text)}; "
-                                         f"choose from {', '.join(FIGURES)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown figure {', '.join(unknown) or repr(text)}; choose from {', '.join(FIGURES)}"
+        )
     return names
 
 
 def args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes and short streams: seconds, not minutes")
-    p.add_argument("--only", type=_figures, metavar="FIGURE[,FIGURE]",
-                   help="measure only these figures: " + ", ".join(FIGURES))
+    p.add_argument(
+        "--only", type=_figures, metavar="FIGURE[,FIGURE]", help="measure only these figures: " + ", ".join(FIGURES)
+    )
     p.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
-    p.add_argument("--readme", metavar="PATH", help="rewrite the results table between the "
-                   f"{report.START} and {report.END} markers of PATH (a README.md)")
-    p.add_argument("--from-json", metavar="PATH", help="measure nothing: render the results in PATH "
-                   "(with --readme, into the README)")
+    p.add_argument(
+        "--readme",
+        metavar="PATH",
+        help=f"rewrite the results table between the {report.START} and {report.END} markers of PATH (a README.md)",
+    )
+    p.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="measure nothing: render the results in PATH (with --readme, into the README)",
+    )
 
 
 def _fail(message: str) -> int:

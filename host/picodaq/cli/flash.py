@@ -1,4 +1,5 @@
 """`picodaq flash`: the command's handler, its arguments, and its progress display."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,15 @@ class RichProgress:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         # off a terminal the bar is disabled, not only hidden: rich would end it with an empty line
-        self.bar = Progress(TextColumn("  copying  {task.description}"), BarColumn(), DownloadColumn(),
-                            TransferSpeedColumn(), console=self.console, transient=True,
-                            disable=not self.console.is_terminal)
+        self.bar = Progress(
+            TextColumn("  copying  {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.console.is_terminal,
+        )
         self.task: TaskID | None = None
 
     def __enter__(self) -> RichProgress:
@@ -65,20 +72,25 @@ def flash_port(port: str | None) -> str:
         return port
     boards = attached_boards()
     if len(boards) > 1:
-        raise UsageError(f"{len(boards)} boards attached ({', '.join(b.device for b in boards)}): "
-                         "pass --port to pick one")
+        raise UsageError(
+            f"{len(boards)} boards attached ({', '.join(b.device for b in boards)}): pass --port to pick one"
+        )
     if boards:
         print(f"picodaq: flashing the board on {boards[0].device}", file=sys.stderr)
         return boards[0].device
     emulated = emulated_boards()
     if len(emulated) > 1:
-        raise UsageError(f"{len(emulated)} emulated boards running ({', '.join(b.device for b in emulated)}): "
-                         "pass --port to pick one")
+        raise UsageError(
+            f"{len(emulated)} emulated boards running ({', '.join(b.device for b in emulated)}): "
+            "pass --port to pick one"
+        )
     if emulated:
         print(f"picodaq: no board attached; flashing the emulated board on {emulated[0].device}", file=sys.stderr)
         return emulated[0].device
-    raise BoardNotFound("no board found: plug in a Pico running MicroPython, or pass --port "
-                        "(`picodaq ports` lists ports; `picodaq emulate --empty` starts an emulated board)")
+    raise BoardNotFound(
+        "no board found: plug in a Pico running MicroPython, or pass --port "
+        "(`picodaq ports` lists ports; `picodaq emulate --empty` starts an emulated board)"
+    )
 
 
 def do_flash(args: argparse.Namespace) -> int:
@@ -92,32 +104,42 @@ def do_flash(args: argparse.Namespace) -> int:
         print(summary(report))
     if args.check and report.differences:
         n = len(report.differences)
-        print(f"picodaq: the board's files differ from this firmware in {n} place{'s' * (n != 1)} "
-              f"({', '.join(p for p, _ in report.differences[:3])}{', ...' if n > 3 else ''}): run `picodaq flash`",
-              file=sys.stderr)
+        print(
+            f"picodaq: the board's files differ from this firmware in {n} place{'s' * (n != 1)} "
+            f"({', '.join(p for p, _ in report.differences[:3])}{', ...' if n > 3 else ''}): run `picodaq flash`",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 def summary(r: FlashReport) -> str:
-    head = (f"{r.image.firmware_version} ({r.image.target}, contract 0x{r.image.contract_hash:08X}) "
-            f"on {r.port}")
+    head = f"{r.image.firmware_version} ({r.image.target}, contract 0x{r.image.contract_hash:08X}) on {r.port}"
     if r.checked_only:
         state = "verified" if r.ok else "differs"
         return f"{state}: picodaq {head}: {len(r.unchanged)} files match, {len(r.differences)} differ"
-    return (f"flashed picodaq {head}: {len(r.written)} files copied ({r.bytes_written} bytes), "
-            f"{len(r.unchanged)} unchanged, {len(r.removed)} removed, in {r.seconds:.1f} s")
+    return (
+        f"flashed picodaq {head}: {len(r.written)} files copied ({r.bytes_written} bytes), "
+        f"{len(r.unchanged)} unchanged, {len(r.removed)} removed, in {r.seconds:.1f} s"
+    )
 
 
 def args_flash(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", help="serial port or pyserial URL (default: the one attached board, else the one "
-                                  "emulated board running)")
+    p.add_argument(
+        "--port",
+        help="serial port or pyserial URL (default: the one attached board, else the one emulated board running)",
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help="verify the board's files against this firmware; "
-                                                           "write nothing")
+    mode.add_argument(
+        "--check", action="store_true", help="verify the board's files against this firmware; write nothing"
+    )
     mode.add_argument("--force", action="store_true", help="copy every file, even those already on the board")
-    p.add_argument("--timeout", type=_seconds, default=10.0,
-                   help="seconds the board may take to answer, and to say HELLO after the reset (default 10)")
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        help="seconds the board may take to answer, and to say HELLO after the reset (default 10)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 

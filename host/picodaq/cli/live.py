@@ -11,6 +11,7 @@ Several boards recorded at once get a row each: a table instead of the panel, an
 one plain line per board prefixed with its label. Events come from the boards'
 threads; printing them is serialised.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,9 +84,24 @@ class Meter:
         lay = rec.pipeline.layout
         lm = rec.pipeline.last_marker
         last = f"code {lm.code} at {lm.pos / lay.rate:.3f} s" if lm is not None and lay is not None else ""
-        return Snapshot(elapsed, st.samples, sps, mbs, st.frames_ok, st.crc_errors, st.header_errors,
-                        st.samples_lost, tc.gaps, fill, ring, rec.device_dropped, pool_hit_rate(rec.receiver),
-                        tc.markers, last, rec.state)
+        return Snapshot(
+            elapsed,
+            st.samples,
+            sps,
+            mbs,
+            st.frames_ok,
+            st.crc_errors,
+            st.header_errors,
+            st.samples_lost,
+            tc.gaps,
+            fill,
+            ring,
+            rec.device_dropped,
+            pool_hit_rate(rec.receiver),
+            tc.markers,
+            last,
+            rec.state,
+        )
 
 
 def _pct(x: float | None) -> str:
@@ -93,9 +109,11 @@ def _pct(x: float | None) -> str:
 
 
 def plain_line(s: Snapshot) -> str:
-    return (f"{s.elapsed:7.1f} s  {s.samples_per_s:9.0f} samples/s/ch  {s.mb_per_s:7.3f} MB/s  "
-            f"frames {s.frames}  crc {s.crc_errors}  lost {s.samples_lost}  ring {_pct(s.ring_fill)}  "
-            f"drops {s.device_dropped}  pool {_pct(s.pool_hit_rate)}  markers {s.markers}  [{s.state}]")
+    return (
+        f"{s.elapsed:7.1f} s  {s.samples_per_s:9.0f} samples/s/ch  {s.mb_per_s:7.3f} MB/s  "
+        f"frames {s.frames}  crc {s.crc_errors}  lost {s.samples_lost}  ring {_pct(s.ring_fill)}  "
+        f"drops {s.device_dropped}  pool {_pct(s.pool_hit_rate)}  markers {s.markers}  [{s.state}]"
+    )
 
 
 class LiveView:
@@ -103,8 +121,16 @@ class LiveView:
 
     rec: one recording, or several (then labels names each, e.g. "board1")."""
 
-    def __init__(self, rec: Recording | Sequence[Recording], title: str, mode: str, seconds: float | None = None,
-                 keys_hint: str = "", stream: TextIO | None = None, labels: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        rec: Recording | Sequence[Recording],
+        title: str,
+        mode: str,
+        seconds: float | None = None,
+        keys_hint: str = "",
+        stream: TextIO | None = None,
+        labels: Sequence[str] = (),
+    ) -> None:
         self.recs: list[Recording] = list(rec) if isinstance(rec, (list, tuple)) else [rec]  # type: ignore[list-item]
         self.rec = self.recs[0]
         self.labels = list(labels) or [f"board{i + 1}" for i in range(len(self.recs))]
@@ -138,8 +164,14 @@ class LiveView:
             from rich.live import Live
 
             console = Console(file=self.stream, stderr=self.stream is sys.stderr)
-            self._live = Live(self._renderable(), console=console, auto_refresh=False, transient=False,
-                              redirect_stdout=False, redirect_stderr=False)
+            self._live = Live(
+                self._renderable(),
+                console=console,
+                auto_refresh=False,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self._live.__enter__()
         return self
 
@@ -173,8 +205,7 @@ class LiveView:
         text = f"{ev.elapsed:7.1f} s  " + (f"{label}: " if label else "") + ev.text
         with self._lock:
             if self._live is not None:
-                self._live.console.print(text, style="yellow" if ev.warning else None, markup=False,
-                                         highlight=False)
+                self._live.console.print(text, style="yellow" if ev.warning else None, markup=False, highlight=False)
             else:
                 self._print(text)
 
@@ -198,20 +229,49 @@ class LiveView:
         first = next((s for s in self.lasts if s is not None), None)
         of = f" of {self.seconds:g} s" if self.seconds else ""
         caption = f"elapsed {first.elapsed:.1f} s{of}" if first is not None else "starting"
-        t = Table(title=self.title, caption=caption, caption_justify="left", expand=False, box=None,
-                  padding=(0, 1, 0, 0), pad_edge=False, header_style="bold underline")
+        t = Table(
+            title=self.title,
+            caption=caption,
+            caption_justify="left",
+            expand=False,
+            box=None,
+            padding=(0, 1, 0, 0),
+            pad_edge=False,
+            header_style="bold underline",
+        )
         # compact headers: a row per board must fit an 80-column terminal
-        for name in ("board", "samples/s", "received", "MB/s", "CRC", "lost", "gaps", "ring", "drops", "markers",
-                     "state"):
+        for name in (
+            "board",
+            "samples/s",
+            "received",
+            "MB/s",
+            "CRC",
+            "lost",
+            "gaps",
+            "ring",
+            "drops",
+            "markers",
+            "state",
+        ):
             t.add_column(name, justify="left" if name in ("board", "state") else "right", no_wrap=True)
         for label, s in zip(self.labels, self.lasts):
             if s is None:
                 t.add_row(label, *[""] * 9, "starting")
                 continue
             style = {"streaming": "green", "reconnecting": "bold red"}.get(s.state, "yellow")
-            t.add_row(label, f"{s.samples_per_s:,.0f}", f"{s.samples:,}", f"{s.mb_per_s:.3f}", str(s.crc_errors),
-                      f"{s.samples_lost:,}", str(s.gaps), _pct(s.ring_fill), f"{s.device_dropped:,}", str(s.markers),
-                      f"[{style}]{s.state}[/]")
+            t.add_row(
+                label,
+                f"{s.samples_per_s:,.0f}",
+                f"{s.samples:,}",
+                f"{s.mb_per_s:.3f}",
+                str(s.crc_errors),
+                f"{s.samples_lost:,}",
+                str(s.gaps),
+                _pct(s.ring_fill),
+                f"{s.device_dropped:,}",
+                str(s.markers),
+                f"[{style}]{s.state}[/]",
+            )
         t.caption = f"{caption}   ·   {self.keys_hint or 'Ctrl-C stops and saves'}"
         return t
 

@@ -4,6 +4,7 @@ Commands are a table from name to (handler, argument setup, help), as in
 mpremote; `main()` turns every PicodaqError into one line on stderr and exit
 status 1, and always lets go of the board.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,7 @@ def eprint(*args: object, sep: str = " ", end: str = "\n") -> None:
 
 
 # -- argument types: each turns a bad value into one clear line ------------------
+
 
 def positive_float(text: str) -> float:
     try:
@@ -111,6 +113,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 # -- connecting -----------------------------------------------------------------
 
+
 def connect(args: argparse.Namespace, stack: ExitStack) -> Link:
     """--port, else the one attached board, else an emulated board (said on stderr)."""
     link, args.found_board = connect_port(getattr(args, "port", None), stack)
@@ -131,8 +134,10 @@ def connect_port(port: str | None, stack: ExitStack) -> tuple[Link, PortInfo | N
             from picodaq.boards.unix import EmulatedBoard
 
             if boards:
-                eprint(f"picodaq: {len(boards)} boards attached ({', '.join(b.device for b in boards)}); "
-                       "pass --port to pick one. Using an emulated board instead.")
+                eprint(
+                    f"picodaq: {len(boards)} boards attached ({', '.join(b.device for b in boards)}); "
+                    "pass --port to pick one. Using an emulated board instead."
+                )
             from ..flash.flasher import Flasher
 
             board = EmulatedBoard(unpaced=False)
@@ -178,6 +183,7 @@ class Interrupts:
 
 # -- commands -------------------------------------------------------------------
 
+
 def do_ports(args: argparse.Namespace) -> int:
     rows = serial_ports() + emulated_boards()
     if args.json:
@@ -199,8 +205,7 @@ def do_ports(args: argparse.Namespace) -> int:
 def _duration(ms: int) -> str:
     s = ms // 1000
     h, m = divmod(s // 60, 60)
-    return (f"{h} h {m:02d} min {s % 60:02d} s" if h else f"{m} min {s % 60:02d} s" if m
-            else f"{ms / 1000:.1f} s")
+    return f"{h} h {m:02d} min {s % 60:02d} s" if h else f"{m} min {s % 60:02d} s" if m else f"{ms / 1000:.1f} s"
 
 
 def do_info(args: argparse.Namespace) -> int:
@@ -211,23 +216,38 @@ def do_info(args: argparse.Namespace) -> int:
         status = link.get_status()
         ok = hello.contract_hash == C.CONTRACT_HASH
         if args.json:
-            print(json.dumps({"port": link.url, "hello": hello.as_dict(), "status": status.as_dict(),
-                              "host_contract_hash": f"0x{C.CONTRACT_HASH:08X}", "contract_ok": ok}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "port": link.url,
+                        "hello": hello.as_dict(),
+                        "status": status.as_dict(),
+                        "host_contract_hash": f"0x{C.CONTRACT_HASH:08X}",
+                        "contract_ok": ok,
+                    },
+                    indent=2,
+                )
+            )
         else:
             h = hello.as_dict()
             fill = status.ring_high_water / status.ring_capacity if status.ring_capacity else 0.0
             print(f"port            {link.url}")
             print(f"board           {h['platform']}, unique id {h['board_id']}")
             print(f"firmware        version {h['firmware_version']}, protocol {hello.protocol_version}")
-            print(f"contract        {h['contract_hash']} "
-                  + ("(matches this host)" if ok else f"(this host has 0x{C.CONTRACT_HASH:08X})"))
-            print(f"capabilities    up to {hello.max_channels} channels, "
-                  f"{hello.max_rate:,} samples/s across all channels")
+            print(
+                f"contract        {h['contract_hash']} "
+                + ("(matches this host)" if ok else f"(this host has 0x{C.CONTRACT_HASH:08X})")
+            )
+            print(
+                f"capabilities    up to {hello.max_channels} channels, {hello.max_rate:,} samples/s across all channels"
+            )
             print(f"source          {h['source']} (as last configured)")
             print(f"state           {status.state_name}; last error: {status.error_name}")
             print(f"uptime          {_duration(status.uptime_ms)}; {status.frames_sent:,} frames sent")
-            print(f"ring            {status.ring_capacity:,} instants; high water {status.ring_high_water:,} "
-                  f"({fill:.0%}); {status.samples_dropped:,} instants dropped in the last stream")
+            print(
+                f"ring            {status.ring_capacity:,} instants; high water {status.ring_high_water:,} "
+                f"({fill:.0%}); {status.samples_dropped:,} instants dropped in the last stream"
+            )
             print(f"free heap       {status.free_heap:,} bytes")
         if not ok:
             raise ContractMismatch(hello.contract_hash, C.CONTRACT_HASH)
@@ -251,8 +271,16 @@ def _channels(n: int) -> str:
     return f"{n} channel{'s' * (n != 1)}"
 
 
-def _summary(stats: dict, seconds: float, files: list[str], *, layout=None, status=None,
-             notes: list[str] | tuple[str, ...] = (), indent: str = "") -> None:
+def _summary(
+    stats: dict,
+    seconds: float,
+    files: list[str],
+    *,
+    layout=None,
+    status=None,
+    notes: list[str] | tuple[str, ...] = (),
+    indent: str = "",
+) -> None:
     def eprint(*a: object) -> None:  # noqa: F811 (each line indented: one board among several)
         try:
             print(indent, *a, sep="", file=sys.stderr, flush=True)
@@ -260,19 +288,27 @@ def _summary(stats: dict, seconds: float, files: list[str], *, layout=None, stat
             pass
 
     per_ch = stats["samples"]
-    what = (f"{_channels(layout.n_channels)} at {layout.rate} Hz ({layout.source_name}, {layout.fmt_name})"
-            if layout else "no samples")
-    eprint(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, "
-           f"{stats.get('duration_s', 0):.3f} s of recording")
-    eprint(f"link     {stats['frames_ok']:,} frames; {stats['crc_errors']} CRC errors, "
-           f"{stats['header_errors']} header errors, {stats['decode_errors']} decode errors, "
-           f"{stats['skipped_bytes']} bytes skipped, {stats['seq_lost']} frames lost")
-    eprint(f"gaps     {stats['samples_lost']:,} samples lost, {stats.get('gaps', 0)} gaps "
-           f"({stats.get('stream_restarts', 0)} stream restarts, {stats.get('board_restarts', 0)} board restarts)"
-           + (f", {stats['reconnects']} reconnects" if "reconnects" in stats else ""))
+    what = (
+        f"{_channels(layout.n_channels)} at {layout.rate} Hz ({layout.source_name}, {layout.fmt_name})"
+        if layout
+        else "no samples"
+    )
+    eprint(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, {stats.get('duration_s', 0):.3f} s of recording")
+    eprint(
+        f"link     {stats['frames_ok']:,} frames; {stats['crc_errors']} CRC errors, "
+        f"{stats['header_errors']} header errors, {stats['decode_errors']} decode errors, "
+        f"{stats['skipped_bytes']} bytes skipped, {stats['seq_lost']} frames lost"
+    )
+    eprint(
+        f"gaps     {stats['samples_lost']:,} samples lost, {stats.get('gaps', 0)} gaps "
+        f"({stats.get('stream_restarts', 0)} stream restarts, {stats.get('board_restarts', 0)} board restarts)"
+        + (f", {stats['reconnects']} reconnects" if "reconnects" in stats else "")
+    )
     if status is not None:
-        eprint(f"device   {stats.get('device_samples_dropped', status.samples_dropped):,} instants dropped on "
-               f"the board; ring high water {status.ring_high_water}/{status.ring_capacity}")
+        eprint(
+            f"device   {stats.get('device_samples_dropped', status.samples_dropped):,} instants dropped on "
+            f"the board; ring high water {status.ring_high_water}/{status.ring_capacity}"
+        )
     eprint(f"markers  {stats.get('markers', 0)}")
     for n in notes:
         eprint(f"warning  {n}")
@@ -289,15 +325,18 @@ def _check_frame_fits(cfg: StreamConfig, args: argparse.Namespace) -> None:
     """--samples-per-frame beyond one frame's payload, refused before the board is touched."""
     most = cfg.max_frame_samples()
     if cfg.samples_per_frame > most:
-        raise UsageError(f"--samples-per-frame {cfg.samples_per_frame}: a SAMPLES frame holds at most {most} instants "
-                         f"of {_channels(cfg.n_channels)} in {args.fmt} "
-                         f"({C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES]}-byte payload)")
+        raise UsageError(
+            f"--samples-per-frame {cfg.samples_per_frame}: a SAMPLES frame holds at most {most} instants "
+            f"of {_channels(cfg.n_channels)} in {args.fmt} "
+            f"({C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES]}-byte payload)"
+        )
 
 
 def _check_bdf_fmt(paths: list[Path], fmt: int) -> None:
     if fmt == C.FMT_INT32 and any(p.suffix.lower() == ".bdf" for p in paths):
-        raise UsageError("BDF stores 24-bit samples: record .bdf with --fmt int16 or int24 "
-                         "(int32 fits .npy, .csv and .tlv)")
+        raise UsageError(
+            "BDF stores 24-bit samples: record .bdf with --fmt int16 or int24 (int32 fits .npy, .csv and .tlv)"
+        )
 
 
 def _same_board_finder(found) -> Callable[[], str | None] | None:
@@ -311,6 +350,7 @@ def _same_board_finder(found) -> Callable[[], str | None] | None:
             if b.serial_number == found.serial_number:
                 return b.device
         return None
+
     return find
 
 
@@ -358,8 +398,13 @@ def do_record(args: argparse.Namespace) -> int:
     labels = board_labels(len(ports))
     plans = board_paths([Path(p) for p in args.out or []], labels)
     check_outputs([p for plan in plans for p in plan], stats=_stats_path(args))
-    cfg = StreamConfig(rate=args.rate, channel_mask=args.channels, source=SOURCES[args.source],
-                       fmt=FORMATS[args.fmt], samples_per_frame=args.samples_per_frame or 0)
+    cfg = StreamConfig(
+        rate=args.rate,
+        channel_mask=args.channels,
+        source=SOURCES[args.source],
+        fmt=FORMATS[args.fmt],
+        samples_per_frame=args.samples_per_frame or 0,
+    )
     _check_bdf_fmt(plans[0], cfg.fmt)
     _check_frame_fits(cfg, args)
     several = len(ports) > 1
@@ -377,8 +422,15 @@ def do_record(args: argparse.Namespace) -> int:
         outlets: list[LslOutlet] = []
         try:
             for label, (link, found, hello), paths in zip(labels, prepared, plans):
-                rec = Recording(link, cfg, open_outputs(paths), reconnect=args.reconnect, gain=args.gain,
-                                find_port=_same_board_finder(found), clock_origin=clock_origin)
+                rec = Recording(
+                    link,
+                    cfg,
+                    open_outputs(paths),
+                    reconnect=args.reconnect,
+                    gain=args.gain,
+                    find_port=_same_board_finder(found),
+                    clock_origin=clock_origin,
+                )
                 rec.hello = hello
                 recs.append(rec)
                 stack.callback(_close_link_of, rec)
@@ -394,33 +446,41 @@ def do_record(args: argparse.Namespace) -> int:
         hello = prepared[0][2]
         command = getattr(args, "command", None) or "record"
         if several:
-            title = (f"picodaq {command}: {len(recs)} boards, {cfg.n_channels} ch at {cfg.rate} Hz each, "
-                     f"{args.source} {args.fmt}")
+            title = (
+                f"picodaq {command}: {len(recs)} boards, {cfg.n_channels} ch at {cfg.rate} Hz each, "
+                f"{args.source} {args.fmt}"
+            )
         else:
-            title = (f"picodaq {command}: {cfg.n_channels} ch at {cfg.rate} Hz, {args.source} {args.fmt} "
-                     f"from {hello.platform} {hello.board_id}")
+            title = (
+                f"picodaq {command}: {cfg.n_channels} ch at {cfg.rate} Hz, {args.source} {args.fmt} "
+                f"from {hello.platform} {hello.board_id}"
+            )
         mode = LiveView.mode_for(args.quiet)
-        view = LiveView(recs, title, mode, args.seconds, KEYS_HINT if keys else "Ctrl-C stops and saves",
-                        labels=labels)
+        view = LiveView(recs, title, mode, args.seconds, KEYS_HINT if keys else "Ctrl-C stops and saves", labels=labels)
         for i, rec in enumerate(recs):
             rec.on_event = view.events_of(i)
         if mode == "plain":
             until = f" for {args.seconds:g} s" if args.seconds else " until Ctrl-C"
             doing = "streaming" if command == "stream" else "recording"
-            sinks = [[str(p) for p in paths] + ([describe(o)] if o is not None else [])
-                     for paths, o in zip(plans, outlets or [None] * len(plans))]
+            sinks = [
+                [str(p) for p in paths] + ([describe(o)] if o is not None else [])
+                for paths, o in zip(plans, outlets or [None] * len(plans))
+            ]
             if not several:
-                eprint(f"{doing} {_channels(cfg.n_channels)} at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
-                       f"{hello.platform} board {hello.board_id} into {', '.join(sinks[0])}{until}")
+                eprint(
+                    f"{doing} {_channels(cfg.n_channels)} at {cfg.rate} Hz ({args.source}, {args.fmt}) from "
+                    f"{hello.platform} board {hello.board_id} into {', '.join(sinks[0])}{until}"
+                )
             else:
-                eprint(f"{doing} {len(recs)} boards, {_channels(cfg.n_channels)} at {cfg.rate} Hz each "
-                       f"({args.source}, {args.fmt}){until}")
+                eprint(
+                    f"{doing} {len(recs)} boards, {_channels(cfg.n_channels)} at {cfg.rate} Hz each "
+                    f"({args.source}, {args.fmt}){until}"
+                )
                 for label, rec, (_, _, h), sink in zip(labels, recs, prepared, sinks):
                     eprint(f"{label}  {rec.url}: {h.platform} board {h.board_id} into {', '.join(sink)}")
         stop_key = [False]
         abort = [False]
-        group = RecordingGroup(list(zip(labels, recs)), args.seconds,
-                               lambda: intr.requested or stop_key[0] or abort[0])
+        group = RecordingGroup(list(zip(labels, recs)), args.seconds, lambda: intr.requested or stop_key[0] or abort[0])
 
         def poll() -> None:
             for ch in keys.read():  # type: ignore[union-attr]
@@ -450,8 +510,9 @@ def do_record(args: argparse.Namespace) -> int:
         return _record_report(args, group, clock_origin, stop_key[0])
 
 
-def _record_report(args: argparse.Namespace, group: RecordingGroup, clock_origin: float | None,
-                   stopped_by_key: bool) -> int:
+def _record_report(
+    args: argparse.Namespace, group: RecordingGroup, clock_origin: float | None, stopped_by_key: bool
+) -> int:
     """The summary, the --stats-json, the failures; the exit status."""
     several = len(group.members) > 1
     for m in group.members:
@@ -460,25 +521,40 @@ def _record_report(args: argparse.Namespace, group: RecordingGroup, clock_origin
             continue
         if not args.quiet:
             if several:
-                eprint(f"{m.label}  {m.rec.url}" + (f" ({r.hello.platform} board {r.hello.board_id})"
-                                                     if r.hello else ""))
-            _summary(r.stats, r.seconds, r.outputs, layout=m.rec.pipeline.layout, status=r.status,
-                     notes=r.warnings, indent="  " if several else "")
+                eprint(
+                    f"{m.label}  {m.rec.url}" + (f" ({r.hello.platform} board {r.hello.board_id})" if r.hello else "")
+                )
+            _summary(
+                r.stats,
+                r.seconds,
+                r.outputs,
+                layout=m.rec.pipeline.layout,
+                status=r.status,
+                notes=r.warnings,
+                indent="  " if several else "",
+            )
         else:
             for n in r.warnings:
                 eprint(f"picodaq: warning: {m.label + ': ' if several else ''}{n}")
     if several:
         boards: dict[str, Any] = {}
         for m in group.members:
-            entry: dict[str, Any] = {"port": m.rec.url, "ended": m.ended,
-                                     "error": str(m.failure) if m.failure else None}
+            entry: dict[str, Any] = {
+                "port": m.rec.url,
+                "ended": m.ended,
+                "error": str(m.failure) if m.failure else None,
+            }
             if m.result is not None:
                 lay = m.rec.pipeline.layout
-                entry.update(m.result.stats, board_id=m.result.hello.board_id if m.result.hello else None,
-                             outputs=m.result.outputs,
-                             start_time=lay.start_time if lay else None,
-                             start_offset_s=round(lay.start_time - clock_origin, 6)
-                             if lay and lay.start_time is not None and clock_origin is not None else None)
+                entry.update(
+                    m.result.stats,
+                    board_id=m.result.hello.board_id if m.result.hello else None,
+                    outputs=m.result.outputs,
+                    start_time=lay.start_time if lay else None,
+                    start_offset_s=round(lay.start_time - clock_origin, 6)
+                    if lay and lay.start_time is not None and clock_origin is not None
+                    else None,
+                )
             boards[m.label] = entry
         _write_stats(args.stats_json, {"clock_origin": clock_origin, "boards": boards})
     elif group.members[0].result is not None:
@@ -497,8 +573,10 @@ def _record_report(args: argparse.Namespace, group: RecordingGroup, clock_origin
             eprint(f"picodaq: {who}{m.failure}{saved}")
             status = 1
         elif m.result is not None and m.result.ended == "lost":
-            eprint(f"picodaq: {who}the board on {m.rec.url} did not come back before the recording ended; "
-                   "what was received is saved")
+            eprint(
+                f"picodaq: {who}the board on {m.rec.url} did not come back before the recording ended; "
+                "what was received is saved"
+            )
             status = 1
     if status:
         return status
@@ -525,8 +603,10 @@ class ReplayProgress:
         if now < self.next:
             return
         self.next = now + (1.0 if self.tty else self.PLAIN_EVERY)
-        text = (f"replaying: {done / self.total:.0%} ({done / 1e6:,.0f} of {self.total / 1e6:,.0f} MB, "
-                f"{now - self.start:.0f} s)")
+        text = (
+            f"replaying: {done / self.total:.0%} ({done / 1e6:,.0f} of {self.total / 1e6:,.0f} MB, "
+            f"{now - self.start:.0f} s)"
+        )
         if self.tty:
             try:
                 sys.stderr.write(f"\r{text}\x1b[K")
@@ -546,17 +626,23 @@ def _replay_notes(src: Path, args: argparse.Namespace, stats: dict, layout) -> l
     """What the user should know about the capture they replayed, beyond the counters."""
     notes = []
     if args.channels and layout is not None and len(mask_channels(args.channels)) != layout.n_channels:
-        notes.append(f"--channels names {len(mask_channels(args.channels))} channels but the capture holds "
-                     f"{layout.n_channels}: labelled ch0..ch{layout.n_channels - 1} instead")
+        notes.append(
+            f"--channels names {len(mask_channels(args.channels))} channels but the capture holds "
+            f"{layout.n_channels}: labelled ch0..ch{layout.n_channels - 1} instead"
+        )
     size = src.stat().st_size
     if not size:
         notes.append(f"{src}: empty: nothing was captured")
     elif not stats["frames_ok"]:
-        notes.append(f"{src}: no picodaq frame in its {size:,} bytes: not a capture "
-                     "(`picodaq record --out NAME.tlv` writes one), or damaged beyond reading")
+        notes.append(
+            f"{src}: no picodaq frame in its {size:,} bytes: not a capture "
+            "(`picodaq record --out NAME.tlv` writes one), or damaged beyond reading"
+        )
     elif layout is not None and layout.source is None:
-        notes.append(f"{src}: the capture holds no HELLO (it starts mid-stream), so its source is unknown and "
-                     "values are counts; --source names it")
+        notes.append(
+            f"{src}: the capture holds no HELLO (it starts mid-stream), so its source is unknown and "
+            "values are counts; --source names it"
+        )
     return notes
 
 
@@ -571,9 +657,14 @@ def do_replay(args: argparse.Namespace) -> int:
     t = time.monotonic()
     progress = None if args.quiet else ReplayProgress(src.stat().st_size)
     try:
-        stats, notes, layout = replay(src, outputs, source=SOURCES[args.source] if args.source else None,
-                                      channels=mask_channels(args.channels) if args.channels else None,
-                                      gain=args.gain, progress=progress)
+        stats, notes, layout = replay(
+            src,
+            outputs,
+            source=SOURCES[args.source] if args.source else None,
+            channels=mask_channels(args.channels) if args.channels else None,
+            gain=args.gain,
+            progress=progress,
+        )
     finally:
         if progress is not None:
             progress.done()
@@ -603,8 +694,9 @@ def do_emulate(args: argparse.Namespace) -> int:
 
     if args.flash:
         _check_flash_folder(Path(args.flash))
-    board = EmulatedBoard(flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced,
-                          flash_size=args.flash_size)
+    board = EmulatedBoard(
+        flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced, flash_size=args.flash_size
+    )
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM/SIGHUP (kill, a closed terminal) stop the board like Ctrl-C
@@ -630,6 +722,7 @@ def do_emulate(args: argparse.Namespace) -> int:
 
 # -- the table ------------------------------------------------------------------
 
+
 def _port_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", help="serial port or pyserial URL (default: the one attached board, else an emulator)")
 
@@ -644,16 +737,24 @@ def _args_info(p: argparse.ArgumentParser) -> None:
 
 
 def _gain_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gain", type=int, choices=ADS1299_GAINS, default=ADS1299_DEFAULT_GAIN,
-                   help=f"ADS1299 PGA gain, for the microvolt scale (default {ADS1299_DEFAULT_GAIN})")
+    p.add_argument(
+        "--gain",
+        type=int,
+        choices=ADS1299_GAINS,
+        default=ADS1299_DEFAULT_GAIN,
+        help=f"ADS1299 PGA gain, for the microvolt scale (default {ADS1299_DEFAULT_GAIN})",
+    )
 
 
 def args_stream_config(p: argparse.ArgumentParser) -> None:
     """What record and stream share: the board, the stream's configuration, how to run."""
-    p.add_argument("--port", action="append",
-                   help="serial port or pyserial URL (default: the one attached board, else an emulator); repeat "
-                        "to record several boards at once, each into its own files (run.npy -> run.board1.npy, "
-                        "run.board2.npy, ... in --port order)")
+    p.add_argument(
+        "--port",
+        action="append",
+        help="serial port or pyserial URL (default: the one attached board, else an emulator); repeat "
+        "to record several boards at once, each into its own files (run.npy -> run.board1.npy, "
+        "run.board2.npy, ... in --port order)",
+    )
     p.add_argument("--seconds", type=positive_float, help="how long to record (default: until Ctrl-C)")
     p.add_argument("--rate", type=positive_int, default=1000, help="sample instants per second (default 1000)")
     p.add_argument("--channels", type=channel_mask, default=1, help="channel count (8) or list (0,2,4-7)")
@@ -662,28 +763,39 @@ def args_stream_config(p: argparse.ArgumentParser) -> None:
     _gain_arg(p)
     p.add_argument("--samples-per-frame", type=positive_int, help="instants per SAMPLES frame (default: ~20 ms)")
     p.add_argument("--stats-json", metavar="PATH", help="write the counters as JSON to PATH, or - for stdout")
-    p.add_argument("--reconnect", action="store_true",
-                   help="when the board is unplugged or dies, wait for its port to return and resume into the "
-                        "same files (the gap is annotated)")
-    p.add_argument("--mark-on-key", action="store_true",
-                   help="a key press sends MARK: 0-9 with that code, m/space with code 1; q stops")
+    p.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="when the board is unplugged or dies, wait for its port to return and resume into the "
+        "same files (the gap is annotated)",
+    )
+    p.add_argument(
+        "--mark-on-key",
+        action="store_true",
+        help="a key press sends MARK: 0-9 with that code, m/space with code 1; q stops",
+    )
     p.add_argument("--quiet", action="store_true", help="no live view and no summary")
 
 
 def _args_record(p: argparse.ArgumentParser) -> None:
     args_stream_config(p)
-    p.add_argument("--out", action="append", metavar="FILE", help="output file by suffix: " + ", ".join(SUFFIXES)
-                   + " (repeatable)")
+    p.add_argument(
+        "--out", action="append", metavar="FILE", help="output file by suffix: " + ", ".join(SUFFIXES) + " (repeatable)"
+    )
     add_lsl_args(p)
 
 
 def _args_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="a .tlv capture")
-    p.add_argument("--out", action="append", metavar="FILE", help="output file by suffix: " + ", ".join(SUFFIXES)
-                   + " (repeatable)")
+    p.add_argument(
+        "--out", action="append", metavar="FILE", help="output file by suffix: " + ", ".join(SUFFIXES) + " (repeatable)"
+    )
     p.add_argument("--stats-json", metavar="PATH", help="write the counters as JSON to PATH, or - for stdout")
-    p.add_argument("--source", choices=sorted(SOURCES, key=SOURCES.__getitem__),
-                   help="the source, for physical units (default: as the capture's HELLO says)")
+    p.add_argument(
+        "--source",
+        choices=sorted(SOURCES, key=SOURCES.__getitem__),
+        help="the source, for physical units (default: as the capture's HELLO says)",
+    )
     p.add_argument("--channels", type=channel_mask, help="channel numbers for labels (default 0..N-1)")
     _gain_arg(p)
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
@@ -693,8 +805,12 @@ def _args_emulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flash", help="the board's flash folder (default: a fresh temporary one)")
     p.add_argument("--empty", action="store_true", help="start with empty flash (to try `picodaq flash`)")
     p.add_argument("--unpaced", action="store_true", help="sources run as fast as the link drains")
-    p.add_argument("--flash-size", type=_flash_size, metavar="BYTES",
-                   help="give the board a littlefs flash of this size (e.g. 848k, as a Pico), not a host folder")
+    p.add_argument(
+        "--flash-size",
+        type=_flash_size,
+        metavar="BYTES",
+        help="give the board a littlefs flash of this size (e.g. 848k, as a Pico), not a host folder",
+    )
 
 
 def _flash_size(text: str) -> int:

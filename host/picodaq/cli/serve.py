@@ -1,4 +1,5 @@
 """`picodaq serve`: the command's handler and its arguments (the server is picodaq.transport.serve)."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ def serve_port(port: str | None) -> str:
     if len(boards) == 1:
         return boards[0].device
     if boards:
-        raise UsageError(f"{len(boards)} boards found ({', '.join(b.device for b in boards)}): "
-                         "pass --port to pick the one to serve")
+        raise UsageError(
+            f"{len(boards)} boards found ({', '.join(b.device for b in boards)}): pass --port to pick the one to serve"
+        )
     raise UsageError("no board to serve: plug one in or pass --port (`picodaq emulate` starts an emulated board)")
 
 
@@ -47,10 +49,15 @@ def do_serve(args: argparse.Namespace) -> int:
         signal.signal(sig, _stop)
     print(server.url, flush=True)  # first line on stdout: what clients pass as --port
     host = args.listen[0]
-    exposed = "" if host in ("127.0.0.1", "::1", "localhost") else "; no authentication: anyone who can reach " \
-                                                                   "this port controls the board"
-    _log(f"serving the board on {port} at {server.url} ({'raw TCP' if args.raw else 'RFC 2217'}, one client "
-         f"at a time{exposed}); Ctrl-C stops")
+    exposed = (
+        ""
+        if host in ("127.0.0.1", "::1", "localhost")
+        else "; no authentication: anyone who can reach this port controls the board"
+    )
+    _log(
+        f"serving the board on {port} at {server.url} ({'raw TCP' if args.raw else 'RFC 2217'}, one client "
+        f"at a time{exposed}); Ctrl-C stops"
+    )
     server.serve()
     _log(f"stopped after {server.clients} client(s)")
     return 0
@@ -64,10 +71,21 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def args_serve(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", help="the board's serial port on this machine (default: the one attached board, "
-                                  "else the one emulated board running)")
-    p.add_argument("--listen", type=_listen, default=DEFAULT_LISTEN, metavar="HOST:PORT",
-                   help=f"address to accept clients on (default {DEFAULT_LISTEN}; 0.0.0.0:PORT for every "
-                        "interface; port 0 picks a free one); the URL to use is printed on stdout")
-    p.add_argument("--raw", action="store_true",
-                   help="plain TCP (clients use socket://HOST:PORT) instead of RFC 2217 (rfc2217://HOST:PORT)")
+    p.add_argument(
+        "--port",
+        help="the board's serial port on this machine (default: the one attached board, "
+        "else the one emulated board running)",
+    )
+    p.add_argument(
+        "--listen",
+        type=_listen,
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"address to accept clients on (default {DEFAULT_LISTEN}; 0.0.0.0:PORT for every "
+        "interface; port 0 picks a free one); the URL to use is printed on stdout",
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="plain TCP (clients use socket://HOST:PORT) instead of RFC 2217 (rfc2217://HOST:PORT)",
+    )

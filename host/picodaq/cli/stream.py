@@ -6,6 +6,7 @@ Ctrl-C) runs through cli.do_record, which calls the two hooks here:
 `check_lsl(args)` before it touches the board and `open_lsl(...)` once the
 Recording exists.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,15 +21,22 @@ from ..recording.lsl import VALUE_FORMATS, LslOutlet, StreamSpec, check_name, de
 if TYPE_CHECKING:
     from ..recording.recorder import Recording
 
-_FORMAT_HELP = ("LSL values: int32 counts or float32 in the source's unit (default auto: counts for the "
-                "synthetic sources, microvolts for the ADS1299, volts for the ADC)")
+_FORMAT_HELP = (
+    "LSL values: int32 counts or float32 in the source's unit (default auto: counts for the "
+    "synthetic sources, microvolts for the ADS1299, volts for the ADC)"
+)
 
 
 def add_lsl_args(p: argparse.ArgumentParser) -> None:
     """record's --lsl [NAME] and --lsl-format."""
-    p.add_argument("--lsl", nargs="?", const="", metavar="NAME",
-                   help="also publish the stream on LSL as NAME (default picodaq-<board id>), with a "
-                        "NAME-markers stream for MARKERs; --out is then optional")
+    p.add_argument(
+        "--lsl",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="also publish the stream on LSL as NAME (default picodaq-<board id>), with a "
+        "NAME-markers stream for MARKERs; --out is then optional",
+    )
     p.add_argument("--lsl-format", choices=VALUE_FORMATS, default="auto", help=_FORMAT_HELP)
 
 
@@ -42,8 +50,9 @@ def check_lsl(args: argparse.Namespace) -> None:
     load_pylsl()
 
 
-def open_lsl(args: argparse.Namespace, rec: Recording, hello: Hello, stack: ExitStack,
-             suffix: str | None = None) -> LslOutlet | None:
+def open_lsl(
+    args: argparse.Namespace, rec: Recording, hello: Hello, stack: ExitStack, suffix: str | None = None
+) -> LslOutlet | None:
     """With --lsl: open the outlets, hang them on the recording, close them when stack unwinds.
     With several boards each gets its own stream: the default name already holds the board id,
     a given NAME becomes NAME-<suffix> (NAME-board1, ...)."""
@@ -53,8 +62,16 @@ def open_lsl(args: argparse.Namespace, rec: Recording, hello: Hello, stack: Exit
     if name and suffix:
         name = f"{name}-{suffix}"
     cfg = rec.config
-    spec = StreamSpec.build(name or default_name(hello), hello, rate=cfg.rate, channels=cfg.channels,
-                            source=cfg.source, fmt=cfg.fmt, gain=args.gain, value_format=args.lsl_format)
+    spec = StreamSpec.build(
+        name or default_name(hello),
+        hello,
+        rate=cfg.rate,
+        channels=cfg.channels,
+        source=cfg.source,
+        fmt=cfg.fmt,
+        gain=args.gain,
+        value_format=args.lsl_format,
+    )
     try:
         outlet = LslOutlet(spec)
     except (RuntimeError, OSError, ValueError) as e:  # liblsl's own failures (no network stack, say)
@@ -73,12 +90,16 @@ def _close(outlet: LslOutlet, quiet: bool) -> None:
     outlet.close()
     st = outlet.stats
     if st.refused or st.push_errors or not quiet:
-        print(f"lsl      {st.samples:,} instants in {st.blocks:,} blocks and {st.markers} markers published to "
-              f"'{outlet.spec.name}'; {st.refused} refused (queue full), {st.push_errors} push errors",
-              file=sys.stderr, flush=True)
+        print(
+            f"lsl      {st.samples:,} instants in {st.blocks:,} blocks and {st.markers} markers published to "
+            f"'{outlet.spec.name}'; {st.refused} refused (queue full), {st.push_errors} push errors",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 # -- picodaq stream --------------------------------------------------------------
+
 
 def args_stream(p: argparse.ArgumentParser) -> None:
     from .main import args_stream_config

@@ -28,6 +28,7 @@ and returns how many allocations it made and how many bytes they asked for in
 total, freed or not (tracemalloc can only tell what is alive). Benchmarks
 divide by frames to report allocations and bytes per frame.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,8 +71,9 @@ def tracing(nframes: int = 1) -> Iterator[None]:
 
 
 class HotPathGuard:
-    def __init__(self, budget_bytes: int = 256 * 1024, max_growth_bytes: int = 0, nframes: int = 1,
-                 label: str = "hot path") -> None:
+    def __init__(
+        self, budget_bytes: int = 256 * 1024, max_growth_bytes: int = 0, nframes: int = 1, label: str = "hot path"
+    ) -> None:
         self.budget_bytes = budget_bytes
         self.max_growth_bytes = max_growth_bytes
         self.nframes = nframes
@@ -118,11 +120,13 @@ class HotPathGuard:
             if self.peak > self.budget_bytes:
                 problems.append(f"peaked {self.peak} bytes above entry (budget {self.budget_bytes})")
             if problems:
-                lines = [f"  {d.size_diff:+d} B in {d.count_diff:+d} blocks: {d.traceback}"
-                         for d in growth[:8] if d.size_diff]
+                lines = [
+                    f"  {d.size_diff:+d} B in {d.count_diff:+d} blocks: {d.traceback}"
+                    for d in growth[:8]
+                    if d.size_diff
+                ]
                 sites = ("\ntop growth:\n" + "\n".join(lines)) if lines else ""
-                raise AllocationBudgetExceeded(f"{self.label}: " + "; ".join(problems) + sites,
-                                               self.growth, self.peak)
+                raise AllocationBudgetExceeded(f"{self.label}: " + "; ".join(problems) + sites, self.growth, self.peak)
         finally:
             self._before = None
             if self._started:
@@ -139,8 +143,11 @@ def _quiet_collect() -> None:
         gc.callbacks.extend(callbacks)
 
 
-_SKIP = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, linecache.__file__),
-         tracemalloc.Filter(False, __file__)]
+_SKIP = [
+    tracemalloc.Filter(False, tracemalloc.__file__),
+    tracemalloc.Filter(False, linecache.__file__),
+    tracemalloc.Filter(False, __file__),
+]
 
 
 @dataclass(frozen=True)
@@ -159,11 +166,19 @@ def count_allocations(fn: Callable[[], object]) -> Allocations:
         import memray
     except ImportError:
         raise UsageError("counting allocations needs memray: pip install 'picodaq[test]'") from None
-    kinds = {memray.AllocatorType.MALLOC, memray.AllocatorType.CALLOC, memray.AllocatorType.REALLOC,
-             memray.AllocatorType.PYMALLOC_MALLOC, memray.AllocatorType.PYMALLOC_CALLOC,
-             memray.AllocatorType.PYMALLOC_REALLOC, memray.AllocatorType.POSIX_MEMALIGN,
-             memray.AllocatorType.ALIGNED_ALLOC, memray.AllocatorType.MEMALIGN, memray.AllocatorType.VALLOC,
-             memray.AllocatorType.PVALLOC}
+    kinds = {
+        memray.AllocatorType.MALLOC,
+        memray.AllocatorType.CALLOC,
+        memray.AllocatorType.REALLOC,
+        memray.AllocatorType.PYMALLOC_MALLOC,
+        memray.AllocatorType.PYMALLOC_CALLOC,
+        memray.AllocatorType.PYMALLOC_REALLOC,
+        memray.AllocatorType.POSIX_MEMALIGN,
+        memray.AllocatorType.ALIGNED_ALLOC,
+        memray.AllocatorType.MEMALIGN,
+        memray.AllocatorType.VALLOC,
+        memray.AllocatorType.PVALLOC,
+    }
     fd, path = tempfile.mkstemp(prefix="picodaq-alloc-", suffix=".bin")
     os.close(fd)
     os.unlink(path)

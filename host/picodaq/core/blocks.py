@@ -23,6 +23,7 @@ Timestamps: `indices` (u32 sample index of every instant), `device_times_us`
 receiver runs a HostClock, `host_t0` / `host_times()`: host monotonic seconds
 from a fit of device ticks to host time, free of the host's read jitter.
 """
+
 from __future__ import annotations
 
 import math
@@ -80,11 +81,30 @@ def int24_index(n: int) -> np.ndarray:
 class _Views:
     """numpy views of one buffer for one sample layout (cached on the loan)."""
 
-    __slots__ = ("fmt", "n_channels", "n_samples", "counts", "counts_ro", "channels", "channels_ro", "wire",
-                 "flat", "flat_u8", "store", "index")
+    __slots__ = (
+        "fmt",
+        "n_channels",
+        "n_samples",
+        "counts",
+        "counts_ro",
+        "channels",
+        "channels_ro",
+        "wire",
+        "flat",
+        "flat_u8",
+        "store",
+        "index",
+    )
 
-    def __init__(self, data: bytearray | bytes | memoryview, offset: int, fmt: int, n_channels: int,
-                 n_samples: int, store: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        data: bytearray | bytes | memoryview,
+        offset: int,
+        fmt: int,
+        n_channels: int,
+        n_samples: int,
+        store: np.ndarray | None,
+    ) -> None:
         n = n_channels * n_samples
         shape = (n_samples, n_channels)
         self.fmt = fmt
@@ -141,12 +161,39 @@ class SamplesBlock:
     makes a detached block around an existing counts array.
     """
 
-    __slots__ = ("first_index", "n_channels", "fmt", "n_samples", "seq", "unit", "_t0", "_period",
-                 "_device_t0", "_host_t0", "_clock", "_ref_raw", "_ref_dev", "_loan", "_views",
-                 "_decoded", "_counts", "_pool", "_taken", "_view")
+    __slots__ = (
+        "first_index",
+        "n_channels",
+        "fmt",
+        "n_samples",
+        "seq",
+        "unit",
+        "_t0",
+        "_period",
+        "_device_t0",
+        "_host_t0",
+        "_clock",
+        "_ref_raw",
+        "_ref_dev",
+        "_loan",
+        "_views",
+        "_decoded",
+        "_counts",
+        "_pool",
+        "_taken",
+        "_view",
+    )
 
-    def __init__(self, first_index: int = 0, t0_us: int = 0, period_ns: int = 0, n_channels: int = 0,
-                 fmt: int = C.FMT_INT32, n_samples: int = 0, counts: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        first_index: int = 0,
+        t0_us: int = 0,
+        period_ns: int = 0,
+        n_channels: int = 0,
+        fmt: int = C.FMT_INT32,
+        n_samples: int = 0,
+        counts: np.ndarray | None = None,
+    ) -> None:
         self.first_index = first_index
         self._t0: int | None = t0_us  # None: read from the buffer when asked
         self._period: int | None = period_ns
@@ -352,8 +399,15 @@ class SamplesBlock:
 
     def copy(self) -> SamplesBlock:
         """A detached block that owns a copy of the data."""
-        b = SamplesBlock(self.first_index, self.t0_us, self.period_ns, self.n_channels, self.fmt,
-                         self.n_samples, np.array(self.values, copy=True))
+        b = SamplesBlock(
+            self.first_index,
+            self.t0_us,
+            self.period_ns,
+            self.n_channels,
+            self.fmt,
+            self.n_samples,
+            np.array(self.values, copy=True),
+        )
         b.seq = self.seq
         b._device_t0 = self.device_t0_us
         b._host_t0 = self.host_t0
@@ -362,8 +416,10 @@ class SamplesBlock:
 
     def __repr__(self) -> str:
         fmt = C.FORMAT_NAMES.get(self.fmt, str(self.fmt))
-        return (f"<SamplesBlock first_index={self.first_index} {self.n_samples}x{self.n_channels} {fmt}"
-                f"{' released' if self.released else ''}>")
+        return (
+            f"<SamplesBlock first_index={self.first_index} {self.n_samples}x{self.n_channels} {fmt}"
+            f"{' released' if self.released else ''}>"
+        )
 
 
 class BlockView:

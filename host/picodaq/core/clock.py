@@ -15,6 +15,7 @@ and the line is then lowered onto the least-delayed point of the window, so it
 tracks the earliest possible arrival. `host_time(device_us)` reads the line:
 timestamps as regular as the device's clock, on the host's time base.
 """
+
 from __future__ import annotations
 
 from .. import contracts as C
@@ -24,8 +25,9 @@ _NAN = float("nan")
 
 
 class HostClock:
-    def __init__(self, period: int = C.TICKS_PERIOD, window: int = 256, bucket_us: int = 100_000,
-                 min_span_us: int = 2_000_000) -> None:
+    def __init__(
+        self, period: int = C.TICKS_PERIOD, window: int = 256, bucket_us: int = 100_000, min_span_us: int = 2_000_000
+    ) -> None:
         if period <= 0 or period & (period - 1):
             raise ValueError("the ticks period must be a power of two")
         self.period = period

@@ -18,6 +18,7 @@ thread and the user's, read with the polling APIs:
 
 When the queue is full a new block is refused (counted in `dropped`).
 """
+
 from __future__ import annotations
 
 import threading
@@ -150,8 +151,7 @@ class BlockQueue:
             if b.n_channels != cols:
                 if done:
                     break
-                raise UsageError(f"poll_into: blocks have {b.n_channels} channels, the output array "
-                                 f"{cols} columns")
+                raise UsageError(f"poll_into: blocks have {b.n_channels} channels, the output array {cols} columns")
             off = self._offset
             ns = b.n_samples
             start = b.first_index + off if off else b.first_index
@@ -166,7 +166,7 @@ class BlockQueue:
                 k = limit - done
             end = done + k
             counts = b.counts
-            out[done:end] = counts if k == ns else counts[off:off + k]
+            out[done:end] = counts if k == ns else counts[off : off + k]
             if indices is not None:
                 np.add(_ARANGE[:k], start, out=indices[done:end], casting="unsafe")
             done = end
@@ -221,5 +221,11 @@ class BlockQueue:
             self.delivered += 1
 
     def stats(self) -> dict[str, int]:
-        return {"queued": len(self._q), "accepted": self.accepted, "dropped": self.dropped,
-                "delivered": self.delivered, "high_water": self.high_water, "maxlen": self.maxlen}
+        return {
+            "queued": len(self._q),
+            "accepted": self.accepted,
+            "dropped": self.dropped,
+            "delivered": self.delivered,
+            "high_water": self.high_water,
+            "maxlen": self.maxlen,
+        }

@@ -18,6 +18,7 @@ ACK, HELLO, STATUS, MARKER and LOG update the receiver's state and call their
 handlers. Counters: `stats` (the decoder's, PROTOCOL.md's), `pool_stats`,
 `block_stats`, router errors, `blocks_dropped` (refused by the primary).
 """
+
 from __future__ import annotations
 
 import struct
@@ -47,8 +48,13 @@ _T0_TO_NS = struct.Struct("<IIBBH")  # t0_us, period_ns, n_channels, fmt, n_samp
 
 
 class Receiver:
-    def __init__(self, pool: BufferPool | None = None, primary: PrimaryOutput | None = None,
-                 clock: HostClock | bool = True, block_cap: int = 4096) -> None:
+    def __init__(
+        self,
+        pool: BufferPool | None = None,
+        primary: PrimaryOutput | None = None,
+        clock: HostClock | bool = True,
+        block_cap: int = 4096,
+    ) -> None:
         self.pool = pool if pool is not None else BufferPool()
         self._decoder = FrameDecoder(self.pool)
         self.blocks: Pool[SamplesBlock] = Pool(self._new_block, cap=block_cap)
@@ -176,7 +182,7 @@ class Receiver:
             payload = frame.payload
             loan = self.pool.acquire(LOAN_FRAME_OFFSET + C.OVERHEAD + len(payload))
             start = LOAN_FRAME_OFFSET + C.HEADER_SIZE
-            loan.view[start:start + len(payload)] = payload
+            loan.view[start : start + len(payload)] = payload
             if head is None:
                 head = _SAMPLES_KEY.unpack_from(payload)
         block = self.blocks.take()
@@ -259,8 +265,9 @@ class Receiver:
     def _queue(self) -> BlockQueue:
         q = self.primary
         if not isinstance(q, BlockQueue):
-            raise UsageError("polling needs a BlockQueue as the receiver's primary output "
-                              "(Receiver(primary=BlockQueue()))")
+            raise UsageError(
+                "polling needs a BlockQueue as the receiver's primary output (Receiver(primary=BlockQueue()))"
+            )
         return q
 
     def poll_into(self, out: np.ndarray, max: int | None = None, indices: np.ndarray | None = None) -> int:

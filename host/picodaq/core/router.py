@@ -6,6 +6,7 @@ string. The router counts each error by its code and releases the frame's
 buffer after the handler returns, unless the handler took it
 (`frame.take_loan()`, as the SAMPLES route does to give it to a block).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -16,6 +16,7 @@ In place it writes float32 over the block's own int32 memory (same size, so
 no allocation), after which the block's `values` are in the new unit and its
 `counts` are gone (asking for them raises).
 """
+
 from __future__ import annotations
 
 from typing import Any

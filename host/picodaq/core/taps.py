@@ -14,6 +14,7 @@ disabled (blocks it then misses count as dropped); the stream goes on.
 Observers may be added and removed from any thread while streaming: the
 registry swaps in a new tuple, so delivery never sees a half-made list.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,20 @@ log = logging.getLogger("picodaq.core.taps")
 class Tap:
     """One observer's registration: its decimation, counters and state."""
 
-    __slots__ = ("fn", "every", "name", "max_failures", "delivered", "dropped", "failures",
-                 "consecutive_failures", "disabled", "last_error", "_phase", "_logged")
+    __slots__ = (
+        "fn",
+        "every",
+        "name",
+        "max_failures",
+        "delivered",
+        "dropped",
+        "failures",
+        "consecutive_failures",
+        "disabled",
+        "last_error",
+        "_phase",
+        "_logged",
+    )
 
     def __init__(self, fn: Callable[[Any], Any], every: int, name: str, max_failures: int) -> None:
         self.fn = fn
@@ -50,8 +63,14 @@ class Tap:
         self.disabled = False
 
     def stats(self) -> dict[str, Any]:
-        return {"name": self.name, "every": self.every, "delivered": self.delivered, "dropped": self.dropped,
-                "failures": self.failures, "disabled": self.disabled}
+        return {
+            "name": self.name,
+            "every": self.every,
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "failures": self.failures,
+            "disabled": self.disabled,
+        }
 
     def __repr__(self) -> str:
         return f"<Tap {self.name} every={self.every} delivered={self.delivered} dropped={self.dropped}>"
@@ -63,16 +82,19 @@ class TapRegistry:
         self._taps: tuple[Tap, ...] = ()
         self._lock = threading.Lock()
 
-    def add(self, observer: Any, every: int = 1, name: str | None = None,
-            max_failures: int | None = None) -> Tap:
+    def add(self, observer: Any, every: int = 1, name: str | None = None, max_failures: int | None = None) -> Tap:
         """Register observer (a callable or an object with on_block); returns its Tap."""
         if every < 1:
             raise ValueError("every must be at least 1")
         fn = getattr(observer, "on_block", observer)
         if not callable(fn):
             raise TypeError("an observer is a callable or has an on_block(view) method")
-        tap = Tap(fn, every, name or str(getattr(observer, "__name__", type(observer).__name__)),
-                  self.max_failures if max_failures is None else max_failures)
+        tap = Tap(
+            fn,
+            every,
+            name or str(getattr(observer, "__name__", type(observer).__name__)),
+            self.max_failures if max_failures is None else max_failures,
+        )
         with self._lock:
             self._taps = self._taps + (tap,)
         return tap
@@ -117,8 +139,13 @@ class TapRegistry:
         tap.last_error = e
         if not tap._logged:
             tap._logged = True
-            log.warning("observer %s raised %s: %s (logged once; counted in its tap's failures)",
-                        tap.name, type(e).__name__, e, exc_info=e)
+            log.warning(
+                "observer %s raised %s: %s (logged once; counted in its tap's failures)",
+                tap.name,
+                type(e).__name__,
+                e,
+                exc_info=e,
+            )
         if tap.consecutive_failures >= tap.max_failures and not tap.disabled:
             tap.disabled = True
             log.warning("observer %s disabled after %d failures in a row", tap.name, tap.consecutive_failures)

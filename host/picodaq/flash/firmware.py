@@ -1,5 +1,6 @@
 """Where the firmware sources are, which files make a deployment, and what
 version and contract they carry."""
+
 from __future__ import annotations
 
 import ast

@@ -35,6 +35,7 @@ statvfs there (both handled when missing), how long rp2 takes to boot into the
 HELLO (hello_timeout), and mpy-cross's armv6m/armv7emsp output loading on an
 RP2040/RP2350 (it is checked to compile, and its header to carry that arch).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -73,11 +74,25 @@ CHUNK_SIZE = 2048  # bytes per raw-REPL write: 8x fewer round trips than mpremot
 _PART = ".part"  # suffix of a file being copied, renamed over the real one once complete
 
 # sys.implementation._mpy >> 10, as in MicroPython's py/persistentcode.h
-ARCHES = (None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
-          "xtensa", "xtensawin", "rv32imc", "rv64imc")
+ARCHES = (
+    None,
+    "x86",
+    "x64",
+    "armv6",
+    "armv6m",
+    "armv7m",
+    "armv7em",
+    "armv7emsp",
+    "armv7emdp",
+    "xtensa",
+    "xtensawin",
+    "rv32imc",
+    "rv64imc",
+)
 
 
 # -- errors: each a PicodaqError with its details in fields ----------------------
+
 
 class BoardNotFound(LinkError):
     """No board to flash: none attached, or no such port."""
@@ -109,9 +124,11 @@ class VerifyFailed(DeviceError):
     """A file's SHA-256 on the board differs from the image's, even after copying it again."""
 
     def __init__(self, path: str, expected: str, actual: str | None):
-        super().__init__(f"verification failed: {path} on the board has SHA-256 {actual or 'none (missing)'}, "
-                         f"expected {expected}, after copying it twice; the link or the board's flash is "
-                         "corrupting data")
+        super().__init__(
+            f"verification failed: {path} on the board has SHA-256 {actual or 'none (missing)'}, "
+            f"expected {expected}, after copying it twice; the link or the board's flash is "
+            "corrupting data"
+        )
         self.path = path
         self.expected = expected
         self.actual = actual
@@ -139,6 +156,7 @@ class FirmwareError(PicodaqError):
 
 # -- progress ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class FlashEvent:
     """One step, for a progress display.
@@ -160,6 +178,7 @@ ProgressCallback = Callable[[FlashEvent], None]
 
 
 # -- what the board is and what goes on it -----------------------------------------
+
 
 @dataclass(frozen=True)
 class DeviceInfo:
@@ -218,9 +237,14 @@ class Image:
         return self.target != "py"
 
     def manifest(self) -> dict:
-        return {"picodaq_manifest": 1, "firmware_version": self.firmware_version,
-                "contract_hash": f"0x{self.contract_hash:08X}", "protocol_version": C.PROTOCOL_VERSION,
-                "target": self.target, "files": {f.path: f.sha256 for f in self.files}}
+        return {
+            "picodaq_manifest": 1,
+            "firmware_version": self.firmware_version,
+            "contract_hash": f"0x{self.contract_hash:08X}",
+            "protocol_version": C.PROTOCOL_VERSION,
+            "target": self.target,
+            "files": {f.path: f.sha256 for f in self.files},
+        }
 
     def manifest_file(self) -> ImageFile:
         data = (json.dumps(self.manifest(), indent=1, sort_keys=True) + "\n").encode()
@@ -257,8 +281,10 @@ def compile_target(device: DeviceInfo) -> tuple[str | None, str | None]:
         return None, "the board does not report its .mpy format (sys.implementation._mpy)"
     if device.mpy_version != emitted:
         v, s = device.mpy_version
-        return None, (f"the board's MicroPython {device.release} loads .mpy v{v}.{s}; the pinned mpy-cross "
-                      f"{release} emits v{emitted[0]}.{emitted[1]}")
+        return None, (
+            f"the board's MicroPython {device.release} loads .mpy v{v}.{s}; the pinned mpy-cross "
+            f"{release} emits v{emitted[0]}.{emitted[1]}"
+        )
     if device.arch is None:
         return None, "the board has no native code emitter, which the firmware's viper code needs"
     if device.arch not in ARCHES:
@@ -291,9 +317,19 @@ def _build_image(device: DeviceInfo, root: Path) -> Image:
             if rel == "main.py":
                 continue
             out = Path(tmp) / f"{i}.mpy"
-            jobs.append((rel, src, out, subprocess.Popen(
-                [_mpy_cross_exe(), f"-march={arch}", "-s", rel, "-o", str(out), str(src)],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+            jobs.append(
+                (
+                    rel,
+                    src,
+                    out,
+                    subprocess.Popen(
+                        [_mpy_cross_exe(), f"-march={arch}", "-s", rel, "-o", str(out), str(src)],
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                    ),
+                )
+            )
         errors = []
         for rel, src, out, proc in jobs:
             said, _ = proc.communicate(timeout=60)
@@ -310,6 +346,7 @@ def _build_image(device: DeviceInfo, root: Path) -> Image:
 
 
 # -- REPL-safe command frames ------------------------------------------------------
+
 
 def inert_command(opcode: int, seq: int = 0x20202020) -> bytes:
     """A COMMAND frame for the firmware that does nothing in a REPL that reads it instead.
@@ -436,13 +473,24 @@ class FlashReport:
         return not self.differences and self.hello is not None
 
     def as_dict(self) -> dict:
-        return {"port": self.port, "device": self.device.describe(), "firmware_version": self.image.firmware_version,
-                "contract_hash": f"0x{self.image.contract_hash:08X}", "target": self.image.target,
-                "fallback": self.image.fallback, "written": self.written, "unchanged": self.unchanged,
-                "removed": self.removed, "retried": self.retried,
-                "differences": [{"path": p, "what": w} for p, w in self.differences],
-                "bytes_written": self.bytes_written, "hello": self.hello.as_dict() if self.hello else None,
-                "checked_only": self.checked_only, "ok": self.ok, "seconds": round(self.seconds, 3)}
+        return {
+            "port": self.port,
+            "device": self.device.describe(),
+            "firmware_version": self.image.firmware_version,
+            "contract_hash": f"0x{self.image.contract_hash:08X}",
+            "target": self.image.target,
+            "fallback": self.image.fallback,
+            "written": self.written,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "retried": self.retried,
+            "differences": [{"path": p, "what": w} for p, w in self.differences],
+            "bytes_written": self.bytes_written,
+            "hello": self.hello.as_dict() if self.hello else None,
+            "checked_only": self.checked_only,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 class Flasher:
@@ -455,9 +503,17 @@ class Flasher:
     builds the connection (mpremote's SerialTransport or a subclass of it).
     """
 
-    def __init__(self, port: str, progress: ProgressCallback | None = None, *, firmware: Path | None = None,
-                 timeout: float = 10.0, hello_timeout: float = 10.0, chunk_size: int = CHUNK_SIZE,
-                 transport_class: type[SerialTransport] = SerialTransport) -> None:
+    def __init__(
+        self,
+        port: str,
+        progress: ProgressCallback | None = None,
+        *,
+        firmware: Path | None = None,
+        timeout: float = 10.0,
+        hello_timeout: float = 10.0,
+        chunk_size: int = CHUNK_SIZE,
+        transport_class: type[SerialTransport] = SerialTransport,
+    ) -> None:
         self.port = port
         self.progress = progress
         self.firmware = Path(firmware) if firmware else firmware_dir()
@@ -508,7 +564,9 @@ class Flasher:
             return report
         except (OSError, TransportError) as e:  # OSError: pyserial's, when the port fails (SerialException is one)
             if isinstance(e, OSError) or not self._port_alive():
-                raise LinkError(f"lost the board on {self.port} while flashing: {_reason(e, self.port)}", port=self.port) from None
+                raise LinkError(
+                    f"lost the board on {self.port} while flashing: {_reason(e, self.port)}", port=self.port
+                ) from None
             raise DeviceError(f"the board on {self.port} stopped answering the raw REPL: {_reason(e)}") from None
         finally:
             if link is not None:
@@ -525,7 +583,8 @@ class Flasher:
         if contract != C.CONTRACT_HASH:
             raise FirmwareError(
                 f"the firmware in {self.firmware} was generated from another contracts.toml (contract hash "
-                f"0x{contract:08X}, this host has 0x{C.CONTRACT_HASH:08X}): run `make codegen` first")
+                f"0x{contract:08X}, this host has 0x{C.CONTRACT_HASH:08X}): run `make codegen` first"
+            )
 
     def _describe_image(self, image: Image, info: DeviceInfo) -> str:
         head = f"firmware {image.firmware_version}, contract 0x{image.contract_hash:08X}: "
@@ -537,8 +596,9 @@ class Flasher:
 
     def _open(self) -> SerialTransport:
         if "://" not in self.port and not os.path.exists(self.port):
-            raise BoardNotFound(f"no board at {self.port}: no such port (`picodaq ports` lists the ports)",
-                                port=self.port)
+            raise BoardNotFound(
+                f"no board at {self.port}: no such port (`picodaq ports` lists the ports)", port=self.port
+            )
         try:
             with contextlib.redirect_stdout(self._said):
                 return self.transport_class(fast_url(self.port), baudrate=115200, exclusive=True, timeout=self.timeout)
@@ -550,8 +610,11 @@ class Flasher:
         except (serial.SerialException, OSError, ValueError) as e:
             err = getattr(e, "errno", None)
             if err in (errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in str(e):
-                raise PortBusy(f"port {self.port} is busy: another program has it open (a `picodaq record`, "
-                               "mpremote or a terminal?); close it and flash again", port=self.port) from None
+                raise PortBusy(
+                    f"port {self.port} is busy: another program has it open (a `picodaq record`, "
+                    "mpremote or a terminal?); close it and flash again",
+                    port=self.port,
+                ) from None
             if err == errno.ENOENT:
                 raise BoardNotFound(f"no board at {self.port}: no such port", port=self.port) from None
             raise LinkError(f"cannot open port {self.port}: {_reason(e, self.port)}", port=self.port) from None
@@ -571,9 +634,11 @@ class Flasher:
         said, quiet = _drain(t.serial, quiet=0.2, limit=max(3.0, self.timeout))
         if not quiet:
             text, _ = _board_text(said)
-            raise DeviceError(f"the board on {self.port} keeps sending after STOP and Ctrl-C (a program that "
-                              "ignores Ctrl-C?); reset or unplug it, then flash again"
-                              + (f"; it says {_snippet(text)}" if text else ""))
+            raise DeviceError(
+                f"the board on {self.port} keeps sending after STOP and Ctrl-C (a program that "
+                "ignores Ctrl-C?); reset or unplug it, then flash again"
+                + (f"; it says {_snippet(text)}" if text else "")
+            )
 
     def _enter_raw_repl(self, t: SerialTransport) -> None:
         try:
@@ -584,14 +649,17 @@ class Flasher:
             raise NotMicroPython(
                 f"no MicroPython raw REPL answered on {self.port} within {self.timeout:g} s: is the board "
                 f"running MicroPython? (a Pico in BOOTSEL mode is a USB drive: copy MicroPython's .uf2 onto "
-                f"it first){hint}", said.encode(errors="replace")) from None
+                f"it first){hint}",
+                said.encode(errors="replace"),
+            ) from None
 
     def _exec(self, t: SerialTransport, code: str, doing: str) -> bytes:
         try:
             return t.exec(code)
         except TransportExecError as e:
-            raise BoardFileError(f"the board could not {doing}: {_last_line(e.error_output)}",
-                                 _errno_of(e.error_output)) from None
+            raise BoardFileError(
+                f"the board could not {doing}: {_last_line(e.error_output)}", _errno_of(e.error_output)
+            ) from None
 
     def _eval(self, t: SerialTransport, code: str, doing: str) -> Any:
         import ast
@@ -606,8 +674,9 @@ class Flasher:
 
     def _probe(self, t: SerialTransport) -> _Board:
         self._exec(t, _DEVICE_HELPERS, "define the flasher's helpers")
-        (name, version, mpy, platform, machine, vfs, listing, main_size, manifest,
-         has_hashlib) = self._eval(t, "_pd_probe()", "describe itself")
+        (name, version, mpy, platform, machine, vfs, listing, main_size, manifest, has_hashlib) = self._eval(
+            t, "_pd_probe()", "describe itself"
+        )
         if name != "micropython":
             raise NotMicroPython(f"the board on {self.port} runs {name}, not MicroPython")
         release = ".".join(str(v) for v in version[:3]) + (f"-{version[3]}" if len(version) > 3 and version[3] else "")
@@ -616,8 +685,9 @@ class Flasher:
         if vfs:
             block = vfs[1] or vfs[0] or block
             free, total = vfs[4] * block, vfs[2] * block
-        info = DeviceInfo(name, tuple(version[:3]), release, mpy, platform, machine or platform, free, total, block,
-                          bool(has_hashlib))
+        info = DeviceInfo(
+            name, tuple(version[:3]), release, mpy, platform, machine or platform, free, total, block, bool(has_hashlib)
+        )
         package = None if listing is None else {n: size for n, kind, size in listing if kind != 0x4000}
         return _Board(info, package, main_size, None if manifest is None else manifest.encode())
 
@@ -657,8 +727,11 @@ class Flasher:
                 continue
             stem, ext = os.path.splitext(name)
             if ext in (".py", ".mpy") and ({stem + ".py", stem + ".mpy"} & wanted):
-                why = f"stale {ext} twin: the board would import it instead of the new module" if ext == ".py" \
+                why = (
+                    f"stale {ext} twin: the board would import it instead of the new module"
+                    if ext == ".py"
                     else f"stale {ext} twin of the new module"
+                )
             elif name.endswith(_PART):
                 why = "left over from an interrupted copy"
             else:
@@ -721,8 +794,9 @@ class Flasher:
             self._copy_verified(t, board, f, report)
         self._copy_verified(t, board, manifest, report)
 
-    def _check_space(self, board: _Board, todo: list[ImageFile], stale: list[tuple[str, str]],
-                     manifest: ImageFile) -> None:
+    def _check_space(
+        self, board: _Board, todo: list[ImageFile], stale: list[tuple[str, str]], manifest: ImageFile
+    ) -> None:
         """Refuse before writing anything when the files cannot fit, counted as they
         will be written: each new copy exists next to the old one until renamed."""
         info = board.info
@@ -748,7 +822,11 @@ class Flasher:
             raise StorageFull(
                 f"device storage full: copying the firmware needs {peak} bytes of the board's flash, only "
                 f"{free} are free ({info.total_bytes} in all); remove files from the board (mpremote rm) "
-                "and flash again", first, peak, free)
+                "and flash again",
+                first,
+                peak,
+                free,
+            )
 
     def _copy_verified(self, t: SerialTransport, board: _Board, f: ImageFile, report: FlashReport) -> None:
         for attempt in (1, 2):
@@ -770,8 +848,12 @@ class Flasher:
         total = len(f.data)
         self._emit("write", f.path, 0, total)
         try:
-            t.fs_writefile(tmp, f.data, chunk_size=self.chunk_size,
-                           progress_callback=lambda done, _: self._emit("write", f.path, done, total))
+            t.fs_writefile(
+                tmp,
+                f.data,
+                chunk_size=self.chunk_size,
+                progress_callback=lambda done, _: self._emit("write", f.path, done, total),
+            )
             self._exec(t, _RENAME % {"src": tmp, "dst": f.path}, f"rename {tmp} to {f.path}")
         except (OSError, TransportExecError, BoardFileError) as e:
             with contextlib.suppress(PicodaqError, TransportError):
@@ -779,13 +861,20 @@ class Flasher:
             if isinstance(e, TransportExecError):
                 err, why = _errno_of(e.error_output), _last_line(e.error_output)
             else:
-                err, why = e.errno, str(e) if isinstance(e, BoardFileError) else errno.errorcode.get(e.errno or 0, str(e))
+                err, why = (
+                    e.errno,
+                    str(e) if isinstance(e, BoardFileError) else errno.errorcode.get(e.errno or 0, str(e)),
+                )
             if err == errno.ENOSPC:
                 free = self._free_bytes(t)
-                raise StorageFull(f"device storage full: the board ran out of space writing {f.path} "
-                                  f"({total} bytes; {free} bytes free after removing the partial copy); "
-                                  "remove files from the board (mpremote rm) and flash again",
-                                  f.path, total, free or 0) from None
+                raise StorageFull(
+                    f"device storage full: the board ran out of space writing {f.path} "
+                    f"({total} bytes; {free} bytes free after removing the partial copy); "
+                    "remove files from the board (mpremote rm) and flash again",
+                    f.path,
+                    total,
+                    free or 0,
+                ) from None
             raise BoardFileError(f"cannot write {f.path} on the board: {why}", err) from None
 
     def _free_bytes(self, t: SerialTransport) -> int | None:
@@ -820,10 +909,16 @@ class Flasher:
             now = time.monotonic()
             if now >= deadline:
                 text, in_repl = _board_text(bytes(said))
-                why = "main.py ended without starting the firmware (the board sits in its REPL)" if in_repl \
+                why = (
+                    "main.py ended without starting the firmware (the board sits in its REPL)"
+                    if in_repl
                     else "does main.py start the picodaq firmware?"
-                raise NoHello(f"the board never said HELLO within {self.hello_timeout:g} s of the reset: {why}; "
-                              + (f"its last words: {_snippet(text)}" if text else "it printed nothing"), text)
+                )
+                raise NoHello(
+                    f"the board never said HELLO within {self.hello_timeout:g} s of the reset: {why}; "
+                    + (f"its last words: {_snippet(text)}" if text else "it printed nothing"),
+                    text,
+                )
             if now >= next_ask:
                 if keep in link.raw_taps:
                     link.raw_taps.remove(keep)  # from now on the board may echo the questions
@@ -833,15 +928,20 @@ class Flasher:
         hello = link.receiver.hello
         assert hello is not None
         if hello.contract_hash != image.contract_hash:
-            raise NoHello(f"the board says HELLO with contract hash 0x{hello.contract_hash:08X}, but the firmware "
-                          f"just flashed has 0x{image.contract_hash:08X}: does its boot.py or main.py start "
-                          "something else?")
+            raise NoHello(
+                f"the board says HELLO with contract hash 0x{hello.contract_hash:08X}, but the firmware "
+                f"just flashed has 0x{image.contract_hash:08X}: does its boot.py or main.py start "
+                "something else?"
+            )
         version = ".".join(map(str, hello.firmware_version))
         if version != image.firmware_version:
             raise NoHello(f"the board says HELLO as firmware {version}, but {image.firmware_version} was just flashed")
-        self._emit("hello", text=f"HELLO from {hello.platform} board {hello.board_id}: firmware {version}, "
-                                 f"contract 0x{hello.contract_hash:08X} (matches) after "
-                                 f"{time.monotonic() - start:.2f} s")
+        self._emit(
+            "hello",
+            text=f"HELLO from {hello.platform} board {hello.board_id}: firmware {version}, "
+            f"contract 0x{hello.contract_hash:08X} (matches) after "
+            f"{time.monotonic() - start:.2f} s",
+        )
         return hello
 
     # -- progress ----------------------------------------------------------------------------
@@ -861,6 +961,7 @@ def flash(port: str, progress: ProgressCallback | None = None, force: bool = Fal
 
 
 # -- helpers ------------------------------------------------------------------------
+
 
 def _drain(port: serial.SerialBase, quiet: float, limit: float) -> tuple[bytes, bool]:
     """Read and drop input until none came for `quiet` seconds, for at most `limit`
@@ -919,8 +1020,14 @@ def _board_text(raw: bytes) -> tuple[str, bool]:
     text = re.sub(r"[^\x20-\x7e\n]+", " ", text)
     lines = [line.strip() for line in text.splitlines()]
     in_repl = any(line.startswith('Type "help()"') for line in lines) or (bool(lines) and lines[-1] == ">>>")
-    keep = [line for line in lines if line and line not in (">>>", ">") and not line.startswith('Type "help()"')
-            and not line.startswith("MicroPython ")]
+    keep = [
+        line
+        for line in lines
+        if line
+        and line not in (">>>", ">")
+        and not line.startswith('Type "help()"')
+        and not line.startswith("MicroPython ")
+    ]
     return "\n".join(keep), in_repl
 
 

@@ -27,6 +27,7 @@ into a bytes payload (a decoder without a pool: frames own their bytes).
 The CRC is checked as CRC-32 over the frame including its stored CRC, which
 for an intact frame is the fixed residue 0x2144DF1C: no field to unpack.
 """
+
 from __future__ import annotations
 
 import re
@@ -191,7 +192,7 @@ class FrameDecoder:
 
     def _stash(self) -> None:
         """Borrowed -> carry: keep the unread rest of the caller's data (the carry is empty)."""
-        rest = self._src[self._pos:]
+        rest = self._src[self._pos :]
         self._src.release()
         self._carry[:] = rest
         rest.release()
@@ -203,13 +204,13 @@ class FrameDecoder:
         """Copy the rest of `_next` into the carry (the caller fed twice without draining)."""
         nxt = self._next
         assert nxt is not None
-        self._append(nxt[self._skip:])
+        self._append(nxt[self._skip :])
         self._next = None
 
     def _compact(self) -> None:
         if self._pos:
             self._src.release()
-            del self._carry[:self._pos]
+            del self._carry[: self._pos]
             self._src = memoryview(self._carry)
             self._pos = 0
 
@@ -293,8 +294,12 @@ class FrameDecoder:
                                 if mtype == _SAMPLES_ID:
                                     if length >= _SAMPLES_HEAD:
                                         head = _SAMPLES_KEY.unpack_from(fv, _HEADER)
-                                        if head[3] != self._layout_ns or head[1] != self._layout_nch \
-                                                or head[2] != self._layout_fmt or length != self._layout_length:
+                                        if (
+                                            head[3] != self._layout_ns
+                                            or head[1] != self._layout_nch
+                                            or head[2] != self._layout_fmt
+                                            or length != self._layout_length
+                                        ):
                                             head = self._new_layout(head, length)
                                     if head is None:
                                         st.decode_errors += 1  # intact, but its length disagrees with its header
@@ -312,10 +317,10 @@ class FrameDecoder:
                                     self._run += 1
                                 count += 1
                                 if pool is None:
-                                    frame = Frame(mtype, seq, bytes(fv[_HEADER:_HEADER + length]), head=head)
+                                    frame = Frame(mtype, seq, bytes(fv[_HEADER : _HEADER + length]), head=head)
                                 else:
                                     loan = pool.acquire(_LOAN_SIZE[length])
-                                    loan.view[LOAN_FRAME_OFFSET:_LOAN_END[length]] = fv
+                                    loan.view[LOAN_FRAME_OFFSET : _LOAN_END[length]] = fv
                                     if handler is None:
                                         frame = Frame(mtype, seq, None, loan, length, head)
                                     else:
@@ -414,7 +419,7 @@ class FrameDecoder:
         if nxt is None:
             return False
         k = min(len(nxt) - self._skip, _TOPUP)
-        self._append(nxt[self._skip:self._skip + k])
+        self._append(nxt[self._skip : self._skip + k])
         self._skip += k
         if self._skip >= len(nxt):
             self._next = None

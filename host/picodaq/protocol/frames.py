@@ -1,4 +1,5 @@
 """Frames as values, and the writer that turns messages into bytes (PROTOCOL.md)."""
+
 from __future__ import annotations
 
 import struct
@@ -34,8 +35,15 @@ class Frame:
 
     __slots__ = ("type", "seq", "length", "head", "loan", "_payload")
 
-    def __init__(self, type: int, seq: int, payload: bytes | None = None, loan: Loaned | None = None,
-                 length: int = 0, head: tuple | None = None) -> None:
+    def __init__(
+        self,
+        type: int,
+        seq: int,
+        payload: bytes | None = None,
+        loan: Loaned | None = None,
+        length: int = 0,
+        head: tuple | None = None,
+    ) -> None:
         self.type = type
         self.seq = seq
         self.loan = loan
@@ -51,7 +59,7 @@ class Frame:
             if loan is None:
                 raise ValueError("this frame's buffer was released or handed on")
             start = LOAN_FRAME_OFFSET + C.HEADER_SIZE
-            p = self._payload = loan.view[start:start + self.length]
+            p = self._payload = loan.view[start : start + self.length]
         return p
 
     @property
@@ -59,7 +67,7 @@ class Frame:
         """The frame's wire bytes: header, payload, CRC."""
         loan = self.loan
         if loan is not None:
-            return loan.view[LOAN_FRAME_OFFSET:LOAN_FRAME_OFFSET + C.OVERHEAD + self.length]
+            return loan.view[LOAN_FRAME_OFFSET : LOAN_FRAME_OFFSET + C.OVERHEAD + self.length]
         return encode_frame(self.type, self.seq, bytes(self.payload))
 
     @property
@@ -112,8 +120,10 @@ def configure_args(rate_hz: int, channel_mask: int, source: int, fmt: int, sampl
     return struct.pack(C.CONFIGURE_ARGS_FORMAT, rate_hz, channel_mask, source, fmt, samples_per_frame)
 
 
-def samples_payload(first_index: int, t0_us: int, period_ns: int, n_channels: int, fmt: int,
-                    n_samples: int, data: bytes) -> bytes:
-    head = struct.pack(C.SAMPLES_FORMAT, first_index & 0xFFFFFFFF, t0_us & 0xFFFFFFFF, period_ns,
-                       n_channels, fmt, n_samples)
+def samples_payload(
+    first_index: int, t0_us: int, period_ns: int, n_channels: int, fmt: int, n_samples: int, data: bytes
+) -> bytes:
+    head = struct.pack(
+        C.SAMPLES_FORMAT, first_index & 0xFFFFFFFF, t0_us & 0xFFFFFFFF, period_ns, n_channels, fmt, n_samples
+    )
     return head + data

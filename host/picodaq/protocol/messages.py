@@ -1,4 +1,5 @@
 """Typed views of the device's control messages (HELLO, STATUS, ACK, MARKER, LOG)."""
+
 from __future__ import annotations
 
 import struct

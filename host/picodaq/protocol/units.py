@@ -14,6 +14,7 @@ the ADC the limits are exact; for the ADS1299 the digital range is made
 symmetric (-(2**23 - 1) .. 2**23 - 1, so zero maps to exactly zero) and the
 rounding leaves a gain error below 0.2 ppm.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -10,6 +10,7 @@ The caller's thread keeps the live view, the keyboard and Ctrl-C: `should_stop`
 is read by every board's thread, and `mark(code)` is queued for each board's
 own thread to send, since a Link is driven by one thread only.
 """
+
 from __future__ import annotations
 
 import threading
@@ -38,8 +39,12 @@ class Member:
 
 
 class RecordingGroup:
-    def __init__(self, members: list[tuple[str, Recording]], seconds: float | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        members: list[tuple[str, Recording]],
+        seconds: float | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         self.members = [Member(label, rec) for label, rec in members]
         self.seconds = seconds
         self.should_stop = should_stop or (lambda: False)
@@ -53,8 +58,7 @@ class RecordingGroup:
         """Every board's thread starts its stream, then records."""
         self.started = time.monotonic()
         for m in self.members:
-            m.thread = threading.Thread(target=self._board, args=(m,), name=f"picodaq-record {m.label}",
-                                        daemon=True)
+            m.thread = threading.Thread(target=self._board, args=(m,), name=f"picodaq-record {m.label}", daemon=True)
             m.thread.start()
 
     def mark(self, code: int) -> None:

@@ -29,6 +29,7 @@ kept strictly increasing: when the fit lowers its line (it found a less
 delayed arrival), the next instants are pushed at least half a period apart
 until they are back on the line, rather than stepping back in time.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,10 @@ def check_name(name: str) -> str:
         raise UsageError(f"LSL stream name is {len(name)} characters long; at most {NAME_MAX}")
     bad = sorted({ch for ch in name if ch in _NAME_FORBIDDEN or not ch.isprintable()})
     if bad:
-        raise UsageError(f"LSL stream name {name!r} has characters that LSL queries cannot match: "
-                         + " ".join(repr(ch) for ch in bad))
+        raise UsageError(
+            f"LSL stream name {name!r} has characters that LSL queries cannot match: "
+            + " ".join(repr(ch) for ch in bad)
+        )
     return name
 
 
@@ -101,17 +104,39 @@ class StreamSpec:
     labels: tuple[str, ...] = field(default=())
 
     @classmethod
-    def build(cls, name: str, hello: Hello, *, rate: int, channels: tuple[int, ...], source: int, fmt: int,
-              gain: int, value_format: str = "auto") -> StreamSpec:
+    def build(
+        cls,
+        name: str,
+        hello: Hello,
+        *,
+        rate: int,
+        channels: tuple[int, ...],
+        source: int,
+        fmt: int,
+        gain: int,
+        value_format: str = "auto",
+    ) -> StreamSpec:
         if value_format not in VALUE_FORMATS:
             raise UsageError(f"LSL value format must be one of {', '.join(VALUE_FORMATS)}, got {value_format!r}")
         scale = scale_for(source, fmt, gain)
         if value_format == "auto":
             value_format = "int32" if scale.dimension == "count" else "float32"
-        return cls(check_name(name), rate, tuple(channels), source, fmt, scale, value_format, hello.board_id,
-                   hello.platform, ".".join(map(str, hello.firmware_version)), hello.protocol_version,
-                   hello.contract_hash, gain if source == C.SRC_ADS1299 else None,
-                   tuple(f"ch{c}" for c in channels))
+        return cls(
+            check_name(name),
+            rate,
+            tuple(channels),
+            source,
+            fmt,
+            scale,
+            value_format,
+            hello.board_id,
+            hello.platform,
+            ".".join(map(str, hello.firmware_version)),
+            hello.protocol_version,
+            hello.contract_hash,
+            gain if source == C.SRC_ADS1299 else None,
+            tuple(f"ch{c}" for c in channels),
+        )
 
     @property
     def n_channels(self) -> int:
@@ -124,8 +149,11 @@ class StreamSpec:
     @property
     def unit(self) -> str:
         """The unit of the values as pushed."""
-        return UNIT_NAMES["count"] if self.channel_format == "int32" else UNIT_NAMES.get(
-            self.scale.dimension, self.scale.dimension)
+        return (
+            UNIT_NAMES["count"]
+            if self.channel_format == "int32"
+            else UNIT_NAMES.get(self.scale.dimension, self.scale.dimension)
+        )
 
     @property
     def stream_type(self) -> str:
@@ -142,12 +170,19 @@ class StreamSpec:
 
     def acquisition(self) -> dict[str, str]:
         """The <acquisition> block of the stream's desc."""
-        d = {"manufacturer": "picodaq", "model": self.platform, "board_id": self.board_id,
-             "firmware_version": self.firmware_version, "protocol_version": str(self.protocol_version),
-             "contract_hash": f"0x{self.contract_hash:08X}", "source": self.source_name,
-             "sample_format": C.FORMAT_NAMES.get(self.fmt, str(self.fmt)),
-             "physical_unit": UNIT_NAMES.get(self.scale.dimension, self.scale.dimension),
-             "physical_per_count": repr(self.scale.per_count), "transducer": self.scale.transducer}
+        d = {
+            "manufacturer": "picodaq",
+            "model": self.platform,
+            "board_id": self.board_id,
+            "firmware_version": self.firmware_version,
+            "protocol_version": str(self.protocol_version),
+            "contract_hash": f"0x{self.contract_hash:08X}",
+            "source": self.source_name,
+            "sample_format": C.FORMAT_NAMES.get(self.fmt, str(self.fmt)),
+            "physical_unit": UNIT_NAMES.get(self.scale.dimension, self.scale.dimension),
+            "physical_per_count": repr(self.scale.per_count),
+            "transducer": self.scale.transducer,
+        }
         if self.gain is not None:
             d["gain"] = str(self.gain)
         return d
@@ -173,8 +208,9 @@ def sample_info(spec: StreamSpec, pylsl: Any) -> Any:
 
 def marker_info(spec: StreamSpec, pylsl: Any) -> Any:
     """The marker stream: one string channel at an irregular rate, each value a MARKER's code."""
-    info = pylsl.StreamInfo(spec.marker_name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string,
-                            f"{spec.source_id}-markers")
+    info = pylsl.StreamInfo(
+        spec.marker_name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, f"{spec.source_id}-markers"
+    )
     desc = info.desc()
     ch = desc.append_child("channels").append_child("channel")
     ch.append_child_value("label", "marker")
@@ -186,8 +222,9 @@ def marker_info(spec: StreamSpec, pylsl: Any) -> Any:
     return info
 
 
-def measure_offset(lsl_clock: Callable[[], float], host_clock: Callable[[], float] = time.monotonic,
-                   tries: int = 7) -> float:
+def measure_offset(
+    lsl_clock: Callable[[], float], host_clock: Callable[[], float] = time.monotonic, tries: int = 7
+) -> float:
     """lsl_clock() - host_clock(), from the tightest of a few bracketed readings."""
     best = (math.inf, 0.0)
     for _ in range(tries):
@@ -281,11 +318,14 @@ def load_pylsl() -> Any:
     _quiet_liblsl()
     try:
         import pylsl
+
         pylsl.library_version()
     except (ImportError, OSError, RuntimeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"LSL is not available: {first} (pip install pylsl; it bundles liblsl on "
-                         "Linux x86_64, elsewhere install liblsl)") from None
+        raise UsageError(
+            f"LSL is not available: {first} (pip install pylsl; it bundles liblsl on "
+            "Linux x86_64, elsewhere install liblsl)"
+        ) from None
     return pylsl
 
 
@@ -308,8 +348,9 @@ class LslOutlet:
     Register with `receiver.taps.add(outlet, name="lsl")` and
     `pipeline.marker_listeners.append(outlet.on_marker)` (see `attach`); `close()` ends it."""
 
-    def __init__(self, spec: StreamSpec, *, pylsl: Any | None = None, queue_blocks: int = QUEUE_BLOCKS,
-                 max_buffered_s: int = 60) -> None:
+    def __init__(
+        self, spec: StreamSpec, *, pylsl: Any | None = None, queue_blocks: int = QUEUE_BLOCKS, max_buffered_s: int = 60
+    ) -> None:
         self.spec = spec
         lsl = pylsl or load_pylsl()
         self._lsl = lsl

@@ -11,6 +11,7 @@ others go on: one bad disk does not cost the files on the good ones. The failure
 is kept and raised by `finish()`, after every other output was finished; only
 when no output is left does the failure stop the stream at once.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,16 @@ from .outputs import Output, OutputError
 from .timeline import Gap, Layout, MarkerEvent, Timeline
 
 # the counters every --stats-json carries (ARCHITECTURE.md), plus the timeline's
-STATS_KEYS = ("frames_ok", "crc_errors", "header_errors", "skipped_bytes", "seq_lost", "samples",
-              "samples_lost", "decode_errors")
+STATS_KEYS = (
+    "frames_ok",
+    "crc_errors",
+    "header_errors",
+    "skipped_bytes",
+    "seq_lost",
+    "samples",
+    "samples_lost",
+    "decode_errors",
+)
 
 
 def pool_hit_rate(receiver: Receiver) -> float:
@@ -37,15 +46,31 @@ def pool_hit_rate(receiver: Receiver) -> float:
 
 
 class Pipeline:
-    def __init__(self, receiver: Receiver, outputs: list[Output], *, rate: int | None = None,
-                 source: int | None = None, channels: tuple[int, ...] | None = None,
-                 gain: int = ADS1299_DEFAULT_GAIN, live: bool = False, clock_origin: float | None = None) -> None:
+    def __init__(
+        self,
+        receiver: Receiver,
+        outputs: list[Output],
+        *,
+        rate: int | None = None,
+        source: int | None = None,
+        channels: tuple[int, ...] | None = None,
+        gain: int = ADS1299_DEFAULT_GAIN,
+        live: bool = False,
+        clock_origin: float | None = None,
+    ) -> None:
         self.receiver = receiver
         self.outputs = list(outputs)
         self.raw_outputs = [o for o in self.outputs if o.wants_raw]
-        self.timeline = Timeline(self, rate=rate, source=source, channels=channels, gain=gain,
-                                 clock=time.monotonic if live else None, wall=time.time if live else None,
-                                 clock_origin=clock_origin)
+        self.timeline = Timeline(
+            self,
+            rate=rate,
+            source=source,
+            channels=channels,
+            gain=gain,
+            clock=time.monotonic if live else None,
+            wall=time.time if live else None,
+            clock_origin=clock_origin,
+        )
         self.hello_listeners: list[Callable[[Hello], None]] = []
         self.marker_listeners: list[Callable[[MarkerEvent], None]] = []
         self.gap_listeners: list[Callable[[Gap], None]] = []
@@ -69,8 +94,10 @@ class Pipeline:
             return
         r = self.receiver
         pairs: tuple[tuple[list, Callable], ...] = (
-            (r.block_handlers, self._on_block), (r.marker_handlers, self.timeline.marker),
-            (r.hello_handlers, self._on_hello))
+            (r.block_handlers, self._on_block),
+            (r.marker_handlers, self.timeline.marker),
+            (r.hello_handlers, self._on_hello),
+        )
         for lst, h in pairs:
             if h in lst:
                 lst.remove(h)
@@ -183,16 +210,26 @@ class Pipeline:
         d: dict[str, float] = dict(self.receiver.stats.as_dict())
         tc = self.timeline.counts
         lay = self.timeline.layout
-        d.update(markers=tc.markers, gaps=tc.gaps, gap_instants=tc.gap_instants, stream_restarts=tc.restarts,
-                 board_restarts=tc.board_restarts, rows=self.timeline.rows,
-                 duration_s=round(self.timeline.pos / lay.rate, 6) if lay else 0.0)
+        d.update(
+            markers=tc.markers,
+            gaps=tc.gaps,
+            gap_instants=tc.gap_instants,
+            stream_restarts=tc.restarts,
+            board_restarts=tc.board_restarts,
+            rows=self.timeline.rows,
+            duration_s=round(self.timeline.pos / lay.rate, 6) if lay else 0.0,
+        )
         d["pool"] = self.receiver.pool_stats.as_dict()  # host-side: differs between record and replay
         return d
 
 
 # what picodaq's other outputs begin with: given to `replay` by mistake, each is named
-_NOT_CAPTURES = ((b"\x93NUMPY", "a .npy array"), (b"\xffBIOSEMI", "a BDF file"),
-                 (b"t_s,sample_index,", "a picodaq CSV"), (b"kind,row,t_s,", "an events list"))
+_NOT_CAPTURES = (
+    (b"\x93NUMPY", "a .npy array"),
+    (b"\xffBIOSEMI", "a BDF file"),
+    (b"t_s,sample_index,", "a picodaq CSV"),
+    (b"kind,row,t_s,", "an events list"),
+)
 
 
 def check_capture(path: Path) -> None:
@@ -210,14 +247,21 @@ def check_capture(path: Path) -> None:
         raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
     for magic, what in _NOT_CAPTURES:
         if head.startswith(magic):
-            raise UsageError(f"{path}: {what}, not a .tlv capture (replay reads what `picodaq record --out "
-                             "NAME.tlv` wrote)")
+            raise UsageError(
+                f"{path}: {what}, not a .tlv capture (replay reads what `picodaq record --out NAME.tlv` wrote)"
+            )
 
 
-def replay(path: Path, outputs: list[Output], *, source: int | None = None,
-           channels: tuple[int, ...] | None = None, gain: int = ADS1299_DEFAULT_GAIN,
-           chunk: int = 1 << 20, progress: Callable[[int], None] | None = None
-           ) -> tuple[dict[str, float], list[str], Layout | None]:
+def replay(
+    path: Path,
+    outputs: list[Output],
+    *,
+    source: int | None = None,
+    channels: tuple[int, ...] | None = None,
+    gain: int = ADS1299_DEFAULT_GAIN,
+    chunk: int = 1 << 20,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, float], list[str], Layout | None]:
     """Decode a capture through the pipeline into outputs, as fast as it reads.
 
     progress(bytes_done) after each chunk. Returns (stats, warnings, layout)."""

@@ -21,6 +21,7 @@ The recorder owns the Link's lifecycle during a recording:
 - `finish()`: STOP (draining what is in flight into the outputs), then close
   every output, even after a failure.
 """
+
 from __future__ import annotations
 
 import os
@@ -108,9 +109,18 @@ def fresh_counters(link: Link) -> None:
 
 
 class Recording:
-    def __init__(self, link: Link, config: StreamConfig, outputs: list[Output], *, reconnect: bool = False,
-                 gain: int = ADS1299_DEFAULT_GAIN, on_event: Callable[[Event], None] | None = None,
-                 find_port: Callable[[], str | None] | None = None, clock_origin: float | None = None) -> None:
+    def __init__(
+        self,
+        link: Link,
+        config: StreamConfig,
+        outputs: list[Output],
+        *,
+        reconnect: bool = False,
+        gain: int = ADS1299_DEFAULT_GAIN,
+        on_event: Callable[[Event], None] | None = None,
+        find_port: Callable[[], str | None] | None = None,
+        clock_origin: float | None = None,
+    ) -> None:
         """find_port: where the board is now, for reconnecting (default: the same port again).
         clock_origin: the host epoch time several boards recorded together share (noted in the files)."""
         self.link: Link | None = link
@@ -119,8 +129,16 @@ class Recording:
         self.receiver = link.receiver
         self.config = config
         self.reconnect = reconnect
-        self.pipeline = Pipeline(self.receiver, outputs, rate=config.rate, source=config.source,
-                                 channels=config.channels, gain=gain, live=True, clock_origin=clock_origin)
+        self.pipeline = Pipeline(
+            self.receiver,
+            outputs,
+            rate=config.rate,
+            source=config.source,
+            channels=config.channels,
+            gain=gain,
+            live=True,
+            clock_origin=clock_origin,
+        )
         self.pipeline.hello_listeners.append(self._on_hello)
         self.pipeline.failure_listeners.append(self._output_failed)
         self.on_event = on_event
@@ -197,8 +215,13 @@ class Recording:
 
     # -- running ---------------------------------------------------------------------
 
-    def run(self, seconds: float | None = None, tick: Callable[[float], None] | None = None,
-            should_stop: Callable[[], bool] | None = None, poll: Callable[[], None] | None = None) -> str:
+    def run(
+        self,
+        seconds: float | None = None,
+        tick: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        poll: Callable[[], None] | None = None,
+    ) -> str:
         """Record until seconds have passed or should_stop(); returns "time", "stopped" or "lost".
 
         tick(elapsed) about 4 times a second (also while reconnecting); poll() every pass
@@ -240,8 +263,9 @@ class Recording:
             if status.state == C.STATE_STREAMING:
                 self._dropped_now = status.samples_dropped
             elif not self._handshaking:
-                self._event(f"the board stopped streaming ({status.state_name}: {self._why(link, status)}); "
-                            "restarting", True)
+                self._event(
+                    f"the board stopped streaming ({status.state_name}: {self._why(link, status)}); restarting", True
+                )
                 self._restream()
                 return
         if self._reset_seen:
@@ -270,8 +294,9 @@ class Recording:
         try:
             st = link.get_status()
         except CommandTimeout:
-            raise LinkError(f"the board on {self.url} went silent (no data for {STALL_SECONDS:g} s)",
-                            port=self.url) from None
+            raise LinkError(
+                f"the board on {self.url} went silent (no data for {STALL_SECONDS:g} s)", port=self.url
+            ) from None
         self._last_data = time.monotonic()
         self._last_status = st
         if st.state != C.STATE_STREAMING:
@@ -285,8 +310,10 @@ class Recording:
         if len(self._restart_times) > MAX_QUICK_RESTARTS:
             why = self.receiver.logs[-1].text if self.receiver.logs else "no reason given"
             self._logs_seen = self.receiver.log_count
-            raise DeviceError(f"the board stopped streaming {len(self._restart_times)} times within "
-                              f"{RESTART_WINDOW:g} s (last: {why}); giving up")
+            raise DeviceError(
+                f"the board stopped streaming {len(self._restart_times)} times within "
+                f"{RESTART_WINDOW:g} s (last: {why}); giving up"
+            )
         link = self._need_link()
         cfg = self.config
         self._handshaking = True
@@ -323,8 +350,9 @@ class Recording:
         self._bytes_closed += link.bytes_in
         link.close()
 
-    def _reconnect(self, deadline: float | None, should_stop: Callable[[], bool] | None,
-                   tick: Callable[[float], None] | None) -> str | None:
+    def _reconnect(
+        self, deadline: float | None, should_stop: Callable[[], bool] | None, tick: Callable[[float], None] | None
+    ) -> str | None:
         """Wait for the port to come back and resume; returns why the run ended instead, or None."""
         self.state = "reconnecting"
         lost_at = time.monotonic()
@@ -400,7 +428,20 @@ class Recording:
         if status is not None and status.state != C.STATE_STREAMING:
             self._dropped_now = max(self._dropped_now, status.samples_dropped)
         stats = self.pipeline.stats()
-        stats.update(seconds=round(seconds, 3), reconnects=self.reconnects, board_resets=self.board_resets,
-                     device_samples_dropped=self.device_dropped)
-        return RecordingResult(seconds, stats, self.hello, status or self.receiver.status, ended,
-                               [str(p) for p in self.pipeline.written()], warnings, self.events, failure)
+        stats.update(
+            seconds=round(seconds, 3),
+            reconnects=self.reconnects,
+            board_resets=self.board_resets,
+            device_samples_dropped=self.device_dropped,
+        )
+        return RecordingResult(
+            seconds,
+            stats,
+            self.hello,
+            status or self.receiver.status,
+            ended,
+            [str(p) for p in self.pipeline.written()],
+            warnings,
+            self.events,
+            failure,
+        )

@@ -40,6 +40,7 @@ A marker's sample_index belongs to the stream that was running when it was
 sent; one that arrives after a HELLO (a handshake or reset) waits for the next
 block, so it is placed in the new stream.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -174,9 +175,18 @@ class TimelineCounts:
 
 
 class Timeline:
-    def __init__(self, sink: Sink, *, rate: int | None = None, source: int | None = None,
-                 channels: tuple[int, ...] | None = None, gain: int = ADS1299_DEFAULT_GAIN,
-                 clock=None, wall=None, clock_origin: float | None = None) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        rate: int | None = None,
+        source: int | None = None,
+        channels: tuple[int, ...] | None = None,
+        gain: int = ADS1299_DEFAULT_GAIN,
+        clock=None,
+        wall=None,
+        clock_origin: float | None = None,
+    ) -> None:
         """rate/source/channels: what the host configured, when known (else from the stream).
         clock (monotonic seconds) and wall (epoch seconds) exist live only; clock_origin (epoch
         seconds) is the start several boards recorded together share."""
@@ -258,9 +268,18 @@ class Timeline:
         start = None
         if self._wall is not None:
             start = self._wall() - block.n_samples / rate  # the block arrives once its last instant is taken
-        self.layout = Layout(nch, rate, block.period_ns, block.fmt, source, channels,
-                             scale_for(source, block.fmt, self._gain), device, start,
-                             self._clock_origin if start is not None else None)
+        self.layout = Layout(
+            nch,
+            rate,
+            block.period_ns,
+            block.fmt,
+            source,
+            channels,
+            scale_for(source, block.fmt, self._gain),
+            device,
+            start,
+            self._clock_origin if start is not None else None,
+        )
         self.sink.on_layout(self.layout)
         self._next_index = block.first_index
         self._t_end_ns = block.t0_us * 1000 % _TICKS_NS
@@ -272,7 +291,8 @@ class Timeline:
             raise LayoutChanged(
                 f"the stream changed from {lay.n_channels} channels {lay.fmt_name} every {lay.period_ns} ns "
                 f"to {block.n_channels} channels {C.FORMAT_NAMES.get(block.fmt, block.fmt)} every "
-                f"{block.period_ns} ns; one recording holds one layout")
+                f"{block.period_ns} ns; one recording holds one layout"
+            )
 
     def _place(self, block: SamplesBlock, status: Status | None, now: float | None) -> None:
         period = block.period_ns
@@ -292,8 +312,7 @@ class Timeline:
 
     def _new_stream(self, block: SamplesBlock, status: Status | None, now: float | None) -> None:
         rate = self.layout.rate  # type: ignore[union-attr]
-        rebooted = (status is not None and self._uptime is not None
-                    and (status.uptime_ms - self._uptime) % _U32 >= _HALF)
+        rebooted = status is not None and self._uptime is not None and (status.uptime_ms - self._uptime) % _U32 >= _HALF
         if not rebooted:
             d = (block.t0_us * 1000 - self._t_end_ns) % _TICKS_NS
             if d > _TICKS_NS - (2 * block.period_ns + 1_000_000):
@@ -309,8 +328,7 @@ class Timeline:
             self.counts.board_restarts += 1
             if now is not None and self._arrival is not None:
                 seconds = (now - block.n_samples / rate) - self._arrival
-                gap = Gap(self.pos, self.rows, max(0, round(seconds * rate)), REBOOT, HOST_CLOCK,
-                          block.first_index)
+                gap = Gap(self.pos, self.rows, max(0, round(seconds * rate)), REBOOT, HOST_CLOCK, block.first_index)
             else:
                 gap = Gap(self.pos, self.rows, 0, REBOOT, UNKNOWN, block.first_index)
         self.counts.restarts += 1

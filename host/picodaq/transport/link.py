@@ -15,6 +15,7 @@ pumped (a .tlv capture). Blocks reach the user through the receiver's primary
 output; with a BlockQueue, `poll_into` / `poll_each` / `poll` pump and poll in
 one call.
 """
+
 from __future__ import annotations
 
 import io
@@ -47,8 +48,14 @@ _MIN_SAMPLES_FRAME = C.OVERHEAD + 16 + 2  # one int16 instant of one channel
 
 
 class Link:
-    def __init__(self, port: serial.SerialBase, url: str, receiver: Receiver | None = None,
-                 ring_capacity: int = 1 << 22, overflow: Overflow = Overflow.BLOCK) -> None:
+    def __init__(
+        self,
+        port: serial.SerialBase,
+        url: str,
+        receiver: Receiver | None = None,
+        ring_capacity: int = 1 << 22,
+        overflow: Overflow = Overflow.BLOCK,
+    ) -> None:
         self.url = url
         self.port = port
         self.receiver = receiver or Receiver()
@@ -69,11 +76,21 @@ class Link:
         self._thread.start()
 
     @classmethod
-    def open(cls, url: str, receiver: Receiver | None = None, ring_capacity: int = 1 << 22,
-             overflow: Overflow = Overflow.BLOCK) -> Link:
+    def open(
+        cls,
+        url: str,
+        receiver: Receiver | None = None,
+        ring_capacity: int = 1 << 22,
+        overflow: Overflow = Overflow.BLOCK,
+    ) -> Link:
         try:
-            port = serial.serial_for_url(fast_url(url), baudrate=115200, timeout=0.1, exclusive=True,
-                                         write_timeout=None if _is_rfc2217(url) else 2)
+            port = serial.serial_for_url(
+                fast_url(url),
+                baudrate=115200,
+                timeout=0.1,
+                exclusive=True,
+                write_timeout=None if _is_rfc2217(url) else 2,
+            )
         except (serial.SerialException, OSError, ValueError) as e:
             raise open_error(e, url) from None
         except NotImplementedError as e:  # a URL handler lacking an option
@@ -118,8 +135,9 @@ class Link:
             try:
                 n = ring.write_from(readinto)  # waits on the ring's event while it is full
             except OSError as e:
-                raise LinkError(f"port {self.url} vanished: {describe_port_error(e, self.url)}",
-                                port=self.url) from None
+                raise LinkError(
+                    f"port {self.url} vanished: {describe_port_error(e, self.url)}", port=self.url
+                ) from None
             if n:
                 readable = False
                 continue
@@ -182,8 +200,9 @@ class Link:
         if room > 0:
             self.pump(0.0 if len(q) else timeout, room * _MIN_SAMPLES_FRAME)
 
-    def poll_into(self, out: np.ndarray, max: int | None = None, indices: np.ndarray | None = None,
-                  timeout: float = 0.0) -> int:
+    def poll_into(
+        self, out: np.ndarray, max: int | None = None, indices: np.ndarray | None = None, timeout: float = 0.0
+    ) -> int:
         """Pump (waiting up to timeout when nothing is queued), then copy instants into out."""
         q = self.receiver._queue()
         self._pump_for(q, timeout)
@@ -229,8 +248,9 @@ class Link:
             self.port.write(data)
             self.port.flush()
         except (serial.SerialException, OSError) as e:
-            raise LinkError(f"cannot write to port {self.url}: {describe_port_error(e, self.url)}",
-                            port=self.url) from None
+            raise LinkError(
+                f"cannot write to port {self.url}: {describe_port_error(e, self.url)}", port=self.url
+            ) from None
 
     def command(self, opcode: int, args: bytes = b"", timeout: float = 1.0, retries: int = 2) -> Ack:
         """Send a COMMAND and wait for its ACK; retry on silence; raise on a refusal."""
@@ -253,9 +273,12 @@ class Link:
                     why = f": {self.receiver.logs[-1].text}" if self.receiver.log_count > seen else ""
                     raise CommandFailed(opcode, ack.status, f"board refused {name} ({reason}){why}")
                 return ack
-        raise CommandTimeout(opcode, retries + 1,
-                             f"no answer to {name} from {self.url} after {retries + 1} tries; "
-                             "is the picodaq firmware running on it? (`picodaq flash` installs it)")
+        raise CommandTimeout(
+            opcode,
+            retries + 1,
+            f"no answer to {name} from {self.url} after {retries + 1} tries; "
+            "is the picodaq firmware running on it? (`picodaq flash` installs it)",
+        )
 
     # -- the commands ----------------------------------------------------------
 
@@ -293,8 +316,9 @@ class Link:
         seen = self.receiver.statuses
         self.command(C.OP_STOP)
         rx = self.receiver
-        self.pump_until(lambda: rx.statuses > seen and rx.status is not None
-                        and rx.status.state != C.STATE_STREAMING, wait_status)
+        self.pump_until(
+            lambda: rx.statuses > seen and rx.status is not None and rx.status.state != C.STATE_STREAMING, wait_status
+        )
         return rx.status
 
     def mark(self, code: int) -> Ack:
@@ -329,8 +353,10 @@ class Link:
 
 
 NO_RFC2217 = "does not seem to support RFC2217"  # pyserial's words when the negotiation fails
-NO_RFC2217_REASON = ("no RFC 2217 server answered there (a `picodaq serve --raw` is reached with socket://), "
-                     "or it is busy with another client")
+NO_RFC2217_REASON = (
+    "no RFC 2217 server answered there (a `picodaq serve --raw` is reached with socket://), "
+    "or it is busy with another client"
+)
 SERVER_CLOSED = "it stopped, the board behind it is gone, or it is busy with another client"
 _DROPPED = ("Broken pipe", "Connection reset", "reader thread died", "Connection aborted")
 

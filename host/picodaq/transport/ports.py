@@ -1,5 +1,6 @@
 """Finding boards: serial ports with the Raspberry Pi USB vendor id, and the
 emulated boards that `picodaq emulate` has running on this machine."""
+
 from __future__ import annotations
 
 import errno
@@ -57,8 +58,10 @@ def emulated_boards() -> list[PortInfo]:
 
 
 def serial_ports() -> list[PortInfo]:
-    return [PortInfo(p.device, p.description or "", p.vid == RPI_VID, p.serial_number)
-            for p in sorted(serial.tools.list_ports.comports(), key=lambda p: p.device)]
+    return [
+        PortInfo(p.device, p.description or "", p.vid == RPI_VID, p.serial_number)
+        for p in sorted(serial.tools.list_ports.comports(), key=lambda p: p.device)
+    ]
 
 
 def attached_boards() -> list[PortInfo]:

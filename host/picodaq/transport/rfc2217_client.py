@@ -19,6 +19,7 @@ resolves through the handler module `picodaq.transport.urlhandler.protocol_rfc22
 The port's name stays the plain `rfc2217://` URL. Other programs in the same
 process asking pyserial for `rfc2217://` still get pyserial's own client.
 """
+
 from __future__ import annotations
 
 import threading
@@ -67,8 +68,13 @@ class TelnetStream:
     the data the server sent before it).
     """
 
-    def __init__(self, on_data: Callable[[bytearray], None], on_command: Callable[[bytes], None],
-                 on_option: Callable[[bytes, bytes], None], on_subnegotiation: Callable[[bytes], None]) -> None:
+    def __init__(
+        self,
+        on_data: Callable[[bytearray], None],
+        on_command: Callable[[bytes], None],
+        on_option: Callable[[bytes, bytes], None],
+        on_subnegotiation: Callable[[bytes], None],
+    ) -> None:
         self.on_data = on_data
         self.on_command = on_command
         self.on_option = on_option
@@ -94,7 +100,7 @@ class TelnetStream:
                 self._mode = rfc.M_IAC_SEEN
                 i = j + 1
                 continue
-            byte = data[i:i + 1]
+            byte = data[i : i + 1]
             i += 1
             if self._mode == rfc.M_NEGOTIATE:
                 self._mode = rfc.M_NORMAL
@@ -239,8 +245,9 @@ class FastRfc2217Serial(rfc.Serial):
         def on_data(data: bytearray) -> None:
             rx.put(data, is_open)
 
-        stream = TelnetStream(on_data, self._telnet_process_command, self._telnet_negotiate_option,
-                              self._telnet_process_subnegotiation)
+        stream = TelnetStream(
+            on_data, self._telnet_process_command, self._telnet_negotiate_option, self._telnet_process_subnegotiation
+        )
         try:
             while self.is_open:
                 try:

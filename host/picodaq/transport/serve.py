@@ -24,6 +24,7 @@ A pty (the emulated board) has no modem lines: the ioctls pyserial uses for
 CTS/DSR/RI/CD and DTR/RTS fail on it, so the port is wrapped in `FixedModemLines`
 that answers them with fixed values (lines up, as a USB CDC board reports).
 """
+
 from __future__ import annotations
 
 import errno
@@ -369,7 +370,9 @@ class _Session:
                     server._close_board()
                     return self._end("the board's port went away; waiting for it to come back")
                 if self.manager is not None:
-                    data = data.replace(IAC, IAC + IAC)  # Telnet escaping: PortManager.escape, minus its per-byte generator
+                    data = data.replace(
+                        IAC, IAC + IAC
+                    )  # Telnet escaping: PortManager.escape, minus its per-byte generator
                 try:
                     self.write(data)
                 except OSError as e:

@@ -24,6 +24,7 @@ How gaps and markers appear where the format has no place for them:
 Every writer streams to disk as blocks arrive and copies what it keeps, so it
 never holds on to a receiver's buffer; `close()` finalises the file.
 """
+
 from __future__ import annotations
 
 import ast
@@ -171,21 +172,57 @@ class EventsFile:
 
     def layout(self, layout: Layout) -> None:
         self.rate = layout.rate
-        self.rows.append(("segment", 0, 0.0, None, "", "", f"{layout.n_channels} channels at {layout.rate} Hz, "
-                          f"{layout.source_name}, {layout.fmt_name}"))
+        self.rows.append(
+            (
+                "segment",
+                0,
+                0.0,
+                None,
+                "",
+                "",
+                f"{layout.n_channels} channels at {layout.rate} Hz, {layout.source_name}, {layout.fmt_name}",
+            )
+        )
         note = layout.clock_note()
         if note is not None:  # several boards: where this one's sample 0 is on the shared host clock
-            self.rows.append(("clock", 0, 0.0, None, "", "", f"{note}; run start {layout.clock_origin:.6f} "
-                              f"(host epoch s); sample 0 at {layout.start_time:.6f}"))
+            self.rows.append(
+                (
+                    "clock",
+                    0,
+                    0.0,
+                    None,
+                    "",
+                    "",
+                    f"{note}; run start {layout.clock_origin:.6f} (host epoch s); sample 0 at {layout.start_time:.6f}",
+                )
+            )
         self._dirty = True
 
     def gap(self, gap: Gap) -> None:
         duration = "" if gap.timing == UNKNOWN else _t(gap.span / self.rate)
-        self.rows.append(("gap", gap.row, _t(gap.pos / self.rate), gap.first_index, "", duration,
-                          f"{gap.reason}; timing: {gap.timing}"))
+        self.rows.append(
+            (
+                "gap",
+                gap.row,
+                _t(gap.pos / self.rate),
+                gap.first_index,
+                "",
+                duration,
+                f"{gap.reason}; timing: {gap.timing}",
+            )
+        )
         if gap.reason != LOST:
-            self.rows.append(("segment", gap.row, _t((gap.pos + gap.span) / self.rate), gap.first_index, "", "",
-                              "a new stream starts"))
+            self.rows.append(
+                (
+                    "segment",
+                    gap.row,
+                    _t((gap.pos + gap.span) / self.rate),
+                    gap.first_index,
+                    "",
+                    "",
+                    "a new stream starts",
+                )
+            )
         self._dirty = True
 
     def marker(self, m: MarkerEvent) -> None:
@@ -361,11 +398,15 @@ class CsvOutput(Output):
             self._write_held(len(self._held))
         finally:
             if self._markers.waiting:
-                self.warnings.append(f"{self.path}: {len(self._markers.waiting)} marker(s) after the last sample "
-                                     "have no row (the events list and .bdf have them)")
+                self.warnings.append(
+                    f"{self.path}: {len(self._markers.waiting)} marker(s) after the last sample "
+                    "have no row (the events list and .bdf have them)"
+                )
             if self.late_markers:
-                self.warnings.append(f"{self.path}: {self.late_markers} marker(s) arrived after their row was "
-                                     "written and sit on the next row")
+                self.warnings.append(
+                    f"{self.path}: {self.late_markers} marker(s) arrived after their row was "
+                    "written and sit on the next row"
+                )
             _close(self._f, self.path)
 
 
@@ -390,8 +431,9 @@ def planned_files(path: Path) -> list[Path]:
 def check_output_path(path: Path) -> None:
     """Fail with a UsageError, before anything streams, if path cannot be written."""
     if path.suffix.lower() not in _KINDS:
-        raise UsageError(f"{path}: unknown output format {path.suffix or '(no suffix)'!r}; "
-                         f"use one of {', '.join(_KINDS)}")
+        raise UsageError(
+            f"{path}: unknown output format {path.suffix or '(no suffix)'!r}; use one of {', '.join(_KINDS)}"
+        )
     for p in planned_files(path):
         check_writable(p)
 
@@ -467,6 +509,7 @@ def read_npy_shape(path: Path) -> tuple[int, ...]:
 
 
 # -- file I/O that reports failures as OutputError --------------------------------
+
 
 def _open(path: Path, mode: str, **kw):
     try:

@@ -25,6 +25,7 @@ a full stop all end in `close()`, which writes a complete, valid file; if the
 process is killed outright, the .tlv capture (`picodaq replay rec.tlv --out
 rec.bdf`) rebuilds it.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,22 @@ from . import Output, OutputError, _flush, _open, _write
 BDF_DIGITAL_MIN = -(1 << 23)
 BDF_DIGITAL_MAX = (1 << 23) - 1
 # record lengths whose decimal text is exact (the header field has 8 characters)
-_RECORD_SECONDS = ("1", "0.5", "0.25", "0.2", "0.1", "0.05", "0.04", "0.025", "0.02", "0.01", "0.005",
-                   "0.004", "0.002", "0.001")
+_RECORD_SECONDS = (
+    "1",
+    "0.5",
+    "0.25",
+    "0.2",
+    "0.1",
+    "0.05",
+    "0.04",
+    "0.025",
+    "0.02",
+    "0.01",
+    "0.005",
+    "0.004",
+    "0.002",
+    "0.001",
+)
 _MAX_RECORD_BYTES = 4 << 20
 _MAX_ANNOTATION_SIGNALS = 64  # edflib's limit; each holds one annotation per record
 _TEXT_MAX = 40  # edflib cuts annotation texts at 40 bytes
@@ -84,8 +99,11 @@ class BdfOutput(Output):
     def on_layout(self, layout: Layout) -> None:
         s = layout.scale
         if s.digital_min < BDF_DIGITAL_MIN or s.digital_max > BDF_DIGITAL_MAX:
-            raise OutputError(f"{self.path}: BDF stores 24-bit samples and this stream is "
-                              f"{layout.fmt_name}; record with --fmt int16 or int24, or use .npy/.csv", self.path)
+            raise OutputError(
+                f"{self.path}: BDF stores 24-bit samples and this stream is "
+                f"{layout.fmt_name}; record with --fmt int16 or int24, or use .npy/.csv",
+                self.path,
+            )
         self.layout = layout
         note = layout.clock_note()
         if note is not None:
@@ -183,8 +201,10 @@ class BdfOutput(Output):
             notes.append((total / lay.rate, pad / lay.rate, "no data: padding to a whole record"))
         if len(notes) > records * slots:
             self.dropped_annotations = len(notes) - records * slots
-            self.warnings.append(f"{self.path}: {self.dropped_annotations} annotations did not fit "
-                                 "the BDF (they are in the .tlv capture)")
+            self.warnings.append(
+                f"{self.path}: {self.dropped_annotations} annotations did not fit "
+                "the BDF (they are in the .tlv capture)"
+            )
             notes = notes[: records * slots]
         start = lay.start_time
         if start is None:
@@ -209,14 +229,27 @@ class BdfOutput(Output):
             platform, _, rest = lay.device.partition(" ")
             equipment = _field(f"picodaq_{platform or 'board'}")[:20]
             w.setEquipment(equipment)
-            w.setRecordingAdditional(_field(f"{lay.source_name}_{lay.fmt_name}_{lay.rate}Hz"
-                                            + (f"_id_{rest.split(' ')[0]}" if rest else ""))[:57 - len(equipment)])
-            w.setSignalHeaders([{
-                "label": label, "dimension": lay.scale.dimension, "sample_frequency": lay.rate,
-                "physical_min": pmin, "physical_max": pmax,
-                "digital_min": lay.scale.digital_min, "digital_max": lay.scale.digital_max,
-                "transducer": lay.scale.transducer[:80], "prefilter": "",
-            } for label in lay.labels])
+            w.setRecordingAdditional(
+                _field(
+                    f"{lay.source_name}_{lay.fmt_name}_{lay.rate}Hz" + (f"_id_{rest.split(' ')[0]}" if rest else "")
+                )[: 57 - len(equipment)]
+            )
+            w.setSignalHeaders(
+                [
+                    {
+                        "label": label,
+                        "dimension": lay.scale.dimension,
+                        "sample_frequency": lay.rate,
+                        "physical_min": pmin,
+                        "physical_max": pmax,
+                        "digital_min": lay.scale.digital_min,
+                        "digital_max": lay.scale.digital_max,
+                        "transducer": lay.scale.transducer[:80],
+                        "prefilter": "",
+                    }
+                    for label in lay.labels
+                ]
+            )
             for record in self._records(spr, lay.n_channels):
                 if w.blockWriteDigitalSamples(record) < 0:
                     raise OutputError(f"{self.path}: writing a data record failed", self.path)
@@ -237,9 +270,9 @@ class BdfOutput(Output):
                 take = min(n, spr - filled)
                 if kind == _DATA:
                     raw = self._spool.read(take * nch * 4)
-                    rec[filled:filled + take] = np.frombuffer(raw, dtype="<i4").reshape(take, nch)
+                    rec[filled : filled + take] = np.frombuffer(raw, dtype="<i4").reshape(take, nch)
                 else:
-                    rec[filled:filled + take] = 0
+                    rec[filled : filled + take] = 0
                 filled += take
                 n -= take
                 if filled == spr:

@@ -1,5 +1,6 @@
 """`rfc2217fast://HOST:PORT`: picodaq's RFC 2217 client (picodaq.transport.rfc2217_client) for pyserial's
 serial_for_url; the port keeps the plain `rfc2217://` URL as its name."""
+
 from __future__ import annotations
 
 from ..rfc2217_client import FastRfc2217Serial, plain_url
