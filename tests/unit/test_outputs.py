@@ -269,7 +269,8 @@ def test_a_full_disk_under_one_output_is_one_line_and_the_others_are_complete(tm
 def test_an_events_list_that_cannot_be_rewritten_leaves_no_tmp_and_keeps_the_last(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from picodaq.recording.outputs import EventsFile, OutputError
+    from picodaq.recording.outputs import OutputError
+    from picodaq.recording.outputs.events import EventsFile
 
     ev = EventsFile(tmp_path / "r.events.csv")
     before = (tmp_path / "r.events.csv").read_text()

@@ -40,7 +40,7 @@ import numpy as np
 
 from ...core.blocks import SamplesBlock
 from ..timeline import UNKNOWN, Gap, Layout, MarkerEvent
-from . import Output, OutputError, _flush, _open, _write
+from .base import Output, OutputError, flush_file, open_file, write
 
 BDF_DIGITAL_MIN = -(1 << 23)
 BDF_DIGITAL_MAX = (1 << 23) - 1
@@ -83,7 +83,7 @@ class BdfOutput(Output):
         self.path = path
         self.warnings: list[str] = []
         self.spool_path = path.with_name("." + path.name + ".spool")
-        self._spool = _open(self.spool_path, "w+b")
+        self._spool = open_file(self.spool_path, "w+b")
         self.layout: Layout | None = None
         self.pos = 0  # grid instants so far, data and fill
         self._runs: list[list[int]] = []  # [kind, instants]
@@ -125,7 +125,7 @@ class BdfOutput(Output):
             outside = int(np.count_nonzero((counts < s.digital_min) | (counts > s.digital_max)))
             self.clipped += outside
             counts = np.clip(counts, s.digital_min, s.digital_max)
-        _write(self._spool, np.ascontiguousarray(counts, dtype="<i4").data, self.spool_path)
+        write(self._spool, np.ascontiguousarray(counts, dtype="<i4").data, self.spool_path)
         self._run(_DATA, block.n_samples)
 
     def on_gap(self, gap: Gap) -> None:
@@ -143,7 +143,7 @@ class BdfOutput(Output):
         self.end_time = end_time
 
     def flush(self) -> None:
-        _flush(self._spool, self.spool_path)
+        flush_file(self._spool, self.spool_path)
 
     # -- at the end ----------------------------------------------------------------
 
@@ -152,7 +152,7 @@ class BdfOutput(Output):
             return
         self._closed = True
         try:
-            _flush(self._spool, self.spool_path)
+            flush_file(self._spool, self.spool_path)
             if self.layout is None:
                 self._empty = True
                 self.warnings.append(f"{self.path}: no samples arrived, so no BDF was written")
