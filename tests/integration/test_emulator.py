@@ -104,3 +104,34 @@ def test_a_hard_reset_is_refused_once_the_board_stopped(board):
     board.stop()
     with pytest.raises(RuntimeError, match="not running"):
         board.hard_reset()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(d))
+    return out
+
+
+def test_the_board_dies_with_a_supervisor_killed_outright(board):
+    """kill -9 of the supervisor gives it no chance to stop its child: the kernel does (issue 16, item 11)."""
+    assert board.proc is not None
+    child = wait_for(lambda: _children(board.proc.pid), what="the micropython child")[0]
+    os.kill(board.proc.pid, 9)
+    board.proc.wait()
+    wait_for(lambda: not os.path.exists(f"/proc/{child}") or _state(child) == "Z", 10, what="the child to die")
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

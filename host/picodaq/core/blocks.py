@@ -36,6 +36,7 @@ import numpy as np
 from .. import contracts as C
 from ..buffers.pool import Loaned, PoolError
 from ..protocol.frames import LOAN_FRAME_OFFSET
+from ..protocol.layouts import SAMPLES_T0_OFFSET, SAMPLES_TIMING
 
 if TYPE_CHECKING:
     from ..buffers.objpool import Pool
@@ -50,8 +51,8 @@ _U8 = np.dtype(np.uint8)
 # sample data's offset in a pooled buffer: frame offset + frame header + SAMPLES header
 DATA_OFFSET = LOAN_FRAME_OFFSET + C.HEADER_SIZE + _HEAD_SIZE
 # t0_us and period_ns, read from a pooled buffer only when asked for
-T0_OFFSET = LOAN_FRAME_OFFSET + C.HEADER_SIZE + 4
-_T0_PERIOD = struct.Struct("<II")
+T0_OFFSET = LOAN_FRAME_OFFSET + C.HEADER_SIZE + SAMPLES_T0_OFFSET
+_T0_PERIOD = SAMPLES_TIMING
 MAX_SAMPLE_VALUES = (C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES] - _HEAD_SIZE) // min(C.BYTES_PER_SAMPLE.values())
 _U32 = 1 << 32
 _NAN = math.nan

@@ -35,6 +35,7 @@ from ..buffers.pool import BufferPool, Loaned, PoolStats
 from ..errors import UsageError
 from ..protocol.decoder import DecoderStats, FrameDecoder
 from ..protocol.frames import LOAN_FRAME_OFFSET, Frame
+from ..protocol.layouts import SAMPLES_KEY, SAMPLES_TIMING_AND_SHAPE
 from ..protocol.messages import Ack, Hello, Log, Marker, Status
 from .blocks import T0_OFFSET, SamplesBlock
 from .clock import HostClock
@@ -43,8 +44,7 @@ from .router import BAD_PAYLOAD, PRIMARY_FULL, RouteError, Router
 from .taps import TapRegistry
 
 BlockHandler = Callable[[SamplesBlock], None]
-_SAMPLES_KEY = struct.Struct("<I8xBBH")  # first_sample_index, n_channels, fmt, n_samples
-_T0_TO_NS = struct.Struct("<IIBBH")  # t0_us, period_ns, n_channels, fmt, n_samples
+_T0_TO_NS = SAMPLES_TIMING_AND_SHAPE  # t0_us, period_ns, n_channels, fmt, n_samples
 
 
 class Receiver:
@@ -184,7 +184,7 @@ class Receiver:
             start = LOAN_FRAME_OFFSET + C.HEADER_SIZE
             loan.view[start : start + len(payload)] = payload
             if head is None:
-                head = _SAMPLES_KEY.unpack_from(payload)
+                head = SAMPLES_KEY.unpack_from(payload)
         block = self.blocks.take()
         clock = self.clock
         if clock is not None:
@@ -201,7 +201,7 @@ class Receiver:
                 block.release()
                 raise
         taps = self.taps
-        if taps._taps:
+        if taps:
             taps.deliver(block._view)
         primary = self.primary
         if primary is None:
@@ -262,7 +262,9 @@ class Receiver:
 
     # -- polling the primary output --------------------------------------------------
 
-    def _queue(self) -> BlockQueue:
+    @property
+    def queue(self) -> BlockQueue:
+        """The primary output when it is a BlockQueue (what the polling APIs read)."""
         q = self.primary
         if not isinstance(q, BlockQueue):
             raise UsageError(
@@ -271,10 +273,10 @@ class Receiver:
         return q
 
     def poll_into(self, out: np.ndarray, max: int | None = None, indices: np.ndarray | None = None) -> int:
-        return self._queue().poll_into(out, max, indices)
+        return self.queue.poll_into(out, max, indices)
 
     def poll_each(self, max: int, fn: Callable[[SamplesBlock], object]) -> int:
-        return self._queue().poll_each(max, fn)
+        return self.queue.poll_each(max, fn)
 
     def poll(self, max: int | None = None) -> list[SamplesBlock]:
-        return self._queue().poll(max)
+        return self.queue.poll(max)

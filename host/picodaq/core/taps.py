@@ -108,6 +108,10 @@ class TapRegistry:
     def __len__(self) -> int:
         return len(self._taps)
 
+    def __bool__(self) -> bool:
+        """True while any observer is registered (the receiver skips delivery otherwise)."""
+        return bool(self._taps)
+
     def __iter__(self):
         return iter(self._taps)
 

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from .. import contracts as C
 from ..buffers.pool import BufferPool
 from .frames import LOAN_FRAME_OFFSET, Frame
+from .layouts import SAMPLES_HEAD_SIZE, SAMPLES_KEY
 
 
 class _NeedData:
@@ -52,11 +53,8 @@ NEED_DATA = _NeedData()
 
 _HEAD = struct.Struct("<BB" + C.HEADER_FORMAT[3:])  # magic as two bytes, version, type, length, seq
 assert C.HEADER_FORMAT.startswith("<2s") and _HEAD.size == C.HEADER_SIZE
-_SAMPLES = struct.Struct(C.SAMPLES_FORMAT)
-_SAMPLES_HEAD = _SAMPLES.size
-# what the decoder reads of a SAMPLES header: first_sample_index, n_channels, fmt, n_samples
-_SAMPLES_KEY = struct.Struct("<I8xBBH")
-assert _SAMPLES_KEY.size == _SAMPLES_HEAD and C.SAMPLES_FORMAT == "<IIIBBH"
+_SAMPLES_HEAD = SAMPLES_HEAD_SIZE
+_SAMPLES_KEY = SAMPLES_KEY  # first_sample_index, n_channels, fmt, n_samples
 _U32 = 0xFFFFFFFF
 _HALF = 1 << 31
 _CRC_RESIDUE = 0x2144DF1C
@@ -95,17 +93,6 @@ class DecoderStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def samples_layout_ok(payload: bytes | memoryview) -> bool:
-    """True when a SAMPLES payload's length agrees with its own header."""
-    if len(payload) < _SAMPLES_HEAD:
-        return False
-    _, _, _, nch, fmt, ns = _SAMPLES.unpack_from(payload)
-    bps = _BPS[fmt]
-    if not bps or not 1 <= nch <= _MAX_CH:
-        return False
-    return len(payload) == _SAMPLES_HEAD + nch * ns * bps
 
 
 def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:

@@ -204,19 +204,19 @@ class Link:
         self, out: np.ndarray, max: int | None = None, indices: np.ndarray | None = None, timeout: float = 0.0
     ) -> int:
         """Pump (waiting up to timeout when nothing is queued), then copy instants into out."""
-        q = self.receiver._queue()
+        q = self.receiver.queue
         self._pump_for(q, timeout)
         return q.poll_into(out, max, indices)
 
     def poll_each(self, max: int, fn: Callable[[SamplesBlock], object], timeout: float = 0.0) -> int:
         """Pump (waiting up to timeout when nothing is queued), then lend up to max blocks to fn."""
-        q = self.receiver._queue()
+        q = self.receiver.queue
         self._pump_for(q, timeout)
         return q.poll_each(max, fn)
 
     def poll(self, max: int | None = None, timeout: float = 0.0) -> list[SamplesBlock]:
         """Pump, then detached copies of the queued blocks (a convenience)."""
-        q = self.receiver._queue()
+        q = self.receiver.queue
         self._pump_for(q, timeout)
         return q.poll(max)
 

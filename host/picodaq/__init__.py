@@ -1,0 +1,99 @@
+"""picodaq: data acquisition from Pico-class boards.
+
+The public API, in data-path order: a `Link` to a board (any pyserial URL)
+feeds a sans-I/O `Receiver`, which decodes frames (`FrameDecoder`, returning
+`NEED_DATA` when it needs more bytes) into pooled buffers (`BufferPool`),
+hands each block of samples (`SamplesBlock`) to one primary output (a
+`BlockQueue`, read with `poll_into` / `poll_each`) and shows a read-only view
+to any number of observers (`TapRegistry`). Every error picodaq raises on
+purpose is a `PicodaqError`.
+
+    from picodaq import Link, StreamConfig
+
+    with Link.open("/dev/ttyACM0") as link:
+        link.configure(StreamConfig(rate=1000, channel_mask=0xFF))
+        ...
+
+Names are loaded on first use, so `import picodaq` (and the `picodaq`
+command) stays quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "Frame": "picodaq.protocol.frames",
+    "FrameDecoder": "picodaq.protocol.decoder",
+    "NEED_DATA": "picodaq.protocol.decoder",
+    "DecoderStats": "picodaq.protocol.decoder",
+    "Hello": "picodaq.protocol.messages",
+    "Status": "picodaq.protocol.messages",
+    "Marker": "picodaq.protocol.messages",
+    "Log": "picodaq.protocol.messages",
+    "Ack": "picodaq.protocol.messages",
+    "ByteRing": "picodaq.buffers.ring",
+    "BufferPool": "picodaq.buffers.pool",
+    "Loaned": "picodaq.buffers.pool",
+    "Receiver": "picodaq.core.receiver",
+    "SamplesBlock": "picodaq.core.blocks",
+    "BlockView": "picodaq.core.blocks",
+    "BlockQueue": "picodaq.core.primary",
+    "CallbackOutput": "picodaq.core.primary",
+    "TapRegistry": "picodaq.core.taps",
+    "HostClock": "picodaq.core.clock",
+    "HotPathGuard": "picodaq.core.alloc",
+    "Link": "picodaq.transport.link",
+    "StreamConfig": "picodaq.recording.recorder",
+    "PicodaqError": "picodaq.errors",
+    "UsageError": "picodaq.errors",
+    "LinkError": "picodaq.errors",
+    "DeviceError": "picodaq.errors",
+    "CommandFailed": "picodaq.errors",
+    "CommandTimeout": "picodaq.errors",
+    "ContractMismatch": "picodaq.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'picodaq' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what static checkers and editors see
+    from picodaq.buffers.pool import BufferPool, Loaned
+    from picodaq.buffers.ring import ByteRing
+    from picodaq.core.alloc import HotPathGuard
+    from picodaq.core.blocks import BlockView, SamplesBlock
+    from picodaq.core.clock import HostClock
+    from picodaq.core.primary import BlockQueue, CallbackOutput
+    from picodaq.core.receiver import Receiver
+    from picodaq.core.taps import TapRegistry
+    from picodaq.errors import (
+        CommandFailed,
+        CommandTimeout,
+        ContractMismatch,
+        DeviceError,
+        LinkError,
+        PicodaqError,
+        UsageError,
+    )
+    from picodaq.protocol.decoder import NEED_DATA, DecoderStats, FrameDecoder
+    from picodaq.protocol.frames import Frame
+    from picodaq.protocol.messages import Ack, Hello, Log, Marker, Status
+    from picodaq.recording.recorder import StreamConfig
+    from picodaq.transport.link import Link
