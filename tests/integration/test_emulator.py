@@ -120,12 +120,18 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def test_the_board_dies_with_a_supervisor_killed_outright(board):
-    """kill -9 of the supervisor gives it no chance to stop its child: the kernel does (issue 16, item 11)."""
+def test_the_board_dies_with_a_supervisor_killed_outright(firmware_board):
+    """kill -9 of the supervisor gives it no chance to stop its child: the kernel does (issue 16, item 11).
+    A streaming firmware would run on, writing into a pty nobody holds."""
+    board = firmware_board
     assert board.proc is not None
     child = wait_for(lambda: _children(board.proc.pid), what="the micropython child")[0]
-    os.kill(board.proc.pid, 9)
-    board.proc.wait()
+    with Link.open(board.port) as link:
+        link.configure(1000, 0xFF, C.SRC_RAMP, C.FMT_INT16, 20)
+        link.start()
+        wait_for(lambda: link.pump(0.05) and link.receiver.stats.samples > 0, what="samples")
+        os.kill(board.proc.pid, 9)
+        board.proc.wait()
     wait_for(lambda: not os.path.exists(f"/proc/{child}") or _state(child) == "Z", 10, what="the child to die")
 
 
