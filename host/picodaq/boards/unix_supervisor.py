@@ -367,7 +367,9 @@ class Supervisor:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m picodaq.boards.unix_supervisor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m picodaq.boards.unix_supervisor",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--flash", type=Path, required=True, help="the board's flash folder")
     ap.add_argument("--link", type=Path, required=True, help="stable port path (a symlink) to create")

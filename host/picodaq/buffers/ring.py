@@ -45,7 +45,7 @@ class Overflow(enum.Enum):
     DROP = "drop"
 
 
-def _resolve(fut: asyncio.Future) -> None:
+def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
 
@@ -59,7 +59,7 @@ class _Waiter:
         self.active = False
         self.need = 1
         self.event = threading.Event()
-        self.future: asyncio.Future | None = None
+        self.future: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.side = side
 

@@ -36,7 +36,7 @@ import numpy as np
 from .. import contracts as C
 from ..buffers.pool import Loaned, PoolError
 from ..protocol.frames import LOAN_FRAME_OFFSET
-from ..protocol.layouts import SAMPLES_T0_OFFSET, SAMPLES_TIMING
+from ..protocol.layouts import SAMPLES_T0_OFFSET, SAMPLES_TIMING, SamplesKey
 
 if TYPE_CHECKING:
     from ..buffers.objpool import Pool
@@ -212,7 +212,7 @@ class SamplesBlock:
         self._views: _Views | None = None
         self._decoded = True
         self._counts = counts
-        self._pool: Pool | None = None
+        self._pool: Pool[SamplesBlock] | None = None
         self._taken = False
         self._view: BlockView | None = None
 
@@ -227,7 +227,7 @@ class SamplesBlock:
         b._t0 = b._period = b._device_t0 = None  # bind() leaves them unset: read when asked
         return b
 
-    def bind(self, loan: Loaned, head: tuple, seq: int, clock: HostClock | None = None) -> None:
+    def bind(self, loan: Loaned, head: SamplesKey, seq: int, clock: HostClock | None = None) -> None:
         """Take ownership of loan, a buffer holding a checked SAMPLES frame.
 
         head is (first_sample_index, n_channels, fmt, n_samples), as the decoder

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger("picodaq.core.taps")
@@ -112,7 +112,7 @@ class TapRegistry:
         """True while any observer is registered (the receiver skips delivery otherwise)."""
         return bool(self._taps)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tap]:
         return iter(self._taps)
 
     def deliver(self, view: Any) -> None:

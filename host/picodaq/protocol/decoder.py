@@ -33,13 +33,13 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from .. import contracts as C
 from ..buffers.pool import BufferPool
 from .frames import LOAN_FRAME_OFFSET, Frame
-from .layouts import SAMPLES_HEAD_SIZE, SAMPLES_KEY
+from .layouts import SAMPLES_HEAD_SIZE, SAMPLES_KEY, SamplesKey
 
 
 class _NeedData:
@@ -222,10 +222,10 @@ class FrameDecoder:
 
     # -- output ------------------------------------------------------------
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Frame]:
         while True:
             f = self.next_frame()
-            if f is NEED_DATA:
+            if isinstance(f, _NeedData):
                 return
             yield f
 
@@ -345,7 +345,7 @@ class FrameDecoder:
             self.stats.samples += self._run * self._layout_ns
             self._run = 0
 
-    def _new_layout(self, head: tuple, length: int) -> tuple | None:
+    def _new_layout(self, head: SamplesKey, length: int) -> SamplesKey | None:
         """A SAMPLES header unlike the last: head if its length agrees with it (now cached), else None."""
         _, nch, fmt, ns = head
         bps = _BPS[fmt]

@@ -10,6 +10,7 @@ from .. import contracts as C
 
 if TYPE_CHECKING:
     from ..buffers.pool import Loaned
+    from .layouts import SamplesKey
 
 _HEADER = struct.Struct(C.HEADER_FORMAT)
 _CRC = struct.Struct("<I")
@@ -42,7 +43,7 @@ class Frame:
         payload: bytes | None = None,
         loan: Loaned | None = None,
         length: int = 0,
-        head: tuple | None = None,
+        head: SamplesKey | None = None,
     ) -> None:
         self.type = type
         self.seq = seq

@@ -44,6 +44,9 @@ def field_offset(fmt: str, fields: tuple[str, ...], name: str) -> int:
     raise ValueError(f"no field {name!r} in {fields}")
 
 
+# (first_sample_index, n_channels, fmt, n_samples): what the decoder checked of a SAMPLES header
+SamplesKey = tuple[int, int, int, int]
+
 SAMPLES_HEAD_SIZE = struct.calcsize(C.SAMPLES_FORMAT)
 # what the decoder checks of every SAMPLES header: (first_sample_index, n_channels, fmt, n_samples)
 SAMPLES_KEY = field_struct(C.SAMPLES_FORMAT, C.SAMPLES_FIELDS, ("first_sample_index", "n_channels", "fmt", "n_samples"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from .. import contracts as C
 
@@ -33,7 +34,7 @@ class Hello:
         ma, mi, pa, proto, h, bid, plat, maxch, src, rate = _HELLO.unpack_from(payload)
         return cls((ma, mi, pa), proto, h, bid.hex(), _ascii(plat), maxch, src, rate)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["firmware_version"] = ".".join(map(str, self.firmware_version))
         d["contract_hash"] = f"0x{self.contract_hash:08X}"
@@ -64,7 +65,7 @@ class Status:
     def error_name(self) -> str:
         return C.STATUS_NAMES.get(self.last_error, str(self.last_error))
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["state"] = self.state_name
         d["last_error"] = self.error_name
