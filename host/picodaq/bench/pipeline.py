@@ -6,9 +6,11 @@ Link hands its ring over, and do the same work per block: two observers (one
 on every block, one on every 10th) read the newest instant, and a primary
 consumer takes each block from a queue.
 
-- `pipeline`: the product path, `Receiver.receive` (decoder reading in place,
-  one copy per frame into a pooled buffer, pooled blocks, router, TapRegistry,
-  BlockQueue drained with poll_each), with its host clock as `picodaq replay`;
+- `pipeline`: the product path as `picodaq record` and `replay` run it,
+  `Receiver(runs=True).receive` (the decoder reading in place and checking each
+  read's run of frames at once, one copy per run into a pooled buffer, pooled
+  blocks of whole runs, TapRegistry, BlockQueue drained with poll_each), and
+  as `picodaq replay` without a host clock (a capture has no arrival times);
 - `naive`: `NaiveDecoder`, the straightforward way: a growing bytearray, a
   bytes slice per frame, struct.unpack per frame, a new numpy array and block
   object per block, a deque;
@@ -90,7 +92,7 @@ class NaiveDecoder:
 
 
 class Observer:
-    """Adds the newest instant of every block it is given to a running sum per channel.
+    """Adds the newest instant of every frame it is given to a running sum per channel.
 
     Allocation-light, as an observer on the receiver's thread should be: one
     numpy view and one in-place ufunc per block (an earlier version copied the
@@ -102,14 +104,20 @@ class Observer:
     def __init__(self) -> None:
         self.blocks = 0
         self.sums: np.ndarray | None = None
+        self._row = np.zeros(N_CHANNELS, dtype=np.int32)
 
     def on_block(self, view: BlockView | SamplesBlock) -> None:
-        row = view.counts[-1]
+        frames = view.n_frames
+        if frames == 1:
+            row = view.counts[-1]
+        else:  # a run of frames (or a tap's share of one): the newest instant of each, summed
+            row = self._row
+            np.add.reduce(view.frame_counts[:, -1], 0, None, row)  # positional: no keyword dict
         try:
             np.add(self.sums, row, self.sums)  # positional out: numpy allocates nothing
         except TypeError:  # the first block
             self.sums = row.copy()  # int32, wrapping alike on both sides: a checksum, not a statistic
-        self.blocks += 1
+        self.blocks += frames
 
     @property
     def checksum(self) -> int:
@@ -171,7 +179,7 @@ class PipelineReplay:
 
     def __init__(self) -> None:
         self.queue = BlockQueue(maxlen=4096)
-        self.rx = Receiver(primary=self.queue)
+        self.rx = Receiver(primary=self.queue, runs=True, clock=False)
         self.every, self.tenth = Observer(), Observer()
         self.rx.taps.add(self.every, name="every")
         self.rx.taps.add(self.tenth, every=10, name="tenth")

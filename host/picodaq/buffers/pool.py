@@ -56,13 +56,14 @@ class Loaned:
     """A buffer lent by a BufferPool: `buffer` (a bytearray of the class size),
     `view` (a memoryview of all of it) and `size` (the bytes asked for)."""
 
-    __slots__ = ("buffer", "view", "size", "cache", "_pool", "_cls", "_out")
+    __slots__ = ("buffer", "view", "size", "cache", "run_cache", "_pool", "_cls", "_out")
 
     def __init__(self, buffer: bytearray, pool: BufferPool | None, cls: int) -> None:
         self.buffer = buffer
         self.view = memoryview(buffer)
         self.size = 0
         self.cache: object = None
+        self.run_cache: dict[object, object] | None = None  # as cache, for runs of frames (by layout)
         self._pool = pool
         self._cls = cls  # size class index, -1 for a fallback allocation
         self._out = False
@@ -101,6 +102,13 @@ class Loaned:
         return f"<Loaned {self.size}/{len(self.buffer)} bytes, {state}>"
 
 
+# A class for runs of frames the decoder copies at once (decoder.drain's run_handler): one
+# buffer holds many SAMPLES frames back to back. Host-side only: the contract's classes fit one
+# frame; a receiver that takes runs adds this one (RUN_CLASSES).
+RUN_CLASS = 1 << 16
+RUN_CLASSES = (*C.POOL_SIZE_CLASSES, RUN_CLASS)
+
+
 def _default_classes() -> tuple[int, ...]:
     return tuple(C.POOL_SIZE_CLASSES)
 
@@ -115,6 +123,7 @@ class BufferPool:
             raise ValueError("one non-negative cap per size class")
         self.classes = classes
         self.caps = caps
+        self.largest = classes[-1]
         # class index by ceil(size / 128): the classes are powers of two >= 128
         step = 128
         self._step_shift = step.bit_length() - 1

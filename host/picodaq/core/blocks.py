@@ -3,20 +3,20 @@
 A block from the receiver lives in a pooled buffer (a `Loaned` holding the
 frame's bytes) and is itself a pooled object: `release()` returns both, and a
 steady state creates neither. Its numpy views are made once per buffer and
-sample layout and cached on the loan, so binding a block allocates no arrays:
-
-- int32 samples: `counts` is a view of the frame's bytes (aligned: the frame
-  sits in its buffer so the samples start at offset 32);
-- int16 and int24 big-endian (ADS1299 order) are decoded, vectorised and on
-  first use of `counts`, into an int32 array kept with the buffer. int24 is
-  one `np.take` that moves the three bytes of each sample into the top of an
-  int32 (byte order by host) and one arithmetic shift that sign-extends.
+sample layout and cached on the loan (sample_views.py), so binding a block
+allocates no arrays.
 
 `counts` is instants x channels (the wire order); `channels` is the same
 memory as channels x samples. Whoever holds the block owns it and may change
 its data in place (stages.py); observers get `block.view`, a `BlockView`
-whose arrays are read-only. Views of a pooled block are valid until it is
-released; `copy()` makes a detached block that owns its data.
+whose arrays are read-only (views.py). Views of a pooled block are valid until
+it is released; `copy()` makes a detached block that owns its data.
+
+A block is one SAMPLES frame, or (from a receiver that takes runs) a run of
+frames that continue each other: `n_frames` frames of `frame_samples`
+instants each, consecutive in sample index and seq, back to back in one
+pooled buffer. Its data is the run's instants as one array; `frame_counts`
+shows it frame by frame and `frame_t0_us` has each frame's device clock.
 
 Timestamps: `indices` (u32 sample index of every instant), `device_times_us`
 (the device clock, unwrapped across its 2**30 µs period) and, when the
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import struct
-import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,122 +36,32 @@ from .. import contracts as C
 from ..buffers.pool import Loaned, PoolError
 from ..protocol.frames import LOAN_FRAME_OFFSET
 from ..protocol.layouts import SAMPLES_T0_OFFSET, SAMPLES_TIMING, SamplesKey
+from .sample_views import DATA_OFFSET, MAX_SAMPLE_VALUES, SampleViews, decode_counts, views_for
+from .views import BlockView, FrameSelection
 
 if TYPE_CHECKING:
     from ..buffers.objpool import Pool
     from .clock import HostClock
 
+__all__ = [
+    "DATA_OFFSET",
+    "MAX_SAMPLE_VALUES",
+    "T0_OFFSET",
+    "BlockView",
+    "FrameSelection",
+    "SamplesBlock",
+    "decode_block",
+    "decode_counts",
+    "ramp_counts",
+]
+
 _HEAD = struct.Struct(C.SAMPLES_FORMAT)
 _HEAD_SIZE = _HEAD.size
-_LE16 = np.dtype("<i2")
-_LE32 = np.dtype("<i4")
-_I32 = np.dtype(np.int32)
-_U8 = np.dtype(np.uint8)
-# sample data's offset in a pooled buffer: frame offset + frame header + SAMPLES header
-DATA_OFFSET = LOAN_FRAME_OFFSET + C.HEADER_SIZE + _HEAD_SIZE
 # t0_us and period_ns, read from a pooled buffer only when asked for
 T0_OFFSET = LOAN_FRAME_OFFSET + C.HEADER_SIZE + SAMPLES_T0_OFFSET
 _T0_PERIOD = SAMPLES_TIMING
-MAX_SAMPLE_VALUES = (C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES] - _HEAD_SIZE) // min(C.BYTES_PER_SAMPLE.values())
 _U32 = 1 << 32
 _NAN = math.nan
-_EIGHT = np.array(8, dtype=np.int32)
-
-
-def _int24_index(n: int) -> np.ndarray:
-    """Gather index that turns n big-endian 3-byte samples into n int32 values << 8."""
-    i = np.arange(n, dtype=np.intp) * 3
-    # the int32's bytes from least to most significant: (any), low, middle, high byte
-    order = (i + 2, i + 2, i + 1, i) if sys.byteorder == "little" else (i, i + 1, i + 2, i + 2)
-    return np.stack(order, axis=1).reshape(-1)
-
-
-_INT24_INDEX: dict[int, np.ndarray] = {}
-
-
-def int24_index(n: int) -> np.ndarray:
-    idx = _INT24_INDEX.get(n)
-    if idx is None:
-        if len(_INT24_INDEX) > 64:
-            _INT24_INDEX.clear()
-        idx = _INT24_INDEX[n] = _int24_index(n)
-    return idx
-
-
-class _Views:
-    """numpy views of one buffer for one sample layout (cached on the loan)."""
-
-    __slots__ = (
-        "fmt",
-        "n_channels",
-        "n_samples",
-        "counts",
-        "counts_ro",
-        "channels",
-        "channels_ro",
-        "wire",
-        "flat",
-        "flat_u8",
-        "store",
-        "index",
-    )
-
-    def __init__(
-        self,
-        data: bytearray | bytes | memoryview,
-        offset: int,
-        fmt: int,
-        n_channels: int,
-        n_samples: int,
-        store: np.ndarray | None,
-    ) -> None:
-        n = n_channels * n_samples
-        shape = (n_samples, n_channels)
-        self.fmt = fmt
-        self.n_channels = n_channels
-        self.n_samples = n_samples
-        self.index = None
-        if fmt == C.FMT_INT32:
-            flat = np.frombuffer(data, dtype=_LE32, count=n, offset=offset)
-            self.wire = flat
-        else:
-            if store is None or len(store) < n:
-                store = np.empty(max(n, 1), dtype=_I32)
-            flat = store[:n]
-            if fmt == C.FMT_INT16:
-                self.wire = np.frombuffer(data, dtype=_LE16, count=n, offset=offset)
-            elif fmt == C.FMT_INT24:
-                self.wire = np.frombuffer(data, dtype=_U8, count=3 * n, offset=offset)
-                self.index = int24_index(n)
-            else:
-                raise ValueError(f"unknown sample format {fmt}")
-        self.store = store
-        self.flat = flat
-        self.flat_u8 = flat.view(_U8)
-        self.counts = flat.reshape(shape)
-        ro = self.counts.view()
-        ro.flags.writeable = False
-        self.counts_ro = ro
-        self.channels = self.counts.T
-        self.channels_ro = ro.T
-
-    def decode(self, fmt: int) -> None:
-        # positional arguments and a ready-made shift operand: numpy then allocates nothing
-        if fmt == C.FMT_INT16:
-            np.copyto(self.flat, self.wire)
-        elif fmt == C.FMT_INT24:
-            self.wire.take(self.index, None, self.flat_u8, "clip")  # type: ignore[call-overload]
-            np.right_shift(self.flat, _EIGHT, self.flat)
-
-
-def _views_for(loan: Loaned, fmt: int, nch: int, ns: int) -> _Views:
-    v: _Views | None = loan.cache  # type: ignore[assignment]
-    if v is None or v.n_samples != ns or v.n_channels != nch or v.fmt != fmt:
-        store = v.store if v is not None else None
-        if store is None and fmt != C.FMT_INT32 and loan.pooled:
-            store = np.empty(MAX_SAMPLE_VALUES, dtype=_I32)  # one per pooled buffer, for good
-        v = loan.cache = _Views(loan.buffer, DATA_OFFSET, fmt, nch, ns, store)
-    return v
 
 
 class SamplesBlock:
@@ -183,6 +92,8 @@ class SamplesBlock:
         "_pool",
         "_taken",
         "_view",
+        "n_frames",
+        "_stride",
     )
 
     def __init__(
@@ -209,12 +120,14 @@ class SamplesBlock:
         self._ref_raw = 0
         self._ref_dev = 0
         self._loan: Loaned | None = None
-        self._views: _Views | None = None
+        self._views: SampleViews | None = None
         self._decoded = True
         self._counts = counts
         self._pool: Pool[SamplesBlock] | None = None
         self._taken = False
         self._view: BlockView | None = None
+        self.n_frames = 1
+        self._stride = 0  # bytes from one frame to the next in the buffer (runs)
 
     # -- binding (the receiver) and ownership ------------------------------------
 
@@ -243,16 +156,64 @@ class SamplesBlock:
         self._host_t0 = _NAN
         self._loan = loan
         v = loan.cache
-        if v is None or v.n_samples != ns or v.n_channels != nch or v.fmt != fmt:  # type: ignore[attr-defined]
-            v = _views_for(loan, fmt, nch, ns)
+        if v is None or v.n_samples != ns or v.n_channels != nch or v.fmt != fmt or v.frames != 1:  # type: ignore[attr-defined]
+            v = views_for(loan, fmt, nch, ns)
         self._views = v  # type: ignore[assignment]
         self._counts = v.counts  # type: ignore[attr-defined]
         self._decoded = fmt == C.FMT_INT32
+        self._taken = True
+        self.n_frames = 1
+        self._stride = 0
+        if clock is not None:
+            self._clock = clock
+            self._ref_raw = clock.ref_raw  # type: ignore[assignment]
+            self._ref_dev = clock.ref_dev
+
+    def bind_run(
+        self, loan: Loaned, head: SamplesKey, frames: int, stride: int, seq: int, clock: HostClock | None = None
+    ) -> None:
+        """Take ownership of loan, holding a checked run of frames (decoder.drain's run_handler):
+        head and seq are the first frame's; the block holds all frames x n_samples instants."""
+        first, nch, fmt, ns = head
+        self.first_index = first
+        self.n_channels = nch
+        self.fmt = fmt
+        self.n_samples = ns * frames
+        self.n_frames = frames
+        self._stride = stride
+        self.seq = seq
+        self.unit = "counts"
+        self._host_t0 = _NAN
+        self._loan = loan
+        v = views_for(loan, fmt, nch, ns, frames, stride)
+        self._views = v
+        self._counts = v.counts
+        self._decoded = False
         self._taken = True
         if clock is not None:
             self._clock = clock
             self._ref_raw = clock.ref_raw  # type: ignore[assignment]
             self._ref_dev = clock.ref_dev
+
+    @property
+    def frame_samples(self) -> int:
+        """Instants per frame (a run's frames all have as many)."""
+        return self.n_samples // self.n_frames
+
+    @property
+    def frame_counts(self) -> np.ndarray:
+        """counts frame by frame: frames x frame_samples x channels (the same memory)."""
+        return self.counts.reshape(self.n_frames, self.frame_samples, self.n_channels)
+
+    @property
+    def frame_t0_us(self) -> np.ndarray:
+        """Each frame's device clock (t0_us as sent, wrapping) as u32; one value for a single frame."""
+        if self.n_frames == 1:
+            return np.array([self.t0_us], dtype=np.uint32)
+        if self._loan is None:  # detached: as the nominal period places them
+            step = self.frame_samples * self.period_ns // 1000
+            return ((self.t0_us + step * np.arange(self.n_frames, dtype=np.int64)) % C.TICKS_PERIOD).astype(np.uint32)
+        return np.ndarray((self.n_frames,), np.dtype("<u4"), self._loan.buffer, T0_OFFSET, (self._stride,)).copy()
 
     @property
     def t0_us(self) -> int:
@@ -282,6 +243,8 @@ class SamplesBlock:
         loan = self._loan
         if loan is None:
             return None
+        if self.n_frames > 1:
+            return loan.view[LOAN_FRAME_OFFSET : LOAN_FRAME_OFFSET + self.n_frames * self._stride]
         end = DATA_OFFSET + self.n_channels * self.n_samples * C.BYTES_PER_SAMPLE[self.fmt] + C.CRC_SIZE
         return loan.view[LOAN_FRAME_OFFSET:end]
 
@@ -319,6 +282,7 @@ class SamplesBlock:
         self._loan = self._views = self._counts = self._clock = None
         self._t0 = self._period = self._device_t0 = None
         self.first_index = self.seq = self._ref_raw = self._ref_dev = 0
+        self.n_frames = 1
         if loan is not None:
             loan.release()
         self._pool.give(self)
@@ -410,6 +374,7 @@ class SamplesBlock:
             np.array(self.values, copy=True),
         )
         b.seq = self.seq
+        b.n_frames = self.n_frames
         b._device_t0 = self.device_t0_us
         b._host_t0 = self.host_t0
         b.unit = self.unit
@@ -421,66 +386,6 @@ class SamplesBlock:
             f"<SamplesBlock first_index={self.first_index} {self.n_samples}x{self.n_channels} {fmt}"
             f"{' released' if self.released else ''}>"
         )
-
-
-class BlockView:
-    """A read-only view of a SamplesBlock, valid only while the observer's call lasts."""
-
-    __slots__ = ("_b",)
-
-    def __init__(self, block: SamplesBlock) -> None:
-        self._b = block
-
-    first_index = property(lambda self: self._b.first_index)
-    t0_us = property(lambda self: self._b.t0_us)
-    period_ns = property(lambda self: self._b.period_ns)
-    n_channels = property(lambda self: self._b.n_channels)
-    fmt = property(lambda self: self._b.fmt)
-    n_samples = property(lambda self: self._b.n_samples)
-    seq = property(lambda self: self._b.seq)
-    device_t0_us = property(lambda self: self._b.device_t0_us)
-    host_t0 = property(lambda self: self._b.host_t0)
-    unit = property(lambda self: self._b.unit)
-
-    @property
-    def counts(self) -> np.ndarray:
-        b = self._b
-        c = b.counts
-        v = b._views
-        if v is not None:
-            return v.counts_ro
-        if c.flags.writeable:
-            c = c.view()
-            c.flags.writeable = False
-        return c
-
-    @property
-    def channels(self) -> np.ndarray:
-        return self.counts.T
-
-    @property
-    def indices(self) -> np.ndarray:
-        return self._b.indices
-
-    @property
-    def device_times_us(self) -> np.ndarray:
-        return self._b.device_times_us
-
-    def host_times(self) -> np.ndarray:
-        return self._b.host_times()
-
-    def copy(self) -> SamplesBlock:
-        return self._b.copy()
-
-    def __repr__(self) -> str:
-        return f"<BlockView of {self._b!r}>"
-
-
-def decode_counts(data: bytes | memoryview, fmt: int, n_channels: int, n_samples: int) -> np.ndarray:
-    """Interleaved samples to a new instants x channels int32 array (a view for int32 input)."""
-    v = _Views(data, 0, fmt, n_channels, n_samples, None)
-    v.decode(fmt)
-    return v.counts
 
 
 def decode_block(payload: bytes | memoryview) -> SamplesBlock:

@@ -18,6 +18,8 @@ timestamps as regular as the device's clock, on the host's time base.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import contracts as C
 
 _NOMINAL = 1e-6  # host seconds per device microsecond
@@ -36,8 +38,11 @@ class HostClock:
         self.window = window
         self.bucket_us = bucket_us
         self.min_span_us = min_span_us  # below this span the nominal rate beats a fitted one
-        self._x = [0.0] * window
-        self._y = [0.0] * window
+        self._x = np.zeros(window)
+        self._y = np.zeros(window)
+        self._dx = np.empty(window)  # work arrays of _fit: it makes no array of its own
+        self._dy = np.empty(window)
+        self._w = np.empty(window)
         self.ref_raw: int | None = None  # the last stamp unwrapped, as sent ...
         self.ref_dev = 0  # ... and unwrapped: blocks unwrap lazily against this pair
         self.restarts = 0  # backwards jumps of the device clock seen
@@ -119,37 +124,26 @@ class HostClock:
             self._fit()
 
     def _fit(self) -> None:
-        # Plain floats over at most `window` points, a few times a second at most:
-        # no numpy temporaries, so a steady state allocates nothing here either.
+        # numpy over at most `window` points into work arrays made once: a fit costs a few
+        # scalars, not a float object per point and operation (it runs once per closed
+        # bucket or so: a few times a second live, once per read in a replay)
         self._closed = 0
         n = self._n
         bx, by = self._bx, self._by  # the open bucket's point; coordinates relative to it, for precision
         slope = _NOMINAL
+        low = 0.0  # the open bucket's own residual
         if n:
-            xs = self._x if n == self.window else self._x[:n]
-            ys = self._y if n == self.window else self._y[:n]
-            sx = sy = sxx = sxy = lo = hi = 0.0
-            for xv, yv in zip(xs, ys):
-                dx = xv - bx
-                dy = yv - by
-                sx += dx
-                sy += dy
-                sxx += dx * dx
-                sxy += dx * dy
-                if dx < lo:
-                    lo = dx
-                elif dx > hi:
-                    hi = dx
-            m = n + 1
-            if hi - lo >= self.min_span_us:
-                slope = (sxy - sx * sy / m) / (sxx - sx * sx / m)
-            low = 0.0  # the open bucket's own residual
-            for xv, yv in zip(xs, ys):
-                r = (yv - by) - slope * (xv - bx)
-                if r < low:
-                    low = r
-        else:
-            low = 0.0
+            dx, dy, w = self._dx[:n], self._dy[:n], self._w[:n]
+            np.subtract(self._x[:n], bx, dx)
+            np.subtract(self._y[:n], by, dy)
+            m = n + 1  # the open bucket's point sits at (0, 0)
+            if max(float(dx.max()), 0.0) - min(float(dx.min()), 0.0) >= self.min_span_us:
+                sx = float(dx.sum())
+                sy = float(dy.sum())
+                slope = (float(dx.dot(dy)) - sx * sy / m) / (float(dx.dot(dx)) - sx * sx / m)
+            np.multiply(dx, slope, w)
+            np.subtract(dy, w, w)
+            low = min(float(w.min()), 0.0)
         self.slope = slope
         self.offset = by - slope * bx + low
 

@@ -17,6 +17,16 @@ owns it from then on. With no primary output the block is released at once.
 ACK, HELLO, STATUS, MARKER and LOG update the receiver's state and call their
 handlers. Counters: `stats` (the decoder's, PROTOCOL.md's), `pool_stats`,
 `block_stats`, router errors, `blocks_dropped` (refused by the primary).
+
+`Receiver(runs=True)` takes runs (decoder.drain's run handler): SAMPLES frames
+that continue each other and arrive in one read are checked and copied at once
+and become ONE block of all their instants (`block.n_frames` frames), so the
+per-frame work (a pooled buffer, a block, its handlers, observers and the
+primary) is done once per read instead of once per frame. What is delivered
+is the same: the same instants with the same indices, the same counters
+(observers count and decimate by frames); only the block boundaries differ.
+`picodaq record` and `replay` receive this way. With frame handlers (audits)
+the receiver goes frame by frame.
 """
 
 from __future__ import annotations
@@ -31,11 +41,11 @@ import numpy as np
 
 from .. import contracts as C
 from ..buffers.objpool import ObjectPoolStats, Pool
-from ..buffers.pool import BufferPool, Loaned, PoolStats
+from ..buffers.pool import RUN_CLASSES, BufferPool, Loaned, PoolStats
 from ..errors import UsageError
 from ..protocol.decoder import DecoderStats, FrameDecoder
 from ..protocol.frames import LOAN_FRAME_OFFSET, Frame
-from ..protocol.layouts import SAMPLES_KEY, SAMPLES_TIMING_AND_SHAPE
+from ..protocol.layouts import SAMPLES_KEY, SAMPLES_TIMING_AND_SHAPE, SamplesKey
 from ..protocol.messages import Ack, Hello, Log, Marker, Status
 from .blocks import T0_OFFSET, SamplesBlock
 from .clock import HostClock
@@ -54,8 +64,10 @@ class Receiver:
         primary: PrimaryOutput | None = None,
         clock: HostClock | bool = True,
         block_cap: int = 4096,
+        runs: bool = False,
     ) -> None:
-        self.pool = pool if pool is not None else BufferPool()
+        self.pool = pool if pool is not None else BufferPool(RUN_CLASSES if runs else None)
+        self.runs = runs
         self._decoder = FrameDecoder(self.pool)
         self.blocks: Pool[SamplesBlock] = Pool(self._new_block, cap=block_cap)
         self.router = Router()
@@ -65,6 +77,7 @@ class Receiver:
         self.blocks_dropped = 0  # blocks the primary output refused
         self.bytes_received = 0
         self._clock_loan: Loaned | None = None  # buffer of the newest block in this receive()
+        self._clock_at = T0_OFFSET  # where in it the newest frame's t0_us is
         # control-message state (the latest of each, and counts)
         self.acks: dict[int, Ack] = {}
         self.hello: Hello | None = None
@@ -82,6 +95,7 @@ class Receiver:
         self.frame_handlers: list[Callable[[Frame], None]] = []
         r = self.router
         self._route = r.route
+        self._take_run = self._on_run  # bound once: receive() passes it on every call
         r.on(C.MSG_SAMPLES, self._on_samples)
         r.on(C.MSG_ACK, self._on_ack)
         r.on(C.MSG_STATUS, self._on_status)
@@ -143,7 +157,10 @@ class Receiver:
         dec.feed(data)
         self.bytes_received += len(data)
         try:
-            n = dec.drain(self._route_watched if self.frame_handlers else self._route)
+            if self.frame_handlers:
+                n = dec.drain(self._route_watched)
+            else:
+                n = dec.drain(self._route, self._take_run if self.runs else None)
         finally:
             dec.stash()  # if a handler raised, keep nothing of data (a no-op after NEED_DATA)
         loan = self._clock_loan
@@ -154,7 +171,7 @@ class Receiver:
             self._clock_loan = None
             clock = self.clock
             assert clock is not None
-            t0, period, _, _, ns = _T0_TO_NS.unpack_from(loan.buffer, T0_OFFSET)
+            t0, period, _, _, ns = _T0_TO_NS.unpack_from(loan.buffer, self._clock_at)
             end = clock.unwrap(t0) + (ns - 1) * period // 1000
             clock.observe(end, time.monotonic() if arrival is None else arrival)
         return n
@@ -189,9 +206,28 @@ class Receiver:
         clock = self.clock
         if clock is not None:
             self._clock_loan = loan
+            self._clock_at = T0_OFFSET
             if clock.ref_raw is None:  # the first block sets the unwrapping reference
                 clock.unwrap(_T0_TO_NS.unpack_from(loan.buffer, T0_OFFSET)[0])
         block.bind(loan, head, frame.seq, clock)  # type: ignore[arg-type]
+        return self._deliver(block, 1)
+
+    def _on_run(self, loan: Loaned, head: SamplesKey, frames: int, stride: int, seq: int) -> None:
+        """A run of SAMPLES frames from the decoder: one block of all their instants."""
+        block = self.blocks.take()
+        clock = self.clock
+        if clock is not None:
+            self._clock_loan = loan
+            self._clock_at = T0_OFFSET + (frames - 1) * stride  # the run's newest frame
+            if clock.ref_raw is None:
+                clock.unwrap(_T0_TO_NS.unpack_from(loan.buffer, T0_OFFSET)[0])
+        block.bind_run(loan, head, frames, stride, seq, clock)
+        if self._deliver(block, frames) is PRIMARY_FULL:
+            self.router.errors[PRIMARY_FULL.code] += 1  # as the router counts a refused single frame
+            self.router.last_error = PRIMARY_FULL
+
+    def _deliver(self, block: SamplesBlock, frames: int) -> RouteError | None:
+        """A bound block to the block handlers, the observers, then the primary output."""
         handlers = self.block_handlers
         if handlers:
             try:
@@ -202,7 +238,7 @@ class Receiver:
                 raise
         taps = self.taps
         if taps:
-            taps.deliver(block._view)
+            taps.deliver(block._view, frames)
         primary = self.primary
         if primary is None:
             block.release()

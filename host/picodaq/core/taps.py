@@ -6,8 +6,10 @@ the call) and must not block: to hand data to another thread it copies what
 it needs and returns. Returning False means it could not take this block
 (its own queue was full, say): counted in that tap's `dropped`.
 
-Each tap has its own decimation (`every`: blocks 0, N, 2N, ... of those it
-saw) and counters. An observer that raises is isolated: the failure is
+Each tap has its own decimation (`every`: frames 0, N, 2N, ... of those it
+saw) and counters, in frames: a block that is a run of several frames (see
+blocks.py) counts as that many, and a decimating tap gets the frames due as
+one view of them. An observer that raises is isolated: the failure is
 counted, logged once, and after `max_failures` failures in a row the tap is
 disabled (blocks it then misses count as dropped); the stream goes on.
 
@@ -48,8 +50,8 @@ class Tap:
         self.every = every
         self.name = name
         self.max_failures = max_failures
-        self.delivered = 0  # calls that returned normally and did not refuse the block
-        self.dropped = 0  # blocks due (not decimated) but not taken: refused (False), failed, or disabled
+        self.delivered = 0  # frames in calls that returned normally and did not refuse them
+        self.dropped = 0  # frames due (not decimated) but not taken: refused (False), failed, or disabled
         self.failures = 0  # calls that raised
         self.consecutive_failures = 0
         self.disabled = False
@@ -115,30 +117,45 @@ class TapRegistry:
     def __iter__(self) -> Iterator[Tap]:
         return iter(self._taps)
 
-    def deliver(self, view: Any) -> None:
-        """Offer one block's view to every tap (the receiver's hot path)."""
+    def deliver(self, view: Any, frames: int = 1) -> None:
+        """Offer one block's view to every tap (the receiver's hot path).
+
+        A block may be a run of frames (from a receiver that takes runs): decimation and
+        the counters go by frames, so a tap with every=N gets frames 0, N, 2N, ... of the
+        stream whatever blocks they came in, as one view of those frames (`view.select`)."""
         for tap in self._taps:
+            every = tap.every
             phase = tap._phase
-            tap._phase = phase + 1 if phase + 1 < tap.every else 0
-            if phase:
-                continue
+            if frames == 1:
+                tap._phase = phase + 1 if phase + 1 < every else 0
+                if phase:
+                    continue
+                share = view
+                n = 1
+            else:
+                tap._phase = (phase + frames) % every
+                first = (every - phase) % every  # the first frame of this block that is due
+                if first >= frames:
+                    continue
+                share = view.select(first, every)
+                n = (frames - 1 - first) // every + 1
             if tap.disabled:
-                tap.dropped += 1
+                tap.dropped += n
                 continue
             try:
-                ok = tap.fn(view)
+                ok = tap.fn(share)
             except Exception as e:  # isolate the observer: the stream goes on
-                self._failed(tap, e)
+                self._failed(tap, e, n)
                 continue
             if ok is False:
-                tap.dropped += 1
+                tap.dropped += n
             else:
-                tap.delivered += 1
+                tap.delivered += n
                 tap.consecutive_failures = 0
 
-    def _failed(self, tap: Tap, e: Exception) -> None:
+    def _failed(self, tap: Tap, e: Exception, frames: int = 1) -> None:
         tap.failures += 1
-        tap.dropped += 1
+        tap.dropped += frames
         tap.consecutive_failures += 1
         tap.last_error = e
         if not tap._logged:

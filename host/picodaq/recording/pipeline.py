@@ -265,7 +265,8 @@ def replay(
     """Decode a capture through the pipeline into outputs, as fast as it reads.
 
     progress(bytes_done) after each chunk. Returns (stats, warnings, layout)."""
-    receiver = Receiver()
+    # runs: whole reads' frames at once; no host clock: a capture has no arrival times to fit
+    receiver = Receiver(runs=True, clock=False)
     pipe = Pipeline(receiver, outputs, source=source, channels=channels, gain=gain).attach()
     try:
         f = open(path, "rb")

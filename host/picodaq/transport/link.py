@@ -58,7 +58,7 @@ class Link:
     ) -> None:
         self.url = url
         self.port = port
-        self.receiver = receiver or Receiver()
+        self.receiver = receiver or Receiver(runs=True)
         self.ring = ByteRing(ring_capacity, overflow)
         self.raw_taps: list[RawTap] = []
         self.bytes_in = 0
