@@ -1,16 +1,27 @@
 """The firmware's command input on the unix-port board (main.py, through a pty):
 PROTOCOL.md's receiving rules (a rejected header or a CRC mismatch at offset p
-resumes the hunt for magic at p + 1, so no intact COMMAND is lost), exact
-oracles for which commands a byte stream holds, random and damaged streams
-sent to an idle and a streaming board."""
+resumes the hunt for magic at p + 1, so no intact COMMAND is lost), the escape
+to the REPL (a pause, then CR Ctrl-C CR, while idle; firmware/README.md) and
+the tools that use it."""
 from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from cli_helpers import picodaq
+from fwhelpers import Recording, stop_stream
 from picodaq import contracts as C
+from picodaq.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
+from picodaq.flash import Flasher
 from picodaq.frames import encode_command, encode_frame
 from picodaq.link import Link
 from picodaq.messages import Ack
+
+MPREMOTE = str(Path(sys.executable).with_name("mpremote"))
 
 
 def ping(cmd_id: int, seq: int = 0x7000) -> bytes:
@@ -87,3 +98,110 @@ HIDDEN = {
 def test_a_command_hidden_in_a_rejected_candidate_is_answered(idle_board, stream, expected):
     assert idle_board.exchange(stream, expected[-1]) == expected
     assert idle_board.exchange(ping(0x0E0E), 0x0E0E) == [0x0E0E]  # and the board is still there
+
+
+# -- the escape to the REPL ---------------------------------------------------------------
+
+def pause() -> None:
+    """The stimulus, not a wait: a host sending nothing for REPL_ESCAPE_PAUSE (the firmware needs 50 ms)."""
+    time.sleep(REPL_ESCAPE_PAUSE)
+
+
+class Said:
+    """A raw tap keeping what the board printed, to see whether a REPL answered."""
+
+    def __init__(self, link: Link) -> None:
+        self.buf = bytearray()
+        link.raw_taps.append(self)
+
+    def __call__(self, chunk: memoryview) -> None:
+        self.buf += chunk
+        del self.buf[:-65536]
+
+    def left_the_firmware(self) -> bool:
+        return b"raw REPL" in self.buf or b"MicroPython " in self.buf
+
+
+NOT_THE_ESCAPE = {
+    "no pause before it": (False, REPL_ESCAPE + b"\x01"),
+    "Ctrl-C alone": (True, b"\x03\x01"),
+    "CR Ctrl-C, no second CR": (True, b"\r\x03\x01"),
+    "CR Ctrl-C Ctrl-C, then a command": (True, b"\r\x03\x03"),
+    "Ctrl-C CR": (True, b"\x03\r\x01"),
+    "two CRs at once, Ctrl-C, CR": (True, b"\r\r\x03\r\x01"),
+    "CR LF Ctrl-C CR": (True, b"\r\n\x03\r\x01"),
+}
+
+
+@pytest.mark.parametrize("after_pause, data", NOT_THE_ESCAPE.values(), ids=NOT_THE_ESCAPE.keys())
+def test_only_the_escape_leaves_the_idle_firmware(idle_board, after_pause, data):
+    said = Said(idle_board.link)
+    if after_pause:
+        pause()
+        idle_board.send(data + ping(0x0202))  # one write: no pause inside it
+    else:
+        idle_board.send(ping(0x0101) + data + ping(0x0202))
+    assert idle_board.until_acked(0x0202)
+    assert idle_board.exchange(ping(0x0303), 0x0303) == [0x0303]
+    assert not said.left_the_firmware(), bytes(said.buf)
+
+
+def test_a_human_at_a_terminal_reaches_the_repl_and_ctrl_d_restarts_the_firmware(idle_board):
+    link = idle_board.link
+    said = Said(link)
+    pause()
+    for key in (b"\r", b"\x03", b"\r"):  # Enter, Ctrl-C, Enter, typed by hand
+        link.write(key)
+        pause()
+    assert link.pump_until(lambda: b">>> " in said.buf, 10), bytes(said.buf)
+    hellos = link.receiver.hellos
+    link.write(b"\x04")  # Ctrl-D: a soft reboot runs main.py
+    assert link.pump_until(lambda: link.receiver.hellos > hellos, 10)
+    assert idle_board.exchange(ping(0x0404), 0x0404) == [0x0404]
+
+
+def test_the_escape_does_not_end_a_stream(make_board):
+    board = make_board()
+    with Link.open(board.port) as link:
+        cmds = Commands(link)
+        said = Said(link)
+        link.configure(2000, 0x3, C.SRC_RAMP, C.FMT_INT16, 32)
+        rec = Recording(C.FMT_INT16, 2)
+        link.receiver.block_handlers.append(rec)
+        link.start()
+        assert link.pump_until(lambda: len(rec.first) >= 20, 10)
+        pause()
+        assert cmds.exchange(REPL_ESCAPE + b"\x01" + ping(0x0505), 0x0505) == [0x0505]
+        assert link.pump_until(lambda: len(rec.first) >= 60, 10)
+        final = stop_stream(link)
+        assert final.last_error == C.ST_OK and final.samples_dropped == 0
+        assert rec.bad == [] and rec.gaps() == []
+        assert not said.left_the_firmware()
+
+
+def _mpremote(port: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([MPREMOTE, "connect", port, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_mpremote_and_flash_check_reach_the_running_firmware(make_board):
+    """Unmodified mpremote, and `picodaq flash --check`, against the firmware as it runs:
+    idle right after answering a command, and (flash, which sends STOP first) streaming."""
+    board = make_board()
+    Flasher(board.port, hello_timeout=10).flash()  # the image --check compares with
+    with Link.open(board.port) as link:
+        assert link.ping().status == C.ST_OK
+    r = picodaq("flash", "--check", "--port", board.port)
+    assert r.returncode == 0 and "verified" in r.stdout, r.stdout + r.stderr
+    with Link.open(board.port) as link:  # --check resets the board into its firmware again
+        assert link.ping().status == C.ST_OK
+        link.configure(4000, 0xF, C.SRC_RAMP, C.FMT_INT16, 32)
+        link.start()
+        assert link.pump_until(lambda: link.receiver.stats.samples > 4000, 10)
+    # a host that died without STOP: the board streams on
+    r = picodaq("flash", "--check", "--port", board.port)
+    assert r.returncode == 0 and "verified" in r.stdout, r.stdout + r.stderr
+    with Link.open(board.port) as link:
+        assert link.ping().status == C.ST_OK and link.get_status().state == C.STATE_IDLE
+    r = _mpremote(board.port, "fs", "ls", ":picodaq_fw")
+    assert r.returncode == 0 and "app.mpy" in r.stdout, r.stdout + r.stderr
+

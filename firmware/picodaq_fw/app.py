@@ -5,9 +5,15 @@
 # STATUS state=faulted, last_error=INTERNAL, a LOG line and a return to idle.
 # A sampler that fails in IRQ context (rp2) flags the ring and ends the same way.
 #
-# Keyboard interrupts are off while the app runs (payload bytes may be 0x03);
-# instead a bare 0x03 between frames while idle hands the board back to the
-# REPL, so mpremote and `picodaq flash` reach it as on any MicroPython board.
+# Keyboard interrupts are off while the app runs (payload bytes may be 0x03, and
+# so may any byte of a damaged command). The way back to the REPL is an escape
+# no command stream holds by accident: while idle, after a pause of at least
+# _PAUSE_MS with no input, the bytes CR, Ctrl-C (once or more), CR. That is
+# what mpremote (and pyboard.py) send to enter the raw REPL, `\r\x03` then
+# `\r\x01`: the app returns as it reads the second CR, leaving the Ctrl-A to
+# the REPL, which answers with its banner. A human at a terminal types Enter,
+# Ctrl-C, Enter after a pause. While streaming only a STOP ends the stream, so
+# tools send STOP first (`picodaq flash` does). See firmware/README.md.
 import gc
 import micropython
 from array import array
@@ -19,7 +25,7 @@ from .framer import Framer
 from .markers import MarkerQueue
 from .ring import SampleRing, MAX_SLOTS, NEXT, DROPPED, FAULT
 from .contracts import (
-    CONTRACT_HASH_LE, PROTOCOL_VERSION, MAGIC0, MAGIC1, HEADER_SIZE, OVERHEAD, MAX_PAYLOAD,
+    CONTRACT_HASH_LE, PROTOCOL_VERSION, MAGIC0, MAGIC1, OVERHEAD, MAX_PAYLOAD,
     MSG_COMMAND, COMMAND_MAX, CONFIGURE_ARGS, BYTES_PER_SAMPLE,
     OP_PING, OP_GET_INFO, OP_CONFIGURE, OP_START, OP_STOP, OP_GET_STATUS, OP_MARK,
     ST_OK, ST_UNKNOWN_OPCODE, ST_BAD_ARGUMENT, ST_BUSY, ST_UNSUPPORTED, ST_OVERRUN, ST_INTERNAL,
@@ -27,7 +33,10 @@ from .contracts import (
     LOG_WARNING, LOG_ERROR,
 )
 
+_CR = const(0x0D)
 _CTRL_C = const(0x03)
+_PAUSE_MS = const(50)  # the silence that must come before the escape to the REPL
+_IDLE_MS = const(100)  # idle wait for input, once that silence has been seen
 _FRAME = const(1)
 _INTERRUPT = const(2)
 _STATUS_MS = const(500)  # STATUS twice a second while streaming (the contract asks for >= 1/s)
@@ -59,6 +68,9 @@ class App:
         # bytes of a rejected candidate to scan again, right-aligned: the next is rp[-rk]
         self.rp = bytearray(OVERHEAD + COMMAND_MAX)
         self.rk = 0
+        # the escape to the REPL: a pause was seen (boot counts as one), and its progress
+        self.hushed = True
+        self.esc = 0
         self.one = bytearray(1)
         self.crc = crc32.new_state()
         self.uptime = array("H", bytes(4))
@@ -178,7 +190,7 @@ class App:
 
     def _read_input(self, limit):
         # feeds the bytes queued by _rescan, then at most limit bytes that are
-        # already waiting
+        # already waiting; while idle, watches the new ones for the way to the REPL
         hal = self.hal
         one = self.one
         rp = self.rp
@@ -192,7 +204,7 @@ class App:
                 hal.read_byte(one)
                 limit -= 1
                 b = one[0]
-                if idle and b == _CTRL_C and self.rxn == 0:
+                if idle and self._escape(b):
                     return _INTERRUPT
             else:
                 return 0
@@ -201,6 +213,24 @@ class App:
                 self._command()
                 if self.state != state:
                     return 0  # START or STOP: let the loop switch first
+
+    def _escape(self, b):
+        # the way to the REPL, for new bytes while idle: a pause of at least
+        # _PAUSE_MS (self.hushed), then CR, Ctrl-C (once or more), CR. The
+        # firmware returns as it reads that CR, so what follows (mpremote's
+        # Ctrl-A) is the REPL's to read. Not entered while streaming.
+        quiet = self.hushed
+        self.hushed = False
+        e = self.esc
+        if b == _CR:
+            if e == 2:
+                return True
+            self.esc = 1 if quiet else 0
+        elif b == _CTRL_C and e:
+            self.esc = 2
+        else:
+            self.esc = 0
+        return False
 
     # -- commands ------------------------------------------------------------
 
@@ -448,10 +478,15 @@ class App:
                 self._tick()
                 if self.state == STATE_STREAMING:
                     self._stream()
+                    self.esc = 0
+                    self.hushed = False  # the pause before an escape counts from here
                     continue
-                if not self.rk and not hal.wait_input(100):
+                if not self.rk and not hal.wait_input(_IDLE_MS if self.hushed else _PAUSE_MS):
+                    # this wait began after the last byte was read: no input for
+                    # _PAUSE_MS, however late this process got to run
+                    self.hushed = True
                     continue
                 if self._read_input(_RX_BURST) == _INTERRUPT:
-                    return
+                    return  # main.py ends: the REPL reads what follows the escape
         finally:
             hal.end()
