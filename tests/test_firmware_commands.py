@@ -2,15 +2,20 @@
 PROTOCOL.md's receiving rules (a rejected header or a CRC mismatch at offset p
 resumes the hunt for magic at p + 1, so no intact COMMAND is lost), the escape
 to the REPL (a pause, then CR Ctrl-C CR, while idle; firmware/README.md) and
-the tools that use it."""
+the tools that use it, and random and damaged streams sent to an idle and a
+streaming board, with the exact list of commands each one holds as the oracle."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, assume, example, given, settings
+from hypothesis import strategies as st
 
 from cli_helpers import picodaq
 from fwhelpers import Recording, stop_stream
@@ -205,3 +210,154 @@ def test_mpremote_and_flash_check_reach_the_running_firmware(make_board):
     r = _mpremote(board.port, "fs", "ls", ":picodaq_fw")
     assert r.returncode == 0 and "app.mpy" in r.stdout, r.stdout + r.stderr
 
+
+# -- random and damaged command streams ------------------------------------------------------
+
+def commands_in(data: bytes) -> list[int]:
+    """The cmd_ids of the COMMANDs in data, in order, found by PROTOCOL.md's receiving
+    rules over the one type the firmware accepts (a COMMAND of 4..32 payload bytes):
+    a failure at offset p resumes the hunt at p + 1; a candidate still incomplete at
+    the end waits for more bytes. Written from PROTOCOL.md, not from the firmware."""
+    found = []
+    p = 0
+    while (p := data.find(C.MAGIC, p)) >= 0 and p + 6 <= len(data):
+        length = data[p + 4] | data[p + 5] << 8
+        if data[p + 2] != C.PROTOCOL_VERSION or data[p + 3] != C.MSG_COMMAND or not 4 <= length <= 32:
+            p += 1
+            continue
+        end = p + C.OVERHEAD + length
+        if end > len(data):
+            break
+        if zlib.crc32(data[p:end - 4]) == int.from_bytes(data[end - 4:end], "little"):
+            found.append(int.from_bytes(data[p + 12:p + 14], "little"))
+            p = end
+        else:
+            p += 1
+    return found
+
+
+# commands that change nothing a later example depends on (no START, STOP, CONFIGURE)
+HARMLESS = (C.OP_PING, C.OP_GET_STATUS, C.OP_GET_INFO, C.OP_MARK, 0x63)
+CONTROL = (b"\x03", b"\x01", b"\r", b"\x04", b"\r\x03", REPL_ESCAPE, REPL_ESCAPE + b"\x01")
+ESCAPE_AT_START = re.compile(rb"\r\x03+\r")
+FINAL_IDS = 0xF000  # the PINGs that end each example; junk uses ids below
+
+
+@st.composite
+def a_command(draw) -> bytes:
+    op = draw(st.sampled_from(HARMLESS))
+    args = draw(st.binary(min_size=2, max_size=2)) if op == C.OP_MARK else b""
+    return encode_command(draw(st.integers(0, 0xFFFFFFFF)), op, draw(st.integers(0, FINAL_IDS - 1)), args)
+
+
+@st.composite
+def a_damaged_command(draw) -> bytes:
+    frame = bytearray(draw(a_command()))
+    how = draw(st.sampled_from(("flip", "cut", "magic", "swallow")))
+    if how == "flip":  # bit errors
+        for _ in range(draw(st.integers(1, 4))):
+            frame[draw(st.integers(0, len(frame) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif how == "cut":  # bytes lost at the head, the tail or inside
+        a = draw(st.integers(0, len(frame) - 1))
+        b = draw(st.integers(a + 1, len(frame)))
+        del frame[a:b]
+    elif how == "magic":  # a magic (or a whole header start) injected inside it
+        at = draw(st.integers(0, len(frame)))
+        frame[at:at] = draw(st.sampled_from((C.MAGIC, C.MAGIC * 2, C.MAGIC + b"\x01\x10")))
+    else:  # its header repeated: the first copy's length swallows what follows
+        frame[0:0] = frame[:draw(st.integers(2, 10))]
+    return bytes(frame)
+
+
+pieces = st.one_of(
+    a_command(),
+    a_damaged_command(),
+    st.binary(max_size=48),
+    st.sampled_from((C.MAGIC, C.MAGIC + b"\x01\x10", C.MAGIC + b"\x01\x10\x20\x00", b"\xa5\x5a\x07\x10")),
+    st.lists(st.sampled_from(CONTROL), min_size=1, max_size=4).map(b"".join),
+)
+
+
+@st.composite
+def junk(draw) -> bytes:
+    data = bytearray(b"".join(draw(st.lists(pieces, max_size=6))))
+    for _ in range(draw(st.integers(0, 5))):  # control bytes sprinkled anywhere
+        at = draw(st.integers(0, len(data)))
+        data[at:at] = draw(st.sampled_from(CONTROL))
+    return bytes(data)
+
+
+# one profile for CI and for a laptop: the same examples on every run, few enough for ~20 s
+DAMAGE = settings(derandomize=True, database=None, max_examples=60, deadline=None,
+                  phases=[Phase.explicit, Phase.generate],  # no shrinking: the board carries state
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _send_junk(cmds: Commands, data: bytes, after_pause: bool, final: int) -> None:
+    """data, then a PING with cmd_id final (again, until the rules find one), in one write;
+    the board must answer exactly the commands the receiving rules find in it."""
+    if after_pause:
+        pause()  # a host that was silent, then sends this
+        out = data
+    else:
+        out = ping(final - 1) + data  # right behind a command: no pause before the junk
+    out += ping(final)
+    while not commands_in(out) or commands_in(out)[-1] != final:
+        out += ping(final)  # a host's retry: the junk held a header whose length swallowed it
+    expected = commands_in(out)
+    before = len(cmds.acked)
+    cmds.send(out)
+    got = lambda: cmds.acked[before:]
+    assert cmds.link.pump_until(lambda: len(got()) >= len(expected), 10), (out.hex(), expected, got())
+    assert got() == expected, (out.hex(), expected, got())
+
+
+def test_random_and_damaged_streams_leave_the_idle_board_answering(idle_board):
+    said = Said(idle_board.link)
+    finals = iter(range(FINAL_IDS, 0x10000, 2))
+
+    @DAMAGE
+    @given(data=junk(), after_pause=st.booleans())
+    @example(data=b"\xa5\x5a\x07\x10" + encode_command(0x01030103, C.OP_PING, 0x0103), after_pause=True)
+    @example(data=REPL_ESCAPE + b"\x01", after_pause=False)
+    def run(data: bytes, after_pause: bool) -> None:
+        # after a pause, CR Ctrl-C CR first is the escape itself (the one way out, by design)
+        assume(not (after_pause and ESCAPE_AT_START.match(data)))
+        _send_junk(idle_board, data, after_pause, next(finals) + 1)
+        assert not said.left_the_firmware(), bytes(said.buf[-200:])
+
+    run()
+    assert idle_board.link.get_status().state == C.STATE_IDLE
+
+
+def test_random_and_damaged_streams_leave_a_stream_exact(make_board):
+    """While streaming the escape is off: no stream, not even the escape after a pause,
+    ends it. Every frame still arrives exact, every command in the junk is answered."""
+    board = make_board()
+    finals = iter(range(FINAL_IDS, 0x10000, 2))
+    with Link.open(board.port) as link:
+        cmds = Commands(link)
+        said = Said(link)
+        link.configure(2000, 0x3, C.SRC_RAMP, C.FMT_INT16, 32)
+        rec = Recording(C.FMT_INT16, 2)
+        link.receiver.block_handlers.append(rec)
+        link.start()
+        assert link.pump_until(lambda: len(rec.first) >= 2, 10)
+        s0 = link.receiver.stats.as_dict()
+
+        @DAMAGE
+        @given(data=junk(), after_pause=st.booleans())
+        @example(data=REPL_ESCAPE + b"\x01", after_pause=True)
+        def run(data: bytes, after_pause: bool) -> None:
+            _send_junk(cmds, data, after_pause, next(finals) + 1)
+
+        run()
+        n = len(rec.first)
+        assert link.pump_until(lambda: len(rec.first) >= n + 10, 10), "the stream stopped"
+        final = stop_stream(link)
+        assert final.last_error == C.ST_OK and final.samples_dropped == 0
+        assert rec.bad == [] and rec.gaps() == []
+        s = link.receiver.stats.as_dict()
+        for k in ("crc_errors", "header_errors", "skipped_bytes", "seq_lost", "samples_lost", "decode_errors"):
+            assert s[k] == s0[k], (k, s0, s)
+        assert not said.left_the_firmware()
