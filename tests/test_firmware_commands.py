@@ -151,6 +151,22 @@ def test_only_the_escape_leaves_the_idle_firmware(idle_board, after_pause, data)
     assert not said.left_the_firmware(), bytes(said.buf)
 
 
+THE_ESCAPE = {
+    "mpremote's": (b"", REPL_ESCAPE),
+    "pyboard.py's older, with two Ctrl-C": (b"", b"\r\x03\x03\r"),
+    "with a cut command held (a host killed mid-write)": (b"\xa5\x5a\x01\x10\x20\x00\x05", REPL_ESCAPE),
+}
+
+
+@pytest.mark.parametrize("before, escape", THE_ESCAPE.values(), ids=THE_ESCAPE.keys())
+def test_the_escape_then_ctrl_a_reaches_the_raw_repl(idle_board, before, escape):
+    said = Said(idle_board.link)
+    idle_board.send(before)
+    pause()
+    idle_board.send(escape + b"\x01")
+    assert idle_board.link.pump_until(lambda: b"raw REPL; CTRL-B to exit\r\n>" in said.buf, 10), bytes(said.buf)
+
+
 def test_a_human_at_a_terminal_reaches_the_repl_and_ctrl_d_restarts_the_firmware(idle_board):
     link = idle_board.link
     said = Said(link)
