@@ -1,5 +1,6 @@
 # picodaq firmware entry: build the app from this board's HAL and run it.
-# Returning (a bare Ctrl-C from the host while idle) hands over to the REPL.
+# Returning (the escape while idle: a pause, then CR, Ctrl-C, CR; see
+# picodaq_fw/app.py) hands over to the REPL.
 import sys
 
 if sys.platform == "rp2":

@@ -5,9 +5,15 @@
 # STATUS state=faulted, last_error=INTERNAL, a LOG line and a return to idle.
 # A sampler that fails in IRQ context (rp2) flags the ring and ends the same way.
 #
-# Keyboard interrupts are off while the app runs (payload bytes may be 0x03);
-# instead a bare 0x03 between frames while idle hands the board back to the
-# REPL, so mpremote and `picodaq flash` reach it as on any MicroPython board.
+# Keyboard interrupts are off while the app runs (payload bytes may be 0x03, and
+# so may any byte of a damaged command). The way back to the REPL is an escape
+# no command stream holds by accident: while idle, after a pause of at least
+# _PAUSE_MS with no input, the bytes CR, Ctrl-C (once or more), CR. That is
+# what mpremote (and pyboard.py) send to enter the raw REPL, `\r\x03` then
+# `\r\x01`: the app returns as it reads the second CR, leaving the Ctrl-A to
+# the REPL, which answers with its banner. A human at a terminal types Enter,
+# Ctrl-C, Enter after a pause. While streaming only a STOP ends the stream, so
+# tools send STOP first (`picodaq flash` does). See firmware/README.md.
 import gc
 import micropython
 from array import array
@@ -19,7 +25,7 @@ from .framer import Framer
 from .markers import MarkerQueue
 from .ring import SampleRing, MAX_SLOTS, NEXT, DROPPED, FAULT
 from .contracts import (
-    CONTRACT_HASH_LE, PROTOCOL_VERSION, MAGIC0, MAGIC1, HEADER_SIZE, OVERHEAD, MAX_PAYLOAD,
+    CONTRACT_HASH_LE, PROTOCOL_VERSION, MAGIC0, MAGIC1, OVERHEAD, MAX_PAYLOAD,
     MSG_COMMAND, COMMAND_MAX, CONFIGURE_ARGS, BYTES_PER_SAMPLE,
     OP_PING, OP_GET_INFO, OP_CONFIGURE, OP_START, OP_STOP, OP_GET_STATUS, OP_MARK,
     ST_OK, ST_UNKNOWN_OPCODE, ST_BAD_ARGUMENT, ST_BUSY, ST_UNSUPPORTED, ST_OVERRUN, ST_INTERNAL,
@@ -27,13 +33,17 @@ from .contracts import (
     LOG_WARNING, LOG_ERROR,
 )
 
+_CR = const(0x0D)
 _CTRL_C = const(0x03)
+_PAUSE_MS = const(50)  # the silence that must come before the escape to the REPL
+_IDLE_MS = const(100)  # idle wait for input, once that silence has been seen
 _FRAME = const(1)
 _INTERRUPT = const(2)
 _STATUS_MS = const(500)  # STATUS twice a second while streaming (the contract asks for >= 1/s)
 _RX_BURST = const(64)  # command bytes read per streaming-loop pass
 _SAMPLES_HEAD = const(16)
 _CMD_ARGS = const(4)  # COMMAND payload bytes before the arguments
+_LEN_END = const(6)  # header bytes up to the length field: the last one checked on arrival
 # LOG texts sent while streaming: bytes constants, so framing them allocates nothing
 _LOG_MARK_ARGS = b"MARK: the u16 code argument is missing"
 _LOG_OVERRUN = b"ring overflowed: the host is not reading fast enough; new samples are dropped and counted"
@@ -52,9 +62,15 @@ class App:
         self.hal = hal
         self.framer = Framer()
         self.ring = SampleRing(hal.RING_BYTES)
-        self.rx = bytearray(OVERHEAD + COMMAND_MAX)
+        self.rx = bytearray(OVERHEAD + COMMAND_MAX)  # the command being received
         self.rxn = 0
         self.need = 0
+        # bytes of a rejected candidate to scan again, right-aligned: the next is rp[-rk]
+        self.rp = bytearray(OVERHEAD + COMMAND_MAX)
+        self.rk = 0
+        # the escape to the REPL: a pause was seen (boot counts as one), and its progress
+        self.hushed = True
+        self.esc = 0
         self.one = bytearray(1)
         self.crc = crc32.new_state()
         self.uptime = array("H", bytes(4))
@@ -113,58 +129,108 @@ class App:
     # -- input ---------------------------------------------------------------
 
     def _feed(self, b):
-        rx = self.rx
+        # PROTOCOL.md's receiving rules for the one type this side accepts: a
+        # COMMAND of 4..COMMAND_MAX payload bytes. Each header field is checked
+        # as it arrives; a rejected header or a CRC mismatch at offset p resumes
+        # the hunt for magic at p + 1 over the bytes already held (_rescan), so
+        # a command that starts inside a broken one is still found.
         n = self.rxn
+        rx = self.rx
         if n == 0:
             if b == MAGIC0:
                 rx[0] = b
                 self.rxn = 1
-            elif b == _CTRL_C and self.state != STATE_STREAMING:
-                return _INTERRUPT
-            return 0
-        if n == 1:
-            if b == MAGIC1:
-                rx[1] = b
-                self.rxn = 2
-            else:
-                self.rxn = 0
-                return self._feed(b)
             return 0
         rx[n] = b
         n += 1
         self.rxn = n
-        if n == HEADER_SIZE:
-            length = rx[4] | rx[5] << 8
-            if rx[2] != PROTOCOL_VERSION or rx[3] != MSG_COMMAND or length > COMMAND_MAX or length < 4:
-                self.rxn = 0  # not a command for us: hunt for the next magic
+        if n > _LEN_END:
+            if n < self.need:
                 return 0
-            self.need = OVERHEAD + length
-            return 0
-        if n > HEADER_SIZE and n == self.need:
-            self.rxn = 0
             c = self.crc
             crc32.reset(c)
             crc32.update(c, rx, 0, n - 4)
             if crc32.matches(c, rx, n - 4):
+                self.rxn = 0
                 return _FRAME
+        elif n == 2:
+            if b == MAGIC1:
+                return 0
+        elif n == 3:
+            if b == PROTOCOL_VERSION:
+                return 0
+        elif n == 4:
+            if b == MSG_COMMAND:
+                return 0
+        elif n == _LEN_END:
+            length = rx[4] | b << 8
+            if _CMD_ARGS <= length <= COMMAND_MAX:
+                self.need = OVERHEAD + length
+                return 0
+        else:
+            return 0
+        self._rescan(n)
         return 0
 
+    def _rescan(self, n):
+        # the n bytes held are not a command: drop them up to the next magic byte
+        # after the first, and queue the rest to be fed again before new input
+        rx = self.rx
+        self.rxn = 0
+        i = 1
+        while i < n and rx[i] != MAGIC0:
+            i += 1
+        m = n - i
+        if m:
+            rp = self.rp
+            k = self.rk + m  # held + queued never exceed one frame: it fits
+            self.rk = k
+            for j in range(m):
+                rp[j - k] = rx[i + j]
+
     def _read_input(self, limit):
-        # reads at most limit bytes that are already waiting
+        # feeds the bytes queued by _rescan, then at most limit bytes that are
+        # already waiting; while idle, watches the new ones for the way to the REPL
         hal = self.hal
         one = self.one
-        while limit > 0 and hal.input_ready():
-            hal.read_byte(one)
-            limit -= 1
-            r = self._feed(one[0])
-            if r == _FRAME:
+        rp = self.rp
+        idle = self.state != STATE_STREAMING
+        while True:
+            k = self.rk
+            if k:
+                b = rp[-k]
+                self.rk = k - 1
+            elif limit > 0 and hal.input_ready():
+                hal.read_byte(one)
+                limit -= 1
+                b = one[0]
+                if idle and self._escape(b):
+                    return _INTERRUPT
+            else:
+                return 0
+            if self._feed(b) == _FRAME:
                 state = self.state
                 self._command()
                 if self.state != state:
                     return 0  # START or STOP: let the loop switch first
-            elif r == _INTERRUPT:
-                return _INTERRUPT
-        return 0
+
+    def _escape(self, b):
+        # the way to the REPL, for new bytes while idle: a pause of at least
+        # _PAUSE_MS (self.hushed), then CR, Ctrl-C (once or more), CR. The
+        # firmware returns as it reads that CR, so what follows (mpremote's
+        # Ctrl-A) is the REPL's to read. Not entered while streaming.
+        quiet = self.hushed
+        self.hushed = False
+        e = self.esc
+        if b == _CR:
+            if e == 2:
+                return True
+            self.esc = 1 if quiet else 0
+        elif b == _CTRL_C and e:
+            self.esc = 2
+        else:
+            self.esc = 0
+        return False
 
     # -- commands ------------------------------------------------------------
 
@@ -356,7 +422,7 @@ class App:
                     continue
                 # commands and STATUS first: a ring that always has a chunk
                 # ready (host keeping up, unpaced source) must not starve them
-                if hal.input_ready():
+                if self.rk or hal.input_ready():
                     self._read_input(_RX_BURST)
                     continue
                 if st[FAULT]:
@@ -412,10 +478,15 @@ class App:
                 self._tick()
                 if self.state == STATE_STREAMING:
                     self._stream()
+                    self.esc = 0
+                    self.hushed = False  # the pause before an escape counts from here
                     continue
-                if not hal.wait_input(100):
+                if not self.rk and not hal.wait_input(_IDLE_MS if self.hushed else _PAUSE_MS):
+                    # this wait began after the last byte was read: no input for
+                    # _PAUSE_MS, however late this process got to run
+                    self.hushed = True
                     continue
                 if self._read_input(_RX_BURST) == _INTERRUPT:
-                    return
+                    return  # main.py ends: the REPL reads what follows the escape
         finally:
             hal.end()

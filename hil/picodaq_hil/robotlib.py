@@ -75,14 +75,14 @@ class PicodaqLibrary:
     = Tests =
 
     Use `Start Test On Board` as test setup and `End Test On Board` as test
-    teardown. The setup soft-resets the board (STOP, Ctrl-C, Ctrl-D, a fresh
-    HELLO, PING) so nothing one test left running reaches the next, and opens
-    the test's device log: everything the board sent (``.tlv``) and a readable
-    account of it with the host's actions (``.log``), under
+    teardown. The setup soft-resets the board (STOP, the escape to the REPL,
+    Ctrl-D, a fresh HELLO, PING) so nothing one test left running reaches the
+    next, and opens the test's device log: everything the board sent (``.tlv``)
+    and a readable account of it with the host's actions (``.log``), under
     ``device-logs/<board>/``. The teardown links the log from log.html, and a
-    failing test's message names it (so it shows in xUnit output too).
-    Firmware is flashed once per suite, through `picodaq flash`'s engine, and
-    only if its hashes differ from the manifest.
+    failing test's message names it (so it shows in xUnit output too). Firmware
+    is flashed once per suite, through `picodaq flash`'s engine, and only if
+    its hashes differ from the manifest.
 
     = Streams =
 
@@ -287,7 +287,7 @@ class PicodaqLibrary:
 
     @keyword
     def soft_reset_board(self) -> None:
-        """STOP, Ctrl-C, Ctrl-D, then wait for a fresh HELLO and resynchronise."""
+        """STOP, the escape to the REPL, Ctrl-D, then wait for a fresh HELLO and resynchronise."""
         try:
             self.board.soft_reset()
         except BaseException as e:

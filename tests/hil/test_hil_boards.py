@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from picodaq.flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
 from picodaq.transport.ports import PortInfo
 from picodaq_hil.boards.board import Board
 from picodaq_hil.boards.flashing import ensure_firmware
@@ -144,8 +145,12 @@ def test_board_flash_leaves_it_synced(emulated):
 def test_soft_reset_recovers_from_a_raw_repl_and_a_stream(emulated):
     emulated.flash()
     link = emulated.link
-    link.write(b"\r\x03\x01")  # leave the app, enter the raw REPL (as a crashed flashing tool would)
-    time.sleep(0.3)
+    said = bytearray()
+    link.raw_taps.append(said.extend)
+    emulated.drain(quiet=REPL_ESCAPE_PAUSE)  # the escape counts after a pause
+    link.write(REPL_ESCAPE + b"\x01")  # leave the app, enter the raw REPL (as a crashed flashing tool would)
+    assert link.pump_until(lambda: b"raw REPL; CTRL-B to exit\r\n>" in said, 5), bytes(said)
+    link.raw_taps.remove(said.extend)
     hello = emulated.soft_reset()
     assert hello.contract_hash == link.get_info().contract_hash
     link.configure(16000, 0xFF, 0, 1, 64)

@@ -7,8 +7,9 @@ the firmware's hashes differ; connects a picodaq `Link`; and between tests
 soft-resets it and synchronises, so nothing one test left running or unread
 reaches the next:
 
-    STOP if it streams -> bare Ctrl-C (the idle app hands over to the REPL)
-    -> Ctrl-D (soft reboot, main.py runs) -> a fresh HELLO -> new receiver -> PING
+    STOP if it streams -> a pause, then CR Ctrl-C CR (the idle app's escape to
+    the REPL) -> Ctrl-D (soft reboot, main.py runs) -> a fresh HELLO -> new
+    receiver -> PING
 
 Every byte the host receives goes to the current test's DeviceLog, and host
 actions are noted there too. A faulty-link proxy can be put between the board
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from picodaq import contracts as C
 from picodaq.errors import CommandFailed, CommandTimeout, DeviceError, LinkError
+from picodaq.flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
 from picodaq.protocol.messages import Hello
 from picodaq.transport.link import Link
 
@@ -268,10 +270,11 @@ class Board:
     def _to_repl(self) -> bool:
         """From the idle app, a stream, a friendly or a raw REPL to the friendly REPL's prompt.
 
-        Ctrl-C makes the idle app return to the REPL (a REPL just prompts again);
-        Ctrl-B leaves a raw REPL that a flashing tool left behind (in the friendly
-        REPL it only prints the banner). A stream ignores both (payload bytes may
-        be 0x03), so a board seen streaming gets a STOP first."""
+        The idle app hands over to the REPL on its escape (a pause, then CR
+        Ctrl-C CR; a REPL just prompts again); Ctrl-B then leaves a raw REPL that
+        a flashing tool left behind (in the friendly REPL it only prints the
+        banner). A stream ignores both (only STOP ends it), so a board seen
+        streaming gets a STOP first."""
         link = self.need_link()
         samples = link.receiver.stats.samples
         self.drain(quiet=0.05, limit=0.5)  # stale output must not pass for a fresh prompt
@@ -284,9 +287,10 @@ class Board:
                     link.stop(wait_status=0.5)
                 except (DeviceError, LinkError):
                     pass
-                self.drain(quiet=0.05)
+            # the escape counts only after a pause: nothing was written while this drains
+            self.drain(quiet=REPL_ESCAPE_PAUSE, limit=REPL_ESCAPE_PAUSE + 2.0)
             self._watch.clear()
-            self._write(b"\r\x03\x02")
+            self._write(REPL_ESCAPE + b"\x02")
             if self._wait_prompt(1.0 + attempt):
                 return True
         return False
@@ -297,10 +301,10 @@ class Board:
         return link.pump_until(lambda: link.receiver.hellos > seen, timeout)
 
     def soft_reset(self, timeout: float = 10.0) -> Hello:
-        """STOP, Ctrl-C, Ctrl-D, a fresh HELLO; then a new receiver and a PING, so the next
-        exchange starts clean. Falls back to a hard reset if the board does not answer."""
+        """STOP, the escape to the REPL, Ctrl-D, a fresh HELLO; then a new receiver and a PING,
+        so the next exchange starts clean. Falls back to a hard reset if the board does not answer."""
         self.connect()
-        self.note("soft reset: Ctrl-C to the REPL, Ctrl-D to reboot")
+        self.note("soft reset: the escape to the REPL, Ctrl-D to reboot")
         if self._to_repl():
             link = self.need_link()
             seen = link.receiver.hellos
@@ -310,7 +314,7 @@ class Board:
                 return self._synced(link.receiver.hello)
             self.note(f"no HELLO within {timeout:g} s of the soft reset")
         else:
-            self.note("no REPL prompt: the board does not answer Ctrl-C")
+            self.note("no REPL prompt: the board does not answer the escape")
         self.note("falling back to a hard reset")
         return self.hard_reset(timeout=timeout)
 

@@ -30,9 +30,9 @@ OSError 28 (ENOSPC), as on a Pico.
 
 Where it is not a Pico: Ctrl-C cannot interrupt a program that never reads its
 input (the unix port takes Ctrl-C only as SIGINT from a terminal, and this pty
-is raw; the picodaq firmware reads its own Ctrl-C, so it is reached); boot.py is
-not run; a hard reset keeps the port, where a Pico's USB re-enumerates; and the
-port has no baud rate, DTR or USB packet timing.
+is raw; the picodaq firmware reads its own escape to the REPL, as on a Pico, so
+it is reached); boot.py is not run; a hard reset keeps the port, where a Pico's
+USB re-enumerates; and the port has no baud rate, DTR or USB packet timing.
 """
 
 from __future__ import annotations

