@@ -19,7 +19,8 @@ from picodaq import contracts as C
 from picodaq.core.blocks import ramp_counts
 from picodaq.errors import PicodaqError
 
-from .boards.board import Board, BoardPool
+from .boards.board import Board
+from .boards.pool import BoardPool
 from .faults import FaultSpec, FaultyLinkProxy
 from .stream import FORMATS, StreamResult, StreamSession, stream_config
 
