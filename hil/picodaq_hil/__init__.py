@@ -1,14 +1,14 @@
-"""picodaq_hil: the emulated board and the hardware-in-the-loop test tooling.
+"""picodaq_hil: the hardware-in-the-loop test tooling (depends on picodaq, never the reverse).
 
-selection   which board: PICODAQ_PORT, else one by USB id, else the emulator
-leases      a lock file per board, so parallel workers take turns
-flashing    ensure_firmware(): write only the files whose hashes differ
-board       Board: lease, flash, connect, soft/hard reset, unplug, reconnect, faulty link
-stream      StreamSession / StreamResult: every block checked, every loss counted
-faults      FaultInjector (seeded, sans-I/O) and FaultyLinkProxy (the relay)
-accounting  HilReceiver, RampCheck, audit_link(): the exact-accounting oracle
-capture     a strict frame scanner and readable accounts of captures
-devicelog   per-test, per-board device logs
-emulator    the emulated board (MicroPython's unix port behind a pty)
-pytest_plugin, robotlib, report   the pytest fixtures, the Robot keywords, the board summary
+boards/     selection (PICODAQ_PORT, else one by USB id, else an emulated board),
+            leases (a lock file per board), flashing (ensure_firmware: only what
+            differs), board (Board: connect, soft/hard reset, unplug, reconnect,
+            faulty link), pool (BoardPool), devicelog (per-test device logs)
+stream      StreamSession / StreamResult: picodaq's session loop, every block
+            checked, every loss counted
+faults/     spec (FaultSpec, seeds), injector (sans-I/O), proxy (the relay),
+            python -m picodaq_hil.faults (proxy, replay)
+oracle/     capture (a strict frame scanner), accounting (HilReceiver, RampCheck,
+            audit_link), streams and recordings (the checks the keywords use)
+pytest_plugin, robotlib/ (the Robot keywords), report (the board summary)
 """

@@ -28,7 +28,6 @@ ends with a summary, on stderr too, of which boards the HIL tests ran on.
 from __future__ import annotations
 
 import os
-import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +113,7 @@ def picodaq_boards(request: pytest.FixtureRequest):
     """This worker's BoardPool: its own emulator, or the selected real boards (leased per test)."""
     from picodaq.errors import PicodaqError
 
-    from .boards.board import BoardPool
+    from .boards.pool import BoardPool
 
     config = request.config
     log_dir = config.getoption("--picodaq-log-dir") or str(Path(config.rootpath) / "build" / "hil-logs")
@@ -158,21 +157,16 @@ def link(board):
 
 
 def _seed(config: pytest.Config, marker) -> int:
-    if marker is not None and marker.kwargs.get("seed") is not None:
-        return int(marker.kwargs["seed"])
-    if config.getoption("--picodaq-seed") is not None:
-        return int(config.getoption("--picodaq-seed"))
-    if os.environ.get("PICODAQ_FAULT_SEED"):
-        text = os.environ["PICODAQ_FAULT_SEED"]
-        try:
-            return int(text)
-        except ValueError:
-            pytest.fail(
-                f"picodaq: PICODAQ_FAULT_SEED={text!r} is not a whole number (a fault seed, as printed "
-                "with each faulty-link test)",
-                pytrace=False,
-            )
-    return random.SystemRandom().randrange(1 << 31)
+    from .errors import FaultSpecError
+    from .faults import fault_seed
+
+    given = marker.kwargs.get("seed") if marker is not None else None
+    if given is None:
+        given = config.getoption("--picodaq-seed")
+    try:
+        return fault_seed(given)
+    except FaultSpecError as e:
+        pytest.fail(f"picodaq: {e}", pytrace=False)
 
 
 @pytest.fixture

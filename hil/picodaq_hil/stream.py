@@ -1,7 +1,8 @@
 """Streaming from the board under test, with every block checked and every loss accounted.
 
 A `StreamSession` configures the board, starts it, pumps the link (surviving
-reconnects when the port drops out: an unplug, a faulty link's disconnect),
+reconnects when the port drops out: an unplug, a faulty link's disconnect)
+in picodaq's own session loop (picodaq.recording.session, as `picodaq record`),
 and stops it, collecting a `StreamResult`: the decoder counters summed over
 every connection, the ramp check of every block, the board's final STATUS,
 markers, reboots seen mid-stream, and, for a faulty link, the bytes each
@@ -14,14 +15,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from picodaq import contracts as C
+from picodaq.core.receiver import Receiver
 from picodaq.errors import LinkError, UsageError
 from picodaq.protocol.messages import Hello, Marker, Status
+from picodaq.recording.config import StreamConfig
 from picodaq.recording.outputs import Output, open_outputs
 from picodaq.recording.pipeline import Pipeline
-from picodaq.recording.recorder import StreamConfig
+from picodaq.recording.session import Session, SessionState
+from picodaq.transport.link import Link
 
 from .oracle.accounting import Connection, HilReceiver, LinkAudit, RampCheck, audit_link
 
@@ -154,8 +159,20 @@ class StreamResult:
         )
 
 
-class StreamSession:
-    """Configure, start, pump and stop one stream on a Board (see the module docstring)."""
+def _stopped(rx: Receiver) -> bool:
+    return rx.status is not None and rx.status.state != C.STATE_STREAMING
+
+
+class StreamSession(Session):
+    """Configure, start, pump and stop one stream on a Board (see the module docstring).
+
+    The pumping and reconnecting is picodaq's own session loop (picodaq.recording.session);
+    this layer adds what the oracles need: a receiver per connection (its bytes, the frames it
+    delivered and its counters, for accounting.audit_link), the ramp check, reboots counted.
+    It only watches: a board that reboots or a link that drops is not restarted (the
+    recorder does that), and a board lost near the end is still waited for."""
+
+    wait_past_deadline = True
 
     def __init__(
         self,
@@ -165,8 +182,8 @@ class StreamSession:
         keep_bytes: bool = False,
         reconnect_timeout: float = 10.0,
     ) -> None:
+        super().__init__(board.need_link(), config, reconnect=True)
         self.board = board
-        self.config = config
         self.outputs = list(outputs or [])
         self.keep_bytes = keep_bytes
         self.reconnect_timeout = reconnect_timeout
@@ -174,15 +191,13 @@ class StreamSession:
         self.connections: list[Connection] = []
         self.markers: list[Marker] = []
         self.reboots = 0
-        self.reconnects = 0
         self.hello: Hello | None = None
-        self.started = 0.0
-        self.running = False
         self.pipeline: Pipeline | None = None
         self.warnings: list[str] = []
         self._rx: HilReceiver | None = None
         self._bytes: bytearray | None = None
         self._taps: list[Callable[[memoryview], None]] = []
+        self._deadline = 0.0
 
     @classmethod
     def with_files(cls, board: Board, config: StreamConfig, paths: list[str], **kw) -> StreamSession:
@@ -190,10 +205,14 @@ class StreamSession:
 
         return cls(board, config, open_outputs([Path(p) for p in paths]), **kw)
 
+    @property
+    def running(self) -> bool:
+        return self.state in (SessionState.STREAMING, SessionState.RECONNECTING)
+
     # -- connections -----------------------------------------------------------------
 
     def _open_connection(self) -> None:
-        link = self.board.need_link()
+        link = self.link = self.board.need_link()
         rx = self.board.fresh_receiver()
         if self.ramp is not None:
             rx.block_handlers.append(self.ramp.on_block)
@@ -205,8 +224,7 @@ class StreamSession:
                 self.pipeline = Pipeline(
                     rx, self.outputs, rate=cfg.rate, source=cfg.source, channels=tuple(range(cfg.n_channels)), live=True
                 )
-            self.pipeline.receiver = rx  # one recording across reconnects: the same timeline and files
-            self.pipeline.attach()
+            self.pipeline.attach(rx)  # one recording across reconnects: the same timeline and files
             self._taps.append(self.pipeline.raw)
         if self.keep_bytes:
             self._bytes = bytearray()
@@ -236,18 +254,35 @@ class StreamSession:
             self.reboots += 1
             self.board.note("HELLO while streaming: the board rebooted")
 
-    def _reconnect(self) -> None:
+    # -- the session loop's hooks --------------------------------------------------------
+
+    def _step(self) -> None:
+        self._need_link().pump(min(0.05, max(0.0, self._deadline - time.monotonic())))
+
+    def _lost(self, error: LinkError) -> None:
+        if self.reconnect:  # else the error goes to the test as it is, the link left as it was
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
         self._close_connection()
         self.board.note("the link dropped while streaming; reconnecting")
-        self.board.reconnect(self.reconnect_timeout)
-        self.reconnects += 1
+        self._drop_link()
+
+    def _drop_link(self) -> None:
+        self.board.disconnect()
+        self.link = None
+
+    def _reopen(self) -> Link | None:
+        return self.board.reconnect(self.reconnect_timeout)  # BoardLost when it does not come back
+
+    def _resume(self) -> None:
         self._open_connection()
 
     # -- the stream ------------------------------------------------------------------
 
     def start(self) -> Hello:
         board = self.board
-        link = board.need_link()
+        link = self.link = board.need_link()
         self.hello = link.get_info()
         cfg = self.config
         link.configure(cfg.rate, cfg.channel_mask, cfg.source, cfg.fmt, cfg.frame_samples())
@@ -258,22 +293,15 @@ class StreamSession:
             f"{C.SOURCE_NAMES[cfg.source]}, {cfg.frame_samples()} samples per frame"
         )
         self.started = time.monotonic()
-        self.running = True
+        self.state = SessionState.STREAMING
         link.start()
         return self.hello
 
     def run(self, seconds: float, reconnect: bool = True, until: Callable[[], bool] | None = None) -> None:
         """Pump for `seconds` (or until `until()`), reconnecting if the port drops out."""
-        deadline = time.monotonic() + float(seconds)
-        while time.monotonic() < deadline:
-            if until is not None and until():
-                return
-            try:
-                self.board.need_link().pump(min(0.05, max(0.0, deadline - time.monotonic())))
-            except LinkError:
-                if not reconnect:
-                    raise
-                self._reconnect()
+        self.reconnect = reconnect
+        self._deadline = time.monotonic() + float(seconds)
+        self.run_until(self._deadline, should_stop=until)
 
     def mark(self, code: int) -> None:
         self.board.need_link().mark(int(code))
@@ -289,20 +317,17 @@ class StreamSession:
             try:
                 link = board.need_link()
                 link.stop(wait_status=0.5)
-                rx = link.receiver
-                if not link.pump_until(
-                    lambda rx=rx: rx.status is not None and rx.status.state != C.STATE_STREAMING, 1.0
-                ):
+                if not link.pump_until(partial(_stopped, link.receiver), 1.0):
                     link.get_status()  # an idle board (e.g. rebooted mid-stream) sends no STATUS on STOP
                 board.drain()
                 break
             except LinkError:
                 if attempt == 2:
                     raise
-                self._reconnect()
-        self.running = False
-        rx = self._rx
-        status = rx.status if rx is not None else None
+                self._drop_connection()
+                self._reconnect(None, None, None)
+        self.state = SessionState.STOPPED
+        status = self._rx.status if self._rx is not None else None
         self._close_connection()
         board.fresh_receiver()
         if self.pipeline is not None:

@@ -23,6 +23,10 @@ class LinkError(PicodaqError):
         self.port = port
 
 
+class PortBusy(LinkError):
+    """Another program holds the port (an exclusive lock, as pyserial and mpremote take)."""
+
+
 class DeviceError(PicodaqError):
     """The device answered, but not as the contract says (remote side)."""
 

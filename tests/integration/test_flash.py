@@ -29,8 +29,7 @@ from picodaq import contracts as C
 from picodaq.boards.unix import EmulatedBoard
 from picodaq.core.blocks import ramp_counts
 from picodaq.errors import DeviceError, LinkError
-from picodaq.flash.firmware import firmware_dir, firmware_files, firmware_version
-from picodaq.flash.flasher import (
+from picodaq.flash import (
     ARCHES,
     MANIFEST,
     BoardNotFound,
@@ -46,6 +45,7 @@ from picodaq.flash.flasher import (
     inert_command,
     mpy_cross_version,
 )
+from picodaq.flash.firmware import firmware_dir, firmware_files, firmware_version
 from picodaq.protocol.decoder import FrameDecoder
 from picodaq.transport.link import Link
 from picodaq.transport.ports import attached_boards
@@ -199,6 +199,39 @@ def test_flash_an_empty_board_stream_then_reflash_only_a_changed_file(boards, fi
     third = Flasher(board.port, firmware=firmware, hello_timeout=5).flash()
     assert third.written == [] and third.removed == [] and third.bytes_written == 0  # the fast re-flash
     assert third.hello is not None
+
+
+def test_the_flasher_sends_the_device_files_as_they_are_and_calls_them_with_literals(boards):
+    """What runs on the board is picodaq/flash/device/ verbatim: no code is formatted into a
+    template; every other exchange of the flasher calls a function by name with literal arguments
+    (mpremote's own file transfer aside)."""
+    import ast
+
+    from picodaq.flash.flasher import device_code
+
+    sent: list[str] = []
+
+    class Recording(SerialTransport):
+        def exec(self, command, *a, **kw):
+            sent.append(command.decode() if isinstance(command, bytes) else command)
+            return super().exec(command, *a, **kw)
+
+    board = boards()
+    Flasher(board.port, transport_class=Recording).flash()
+    helpers = device_code("helpers.py")
+    assert sent.count(helpers) == 1
+    defined = {n.name for n in ast.parse(helpers).body if isinstance(n, ast.FunctionDef)}
+    called = set()
+    for code in sent:
+        if code == helpers or "_pd_" not in code and not code.startswith("os."):
+            continue  # the helpers, or mpremote's fs_writefile (f=open(...), w(...), f.close())
+        (stmt,) = ast.parse(code).body
+        assert isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call), code
+        for arg in stmt.value.args:
+            ast.literal_eval(arg)  # data, not code
+        called.add(ast.unparse(stmt.value.func))
+    assert called - {"os.remove", "os.mkdir"} <= defined
+    assert {"_pd_probe", "_pd_hashes", "_pd_rename", "os.mkdir"} <= called
 
 
 def test_a_board_left_streaming_is_stopped_then_flashed(boards):

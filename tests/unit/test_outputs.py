@@ -130,7 +130,9 @@ def test_replay_is_the_same_fed_at_once_or_in_small_pieces(eventful_capture, tmp
 
     s1, _, _ = replay(eventful_capture, open_outputs([tmp_path / "a.npy"]))
     s2, _, _ = replay(eventful_capture, open_outputs([tmp_path / "b.npy"]), chunk=7)
-    assert s1 == s2
+    # every counter of the stream is the same; the buffer pool's depend on the reads (a read's
+    # frames go into one buffer), so they are left out
+    assert {k: v for k, v in s1.items() if k != "pool"} == {k: v for k, v in s2.items() if k != "pool"}
     assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
     assert (tmp_path / "a.events.csv").read_text() == (tmp_path / "b.events.csv").read_text()
 

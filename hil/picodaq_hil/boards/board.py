@@ -33,13 +33,13 @@ from picodaq.flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
 from picodaq.protocol.messages import Hello
 from picodaq.transport.link import Link
 
-from ..errors import BoardLost, HilError, LeaseTimeout, Unsupported
+from ..errors import BoardLost, HilError, Unsupported
 from ..faults import FaultSpec, FaultyLinkProxy
 from ..oracle.accounting import HilReceiver
 from .devicelog import DeviceLog, slug
 from .flashing import FlashResult, ensure_firmware
 from .leases import Lease
-from .selection import EMULATED, BoardChoice, choose_boards, find_port_by_serial, port_present
+from .selection import EMULATED, BoardChoice, find_port_by_serial, port_present
 
 if TYPE_CHECKING:
     from picodaq.boards.unix import EmulatedBoard
@@ -295,11 +295,6 @@ class Board:
                 return True
         return False
 
-    def _wait_hello(self, timeout: float) -> bool:
-        link = self.need_link()
-        seen = link.receiver.hellos
-        return link.pump_until(lambda: link.receiver.hellos > seen, timeout)
-
     def soft_reset(self, timeout: float = 10.0) -> Hello:
         """STOP, the escape to the REPL, Ctrl-D, a fresh HELLO; then a new receiver and a PING,
         so the next exchange starts clean. Falls back to a hard reset if the board does not answer."""
@@ -478,43 +473,3 @@ class Board:
             self.note(f"faulty link closed: {len(proxy.faults)} faults logged, {proxy.counters}")
             if proxy.error is not None:
                 raise HilError(f"the faulty-link proxy failed: {proxy.error!r}")
-
-
-class BoardPool:
-    """The boards a test run may use (one emulator per process, or the real boards selected),
-    handed out one per test (pytest) or per suite (Robot) under a lease."""
-
-    def __init__(
-        self, log_root: Path | str = "build/hil-logs", port: str | None = None, lease_timeout: float = 240.0
-    ) -> None:
-        self.choices = choose_boards(port=port)
-        self.boards = [Board(c, log_root, lease_timeout=lease_timeout) for c in self.choices]
-        self.lease_timeout = lease_timeout
-
-    @property
-    def emulated(self) -> bool:
-        return self.choices[0].kind == EMULATED
-
-    def acquire(self, holder: str) -> Board:
-        """A board for `holder`: the first free one, waiting up to the lease timeout."""
-        if len(self.boards) == 1:
-            self.boards[0].acquire(holder)
-            return self.boards[0]
-        deadline = time.monotonic() + self.lease_timeout
-        while True:
-            for b in self.boards:
-                if b.acquire(holder, wait=False):
-                    return b
-            if time.monotonic() >= deadline:
-                raise LeaseTimeout(", ".join(b.choice.key for b in self.boards), "other workers", self.lease_timeout)
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        errors = []
-        for b in self.boards:
-            try:
-                b.shutdown()
-            except Exception as e:  # shut every board down, then report
-                errors.append(e)
-        if errors:
-            raise errors[0]

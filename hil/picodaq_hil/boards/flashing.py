@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from picodaq.flash.flasher import Flasher, FlashEvent, FlashReport
+from picodaq.flash import Flasher, FlashEvent, FlashReport
 
 from ..errors import HilError
 
-if TYPE_CHECKING:
-    from .board import Board
+
+class HasPort(Protocol):
+    """What ensure_firmware needs of a board: where it is (a Board, or anything with a port)."""
+
+    port: str | None
 
 
 @dataclass
@@ -32,7 +35,9 @@ class FlashResult:
         return f"flashed {len(self.written)} of {self.files} files ({how}): {names}"
 
 
-def ensure_firmware(board: Board, force: bool = False, note: Callable[[str], None] | None = None) -> FlashResult:
+def ensure_firmware(
+    board: HasPort | str, force: bool = False, note: Callable[[str], None] | None = None
+) -> FlashResult:
     """Make sure `board` runs this checkout's firmware; write only files whose hash differs.
 
     THE one place picodaq_hil flashes, and it flashes through `picodaq flash`'s
@@ -41,17 +46,19 @@ def ensure_firmware(board: Board, force: bool = False, note: Callable[[str], Non
     board's architecture), write and verify only what differs (nothing when all
     match, unless `force`), reset, and wait for a HELLO with the right contract.
 
-    The board's link must be closed (Board.flash does that); the board is left
+    `board` is a port, or a Board (anything with a `port`). The board's link
+    must be closed (Board.flash does that); the board is left
     running its firmware, its HELLO already received by the flasher.
     """
-    if not board.port:
+    port = board if isinstance(board, str) else board.port
+    if not port:
         raise HilError("the board has no port to flash through")
 
     def progress(ev: FlashEvent) -> None:
         if note is not None and (ev.kind == "note" or (ev.kind == "write" and ev.done == ev.total)):
             note(f"flash: {ev.text or ev.kind + ' ' + ev.path}")
 
-    report = Flasher(board.port, progress).flash(force=force)
+    report = Flasher(port, progress).flash(force=force)
     return FlashResult(
         bool(report.written or report.removed),
         list(report.written),

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..core.blocks import SamplesBlock
 from ..core.receiver import Receiver
@@ -81,7 +82,13 @@ class Pipeline:
 
     # -- wiring ------------------------------------------------------------------
 
-    def attach(self) -> Pipeline:
+    def attach(self, receiver: Receiver | None = None) -> Pipeline:
+        """Hang the pipeline on its receiver, or move it to `receiver` (detached from the old one
+        first): one recording, with one timeline and the same files, across receivers (the HIL
+        suite gives each connection its own, to account for each)."""
+        if receiver is not None and receiver is not self.receiver:
+            self.detach()
+            self.receiver = receiver
         r = self.receiver
         r.block_handlers.append(self._on_block)
         r.marker_handlers.append(self.timeline.marker)
@@ -205,9 +212,9 @@ class Pipeline:
     def written(self) -> list[Path]:
         return [p for o in self.outputs for p in o.written()]
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, Any]:
         """Decoder counters (the keys every --stats-json has), the timeline's, and the pool's when offered."""
-        d: dict[str, float] = dict(self.receiver.stats.as_dict())
+        d: dict[str, Any] = dict(self.receiver.stats.as_dict())
         tc = self.timeline.counts
         lay = self.timeline.layout
         d.update(

@@ -35,38 +35,24 @@ from ..protocol.decoder import FrameDecoder
 from ..protocol.messages import Hello, Status
 from ..protocol.units import ADS1299_DEFAULT_GAIN
 from ..transport.link import Link
+from .config import StreamConfig
 from .outputs import Output
 from .pipeline import Pipeline
+from .session import Session, SessionState
+
+__all__ = [
+    "Event",
+    "Recording",
+    "RecordingResult",
+    "SessionState",
+    "StreamConfig",
+    "fresh_counters",
+    "prepare_board",
+]
 
 STALL_SECONDS = 2.0
 MAX_QUICK_RESTARTS = 3  # stream restarts within RESTART_WINDOW before the recorder gives up
 RESTART_WINDOW = 10.0
-
-
-@dataclass
-class StreamConfig:
-    rate: int = 1000
-    channel_mask: int = 1
-    source: int = C.SRC_RAMP
-    fmt: int = C.FMT_INT16
-    samples_per_frame: int = 0  # 0: chosen so a frame carries about 20 ms
-
-    @property
-    def n_channels(self) -> int:
-        return bin(self.channel_mask).count("1")
-
-    @property
-    def channels(self) -> tuple[int, ...]:
-        return tuple(c for c in range(32) if self.channel_mask >> c & 1)
-
-    def max_frame_samples(self) -> int:
-        """The most instants one SAMPLES frame holds with these channels and format."""
-        return (C.MAX_PAYLOAD_BY_TYPE[C.MSG_SAMPLES] - 16) // (self.n_channels * C.BYTES_PER_SAMPLE[self.fmt])
-
-    def frame_samples(self) -> int:
-        if self.samples_per_frame:
-            return self.samples_per_frame
-        return max(1, min(self.max_frame_samples(), max(1, self.rate // 50)))
 
 
 @dataclass
@@ -82,7 +68,7 @@ class RecordingResult:
     stats: dict
     hello: Hello | None
     status: Status | None
-    ended: str  # "time", "stopped", "lost"
+    ended: str  # TIME, STOPPED or LOST (session.py): "time", "stopped", "lost"
     outputs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -108,7 +94,10 @@ def fresh_counters(link: Link) -> None:
     link.receiver.decoder = FrameDecoder()
 
 
-class Recording:
+class Recording(Session):
+    """A recording: the shared session loop (session.py), supervising the stream and
+    restarting it after a reset, a fault or a reconnect (see the module docstring)."""
+
     def __init__(
         self,
         link: Link,
@@ -123,12 +112,9 @@ class Recording:
     ) -> None:
         """find_port: where the board is now, for reconnecting (default: the same port again).
         clock_origin: the host epoch time several boards recorded together share (noted in the files)."""
-        self.link: Link | None = link
-        self.url = link.url
+        super().__init__(link, config, reconnect=reconnect)
         self._find_port = find_port
         self.receiver = link.receiver
-        self.config = config
-        self.reconnect = reconnect
         self.pipeline = Pipeline(
             self.receiver,
             outputs,
@@ -144,9 +130,6 @@ class Recording:
         self.on_event = on_event
         self.events: list[Event] = []
         self.hello: Hello | None = None
-        self.state = "idle"  # streaming, reconnecting, stopped
-        self.started = 0.0
-        self.reconnects = 0
         self.board_resets = 0
         self.stream_restarts = 0
         self._bytes_closed = 0  # bytes received on links already closed
@@ -168,10 +151,6 @@ class Recording:
     @property
     def device_dropped(self) -> int:
         return self._dropped_before + self._dropped_now
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started if self.started else 0.0
 
     def _output_failed(self, error: PicodaqError) -> None:
         if self.pipeline.outputs:  # else the failure stops the recording and is reported as such
@@ -206,12 +185,7 @@ class Recording:
         self.started = self._last_data = time.monotonic()
         self._last_status = self.receiver.status
         self._logs_seen = self.receiver.log_count
-        self.state = "streaming"
-
-    def _need_link(self) -> Link:
-        if self.link is None:
-            raise LinkError(f"port {self.url} is not connected", port=self.url)
-        return self.link
+        self.state = SessionState.STREAMING
 
     # -- running ---------------------------------------------------------------------
 
@@ -222,36 +196,12 @@ class Recording:
         should_stop: Callable[[], bool] | None = None,
         poll: Callable[[], None] | None = None,
     ) -> str:
-        """Record until seconds have passed or should_stop(); returns "time", "stopped" or "lost".
+        """Record until seconds have passed since start() or should_stop(); returns "time",
+        "stopped" or "lost" (Session.run_until)."""
+        return self.run_until(self.started + seconds if seconds else None, tick, should_stop, poll)
 
-        tick(elapsed) about 4 times a second (also while reconnecting); poll() every pass
-        (keyboard). Raises LinkError when the board is lost and reconnect is off."""
-        deadline = self.started + seconds if seconds else None
-        next_tick = 0.0
-        next_flush = time.monotonic() + 1.0
-        while True:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                return "time"
-            if should_stop and should_stop():
-                return "stopped"
-            try:
-                if poll:
-                    poll()
-                self._step()
-            except LinkError as e:
-                self._link_lost(e)
-                if not self.reconnect:
-                    raise
-                ended = self._reconnect(deadline, should_stop, tick)
-                if ended:
-                    return ended
-            if tick and now >= next_tick:
-                tick(now - self.started)
-                next_tick = now + 0.25
-            if now >= next_flush:
-                self.pipeline.flush()
-                next_flush = now + 1.0
+    def _flush(self) -> None:
+        self.pipeline.flush()
 
     def _step(self) -> None:
         link = self._need_link()
@@ -285,7 +235,7 @@ class Recording:
         return text
 
     def _on_hello(self, hello: Hello) -> None:
-        if not self._handshaking and self.state == "streaming":
+        if not self._handshaking and self.state == SessionState.STREAMING:
             self._reset_seen = True
 
     def _probe(self) -> None:
@@ -333,15 +283,15 @@ class Recording:
         self._last_status = self.receiver.status
         self._last_data = time.monotonic()
         self.stream_restarts += 1
-        self.state = "streaming"
+        self.state = SessionState.STREAMING
 
     # -- losing and finding the board ----------------------------------------------------
 
-    def _link_lost(self, e: LinkError) -> None:
-        self._event(f"link lost: {e}", True)
-        self._close_link()
+    def _lost(self, error: LinkError) -> None:
+        self._event(f"link lost: {error}", True)
+        self._drop_link()
 
-    def _close_link(self) -> None:
+    def _drop_link(self) -> None:
         link, self.link = self.link, None
         if link is None:
             return
@@ -350,53 +300,38 @@ class Recording:
         self._bytes_closed += link.bytes_in
         link.close()
 
-    def _reconnect(
-        self, deadline: float | None, should_stop: Callable[[], bool] | None, tick: Callable[[float], None] | None
-    ) -> str | None:
-        """Wait for the port to come back and resume; returns why the run ended instead, or None."""
-        self.state = "reconnecting"
-        lost_at = time.monotonic()
+    def _waiting(self) -> None:
         self._event(f"waiting for {self.url} to come back (Ctrl-C stops and saves)")
-        next_tick = 0.0
-        while True:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                return "lost"
-            if should_stop and should_stop():
-                return "lost"
-            if tick and now >= next_tick:
-                tick(now - self.started)
-                next_tick = now + 0.25
-            url = (self._find_port() if self._find_port else None) or self.url
-            if "://" not in url and not os.path.exists(url):
-                time.sleep(0.05)
-                continue
-            try:
-                link = Link.open(url, receiver=self.receiver)
-            except LinkError:
-                time.sleep(0.2)
-                continue
-            # a new connection: its first frame sets the seq base (the board's boot HELLO, which
-            # resets it, may have gone to nobody: a server forwards nothing while no client is on)
-            self.receiver.decoder.reset_link()
-            if url != self.url:
-                self._event(f"the board came back on {url}")
-                self.url = url
-            self.link = link
-            link.raw_taps.append(self.pipeline.raw)
-            try:
-                self._restream()
-            except LinkError:
-                self._close_link()
-                time.sleep(0.2)
-                continue
-            self.reconnects += 1
-            self._event(f"reconnected after {time.monotonic() - lost_at:.1f} s; the stream restarted")
+
+    def _reopen(self) -> Link | None:
+        """The same port once it is back (or where find_port says the board is now), with the same Receiver."""
+        url = (self._find_port() if self._find_port else None) or self.url
+        if "://" not in url and not os.path.exists(url):
+            time.sleep(0.05)
             return None
+        try:
+            link = Link.open(url, receiver=self.receiver)
+        except LinkError:
+            time.sleep(0.2)
+            return None
+        # a new connection: its first frame sets the seq base (the board's boot HELLO, which
+        # resets it, may have gone to nobody: a server forwards nothing while no client is on)
+        self.receiver.decoder.reset_link()
+        if url != self.url:
+            self._event(f"the board came back on {url}")
+            self.url = url
+        return link
+
+    def _resume(self) -> None:
+        self._need_link().raw_taps.append(self.pipeline.raw)
+        self._restream()
+
+    def _back(self, seconds: float) -> None:
+        self._event(f"reconnected after {seconds:.1f} s; the stream restarted")
 
     def mark(self, code: int) -> bool:
         """Ask the board for a MARKER at its current sample; False if it cannot be sent now."""
-        if self.link is None or self.state != "streaming":
+        if self.link is None or self.state != SessionState.STREAMING:
             self._event(f"marker {code} not sent: the board is not connected", True)
             return False
         try:
@@ -419,7 +354,7 @@ class Recording:
                 self._event(f"could not stop the board cleanly: {e}", True)
             if self.pipeline.raw in self.link.raw_taps:
                 self.link.raw_taps.remove(self.pipeline.raw)
-        self.state = "stopped"
+        self.state = SessionState.STOPPED
         failure = None
         try:
             warnings = self.pipeline.finish(end_time=time.time())

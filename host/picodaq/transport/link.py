@@ -37,7 +37,7 @@ from ..buffers.ring import ByteRing, Overflow, ReceiversDisconnected, SendersDis
 from ..core.blocks import SamplesBlock
 from ..core.primary import BlockQueue
 from ..core.receiver import Receiver
-from ..errors import CommandFailed, CommandTimeout, ContractMismatch, LinkError
+from ..errors import CommandFailed, CommandTimeout, ContractMismatch, LinkError, PortBusy
 from ..protocol.frames import configure_args, encode_command
 from ..protocol.messages import Ack, Hello, Status
 from .ports import BUSY, port_busy
@@ -372,10 +372,11 @@ def _is_network(url: str) -> bool:
 
 
 def open_error(e: BaseException, url: str) -> LinkError:
-    """The LinkError for a port that would not open. One held by another program is named busy:
-    pyserial only says "Could not exclusively lock port ...: Resource temporarily unavailable"."""
+    """The LinkError for a port that would not open; the one place a port another program holds
+    is named busy (PortBusy), for link, serve and flash alike. pyserial only says "Could not
+    exclusively lock port ...: Resource temporarily unavailable"."""
     if port_busy(url):
-        return LinkError(f"port {url} {BUSY}", port=url)
+        return PortBusy(f"port {url} {BUSY}", port=url)
     return LinkError(f"cannot open port {url}: {describe_port_error(e, url)}", port=url)
 
 

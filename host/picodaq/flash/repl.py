@@ -1,0 +1,105 @@
+"""Talking to a board's REPL around its firmware: commands that are inert in a REPL,
+waiting for a board to fall quiet, and reading what it printed or raised."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import re
+import select
+import time
+
+import serial
+
+from ..protocol.frames import encode_command
+
+
+def inert_command(opcode: int, seq: int = 0x20202020) -> bytes:
+    """A COMMAND frame for the firmware that does nothing in a REPL that reads it instead.
+
+    The bytes the host chooses (seq, cmd_id) and the CRC they lead to are all
+    printable ASCII, so the frame holds no Enter (nothing gets executed), no
+    Ctrl-C (older firmware's way back to the REPL), no ESC; the only control
+    bytes left are the header's and the opcode, which edit a line at most. A
+    Ctrl-C after it then discards whatever line it typed.
+    """
+    if opcode in (0x03, 0x0A, 0x0D, 0x1B):
+        raise ValueError(f"opcode {opcode} is itself a control key in a REPL")
+    for cmd_id in range(0x2020, 0x7F7F):
+        if not _printable(cmd_id.to_bytes(2, "little")):
+            continue
+        frame = encode_command(seq, opcode, cmd_id)
+        if _printable(frame[6:10]) and _printable(frame[12:]):
+            return frame
+    raise AssertionError("no REPL-safe command id")  # pragma: no cover (one in ~50 ids qualifies)
+
+
+def _printable(b: bytes) -> bool:
+    return all(0x20 <= x <= 0x7E for x in b)
+
+
+def drain(port: serial.SerialBase, quiet: float, limit: float) -> tuple[bytes, bool]:
+    """Read and drop input until none came for `quiet` seconds, for at most `limit`
+    seconds; returns the last bytes read and whether the line went quiet."""
+    got = bytearray()
+    fd = None
+    with contextlib.suppress(AttributeError, NotImplementedError, io.UnsupportedOperation, serial.SerialException):
+        fd = port.fileno()
+    end = time.monotonic() + limit
+    last = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if now - last >= quiet:
+            return bytes(got), True
+        if now >= end:
+            return bytes(got), False
+        if fd is not None:
+            select.select([fd], [], [], min(quiet - (now - last), end - now))
+        n = port.in_waiting
+        if n:
+            got += port.read(n)
+            del got[:-4096]
+            last = time.monotonic()
+        elif fd is None:
+            time.sleep(0.01)
+
+
+def errno_of(error_output: str) -> int | None:
+    """The errno of an OSError in a MicroPython traceback ("OSError: [Errno 28] ENOSPC" or "OSError: 28")."""
+    m = re.search(r"OSError: (?:\[Errno )?(\d+)", error_output)
+    if m:
+        return int(m.group(1))
+    m = re.search(r"OSError: .*?\b(E[A-Z]+)\b", error_output)
+    return getattr(errno, m.group(1), None) if m else None
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no reason given"
+
+
+def board_text(raw: bytes) -> tuple[str, bool]:
+    """The readable lines a board printed after its reboot (frames, control bytes,
+    the reboot line, REPL banners and prompts dropped), and whether it reached its REPL."""
+    text = raw.decode("utf-8", "replace").replace("\r", "")
+    text = text.rsplit("soft reboot\n", 1)[-1]
+    text = re.sub(r"[^\x20-\x7e\n]+", " ", text)
+    lines = [line.strip() for line in text.splitlines()]
+    in_repl = any(line.startswith('Type "help()"') for line in lines) or (bool(lines) and lines[-1] == ">>>")
+    keep = [
+        line
+        for line in lines
+        if line
+        and line not in (">>>", ">")
+        and not line.startswith('Type "help()"')
+        and not line.startswith("MicroPython ")
+    ]
+    return "\n".join(keep), in_repl
+
+
+def snippet(text: str, n: int = 160) -> str:
+    """The last line of text (where a traceback says what went wrong), shortened."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else text
+    return repr(last if len(last) <= n else "..." + last[-n:])
