@@ -247,7 +247,7 @@ def test_ports_marks_boards_by_usb_vendor_id(monkeypatch, capsys):
     ]
     monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: fake)
     monkeypatch.setattr(ports, "emulated_boards", lambda: [])
-    monkeypatch.setattr("picodaq.cli.main.emulated_boards", lambda: [])
+    monkeypatch.setattr("picodaq.cli.ports.emulated_boards", lambda: [])
     assert main(["ports"]) == 0
     lines = capsys.readouterr().out.splitlines()
     acm = next(line for line in lines if "/dev/ttyACM0" in line)
@@ -297,7 +297,7 @@ def test_a_long_replay_says_how_far_it_is(monkeypatch, capsys):
     """Off a terminal: nothing in the first second, then a line every PLAIN_EVERY seconds."""
     import time
 
-    from picodaq.cli.main import ReplayProgress
+    from picodaq.cli.replay import ReplayProgress
 
     now = [100.0]
     monkeypatch.setattr(time, "monotonic", lambda: now[0])

@@ -11,7 +11,7 @@ import pytest
 
 from cli_helpers import events, physical_to_counts, picodaq, read_bdf, start_picodaq
 from picodaq import contracts as C
-from picodaq.cli.main import comparable_stats as comparable
+from picodaq.cli.console import comparable_stats as comparable
 from picodaq.core.blocks import ramp_counts
 from picodaq.recording.outputs import read_npy_shape
 

@@ -24,7 +24,7 @@ from cli_helpers import (
 )
 from picodaq import contracts as C
 from picodaq.boards.unix import EmulatedBoard
-from picodaq.cli.main import comparable_stats as comparable
+from picodaq.cli.console import comparable_stats as comparable
 from waiting import wait_for
 
 

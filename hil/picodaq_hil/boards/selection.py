@@ -8,6 +8,9 @@
 3. else an emulated board in a fresh flash folder, unless
    `PICODAQ_REQUIRE_HARDWARE=1`, which makes this an error instead.
 
+Steps 2 and 3 are picodaq.transport.ports.choose_port, the order every
+picodaq command follows; the pools and leases are the suite's own.
+
 More than one attached board and no `PICODAQ_PORT` is an error: the suite
 never guesses between boards, and never falls back to the emulator with
 hardware attached. A real board that re-enumerates (after a reset, a replug)
@@ -21,7 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from picodaq.transport.ports import RPI_VID, PortInfo, attached_boards, serial_ports
+from picodaq.transport.ports import RPI_VID, PortInfo, attached_boards, choose_port, serial_ports
 
 from ..errors import BoardLost, NoBoardError
 
@@ -92,21 +95,17 @@ def choose_boards(
                 f"{how}={wanted!r} names no port: give one (or several, separated by commas), or leave it unset"
             )
         return [BoardChoice(HARDWARE, f"{how}={wanted}", p, _serial_of(p, listed)) for p in names]
-    boards = [p for p in listed if p.is_board]
-    if len(boards) == 1:
-        b = boards[0]
-        return [BoardChoice(HARDWARE, f"the one board found by USB id 0x{RPI_VID:04X}", b.device, b.serial_number)]
-    if len(boards) > 1:
-        raise NoBoardError(
-            f"{len(boards)} boards attached ({', '.join(b.device for b in boards)}); "
-            "set PICODAQ_PORT to the one to test (or several, separated by commas)"
-        )
+    found = choose_port(None, listed)  # the same fallback order as `picodaq record`
+    if found.usb is not None:
+        return [BoardChoice(HARDWARE, found.reason, found.usb.device, found.usb.serial_number)]
+    if found.attached:
+        raise NoBoardError(f"{found.reason}; set PICODAQ_PORT to the one to test (or several, separated by commas)")
     if require_hardware(env):
         raise NoBoardError(
             "PICODAQ_REQUIRE_HARDWARE=1 but no board is attached (no PICODAQ_PORT, and no serial "
             f"port with USB id 0x{RPI_VID:04X}); refusing to fall back to the emulated board"
         )
-    return [BoardChoice(EMULATED, f"emulator fallback: no PICODAQ_PORT and no board with USB id 0x{RPI_VID:04X}")]
+    return [BoardChoice(EMULATED, f"emulator fallback: no PICODAQ_PORT and {found.reason}")]
 
 
 def describe_selection(env: Mapping[str, str] | None = None, port: str | None = None) -> str:

@@ -1,4 +1,5 @@
-"""`picodaq flash`: the command's handler, its arguments, and its progress display."""
+"""`picodaq flash`: the command's handler, its arguments, and its progress display (which
+`picodaq emulate` shows too)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 
 from ..errors import UsageError
 from ..flash.flasher import BoardNotFound, Flasher, FlashEvent, FlashReport
-from ..transport.ports import attached_boards, emulated_boards, port_problem
+from ..transport.ports import choose_port, emulated_boards
+from .connect import check_port
 
 
 class RichProgress:
@@ -66,18 +68,14 @@ class RichProgress:
 
 def flash_port(port: str | None) -> str:
     """--port, else the one attached board, else the one running `picodaq emulate`."""
-    if port:
-        if why := port_problem(port):
-            raise UsageError(f"cannot open port {port}: {why}")
-        return port
-    boards = attached_boards()
-    if len(boards) > 1:
-        raise UsageError(
-            f"{len(boards)} boards attached ({', '.join(b.device for b in boards)}): pass --port to pick one"
-        )
-    if boards:
-        print(f"picodaq: flashing the board on {boards[0].device}", file=sys.stderr)
-        return boards[0].device
+    choice = choose_port(port)
+    if choice.port is not None:
+        if choice.usb is None:
+            return check_port(choice.port)
+        print(f"picodaq: flashing the board on {choice.port}", file=sys.stderr)
+        return choice.port
+    if choice.attached:
+        raise UsageError(f"{choice.reason}: pass --port to pick one")
     emulated = emulated_boards()
     if len(emulated) > 1:
         raise UsageError(

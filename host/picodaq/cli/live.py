@@ -29,6 +29,9 @@ from ..errors import UsageError
 from ..recording.pipeline import pool_hit_rate
 
 if TYPE_CHECKING:
+    from rich.panel import Panel
+    from rich.table import Table
+
     from ..recording.recorder import Event, Recording
 
 PLAIN_EVERY = 2.0
@@ -220,10 +223,10 @@ class LiveView:
         label = self.labels[i] if self.several else ""
         return lambda ev: self.event(ev, label)
 
-    def _renderable(self):
+    def _renderable(self) -> Table | Panel:
         return self._render_table() if self.several else self._render(self.last)
 
-    def _render_table(self):
+    def _render_table(self) -> Table:
         from rich.table import Table
 
         first = next((s for s in self.lasts if s is not None), None)
@@ -275,7 +278,7 @@ class LiveView:
         t.caption = f"{caption}   ·   {self.keys_hint or 'Ctrl-C stops and saves'}"
         return t
 
-    def _render(self, s: Snapshot | None):
+    def _render(self, s: Snapshot | None) -> Panel:
         from rich.panel import Panel
         from rich.table import Table
 

@@ -8,8 +8,9 @@ import signal
 import sys
 
 from ..errors import UsageError
-from ..transport.ports import attached_boards, emulated_boards, port_problem
+from ..transport.ports import choose_port, emulated_boards
 from ..transport.serve import BoardServer, parse_listen
+from .connect import check_port
 
 DEFAULT_LISTEN = "127.0.0.1:2217"
 
@@ -20,13 +21,16 @@ def _log(text: str) -> None:
 
 def serve_port(port: str | None) -> str:
     """--port, else the one attached board, else the one emulated board running."""
-    if port:
+    choice = choose_port(port)
+    if choice.usb is not None:
+        return choice.usb.device
+    if choice.port is not None:
         # a path that is there but cannot be a serial port; a missing one is the server's to report,
         # after it has checked --listen
-        if "://" not in port and os.path.exists(port) and (why := port_problem(port)):
-            raise UsageError(f"cannot open port {port}: {why}")
-        return port
-    boards = attached_boards() or emulated_boards()
+        if "://" not in choice.port and os.path.exists(choice.port):
+            check_port(choice.port)
+        return choice.port
+    boards = list(choice.attached) or emulated_boards()
     if len(boards) == 1:
         return boards[0].device
     if boards:

@@ -1,5 +1,6 @@
-"""Finding boards: serial ports with the Raspberry Pi USB vendor id, and the
-emulated boards that `picodaq emulate` has running on this machine."""
+"""Finding boards: serial ports with the Raspberry Pi USB vendor id, the
+emulated boards that `picodaq emulate` has running on this machine, and the
+one rule for which board a command uses (`choose_port`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +69,43 @@ def serial_ports() -> list[PortInfo]:
 def attached_boards() -> list[PortInfo]:
     """Real boards only: serial ports with the Raspberry Pi vendor id."""
     return [p for p in serial_ports() if p.is_board]
+
+
+@dataclass(frozen=True)
+class PortChoice:
+    """The board choose_port found: a port to open, or none (an emulated board is needed), and why.
+
+    reason says it in words that fit after "using ..." in a report: "--port", "the one board
+    found by USB id 0x2E8A", "no board with USB id 0x2E8A", "2 boards attached (/dev/ttyACM0,
+    /dev/ttyACM1)"."""
+
+    port: str | None  # None: no board to use, start (or find) an emulated one
+    reason: str
+    usb: PortInfo | None = None  # the board found by USB id: its serial number finds it again after an unplug
+    attached: tuple[PortInfo, ...] = ()  # several boards found by USB id, none chosen: the user's to pick
+
+    @property
+    def emulated(self) -> bool:
+        return self.port is None
+
+
+def choose_port(port: str | None = None, listed: Sequence[PortInfo] | None = None) -> PortChoice:
+    """The board to use: port if given, else the one board attached (by USB id), else none, which
+    means an emulated board. Several attached boards are never guessed between: the choice is then
+    none too, with the boards in `attached`, and each caller says what it does about it (use an
+    emulated board instead, or refuse).
+
+    listed: the serial ports to look at (default: the ones attached now); ports without the
+    Raspberry Pi USB id are ignored. Nothing is opened or checked: a given port is returned as is."""
+    if port:
+        return PortChoice(port, "--port")
+    found = [b for b in (attached_boards() if listed is None else listed) if b.is_board]
+    if len(found) == 1:
+        return PortChoice(found[0].device, f"the one board found by USB id 0x{RPI_VID:04X}", usb=found[0])
+    if found:
+        names = ", ".join(b.device for b in found)
+        return PortChoice(None, f"{len(found)} boards attached ({names})", attached=tuple(found))
+    return PortChoice(None, f"no board with USB id 0x{RPI_VID:04X}")
 
 
 def port_problem(port: str) -> str | None:
