@@ -48,7 +48,7 @@ _EXPORTS = {
     "HostClock": "picodaq.core.clock",
     "HotPathGuard": "picodaq.core.alloc",
     "Link": "picodaq.transport.link",
-    "StreamConfig": "picodaq.recording.recorder",
+    "StreamConfig": "picodaq.recording.config",
     "PicodaqError": "picodaq.errors",
     "UsageError": "picodaq.errors",
     "LinkError": "picodaq.errors",
@@ -95,5 +95,5 @@ if TYPE_CHECKING:  # what static checkers and editors see
     from picodaq.protocol.decoder import NEED_DATA, DecoderStats, FrameDecoder
     from picodaq.protocol.frames import Frame
     from picodaq.protocol.messages import Ack, Hello, Log, Marker, Status
-    from picodaq.recording.recorder import StreamConfig
+    from picodaq.recording.config import StreamConfig
     from picodaq.transport.link import Link

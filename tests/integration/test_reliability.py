@@ -340,8 +340,9 @@ def test_unplug_detection_latency(make_board, tmp_path):
 
 def test_reconnect_finds_the_board_where_it_came_back(make_board, tmp_path):
     """A real board may re-enumerate under another name; the recorder asks find_port where it is."""
+    from picodaq.recording.config import StreamConfig
     from picodaq.recording.outputs import open_outputs
-    from picodaq.recording.recorder import Recording, StreamConfig
+    from picodaq.recording.recorder import Recording
     from picodaq.transport.link import Link
 
     board = make_board()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import contracts as C
-from ..recording.recorder import StreamConfig
+from ..recording.config import StreamConfig
 from .session import EmulatedSession
 
 LINE_RATE = 1.2e6  # bytes/s

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import contracts as C
 from ..core.blocks import SamplesBlock
-from ..recording.recorder import StreamConfig
+from ..recording.config import StreamConfig
 from .session import EmulatedSession
 
 CONFIG = StreamConfig(rate=1000, channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.FMT_INT24)

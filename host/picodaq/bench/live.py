@@ -21,7 +21,7 @@ import tty
 from typing import Any
 
 from .. import contracts as C
-from ..recording.recorder import StreamConfig
+from ..recording.config import StreamConfig
 from .session import EmulatedSession
 
 CONFIG = StreamConfig(rate=20_000, channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.FMT_INT24, samples_per_frame=25)

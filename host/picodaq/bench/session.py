@@ -24,7 +24,8 @@ from typing import Any
 from ..core.blocks import SamplesBlock
 from ..core.primary import CallbackOutput
 from ..core.receiver import Receiver
-from ..recording.recorder import StreamConfig, prepare_board
+from ..recording.config import StreamConfig
+from ..recording.recorder import prepare_board
 from ..transport.link import Link
 
 _LOSS_KEYS = ("crc_errors", "header_errors", "seq_lost", "samples_lost", "decode_errors")

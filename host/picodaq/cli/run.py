@@ -31,9 +31,10 @@ from .report import record_report
 
 if TYPE_CHECKING:
     from ..protocol.messages import Hello
+    from ..recording.config import StreamConfig
     from ..recording.group import RecordingGroup
     from ..recording.lsl import LslOutlet
-    from ..recording.recorder import Recording, StreamConfig
+    from ..recording.recorder import Recording
     from .live import KeyReader, LiveView
 
 
@@ -81,7 +82,7 @@ class StreamOptions:
         )
 
     def config(self) -> StreamConfig:
-        from ..recording.recorder import StreamConfig
+        from ..recording.config import StreamConfig
 
         return StreamConfig(
             rate=self.rate,
