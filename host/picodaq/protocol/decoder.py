@@ -27,18 +27,11 @@ into a bytes payload (a decoder without a pool: frames own their bytes).
 The CRC is checked as CRC-32 over the frame including its stored CRC, which
 for an intact frame is the fixed residue 0x2144DF1C: no field to unpack.
 
-Runs (`drain(handler, run_handler)`): a stream is mostly SAMPLES frames of one
-layout back to back, each continuing the last (seq + 1, first_sample_index +
-n_samples). After accepting such a frame the decoder looks ahead for a run of
-them and checks the whole run at once: every header by numpy over strided
-views of the data, and every CRC by one CRC-32 over all of the run's bytes,
-compared with the value k intact frames of that length always give (CRC-32 is
-affine, so an intact frame's CRC from any start value depends only on that
-value and the frame's length; the table is built from the first frame). A run
-that does not check out whole is not taken: its frames go one at a time
-through the ordinary path, so the receiving rules and counters stay exactly
-those of frame-by-frame decoding. A run is copied once, into one pooled buffer,
-and handed to `run_handler(loan, head, n_frames, stride, seq)`.
+Runs (`drain(handler, run_handler)`): after accepting a SAMPLES frame the decoder
+looks ahead for frames that continue it and checks them all at once (runs.py); a
+run is copied once, into one pooled buffer, and handed to
+`run_handler(loan, head, n_frames, stride, seq)`. Counters stay exactly those of
+frame-by-frame decoding.
 """
 
 from __future__ import annotations
@@ -47,15 +40,14 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from .. import contracts as C
 from ..buffers.pool import RUN_CLASS, BufferPool
 from .frames import LOAN_FRAME_OFFSET, Frame
 from .layouts import SAMPLES_HEAD_SIZE, SAMPLES_KEY, SamplesKey
+from .runs import RunChecker
+from .stats import DecoderStats
 
 if TYPE_CHECKING:
     from ..buffers.pool import Loaned
@@ -96,36 +88,6 @@ _TOTAL = [C.OVERHEAD + n for n in range(C.MAX_PAYLOAD + 1)]
 _LOAN_SIZE = [LOAN_FRAME_OFFSET + C.OVERHEAD + n for n in range(C.MAX_PAYLOAD + 1)]
 _LOAN_END = _LOAN_SIZE
 _TOPUP = C.MAX_FRAME  # bytes of new data joined to a kept partial frame: enough to finish it
-# Runs: as many frames as the pool's largest buffer holds (RUN_CLASS when the pool has it)
-_STEPS = np.arange(1, RUN_CLASS // (C.OVERHEAD + SAMPLES_HEAD_SIZE) + 1, dtype=np.uint32)  # 1, 2, 3, ...
-_U1 = np.dtype(np.uint8)
-_U4 = np.dtype("<u4")
-# offsets in a SAMPLES frame's first _RUN_HEAD bytes (frame header, then SAMPLES header): seq, first
-# sample index, t0 and period, then n_channels, fmt and n_samples to the end
-_RUN_HEAD = C.HEADER_SIZE + SAMPLES_HEAD_SIZE
-_AT_SEQ = 6
-_AT_FIRST = C.HEADER_SIZE
-_AT_T0 = C.HEADER_SIZE + 4
-_AT_SHAPE = C.HEADER_SIZE + 12
-_RUN_MOST = len(_STEPS)
-_FREE = np.ones((_RUN_MOST, _RUN_HEAD), np.bool_)  # the header bytes a run's frames must repeat
-_FREE[:, _AT_T0:_AT_SHAPE] = False  # t0 and the period: the device's to set
-
-
-@dataclass
-class DecoderStats:
-    frames_ok: int = 0
-    crc_errors: int = 0
-    header_errors: int = 0
-    skipped_bytes: int = 0
-    seq_lost: int = 0
-    samples: int = 0
-    samples_lost: int = 0
-    decode_errors: int = 0
-    truncated: int = 0  # an incomplete frame cut off by the end of input
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:
@@ -165,22 +127,11 @@ class FrameDecoder:
         self._drained = 0
         # the last SAMPLES layout that checked out (a cache: most frames repeat it)
         self._layout_ns = self._layout_nch = self._layout_fmt = self._layout_length = -1
-        # runs: CRC-32 of k intact frames of one stride, by stride; and how far runs are not tried again
-        self._run_crcs: dict[int, list[int]] = {}
+        # runs: how far runs are not tried again (damage was found there), and the checker
         self._no_run_before = 0
         self._run_handler: RunHandler | None = None
-        self._run_room = 0  # bytes of frames one pooled buffer holds
-        # the headers the frames of a run must have, and where they differ (arrays made once)
-        self._want = np.zeros((_RUN_MOST, _RUN_HEAD), _U1)
-        self._diff = np.zeros((_RUN_MOST, _RUN_HEAD), np.bool_)
-        self._want_seq = np.ndarray((_RUN_MOST,), _U4, self._want, _AT_SEQ, (_RUN_HEAD,))
-        self._want_first = np.ndarray((_RUN_MOST,), _U4, self._want, _AT_FIRST, (_RUN_HEAD,))
-        self._seq0 = np.zeros((), _U4)
-        self._first0 = np.zeros((), _U4)
-        self._ns = np.zeros((), _U4)
-        self._want_stride = 0
-        self._want_layout: tuple[int, ...] = ()
-        self._rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per run length: row views
+        self._runs = RunChecker()
+        self.runs = 0  # runs handed to a run handler (frames in them are counted in frames_ok)
         self.runs = 0  # runs handed to a run handler (frames in them are counted in frames_ok)
 
     # -- input -------------------------------------------------------------
@@ -314,8 +265,8 @@ class FrameDecoder:
         if run_handler is not None and self.pool is None:
             raise ValueError("runs are copied into pooled buffers: give the decoder a BufferPool")
         self._run_handler = run_handler
-        if run_handler is not None and not self._run_room:
-            self._run_room = min(self.pool.largest, RUN_CLASS) - LOAN_FRAME_OFFSET  # type: ignore[union-attr]
+        if run_handler is not None and not self._runs.room:
+            self._runs.room = min(self.pool.largest, RUN_CLASS) - LOAN_FRAME_OFFSET  # type: ignore[union-attr]
         try:
             self._scan(handler)
         finally:
@@ -385,7 +336,9 @@ class FrameDecoder:
                                     run = self._run_handler
                                     if run is not None and nxt < end and nxt >= self._no_run_before:
                                         stride = _TOTAL[length]
-                                        k = self._run_length(src, nxt - stride, stride, seq, head, end)
+                                        k, damaged = self._runs.length(src, nxt - stride, stride, seq, head, end)
+                                        if damaged:
+                                            self._no_run_before = damaged
                                         if k > 1:
                                             loan = self._take_run(src, nxt - stride, stride, k, head, seq)
                                             fv.release()
@@ -429,78 +382,6 @@ class FrameDecoder:
             if count:
                 st.frames_ok += count
                 self._count_run()
-
-    def _run_length(self, src: memoryview, start: int, stride: int, seq: int, head: SamplesKey, end: int) -> int:
-        """How many frames from start (an accepted SAMPLES frame) form a run that checks out whole: 1 when none.
-
-        The frames after the first must repeat its header but for seq + i and first_sample_index
-        + i * n_samples (magic, version, type, length, layout; t0 and the period are free), and be
-        intact: their headers are compared with the headers they must have in one comparison
-        (arrays made once, per run length), and their CRCs are checked by one CRC-32 over all of
-        them. This is the per-run cost that replaces a per-frame one: it allocates a handful
-        of objects, not one per frame."""
-        most = min((end - start) // stride, self._run_room // stride)
-        if most < 2:
-            return 1
-        n = most - 1
-        at = start + stride
-        if stride != self._want_stride or head[1:] != self._want_layout:
-            self._expect_layout(src, start, stride, head)
-        self._first0.fill(head[0])
-        self._seq0.fill(seq)
-        np.add(_STEPS, self._seq0, self._want_seq)
-        np.multiply(_STEPS, self._ns, self._want_first)
-        np.add(self._want_first, self._first0, self._want_first)
-        rows = self._rows.get(n)
-        if rows is None:
-            rows = self._rows[n] = (self._want[:n], self._diff[:n], _FREE[:n])
-        want, diff, free = rows
-        np.not_equal(np.ndarray((n, _RUN_HEAD), _U1, src, at, (stride, 1)), want, diff)
-        np.logical_and(diff, free, diff)  # t0 and the period may differ
-        if diff.any():
-            k = int(diff.any(1).argmax())  # frames before the first that breaks the run
-            if k == 0:
-                return 1
-        else:
-            k = n
-        crcs = self._run_crcs.get(stride)
-        if crcs is None or len(crcs) <= k:
-            crcs = self._extend_crcs(src[start : start + stride], k)
-        tried = k
-        while k:
-            body = src[at : at + k * stride]
-            intact = zlib.crc32(body) == crcs[k]
-            body.release()
-            if intact:
-                break
-            k >>= 1  # something in there is damaged: the longest intact first half goes as a run
-        if k < tried:
-            # the frames after it go one by one (the rules find what is wrong), with no run tried
-            # on them again: a damaged stream costs a few CRC passes more, not one per frame
-            self._no_run_before = at + tried * stride
-        return k + 1
-
-    def _expect_layout(self, src: memoryview, start: int, stride: int, head: SamplesKey) -> None:
-        """The header bytes every frame of a run of this layout repeats (when the layout changes)."""
-        want = self._want
-        want[:, :_AT_SEQ] = np.frombuffer(src, _U1, _AT_SEQ, start)  # magic, version, type, length
-        want[:, _AT_SHAPE:] = np.frombuffer(src, _U1, _RUN_HEAD - _AT_SHAPE, start + _AT_SHAPE)
-        self._ns.fill(head[3])
-        self._want_stride = stride
-        self._want_layout = head[1:]
-
-    def _extend_crcs(self, template: memoryview, k: int) -> list[int]:
-        """CRC-32 of 0..k intact frames of template's length, back to back (template: one intact frame)."""
-        stride = len(template)
-        crcs = self._run_crcs.get(stride)
-        if crcs is None:
-            if len(self._run_crcs) >= 64:  # a stream changing layouts all the time: start over
-                self._run_crcs.clear()
-            crcs = self._run_crcs[stride] = [0]
-        while len(crcs) <= k:
-            crcs.append(zlib.crc32(template, crcs[-1]))
-        template.release()
-        return crcs
 
     def _take_run(self, src: memoryview, start: int, stride: int, k: int, head: SamplesKey, seq: int) -> Loaned:
         """Count a checked run of k frames (the first already counted) and copy it into one pooled buffer."""
