@@ -12,7 +12,7 @@ ROBOT_ARGS ?=
 PABOT := cd $(ROBOT_OUT) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CURDIR)/$(VENV)/bin/pabot --no-pabotlib \
 	--outputdir . --xunit xunit.xml --name "picodaq HIL" --variable PICODAQ_REPORT_DIR:$(CURDIR)/$(ROBOT_OUT)
 
-.PHONY: demo test test-py robot hil soak bench codegen check-codegen clean
+.PHONY: demo test lint test-py robot hil soak bench codegen check-codegen clean
 
 $(STAMP): pyproject.toml hil/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) tools/codegen.py --check
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory hil
+
+# static checks, as the field expects of a library: ruff (lint, format) and mypy (host/ and hil/;
+# the sans-I/O core strictly, see pyproject.toml)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check host hil tests tools
+	$(VENV)/bin/ruff format --check host hil tests tools
+	$(VENV)/bin/mypy
 
 # the Robot suites only (soak excluded): on the board in PICODAQ_PORT, else the one attached, else emulated
 hil robot: $(STAMP)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from picodaq.protocol.decoder import DecoderStats
 from picodaq.protocol.messages import Status
+from picodaq.protocol.stats import DecoderStats
 from picodaq.recording.timeline import TimelineCounts
 
 

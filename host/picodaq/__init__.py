@@ -30,7 +30,7 @@ _EXPORTS = {
     "Frame": "picodaq.protocol.frames",
     "FrameDecoder": "picodaq.protocol.decoder",
     "NEED_DATA": "picodaq.protocol.decoder",
-    "DecoderStats": "picodaq.protocol.decoder",
+    "DecoderStats": "picodaq.protocol.stats",
     "Hello": "picodaq.protocol.messages",
     "Status": "picodaq.protocol.messages",
     "Marker": "picodaq.protocol.messages",
@@ -92,8 +92,9 @@ if TYPE_CHECKING:  # what static checkers and editors see
         PicodaqError,
         UsageError,
     )
-    from picodaq.protocol.decoder import NEED_DATA, DecoderStats, FrameDecoder
+    from picodaq.protocol.decoder import NEED_DATA, FrameDecoder
     from picodaq.protocol.frames import Frame
     from picodaq.protocol.messages import Ack, Hello, Log, Marker, Status
+    from picodaq.protocol.stats import DecoderStats
     from picodaq.recording.config import StreamConfig
     from picodaq.transport.link import Link

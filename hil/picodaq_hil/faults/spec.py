@@ -97,7 +97,7 @@ class FaultSpec:
 def fault_seed(given: int | str | None = None) -> int:
     """The seed for a faulty link: `given` if any, else $PICODAQ_FAULT_SEED, else a random one."""
     if given not in (None, "", "None"):
-        return int(given)  # type: ignore[arg-type]
+        return int(given)
     text = os.environ.get("PICODAQ_FAULT_SEED")
     if text:
         try:

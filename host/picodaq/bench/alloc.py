@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -30,7 +31,7 @@ def allocations_per_frame(data: bytes, warmup_frames: int = 2000) -> dict[str, A
         warm, timed, frames = _split(data, warmup_frames)
         r = make()
         r.feed(warm)
-        a = count_allocations(lambda r=r, timed=timed: r.feed(timed))
+        a = count_allocations(functools.partial(r.feed, timed))
         per, size = a.per(frames)
         out[name] = {
             "frames": frames,

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import contracts as C
-from ..core.blocks import BlockView, SamplesBlock, decode_block
+from ..core.blocks import BlockView, FrameSelection, SamplesBlock, decode_block
 from ..core.primary import BlockQueue
 from ..core.receiver import Receiver
 
@@ -106,17 +106,17 @@ class Observer:
         self.sums: np.ndarray | None = None
         self._row = np.zeros(N_CHANNELS, dtype=np.int32)
 
-    def on_block(self, view: BlockView | SamplesBlock) -> None:
+    def on_block(self, view: BlockView | FrameSelection | SamplesBlock) -> None:
         frames = view.n_frames
         if frames == 1:
             row = view.counts[-1]
         else:  # a run of frames (or a tap's share of one): the newest instant of each, summed
             row = self._row
-            np.add.reduce(view.frame_counts[:, -1], 0, None, row)  # positional: no keyword dict
-        try:
-            np.add(self.sums, row, self.sums)  # positional out: numpy allocates nothing
-        except TypeError:  # the first block
+            np.add.reduce(view.frame_counts[:, -1], 0, None, row)  # type: ignore[call-overload]  # positional: no keyword dict
+        if self.sums is None:  # the first block
             self.sums = row.copy()  # int32, wrapping alike on both sides: a checksum, not a statistic
+        else:
+            np.add(self.sums, row, self.sums)  # positional out: numpy allocates nothing
         self.blocks += frames
 
     @property

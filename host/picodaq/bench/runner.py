@@ -11,6 +11,7 @@ are not medians: they are exact, summed over the rounds.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import platform
 import sys
@@ -91,7 +92,7 @@ def fig_pipeline(s: Settings, say: Progress) -> dict[str, Any]:
 
     say(f"making a capture of {s.pipeline_frames:,} ramp frames (600-byte payloads)")
     data = capture(s.pipeline_frames, P.N_CHANNELS, P.FMT, P.N_SAMPLES, pattern="ramp")
-    rounds = []
+    rounds: list[dict[str, Any]] = []
     for i in range(s.runs):
         say(f"round {i + 1}/{s.runs}: pipeline, naive, CRC floor")
         r = {
@@ -156,7 +157,7 @@ def fig_live(s: Settings, say: Progress) -> dict[str, Any]:
     from .session import EmulatedSession
 
     say("starting an unpaced emulated board")
-    rounds = []
+    rounds: list[dict[str, Any]] = []
     with EmulatedSession(unpaced=True) as session:
         for i in range(s.live_runs):
             say(f"round {i + 1}/{s.live_runs}: receiver {s.live_seconds:g} s, then raw pty drain {s.live_seconds:g} s")
@@ -195,7 +196,7 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
 
     cfg = U.line_rate_config()
     say(f"starting a paced emulated board: 8 x int16 at {cfg.rate:,} Hz = 1.2 MB/s")
-    rounds = []
+    rounds: list[dict[str, Any]] = []
     with EmulatedSession(unpaced=False) as session:
         for i in range(s.cpu_runs):
             say(f"round {i + 1}/{s.cpu_runs}: {s.cpu_seconds:g} s at the line rate")
@@ -313,7 +314,7 @@ def run(names: list[str], settings: Settings, say: Progress) -> dict[str, Any]:
         prefix = f"bench [{i}/{len(names)}] {name}"
         say(f"{prefix}: {title}")
         try:
-            doc["figures"][name] = fn(settings, lambda text, prefix=prefix: say(f"{prefix}: {text}"))
+            doc["figures"][name] = fn(settings, functools.partial(_prefixed, say, prefix))
         except RuntimeError as e:  # a cross-check inside a figure, a board that did not start
             raise BenchError(f"{name}: {e}") from None
         doc["figures"][name]["stage_seconds"] = round(time.monotonic() - t, 2)
@@ -324,3 +325,7 @@ def run(names: list[str], settings: Settings, say: Progress) -> dict[str, Any]:
 
 def stderr_progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def _prefixed(say: Callable[[str], None], prefix: str, text: str) -> None:
+    say(f"{prefix}: {text}")

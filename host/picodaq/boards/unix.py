@@ -42,7 +42,7 @@ class EmulatedBoard:
         import tempfile
 
         self._tmp = None if flash else tempfile.TemporaryDirectory(prefix="picodaq-board-")
-        root = Path(self._tmp.name) if self._tmp else Path(flash).resolve()
+        root = Path(self._tmp.name) if self._tmp is not None else Path(flash or ".").resolve()
         self.root = root
         self.flash = root / "flash" if self._tmp else root
         self.flash.mkdir(parents=True, exist_ok=True)

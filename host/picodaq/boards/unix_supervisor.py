@@ -243,6 +243,7 @@ class Supervisor:
 
     def _probe_host(self) -> None:
         """A host is connected when reading the master does not give EIO."""
+        assert self.m_out is not None
         try:
             data = os.read(self.m_out, _CHUNK)
         except BlockingIOError:
@@ -297,13 +298,16 @@ class Supervisor:
             self._spawn(raw_repl=False)
         if not self.host_connected:
             self._probe_host()
-        rl, wl = [], []
+        m_out = self.m_out
+        assert m_out is not None  # the port is there whenever the board has power
+        rl: list[int] = []
+        wl: list[int] = []
         if self.host_connected and len(self.to_child) < 1 << 16:
-            rl.append(self.m_out)
+            rl.append(m_out)
         if self.m_in is not None and len(self.to_host) < _HOST_BUFFER:
             rl.append(self.m_in)
         if self.to_host and self.host_connected:
-            wl.append(self.m_out)
+            wl.append(m_out)
         if self.to_child and self.m_in is not None:
             wl.append(self.m_in)
         try:
@@ -343,6 +347,7 @@ class Supervisor:
                 self._child_gone()
 
     def _write_host(self) -> None:
+        assert self.m_out is not None
         try:
             n = os.write(self.m_out, self.to_host)
             del self.to_host[:n]

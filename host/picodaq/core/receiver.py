@@ -43,10 +43,11 @@ from .. import contracts as C
 from ..buffers.objpool import ObjectPoolStats, Pool
 from ..buffers.pool import RUN_CLASSES, BufferPool, Loaned, PoolStats
 from ..errors import UsageError
-from ..protocol.decoder import DecoderStats, FrameDecoder
+from ..protocol.decoder import FrameDecoder
 from ..protocol.frames import LOAN_FRAME_OFFSET, Frame
 from ..protocol.layouts import SAMPLES_KEY, SAMPLES_TIMING_AND_SHAPE, SamplesKey
 from ..protocol.messages import Ack, Hello, Log, Marker, Status
+from ..protocol.stats import DecoderStats
 from .blocks import T0_OFFSET, SamplesBlock
 from .clock import HostClock
 from .primary import BlockQueue, PrimaryOutput

@@ -169,10 +169,12 @@ class FrameSelection:
 
     @property
     def device_times_us(self) -> np.ndarray:
-        return self._b.device_times_us[self._rows()]
+        times: np.ndarray = self._b.device_times_us[self._rows()]
+        return times
 
     def host_times(self) -> np.ndarray:
-        return self._b.host_times()[self._rows()]
+        times: np.ndarray = self._b.host_times()[self._rows()]
+        return times
 
     def copy(self) -> SamplesBlock:
         b = type(self._b)(

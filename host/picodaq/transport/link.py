@@ -18,6 +18,7 @@ one call.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import random
@@ -37,7 +38,7 @@ from ..buffers.ring import ByteRing, Overflow, ReceiversDisconnected, SendersDis
 from ..core.blocks import SamplesBlock
 from ..core.primary import BlockQueue
 from ..core.receiver import Receiver
-from ..errors import CommandFailed, CommandTimeout, ContractMismatch, LinkError, PortBusy
+from ..errors import CommandFailed, CommandTimeout, ContractMismatch, LinkError, PortBusy, UsageError
 from ..protocol.frames import configure_args, encode_command
 from ..protocol.messages import Ack, Hello, Status
 from .ports import BUSY, port_busy
@@ -269,7 +270,7 @@ class Link:
                 if ack.status != C.ST_OK:
                     reason = C.STATUS_NAMES.get(ack.status, str(ack.status))
                     # the board explains a refusal in a LOG right after the ACK
-                    self.pump_until(lambda seen=seen: self.receiver.log_count > seen, 0.2)
+                    self.pump_until(functools.partial(self._logged_since, seen), 0.2)
                     why = f": {self.receiver.logs[-1].text}" if self.receiver.log_count > seen else ""
                     raise CommandFailed(opcode, ack.status, f"board refused {name} ({reason}){why}")
                 return ack
@@ -281,6 +282,9 @@ class Link:
         )
 
     # -- the commands ----------------------------------------------------------
+
+    def _logged_since(self, seen: int) -> bool:
+        return self.receiver.log_count > seen
 
     def ping(self) -> Ack:
         return self.command(C.OP_PING)
@@ -304,8 +308,17 @@ class Link:
         assert self.receiver.status is not None
         return self.receiver.status
 
-    def configure(self, rate_hz: int, channel_mask: int, source: int, fmt: int, samples_per_frame: int) -> Ack:
-        return self.command(C.OP_CONFIGURE, configure_args(rate_hz, channel_mask, source, fmt, samples_per_frame))
+    def configure(
+        self, rate_hz: int, channel_mask: int, source: int | str, fmt: int | str, samples_per_frame: int
+    ) -> Ack:
+        """CONFIGURE: source and fmt by code or by name ("ramp", "sine", "adc", "ads1299"; "int16",
+        "int24", "int32")."""
+        return self.command(
+            C.OP_CONFIGURE,
+            configure_args(
+                rate_hz, channel_mask, _code(source, C.SOURCE_NAMES), _code(fmt, C.FORMAT_NAMES), samples_per_frame
+            ),
+        )
 
     def start(self) -> Ack:
         return self.command(C.OP_START)
@@ -391,3 +404,13 @@ def describe_port_error(e: BaseException, url: str = "") -> str:
         return NO_RFC2217_REASON
     # pyserial wraps OSError text as "[Errno 2] could not open port ...: [Errno 2] No such file"
     return text.split("] ")[-1] if "] " in text else text or type(e).__name__
+
+
+def _code(value: int | str, names: dict[int, str]) -> int:
+    """A source or format given by name, as its code (a code passes through)."""
+    if isinstance(value, int):
+        return value
+    for code, name in names.items():
+        if name == value:
+            return code
+    raise UsageError(f"unknown name {value!r}: one of {', '.join(names.values())}")

@@ -27,6 +27,7 @@ never holds on to a receiver's buffer; `close()` finalises the file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ...errors import PicodaqError, UsageError
@@ -56,7 +57,12 @@ __all__ = [
 ]
 
 SUFFIXES = (".tlv", ".bdf", ".npy", ".csv")
-_KINDS: dict[str, type[Output]] = {".tlv": TlvOutput, ".bdf": BdfOutput, ".npy": NpyOutput, ".csv": CsvOutput}
+_KINDS: dict[str, Callable[[Path], Output]] = {
+    ".tlv": TlvOutput,
+    ".bdf": BdfOutput,
+    ".npy": NpyOutput,
+    ".csv": CsvOutput,
+}
 
 
 def planned_files(path: Path) -> list[Path]:
