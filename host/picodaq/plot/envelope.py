@@ -20,7 +20,8 @@ view (picodaq.view) runs it per block, `Envelope` over whole recordings:
   holds between `columns` and twice as many columns, whatever the length;
 - small chunks (a replay's blocks of a few dozen instants) are gathered into
   runs of `STAGE_ROWS` before they are reduced: per-call overhead, not the
-  arithmetic, is what costs for small blocks.
+  arithmetic, is what costs for small blocks. The stage keeps the chunks'
+  dtype (int32 counts stay int32: half the bytes of int64 to reduce).
 """
 
 from __future__ import annotations
@@ -107,25 +108,28 @@ class Envelope:
 
     def add(self, pos: int, counts: np.ndarray) -> None:
         n = len(counts)
+        if n < STAGE_ROWS and pos >= self.start and (self.end is None or pos + n <= self.end):
+            # the common case first (a replay's blocks, all inside the window): one copy, no reduction
+            s = self._staged
+            stage = self._stage
+            if s and pos == self._stage_pos + s and s + n <= STAGE_ROWS and counts.dtype == stage.dtype:  # type: ignore[union-attr]
+                stage[s : s + n] = counts  # type: ignore[index]
+                self._staged = s + n
+                return
+            if s:
+                self.flush()
+            if stage is None or stage.dtype != counts.dtype:
+                stage = self._stage = np.empty((STAGE_ROWS, self.n_channels), dtype=counts.dtype)
+            stage[:n] = counts
+            self._stage_pos = pos
+            self._staged = n
+            return
         lo = max(pos, self.start)
         hi = pos + n if self.end is None else min(pos + n, self.end)
         if hi <= lo:
             return
-        if lo != pos or hi != pos + n:
-            counts = counts[lo - pos : hi - pos]
-            pos, n = lo, hi - lo
-        if n >= STAGE_ROWS:
-            self.flush()
-            self._reduce(pos, counts)
-            return
-        if self._staged and (pos != self._stage_pos + self._staged or self._staged + n > STAGE_ROWS):
-            self.flush()
-        if self._stage is None:
-            self._stage = np.empty((STAGE_ROWS, self.n_channels), dtype=np.int64)
-        if not self._staged:
-            self._stage_pos = pos
-        self._stage[self._staged : self._staged + n] = counts
-        self._staged += n
+        self.flush()
+        self._reduce(lo, counts[lo - pos : hi - pos])
 
     def flush(self) -> None:
         """Reduce what is staged (columns() does this itself)."""
