@@ -112,8 +112,14 @@ class Envelope:
             # the common case first (a replay's blocks, all inside the window): one copy, no reduction
             s = self._staged
             stage = self._stage
-            if s and pos == self._stage_pos + s and s + n <= STAGE_ROWS and counts.dtype == stage.dtype:  # type: ignore[union-attr]
-                stage[s : s + n] = counts  # type: ignore[index]
+            if (
+                s
+                and stage is not None
+                and pos == self._stage_pos + s
+                and s + n <= STAGE_ROWS
+                and counts.dtype == stage.dtype
+            ):
+                stage[s : s + n] = counts
                 self._staged = s + n
                 return
             if s:

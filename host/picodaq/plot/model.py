@@ -131,7 +131,9 @@ def _span(labels: list[str]) -> str:
     return ", ".join(labels)
 
 
-def to_physical(lo: np.ndarray, hi: np.ndarray, gain: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def to_physical(
+    lo: np.ndarray, hi: np.ndarray, gain: np.ndarray | float, offset: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
     """Counts to physical units per channel (physical = counts * gain + offset); a negative gain swaps
     min and max."""
     a = lo * gain + offset

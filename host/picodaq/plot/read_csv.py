@@ -32,7 +32,7 @@ def _rate(t: np.ndarray, idx: np.ndarray) -> int:
     a, b = edges[k], edges[k + 1] - 1
     if b <= a or t[b] <= t[a]:
         raise PlotError("too few rows in a row to tell the rate")
-    return max(1, round((b - a) / (t[b] - t[a])))
+    return max(1, round(float((b - a) / (t[b] - t[a]))))
 
 
 def read_csv(path: Path, window: Window, channels: ChannelPick, columns: int) -> Picture:
@@ -80,11 +80,11 @@ def read_csv(path: Path, window: Window, channels: ChannelPick, columns: int) ->
                     span = max(span, 0)
                     g = Gap(int(prev_pos[i]) + 1, row + int(i), span, RESTART, DEVICE_CLOCK if span else UNKNOWN, 0)
                 gaps.append(GapSpan(g.pos / rate, (g.pos + g.span) / rate, g.describe()))
-            for i, line in enumerate(lines):
+            for j, line in enumerate(lines):
                 cell = line.split(",", 3)[2]
                 if cell:
                     for code in cell.split(";"):
-                        markers.append(MarkSpot(float(pos[i]) / rate, int(code)))
+                        markers.append(MarkSpot(float(pos[j]) / rate, int(code)))
             assert env is not None
             # runs of consecutive grid positions go to the envelope in one piece each
             cuts = np.concatenate(([0], np.flatnonzero(np.diff(pos) != 1) + 1, [len(pos)]))

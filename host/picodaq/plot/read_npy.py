@@ -110,7 +110,7 @@ def read_npy(path: Path, window: Window, channels: ChannelPick, columns: int) ->
             env.add(p, chunk if all_channels else chunk[:, pick])
     pos, lo_c, hi_c = env.columns()
     scale = scale_for(_SOURCES.get(source), _FORMATS.get(fmt, C.FMT_INT32))
-    lo_p, hi_p = to_physical(lo_c, hi_c, np.float64(scale.per_count), np.float64(0.0))
+    lo_p, hi_p = to_physical(lo_c, hi_c, scale.per_count, 0.0)
     t_from, t_to = start / rate, end / rate
     markers = [MarkSpot(float(e["t_s"]), int(e["code"])) for e in rows if e["kind"] == "marker"]
     notes = []

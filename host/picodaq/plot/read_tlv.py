@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..core.blocks import SamplesBlock
 from ..errors import PicodaqError
 from ..recording.outputs import Output
@@ -107,7 +105,7 @@ def read_tlv(path: Path, window: Window, channels: ChannelPick, columns: int) ->
         window.check_start(path, duration)
     pos, lo, hi = sink.env.columns()
     scale = lay.scale
-    lo, hi = to_physical(lo, hi, np.float64(scale.per_count), np.float64(0.0))
+    lo, hi = to_physical(lo, hi, scale.per_count, 0.0)
     t_from = sink.env.start / lay.rate
     t_to = window.t_to if window.t_to is not None else duration
     if lay.source is None:
