@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SIGNAL = "#1f5fa8"
+HIGHLIGHT = "#e67e00"
 MARKER = "#d62728"
 GAP = "#9a9a9a"
 MAX_LABELS = 24  # gap and marker texts on the top lane; the rest are drawn, not labelled
@@ -78,6 +79,8 @@ def draw(pic: Picture, *, width: float = 12.0, dpi: int = 100) -> Figure:
             ax.vlines(
                 [m.t_s for m in pic.markers], 0, 1, transform=xaxis, colors=MARKER, lw=0.9, gid=f"markers-{label}"
             )
+        if pic.highlight is not None:
+            ax.axvline(pic.highlight[0], color=HIGHLIGHT, lw=1.4, ls="--", gid=f"highlight-{label}")
         ax.set_ylabel(f"{label}\n{pic.unit}", rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.margins(x=0, y=0.08)
@@ -98,6 +101,9 @@ def draw(pic: Picture, *, width: float = 12.0, dpi: int = 100) -> Figure:
             va="top",
             gid=f"marker-label-{i}",
         )
+    if pic.highlight is not None:
+        t_h, what = pic.highlight
+        ax0.text(t_h, 0.03, f" {what}", transform=top, fontsize=7, color=HIGHLIGHT, gid="highlight-label")
     axes[-1].set_xlabel("time (s) on the recording's grid", fontsize=8)
     more = []
     if len(pic.gaps) > MAX_LABELS or len(pic.markers) > MAX_LABELS:
@@ -126,8 +132,9 @@ def _break_at(pic: Picture, times: list[float]) -> tuple[np.ndarray, np.ndarray,
 
 def caption(pic: Picture) -> str:
     per = "the samples" if pic.bucket == 1 else f"min/max of {pic.bucket:,} instants per column"
+    of = f"of {pic.duration_s:.3f} s" if pic.duration_s == pic.duration_s else "of a longer recording"
     return (
-        f"{pic.t_from:.3f} to {pic.t_to:.3f} s of {pic.duration_s:.3f} s; {len(pic.pos):,} columns, {per}; "
+        f"{pic.t_from:.3f} to {pic.t_to:.3f} s {of}; {len(pic.pos):,} columns, {per}; "
         f"{len(pic.gaps)} gaps, {len(pic.markers)} markers"
     )
 

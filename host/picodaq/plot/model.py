@@ -75,13 +75,14 @@ class Picture:
     lo: np.ndarray
     hi: np.ndarray
     bucket: int  # instants per column (1: the samples themselves)
-    duration_s: float  # the whole recording's length on its grid
+    duration_s: float  # the whole recording's length on its grid (NaN: not read to its end)
     t_from: float  # the window drawn
     t_to: float
     gaps: list[GapSpan] = field(default_factory=list)  # those that touch the window
     markers: list[MarkSpot] = field(default_factory=list)  # those inside the window
     about: str = ""  # "8 channels at 1000 Hz, ramp, int16"
     notes: list[str] = field(default_factory=list)
+    highlight: tuple[float, str] | None = None  # an instant to point at: (seconds, what it is)
 
     @property
     def t(self) -> np.ndarray:

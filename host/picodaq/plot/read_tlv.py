@@ -101,7 +101,9 @@ def read_tlv(path: Path, window: Window, channels: ChannelPick, columns: int) ->
             )
         raise PlotError(f"{path}: a capture without samples: nothing to draw")
     duration = sink.end_pos / lay.rate
-    if not stopped:
+    if stopped:
+        duration = float("nan")  # the replay stopped past the window: how long the capture runs is not known
+    else:
         window.check_start(path, duration)
     pos, lo, hi = sink.env.columns()
     scale = lay.scale
