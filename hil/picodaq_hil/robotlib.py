@@ -21,6 +21,7 @@ from picodaq.errors import PicodaqError
 
 from .boards.board import Board, BoardPool
 from .faults import FaultSpec, FaultyLinkProxy
+from .plots import log_failure_plot
 from .stream import FORMATS, StreamResult, StreamSession, stream_config
 
 __version__ = "0.1.0"
@@ -241,6 +242,7 @@ class PicodaqLibrary:
         bi = BuiltIn()
         if bi.get_variable_value("${TEST STATUS}") == "FAIL":
             logger.info(f"Last device output:\n{tail}")
+            log_failure_plot(log.raw_path, self._report_root())  # the signal around the first wrong/missing instant
             bi.set_test_message(f"\n(device log: {rel})", append=True)
 
     @keyword
