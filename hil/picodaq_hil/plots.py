@@ -196,12 +196,7 @@ class PicodaqPlots:
         p = Path(path)
         out = _image_path(self._root(), f"{_test_name()}.{p.name}")
         try:
-            pic = load(
-                p,
-                channels or None,
-                float(start) if start not in (None, "") else None,
-                float(end) if end not in (None, "") else None,
-            )
+            pic = load(p, channels or None, start, end)
             save(pic, out)
         except PicodaqError as e:
             raise AssertionError(f"picodaq plot: {e}") from None
