@@ -188,3 +188,25 @@ def test_bad_input_is_one_clear_error(recording, tmp_path):
     assert "cut.bdf: a damaged BDF header" in err(tmp_path / "cut.bdf")
     assert err(recording["tlv"], channels="5").endswith("r.tlv has no ch5 (it holds ch0, ch1)")
     assert err(recording["csv"], t_from=0.2, t_to=0.1) == "--to 0.1 s is not after --from 0.2 s"
+
+
+def test_a_plain_edf_from_elsewhere_is_read_too(tmp_path):
+    """16-bit EDF+ (not what picodaq writes, but what the BDF reader also reads): values, unit, labels."""
+    import pyedflib
+
+    path = tmp_path / "other.edf"
+    x = (np.arange(600) % 200 - 100).astype(np.int64)
+    w = pyedflib.EdfWriter(str(path), 2, file_type=pyedflib.FILETYPE_EDFPLUS)
+    w.setSignalHeaders(
+        [
+            {"label": name, "dimension": "mV", "sample_frequency": 200, "physical_min": -100, "physical_max": 100,
+             "digital_min": -100, "digital_max": 100, "transducer": "", "prefilter": ""}
+            for name in ("left", "right")
+        ]
+    )  # fmt: skip
+    w.writeSamples([x.astype(np.int32), (-x).astype(np.int32)], digital=True)
+    w.writeAnnotation(1.5, -1, "marker 9")
+    w.close()
+    pic = load(path, columns=1000, channels="right")
+    assert pic.kind == "bdf" and pic.unit == "mV" and pic.labels == ["right"] and pic.rate == 200
+    assert np.array_equal(pic.lo[:, 0], -x) and [(m.t_s, m.code) for m in pic.markers] == [(1.5, 9)]

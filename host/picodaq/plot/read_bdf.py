@@ -161,10 +161,11 @@ def read_bdf(path: Path, window: Window, channels: ChannelPick, columns: int) ->
     if at < end:
         runs.append((at, end))
     step = max(1, CHUNK_BYTES // h.record_bytes)  # records per chunk
+    gather, shift = _gather(h, sig, spr)
     for a, b in runs:
         for r0 in range(a // spr, (b - 1) // spr + 1, step):
             r1 = min(records, r0 + step, (b - 1) // spr + 1)
-            vals = _decode(mm[r0:r1], h, sig, spr)  # instants x channels
+            vals = _decode(mm[r0:r1], gather, shift, len(sig))  # instants x channels
             p0 = r0 * spr
             lo, hi = max(a, p0), min(b, r1 * spr)
             env.add(lo, vals[lo - p0 : hi - p0])
@@ -195,17 +196,22 @@ def read_bdf(path: Path, window: Window, channels: ChannelPick, columns: int) ->
     )
 
 
-def _decode(raw: np.ndarray, h: _Header, sig: list[int], spr: int) -> np.ndarray:
-    """Digital values of signals sig from records raw (records x record bytes), instants x channels."""
-    n = len(raw)
-    out = np.empty((n, spr, len(sig)), dtype=np.int32)
-    for k, i in enumerate(sig):
-        a = h.offsets[i]
-        b = raw[:, a : a + spr * h.width].reshape(n, spr, h.width)
-        if h.width == 3:  # little-endian 24-bit: the three bytes into the top of an int32, shifted back down
-            wide = np.zeros((n, spr, 4), dtype=np.uint8)
-            wide[:, :, 1:] = b
-            out[:, :, k] = wide.view("<i4")[:, :, 0] >> 8
-        else:
-            out[:, :, k] = b.view("<i2")[:, :, 0]
-    return out.reshape(n * spr, len(sig))
+def _gather(h: _Header, sig: list[int], spr: int) -> tuple[np.ndarray, int]:
+    """Byte positions within a record that make little-endian int32s, sample by sample and channel by
+    channel, out of the chosen signals' 24-bit (or 16-bit) samples; and the shift that sign-extends
+    them. Each value's bytes land in the top of its int32 (the byte below them is a spare copy)."""
+    base = h.offsets[np.array(sig)][None, :] + np.arange(spr)[:, None] * h.width  # (sample, channel)
+    if h.width == 3:
+        parts, shift = (base, base, base + 1, base + 2), 8
+    else:
+        parts, shift = (base, base, base, base + 1), 16
+    return np.stack(parts, axis=-1).reshape(-1), shift
+
+
+def _decode(raw: np.ndarray, gather: np.ndarray, shift: int, nch: int) -> np.ndarray:
+    """Digital values from records raw (records x record bytes), instants x channels: one gather of
+    the bytes into place, one arithmetic shift (numpy's strided 3-byte copies were 5x slower)."""
+    wide = np.ascontiguousarray(raw).take(gather, axis=1)
+    values = wide.view("<i4")
+    values >>= shift
+    return values.reshape(-1, nch)
