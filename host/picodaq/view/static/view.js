@@ -183,8 +183,19 @@ function draw() {
     ctx.fillStyle = ch % 2 ? "#fafafa" : "#f3f5f8";
     ctx.fillRect(left, y0, plotW, h);
     ctx.fillStyle = SIGNAL;
+    let prev = -2, prevLo = 0, prevHi = 0;
     for (const [c, v] of visible) {
-      const x = xOf(c * colS), ya = yOf(v[1][ch] * m.per_count), yb = yOf(v[0][ch] * m.per_count);
+      let a = v[0][ch] * m.per_count, b = v[1][ch] * m.per_count;
+      const lo_ = a, hi_ = b;
+      if (c === prev + 1) {
+        // joined to the column before, as a line joins samples: a sine stays one stroke
+        a = Math.min(a, prevHi);
+        b = Math.max(b, prevLo);
+      }
+      prev = c;
+      prevLo = lo_;
+      prevHi = hi_;
+      const x = xOf(c * colS), ya = yOf(b), yb = yOf(a);
       ctx.fillRect(Math.floor(x), Math.floor(ya), Math.ceil(colW), Math.max(1, Math.ceil(yb - ya)));
     }
     ctx.fillStyle = "#333";
