@@ -12,7 +12,7 @@ ROBOT_ARGS ?=
 PABOT := cd $(ROBOT_OUT) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CURDIR)/$(VENV)/bin/pabot --no-pabotlib \
 	--outputdir . --xunit xunit.xml --name "picodaq HIL" --variable PICODAQ_REPORT_DIR:$(CURDIR)/$(ROBOT_OUT)
 
-.PHONY: demo test test-py robot hil soak bench codegen check-codegen clean chromium
+.PHONY: demo test test-py robot hil soak bench codegen check-codegen clean chromium docs-images
 
 $(STAMP): pyproject.toml hil/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ hil robot: $(STAMP)
 # only the soak tests (10 minutes each), reports in build/robot-soak
 soak: $(STAMP)
 	$(MAKE) --no-print-directory hil ROBOT_OUT=build/robot-soak ROBOT_SELECT="--include soak"
+
+# the README's pictures of the live view and of `picodaq plot` (needs chromium)
+docs-images: $(STAMP) chromium
+	$(PY) tools/docs_images.py docs
 
 codegen: $(STAMP)
 	$(PY) tools/codegen.py
