@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import contracts as C
 from ..errors import ContractMismatch, PicodaqError, UsageError
+from ..plot.command import args_plot, do_plot
 from ..protocol.units import ADS1299_DEFAULT_GAIN, ADS1299_GAINS
 from ..recording.outputs import SUFFIXES, check_outputs, open_outputs
 from ..transport.link import Link
 from ..transport.ports import PortInfo, attached_boards, emulated_boards, port_problem, serial_ports
+from ..view.attach import add_view_arg, open_view
 from .bench import args_bench, do_bench
 from .flash import args_flash, do_flash
 from .serve import args_serve, do_serve
@@ -455,6 +457,7 @@ def do_record(args: argparse.Namespace) -> int:
                 f"picodaq {command}: {cfg.n_channels} ch at {cfg.rate} Hz, {args.source} {args.fmt} "
                 f"from {hello.platform} {hello.board_id}"
             )
+        open_view(args, recs, stack, title)  # --view: a live plot in the browser, off the recording's path
         mode = LiveView.mode_for(args.quiet)
         view = LiveView(recs, title, mode, args.seconds, KEYS_HINT if keys else "Ctrl-C stops and saves", labels=labels)
         for i, rec in enumerate(recs):
@@ -775,6 +778,7 @@ def args_stream_config(p: argparse.ArgumentParser) -> None:
         help="a key press sends MARK: 0-9 with that code, m/space with code 1; q stops",
     )
     p.add_argument("--quiet", action="store_true", help="no live view and no summary")
+    add_view_arg(p)
 
 
 def _args_record(p: argparse.ArgumentParser) -> None:
@@ -831,6 +835,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], Callable[[argpars
     "record": (do_record, _args_record, "configure, stream and record to files"),
     "stream": (do_stream, args_stream, "configure and stream, publishing on LSL only (no files)"),
     "replay": (do_replay, _args_replay, "decode a .tlv capture through the same pipeline"),
+    "plot": (do_plot, args_plot, "draw a recording (.tlv, .bdf, .npy, .csv) into a .png, .svg or .pdf"),
     "emulate": (do_emulate, _args_emulate, "run an emulated board and print its port"),
     "bench": (do_bench, args_bench, "measure throughput, allocations, live rate, CPU, latency and the firmware"),
     "serve": (do_serve, args_serve, "export a board on this machine over TCP (RFC 2217, or raw with --raw)"),
