@@ -23,6 +23,7 @@ from ..protocol.units import ADS1299_DEFAULT_GAIN
 from ..recording.outputs import SUFFIXES, check_outputs, open_outputs
 from ..transport.link import Link
 from ..transport.ports import PortInfo, attached_boards
+from ..view.attach import open_view
 from .args import FORMATS, SOURCES
 from .connect import connect
 from .console import channels_text, eprint, stats_path
@@ -57,6 +58,7 @@ class StreamOptions:
     stats_json: str | None = None
     out: tuple[Path, ...] = ()
     lsl: LslOptions | None = None
+    view: str | None = None  # --view HOST:PORT: a live plot in the browser
 
     @classmethod
     def from_args(
@@ -78,6 +80,7 @@ class StreamOptions:
             quiet=args.quiet,
             stats_json=args.stats_json,
             out=tuple(out),
+            view=getattr(args, "view", None),
             lsl=lsl,
         )
 
@@ -190,7 +193,9 @@ def run_stream(opts: StreamOptions) -> int:
 
         mode = LiveView.mode_for(opts.quiet)
         hint = KEYS_HINT if keys else "Ctrl-C stops and saves"
-        view = LiveView(recs, _title(opts, cfg, boards), mode, opts.seconds, hint, labels=labels)
+        title = _title(opts, cfg, boards)
+        open_view(opts.view, recs, stack, title, opts.quiet)
+        view = LiveView(recs, title, mode, opts.seconds, hint, labels=labels)
         for i, rec in enumerate(recs):
             rec.on_event = view.events_of(i)
         if mode == "plain":
