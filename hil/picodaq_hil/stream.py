@@ -256,8 +256,8 @@ class StreamSession(Session):
 
     # -- the session loop's hooks --------------------------------------------------------
 
-    def _step(self) -> None:
-        self._need_link().pump(min(0.05, max(0.0, self._deadline - time.monotonic())))
+    def _step(self, timeout: float) -> None:
+        self._need_link().pump(min(timeout, max(0.0, self._deadline - time.monotonic())))
 
     def _lost(self, error: LinkError) -> None:
         if self.reconnect:  # else the error goes to the test as it is, the link left as it was

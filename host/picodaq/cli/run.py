@@ -107,12 +107,15 @@ class Interrupts:
 
     def __init__(self) -> None:
         self.requested = False
+        self.on_request: Callable[[], None] | None = None  # wakes whoever must act on it
         self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: object) -> None:
         if self.requested:
             eprint("picodaq: finishing the files; one moment")
         self.requested = True
+        if self.on_request is not None:
+            self.on_request()
 
     def __enter__(self) -> Interrupts:
         for sig in self.SIGNALS:
@@ -124,6 +127,9 @@ class Interrupts:
             signal.signal(sig, old)
 
 
+KEYS_LOOK = 0.5  # with --mark-on-key: the longest the run's thread waits for a key
+
+
 @dataclass
 class StopRequest:
     """Whether the boards should stop, read by each board's thread: a signal, q pressed, or the
@@ -132,9 +138,20 @@ class StopRequest:
     interrupts: Interrupts
     by_key: bool = False  # q: a stop asked for, so a short recording is no interruption
     leaving: bool = False
+    wake: Callable[[], None] | None = None  # the boards' threads wait for data: this wakes them to stop
 
     def __call__(self) -> bool:
         return self.interrupts.requested or self.by_key or self.leaving
+
+    def stop_by_key(self) -> None:
+        self.by_key = True
+        if self.wake is not None:
+            self.wake()
+
+    def leave(self) -> None:
+        self.leaving = True
+        if self.wake is not None:
+            self.wake()
 
 
 @dataclass
@@ -201,10 +218,11 @@ def run_stream(opts: StreamOptions) -> int:
         if mode == "plain":
             _announce(opts, cfg, boards, recs)
         group = RecordingGroup(list(zip(labels, recs)), opts.seconds, stop)
+        stop.wake = stop.interrupts.on_request = group.nudge
         try:
             _run(group, view, keys, stop)
         finally:
-            stop.leaving = True  # whatever happened here, every board stops and finishes its files
+            stop.leave()  # whatever happened here, every board stops and finishes its files
             group.join()
         crash = next((m.crash for m in group.members if m.crash is not None), None)
         if crash is not None:
@@ -281,19 +299,31 @@ def _run(group: RecordingGroup, view: LiveView, keys: KeyReader | None, stop: St
     """Start every board and keep the live view and the keyboard until the recording is over."""
     from .live import key_action
 
+    # This thread sleeps until there is something to do: a key, the view's next refresh (none
+    # when quiet), the boards done. A signal's handler runs here and wakes the boards itself.
+    interval = view.interval
     with view:
         group.start()
         next_tick = 0.0
-        while not group.wait_recorded(0.05):
-            for ch in keys.read() if keys else "":
-                action, code = key_action(ch)
-                if action == "mark":
-                    group.mark(code)
-                elif action == "stop":
-                    stop.by_key = True
-            if time.monotonic() >= next_tick:
+        while True:
+            wait = None if interval is None else max(0.0, next_tick - time.monotonic())
+            if keys is not None:
+                # the terminal and the boards cannot be waited for at once: look at the boards
+                # between keys at least twice a second
+                if keys.wait(KEYS_LOOK if wait is None else min(wait, KEYS_LOOK)):
+                    for ch in keys.read():
+                        action, code = key_action(ch)
+                        if action == "mark":
+                            group.mark(code)
+                        elif action == "stop":
+                            stop.stop_by_key()
+                if group.wait_recorded(0):
+                    break
+            elif group.wait_recorded(wait):
+                break
+            if interval is not None and time.monotonic() >= next_tick:
                 view.tick(group.elapsed)
-                next_tick = time.monotonic() + 0.25
+                next_tick = time.monotonic() + interval
         view.tick(group.elapsed)
 
 

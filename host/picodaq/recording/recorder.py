@@ -203,9 +203,10 @@ class Recording(Session):
     def _flush(self) -> None:
         self.pipeline.flush()
 
-    def _step(self) -> None:
+    def _step(self, timeout: float) -> None:
         link = self._need_link()
-        if link.pump(0.05):
+        silent_for = time.monotonic() - self._last_data
+        if link.pump(min(timeout, max(0.0, STALL_SECONDS - silent_for) + 0.01)):
             self._last_data = time.monotonic()
         status = self.receiver.status
         if status is not self._last_status and status is not None:

@@ -185,6 +185,10 @@ class Link:
         self.bytes_in += n
         return n
 
+    def nudge(self) -> None:
+        """End the consumer's current (or next) wait in pump() early (from any thread)."""
+        self.ring.nudge_receiver()
+
     def _on_bytes(self, view: memoryview) -> None:
         for tap in self.raw_taps:
             tap(view)
