@@ -172,6 +172,7 @@ class Recording(Session):
 
     def start(self) -> None:
         link = self._need_link()
+        link.batch_seconds = self.config.batch_seconds()
         link.pump(0.05)
         fresh_counters(link)
         self.pipeline.attach()
@@ -315,6 +316,7 @@ class Recording(Session):
         except LinkError:
             time.sleep(0.2)
             return None
+        link.batch_seconds = self.config.batch_seconds()
         # a new connection: its first frame sets the seq base (the board's boot HELLO, which
         # resets it, may have gone to nobody: a server forwards nothing while no client is on)
         self.receiver.decoder.reset_link()

@@ -64,6 +64,12 @@ class Link:
         self.raw_taps: list[RawTap] = []
         self.bytes_in = 0
         self.reader_wakeups = 0  # times the reader thread woke from select(): data came (or close())
+        # Batching: after reading all there was, the reader waits this long before it looks for more,
+        # so bytes that come in pieces (a frame at a time, at a few hundred per second) wake it,
+        # and the consumer, once per batch instead of once per piece. It delays data by at most
+        # this long; 0 (the default) reads as soon as anything arrives. The port's buffer (and the
+        # board's ring, behind USB flow control) holds what comes meanwhile: see batch_for().
+        self.batch_seconds = 0.0
         self._seq = 0
         # the board answers a repeated cmd_id with its last ACK instead of running the command
         # again (a retry after a lost ACK): start each link at a random id, so a new process
@@ -146,6 +152,10 @@ class Link:
             if n == 0 and readable:
                 by = f"server ({SERVER_CLOSED})" if _is_network(self.url) else "device"
                 raise LinkError(f"port {self.url} closed by the {by}", port=self.url)
+            if self.batch_seconds and not readable:
+                # read a moment ago: let more arrive before waking again (close() still ends this)
+                if select.select([self._wake_r], [], [], self.batch_seconds)[0]:
+                    return
             r, _, _ = select.select(waitable, [], [])  # sleep in the kernel until data, or close()
             self.reader_wakeups += 1
             if self._wake_r in r:
