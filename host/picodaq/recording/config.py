@@ -46,6 +46,7 @@ class StreamConfig:
 
 # A recording writes files (and LSL, the live view): 50 ms late is as good as at once, and a reader
 # woken a few times a second costs far less than one woken for every frame. The port's buffer holds
-# what arrives meanwhile: a pty's holds 4 KiB, a USB CDC port's more (and the board waits behind it).
+# what arrives meanwhile: a pty 20 KiB (measured; the emulated board's relay 4 KiB more, then its ring), a USB
+# CDC port 64 KiB (then the board's USB endpoint waits, and its ring).
 BATCH_MOST = 0.05
-BATCH_ROOM = 4096
+BATCH_ROOM = 32768
