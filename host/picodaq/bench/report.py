@@ -93,13 +93,26 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     if "latency" in f:
         t = f["latency"]
+        a, b = t["receiver"], t["receiver_loaded"]
+        e, x = t["emulator"], t["end_to_end"]
         out.append(
             (
-                f"5. Latency, last sample instant (device clock) to the consumer's callback "
-                f"({t['n_channels']} ch x {_n(t['rate'])} Hz, {t['samples_per_frame']} instants per frame, "
-                f"{t['seconds']:g} s)",
-                f"**p50 {t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, max {t['max_ms']:.2f} ms**",
-                f"{_n(t['blocks'])} blocks, {t['lost']} lost",
+                f"5a. Latency of the receiver alone: a frame's write into a pty (another process) to the "
+                f"consumer's callback ({_n(a['frames_per_s'])} frames/s, {t['seconds']:g} s)",
+                f"idle: **p50 {a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us**, max {a['max_us']:.0f} us; "
+                f"two CPU burners: p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us, max {b['max_us']:.0f} us",
+                f"{_n(a['frames'])} and {_n(b['frames'])} frames, {a['lost'] + b['lost']} lost",
+                t["command"],
+            )
+        )
+        out.append(
+            (
+                f"5b. Latency end to end, last sample instant (device clock) to the consumer's callback, on the "
+                f"emulated board ({x['n_channels']} ch x {_n(x['rate'])} Hz, {x['samples_per_frame']} instants "
+                f"per frame)",
+                f"**p50 {x['p50_ms']:.2f} ms, p99 {x['p99_ms']:.2f} ms**, max {x['max_ms']:.2f} ms; of which the "
+                f"emulator and its pty (a bare reader): p50 {e['p50_us'] / 1000:.2f} ms, p99 {e['p99_us'] / 1000:.2f} ms",
+                f"{_n(x['blocks'])} blocks, {x['lost']} lost",
                 t["command"],
             )
         )

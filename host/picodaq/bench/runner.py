@@ -225,12 +225,18 @@ def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
     check = T.clock_check(micropython_executable())
     if not check["same_clock"]:
         raise BenchError(f"latency: the unix port's ticks_us is not the host's monotonic clock here: {check}")
-    say(f"starting a paced emulated board: 8 ch x 1 kHz for {s.latency_seconds:g} s")
+    out: dict[str, Any] = {"command": _command("latency", s), "runs": 1, "seconds": s.latency_seconds}
+    say(f"the receiver alone: frames written into a pty, 500 a second for {s.latency_seconds:g} s, the machine idle")
+    out["receiver"] = T.receiver_latency(s.latency_seconds, burners=0)
+    say("... and again with two CPU burners running")
+    out["receiver_loaded"] = T.receiver_latency(s.latency_seconds, burners=2)
+    say(f"end to end: a paced emulated board, 8 ch x 1 kHz, read bare then by picodaq, {s.latency_seconds:g} s each")
+    out["clock_check"] = check
     with EmulatedSession(unpaced=False) as session:
+        out["emulator"] = T.raw_board_latency(session, s.latency_seconds)
         r = T.latency_run(session, s.latency_seconds)
-    out = {"command": _command("latency", s), "runs": 1, "seconds": s.latency_seconds, "clock_check": check}
-    out.update({k: v for k, v in r.items() if k != "window"})
-    out["lost"] = r["window"]["lost"]
+    out["end_to_end"] = {k: v for k, v in r.items() if k != "window"}
+    out["end_to_end"]["lost"] = r["window"]["lost"]
     return out
 
 

@@ -86,8 +86,15 @@ class EmulatedSession:
         self.close()
 
     def open(self) -> Link:
-        self.link = Link.open(self.board.port, receiver=Receiver(primary=CallbackOutput(self._deliver)))
+        self.link = Link.open(self.board.port, receiver=Receiver(primary=CallbackOutput(self._deliver), runs=True))
         return self.link
+
+    def let_go(self) -> str:
+        """Close the link (the board goes on as it was) and return the port, for another reader."""
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+        return self.board.port
 
     def _deliver(self, block: SamplesBlock) -> None:
         self.consumer(block)
