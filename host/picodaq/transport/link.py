@@ -215,23 +215,30 @@ class Link:
         if room > 0:
             self.pump(0.0 if len(q) else timeout, room * _MIN_SAMPLES_FRAME)
 
+    def _queue(self) -> BlockQueue:
+        """The queue the polling APIs read: a receiver with no primary output gets one on the first
+        poll (blocks from then on are kept for polling); another primary output is a UsageError."""
+        if self.receiver.primary is None:
+            self.receiver.primary = BlockQueue()
+        return self.receiver.queue
+
     def poll_into(
         self, out: np.ndarray, max: int | None = None, indices: np.ndarray | None = None, timeout: float = 0.0
     ) -> int:
         """Pump (waiting up to timeout when nothing is queued), then copy instants into out."""
-        q = self.receiver.queue
+        q = self._queue()
         self._pump_for(q, timeout)
         return q.poll_into(out, max, indices)
 
     def poll_each(self, max: int, fn: Callable[[SamplesBlock], object], timeout: float = 0.0) -> int:
         """Pump (waiting up to timeout when nothing is queued), then lend up to max blocks to fn."""
-        q = self.receiver.queue
+        q = self._queue()
         self._pump_for(q, timeout)
         return q.poll_each(max, fn)
 
     def poll(self, max: int | None = None, timeout: float = 0.0) -> list[SamplesBlock]:
         """Pump, then detached copies of the queued blocks (a convenience)."""
-        q = self.receiver.queue
+        q = self._queue()
         self._pump_for(q, timeout)
         return q.poll(max)
 
