@@ -7,20 +7,9 @@ import struct
 
 import pytest
 
+from fakes import uf2_image as image
 from picodaq.errors import UsageError
 from picodaq.flash import uf2 as U
-
-
-def image(n: int = 8, family: int = U.RP2040, base: int = U.FLASH_BASE, payload: int = 256) -> bytearray:
-    """n blocks of a flash image for family, 256 bytes each from base, as pico-sdk's elf2uf2 writes."""
-    out = bytearray()
-    for i in range(n):
-        block = bytearray(U.BLOCK)
-        struct.pack_into("<8I", block, 0, U.MAGIC0, U.MAGIC1, U.FLAG_FAMILY, base + i * payload, payload, i, n, family)
-        block[32 : 32 + payload] = bytes((i + k) & 0xFF for k in range(payload))
-        struct.pack_into("<I", block, U.BLOCK - 4, U.MAGIC_END)
-        out += block
-    return out
 
 
 def test_a_whole_image_is_read_with_what_it_writes():

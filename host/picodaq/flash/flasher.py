@@ -63,10 +63,10 @@ from ..protocol.messages import Hello
 from ..transport.link import Link, describe_port_error, open_error
 from ..transport.rfc2217_client import fast_url
 from .errors import BoardFileError, BoardNotFound, FirmwareError, NoHello, NotMicroPython, StorageFull, VerifyFailed
-from .firmware import REPL_ESCAPE_PAUSE, firmware_contract_hash, firmware_dir, firmware_version
+from .firmware import firmware_contract_hash, firmware_dir, firmware_version
 from .image import MANIFEST, PACKAGE, DeviceInfo, Image, ImageFile, build_image
 from .plan import PART, BoardFiles
-from .repl import board_text, drain, errno_of, inert_command, last_line, snippet
+from .repl import board_text, errno_of, inert_command, last_line, quiet_board, snippet
 from .report import FlashEvent, FlashReport, ProgressCallback
 
 CHUNK_SIZE = 2048  # bytes per raw-REPL write: 8x fewer round trips than mpremote's 256, small for rp2's heap
@@ -214,23 +214,7 @@ class Flasher:
         return "://" in self.port or os.path.exists(self.port)
 
     def _stop_firmware(self, t: SerialTransport) -> None:
-        """End a stream, then wait for quiet: the pause the firmware's escape to the REPL needs.
-
-        The Ctrl-Cs are for what else may run there: a program that takes
-        Ctrl-C, or firmware older than the escape (it left on a bare Ctrl-C).
-        mpremote empties the input before entering the raw REPL for as long as
-        bytes keep coming: a board that never falls silent would hold it forever.
-        """
-        t.serial.write(b"\x03" + inert_command(C.OP_STOP) + b"\x03")
-        t.serial.flush()
-        said, quiet = drain(t.serial, quiet=REPL_ESCAPE_PAUSE, limit=max(3.0, self.timeout))
-        if not quiet:
-            text, _ = board_text(said)
-            raise DeviceError(
-                f"the board on {self.port} keeps sending after STOP and Ctrl-C (a program that "
-                "ignores Ctrl-C?); reset or unplug it, then flash again"
-                + (f"; it says {snippet(text)}" if text else "")
-            )
+        quiet_board(t.serial, self.port, max(3.0, self.timeout), "flash")
 
     def _enter_raw_repl(self, t: SerialTransport) -> None:
         try:
