@@ -256,6 +256,8 @@ def _open_recordings(
             if opts.lsl is not None:
                 suffix = b.label if several else None
                 b.outlet = open_lsl(opts.lsl, rec, b.hello, stack, gain=opts.gain, quiet=opts.quiet, suffix=suffix)
+                if b.outlet is not None:
+                    rec.batching = False  # LSL's timestamps want each read's arrival time
     except BaseException:
         for rec in recs:
             for o in rec.pipeline.outputs:
