@@ -1,0 +1,561 @@
+"""The rp2040 board tier: MicroPython's real rp2 port (the RPI_PICO uf2) on an
+emulated RP2040 (rp2040js, run by rp2040js/runner.mjs), its USB CDC behind a pty.
+
+    python -m picodaq.boards.rp2040 --flash DIR --link PATH [--unplug-seconds S]
+                                    [--board-id HEX] [--without GAP,...]
+
+The supervisor owns the outer pty, whose slave is the port the host opens
+(reachable under the stable path PATH, a symlink), as the unix tier does; the
+Node runner steps the chip and speaks the chip's USB CDC on a socket. Bytes are
+relayed with bounded buffers, so a host that stops reading backs up into the
+chip: the runner stops completing CDC IN transfers and the firmware's writes
+block, then return short, as on a Pico whose host stopped reading. Output is
+discarded while no host holds the port, as USB CDC does.
+
+The board folder DIR holds the chip's 2 MB flash (flash.bin, written through on
+every erase and program; a folder without one starts as a Pico fresh from the
+MicroPython uf2), its unique id (unique_id, 16 hex digits, made once: each
+board folder is its own chip, and machine.unique_id() returns it), the
+runner's log (rp2040.log) and nothing else.
+
+The port appears once the chip's USB CDC is enumerated. Board behaviour:
+- soft reset (Ctrl-D, machine.soft_reset()) is the chip's own;
+- SIGUSR1 is a hard reset: the chip restarts from its flash; the port stays
+  (like the unix tier; a Pico's port would re-enumerate);
+- SIGUSR2 an unplug: the port goes, the chip loses power for --unplug-seconds,
+  then boots and the port comes back under the same path;
+- machine.reset() (a watchdog reset) reboots the chip from its flash, and the
+  port goes away and comes back when the chip has enumerated again, as on a Pico.
+SIGTERM or SIGINT stop it.
+
+The control channel (JSON lines on the unix socket printed as `CONTROL PATH`
+before `PORT PATH`: DIR/control.sock, or one in the temp folder when that path
+is too long for a unix socket) drives
+GPIO inputs at an emulated time, chooses the ADC model, and reads emulated time,
+cycles and the CPU's busy share: see rp2040js/control.mjs and Rp2040Board.control().
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import pty
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+from .node import IMAGES_DIR, RUNNER_DIR, NodeUnavailable, ensure_rp2040js, find_node
+
+GAPS = ("cdc-flow", "flash", "adc-ainsel", "adc-rrobin", "uid", "reset")
+FLASH_IMAGE = "flash.bin"
+UNIQUE_ID = "unique_id"
+LOG = "rp2040.log"
+_CHUNK = 4096
+_HOST_BUFFER = 4096  # chip bytes held for a host that is not reading
+_CHIP_BUFFER = 1 << 16  # host bytes held before the host's writes block
+_SOCK_BUFFER = 4096  # the runner's CDC socket: small, so a stalled host backs up into the chip
+
+
+def open_linked_pty(link: Path) -> int:
+    """A raw pty whose slave is reachable under the stable path `link` (a symlink,
+    swapped in atomically); returns the non-blocking master. (The unix tier's
+    helper, repeated here so the product never imports the test harness.)"""
+    m, s = pty.openpty()
+    tty.setraw(s)
+    name = os.ttyname(s)
+    os.close(s)  # the host holds the slave; EIO on the master means "no host"
+    os.set_blocking(m, False)
+    tmp = link.with_name(link.name + ".new")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(name)
+    tmp.replace(link)
+    return m
+
+
+def board_unique_id(folder: Path, board_id: str = "") -> str:
+    """The board's 8-byte id as 16 hex digits: given, else kept in the folder, else made and kept."""
+    f = folder / UNIQUE_ID
+    if board_id:
+        bytes.fromhex(board_id)
+        if len(board_id) != 16:
+            raise ValueError(f"a board id is 16 hex digits, not {board_id!r}")
+        f.write_text(board_id.lower() + "\n")
+        return board_id.lower()
+    if f.exists():
+        kept = f.read_text().strip()
+        if len(kept) == 16:
+            return kept
+    made = os.urandom(8).hex()
+    f.write_text(made + "\n")
+    return made
+
+
+def control_path(folder: Path) -> Path:
+    """The control socket: in the board folder, or in the temp folder when that path is too long for one."""
+    p = folder / "control.sock"
+    if len(str(p)) < 100:
+        return p
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"picodaq-rp2040-{os.getpid()}-{os.urandom(4).hex()}.sock"
+
+
+class Supervisor:
+    def __init__(self, folder: Path, link: Path, board_id: str, unplug_seconds: float = 1.0,
+                 without: tuple[str, ...] = (), clock_start_us: int = 0, exit_with_parent: bool = False) -> None:
+        self.folder = folder
+        self.link = link
+        self.board_id = board_id
+        self.unplug_seconds = unplug_seconds
+        self.without = without
+        self.clock_start_us = clock_start_us
+        self.parent = os.getppid() if exit_with_parent else None
+        self.control = control_path(folder)
+        self.m_out: int | None = None
+        self.host_connected = False
+        self.to_host = bytearray()
+        self.to_chip = bytearray()
+        self.runner: subprocess.Popen | None = None
+        self.data: socket.socket | None = None
+        self.events: socket.socket | None = None
+        self.ev_buf = bytearray()
+        self.announced = False
+        self.reenumerate = False  # the port is gone until the chip's CDC is up again
+        self._quit = False
+        self._reset = False
+        self._unplug = False
+        self._replug_at: float | None = None
+
+    # -- the runner --------------------------------------------------------------
+
+    def _start_runner(self) -> None:
+        node = find_node()
+        pkg = ensure_rp2040js(node)
+        data_here, data_there = socket.socketpair()
+        ev_here, ev_there = socket.socketpair()
+        for s in (data_here, data_there):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCK_BUFFER)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCK_BUFFER)
+        argv = [node.node, str(RUNNER_DIR / "runner.mjs"), "--rp2040js", str(pkg), "--images", str(IMAGES_DIR),
+                "--flash", str(self.folder / FLASH_IMAGE), "--uid", self.board_id, "--control", str(self.control)]
+        if self.without:
+            argv += ["--without", ",".join(self.without)]
+        if self.clock_start_us:
+            argv += ["--clock-start-us", str(self.clock_start_us)]
+        argv += ["--data-fd", str(data_there.fileno()), "--events-fd", str(ev_there.fileno())]
+        log = open(self.folder / LOG, "ab")
+        self.runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                       pass_fds=(data_there.fileno(), ev_there.fileno()), start_new_session=True)
+        log.close()
+        data_there.close()
+        ev_there.close()
+        data_here.setblocking(False)
+        ev_here.setblocking(False)
+        self.data = data_here
+        self.events = ev_here
+
+    def _request(self, req: dict) -> None:
+        assert self.events is not None
+        self.events.setblocking(True)
+        try:
+            self.events.sendall((json.dumps(req) + "\n").encode())
+        finally:
+            self.events.setblocking(False)
+
+    def _on_event(self, ev: dict) -> None:
+        kind = ev.get("event")
+        if kind == "cdc" and ev.get("up"):
+            if self.m_out is None and self._replug_at is None:
+                self._open_outer()  # enumerated (again): the port appears
+            if not self.announced:
+                self.announced = True
+                print(f"CONTROL {self.control}", flush=True)
+                print(f"PORT {self.link}", flush=True)
+        elif kind == "reboot" and ev.get("why") == "watchdog":
+            self._close_outer()  # the chip reset itself: its USB device goes away
+        elif kind == "halted":
+            print(f"rp2040: the emulated chip halted: {ev.get('why')}", file=sys.stderr, flush=True)
+
+    # -- the host's port ---------------------------------------------------------
+
+    def _open_outer(self) -> None:
+        self.m_out = open_linked_pty(self.link)
+        self.host_connected = False
+
+    def _close_outer(self) -> None:
+        if self.link.is_symlink():
+            self.link.unlink()
+        if self.m_out is not None:
+            os.close(self.m_out)
+            self.m_out = None
+        self.host_connected = False
+        self.to_host.clear()
+        self.to_chip.clear()
+
+    def _probe_host(self) -> None:
+        """A host is connected when reading the master does not give EIO."""
+        assert self.m_out is not None
+        try:
+            data = os.read(self.m_out, _CHUNK)
+        except BlockingIOError:
+            self.host_connected = True
+            return
+        except OSError as e:
+            if e.errno == errno.EIO:
+                if self.host_connected:
+                    self.to_host.clear()
+                self.host_connected = False
+                return
+            raise
+        self.host_connected = True
+        self.to_chip += data
+
+    # -- main loop ---------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_quit)
+        signal.signal(signal.SIGINT, self._on_quit)
+        signal.signal(signal.SIGUSR1, self._on_reset)
+        signal.signal(signal.SIGUSR2, self._on_unplug)
+        try:
+            self._start_runner()
+        except NodeUnavailable as e:
+            print(f"rp2040: {e}", file=sys.stderr, flush=True)
+            return 2
+        try:
+            while not self._quit:
+                if not self._step():
+                    return 1
+                if self.parent is not None and os.getppid() != self.parent:
+                    break  # whoever started this board is gone: nobody can stop it any more
+        finally:
+            self._close_outer()
+            self.control.unlink(missing_ok=True)
+            if self.runner is not None and self.runner.poll() is None:
+                self.runner.terminate()
+                try:
+                    self.runner.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.runner.kill()
+                    self.runner.wait()
+        return 0
+
+    def _step(self) -> bool:
+        assert self.data is not None and self.events is not None and self.runner is not None
+        if self._unplug:
+            self._unplug = False
+            if self._replug_at is None:
+                self._close_outer()  # the cable carries the power: the port goes and the board stops
+                self._request({"cmd": "power", "on": False})
+            self._replug_at = time.monotonic() + self.unplug_seconds
+        if self._replug_at is not None and time.monotonic() >= self._replug_at:
+            self._replug_at = None
+            self._request({"cmd": "power", "on": True})  # the port comes back when the CDC is up
+        if self._reset:
+            self._reset = False
+            if self._replug_at is None:
+                self.to_chip.clear()
+                self._request({"cmd": "reset"})
+        if self.m_out is not None and not self.host_connected:
+            self._probe_host()
+        rl: list = [self.events]
+        wl: list = []
+        if len(self.to_host) < _HOST_BUFFER:
+            rl.append(self.data)
+        if self.m_out is not None and self.host_connected and len(self.to_chip) < _CHIP_BUFFER:
+            rl.append(self.m_out)
+        if self.m_out is not None and self.to_host and self.host_connected:
+            wl.append(self.m_out)
+        if self.to_chip:
+            wl.append(self.data)
+        try:
+            r, w, _ = select.select(rl, wl, [], 0.05)
+        except InterruptedError:
+            return True
+        if self.m_out is not None and self.m_out in w:
+            self._write_host()
+        if self.data in w:
+            try:
+                n = self.data.send(self.to_chip[:_CHUNK])
+                del self.to_chip[:n]
+            except BlockingIOError:
+                pass
+            except OSError:
+                return self._runner_gone()
+        if self.m_out is not None and self.m_out in r:
+            self._probe_host()
+        if self.data in r:
+            try:
+                chunk = self.data.recv(_CHUNK)
+            except BlockingIOError:
+                chunk = None
+            except OSError:
+                chunk = b""
+            if chunk == b"":
+                return self._runner_gone()
+            if chunk and self.m_out is not None and self.host_connected:
+                self.to_host += chunk
+            # no host: like USB CDC, output goes nowhere
+        if self.events in r:
+            try:
+                chunk = self.events.recv(_CHUNK)
+            except BlockingIOError:
+                chunk = None
+            if chunk == b"":
+                return self._runner_gone()
+            if chunk:
+                self.ev_buf += chunk
+                while (i := self.ev_buf.find(b"\n")) >= 0:
+                    line = bytes(self.ev_buf[:i])
+                    del self.ev_buf[:i + 1]
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(ev, dict) and "event" in ev:
+                        self._on_event(ev)
+        return True
+
+    def _runner_gone(self) -> bool:
+        assert self.runner is not None
+        try:
+            rc = self.runner.wait(2)
+        except subprocess.TimeoutExpired:
+            rc = None
+        tail = ""
+        try:
+            tail = (self.folder / LOG).read_text(errors="replace").strip().splitlines()[-1]
+        except (OSError, IndexError):
+            pass
+        print(f"rp2040: the emulator exited ({rc}): {tail}", file=sys.stderr, flush=True)
+        return False
+
+    def _write_host(self) -> None:
+        assert self.m_out is not None
+        try:
+            n = os.write(self.m_out, self.to_host)
+            del self.to_host[:n]
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            if e.errno == errno.EIO:
+                self.host_connected = False
+                self.to_host.clear()
+            else:
+                raise
+
+    def _on_quit(self, *_: object) -> None:
+        self._quit = True
+
+    def _on_reset(self, *_: object) -> None:
+        self._reset = True
+
+    def _on_unplug(self, *_: object) -> None:
+        self._unplug = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m picodaq.boards.rp2040", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--flash", type=Path, required=True, help="the board's folder (its flash image lives there)")
+    ap.add_argument("--link", type=Path, required=True, help="stable port path (a symlink) to create")
+    ap.add_argument("--board-id", default="", help="the chip's unique id, 16 hex digits (default: the folder's own)")
+    ap.add_argument("--unplug-seconds", type=float, default=1.0)
+    ap.add_argument("--without", default="", metavar="GAP,...",
+                    help=f"leave these rp2040js gaps unhandled (tests show each failure): {', '.join(GAPS)}")
+    ap.add_argument("--clock-start-us", type=int, default=0,
+                    help="the chip's timer at power-on, in us (tests: ticks_us near its 2**30 wrap)")
+    ap.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it exits")
+    a = ap.parse_args(argv)
+    without = tuple(g for g in a.without.split(",") if g)
+    for g in without:
+        if g not in GAPS:
+            ap.error(f"--without {g}: one of {', '.join(GAPS)}")
+    folder = a.flash.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        board_id = board_unique_id(folder, a.board_id)
+    except ValueError as e:
+        ap.error(str(e))
+    return Supervisor(folder, a.link.absolute(), board_id, a.unplug_seconds, without, a.clock_start_us,
+                      a.exit_with_parent).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+class Rp2040Board:
+    """Handle on a supervisor process: start it, learn its port, reset, unplug, stop.
+
+    The same API as the unix tier's EmulatedBoard. A board folder is one chip:
+    its flash (flash.bin) and unique id persist there; a fresh folder is a Pico
+    fresh from the MicroPython uf2, which `picodaq flash` fills over its port.
+    With no folder given, a temporary one is made (and removed by stop()).
+    `without` leaves rp2040js gaps unhandled (the gap tests); `clock_start_us`
+    starts the chip's timer there at every power-on.
+    """
+
+    def __init__(self, flash: Path | None = None, board_id: str = "", unplug_seconds: float = 1.0,
+                 without: tuple[str, ...] | list[str] = (), clock_start_us: int = 0) -> None:
+        import tempfile
+
+        self._tmp = None if flash else tempfile.TemporaryDirectory(prefix="picodaq-rp2040-")
+        root = Path(self._tmp.name) if self._tmp else Path(flash).resolve()
+        self.root = root
+        self.flash = root / "flash" if self._tmp else root
+        self.flash.mkdir(parents=True, exist_ok=True)
+        self.port = str(root / "tty" if self._tmp else root.with_name(root.name + ".tty"))
+        self.board_id = board_unique_id(self.flash, board_id)
+        self.unplug_seconds = unplug_seconds
+        self.without = tuple(without)
+        self.clock_start_us = clock_start_us
+        self.control_path: str | None = None
+        self.proc: subprocess.Popen | None = None
+        self._entry: Path | None = None
+        self._ctl: socket.socket | None = None
+        self._ctl_buf = bytearray()
+
+    @property
+    def image(self) -> Path:
+        return self.flash / FLASH_IMAGE
+
+    def start(self, timeout: float = 60.0) -> "Rp2040Board":
+        """Start the chip; returns once its USB CDC port is there."""
+        import select as _select
+
+        argv = [sys.executable, "-m", "picodaq.boards.rp2040", "--flash", str(self.flash), "--link", self.port,
+                "--board-id", self.board_id, "--unplug-seconds", str(self.unplug_seconds), "--exit-with-parent"]
+        if self.without:
+            argv += ["--without", ",".join(self.without)]
+        if self.clock_start_us:
+            argv += ["--clock-start-us", str(self.clock_start_us)]
+        # unbuffered: a line read must not leave the next one in a buffer select() cannot see
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
+                                     bufsize=0)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        said: list[bytes] = []
+        port = False
+        while time.monotonic() < deadline and not port:
+            r, _, _ = _select.select([self.proc.stdout], [], [], 0.1)
+            if r:
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                said.append(line)
+                if line.startswith(b"CONTROL "):
+                    self.control_path = line[8:].decode().strip()
+                port = line.startswith(b"PORT ")
+            elif self.proc.poll() is not None:
+                break
+        if not port or self.control_path is None:
+            self.stop()
+            raise RuntimeError(f"the emulated RP2040 did not start (said {b''.join(said)!r}; "
+                               f"see {self.flash / LOG})")
+        return self
+
+    # -- the control channel -----------------------------------------------------
+
+    def control(self, cmd: str, timeout: float = 10.0, **args: object) -> dict:
+        """One control request (rp2040js/control.mjs): e.g. control("time"),
+        control("marker", at_ns=T), control("adc", mode="code", unit_ns=250000)."""
+        if self.control_path is None:
+            raise RuntimeError("the emulated RP2040 is not running")
+        if self._ctl is None:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(self.control_path)
+            self._ctl = s
+        self._ctl.settimeout(timeout)
+        self._ctl.sendall((json.dumps({"cmd": cmd, **args}) + "\n").encode())
+        while (i := self._ctl_buf.find(b"\n")) < 0:
+            chunk = self._ctl.recv(4096)
+            if not chunk:
+                raise RuntimeError("the emulated RP2040's control channel closed")
+            self._ctl_buf += chunk
+        reply = json.loads(bytes(self._ctl_buf[:i]))
+        del self._ctl_buf[:i + 1]
+        if not reply.get("ok"):
+            raise RuntimeError(f"control {cmd}: {reply.get('error')}")
+        return reply
+
+    def emulated_time(self) -> dict:
+        """ns, cycles (elapsed at 125 MHz), busy (cycles executed), boot, wall_s of the current boot."""
+        return self.control("time")
+
+    def wait_emulated(self, ns: float, timeout: float = 120.0) -> dict:
+        """Wait until the chip's clock reaches ns (of this boot)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            t = self.emulated_time()
+            if t["ns"] >= ns:
+                return t
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"emulated time {t['ns']} ns did not reach {ns} ns within {timeout} s")
+            time.sleep(0.02)
+
+    # -- the EmulatedBoard API ---------------------------------------------------
+
+    def register(self) -> None:
+        """List this board for `picodaq ports` until it stops."""
+        from picodaq.ports import registry_dir
+
+        assert self.proc is not None
+        d = registry_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        self._entry = d / f"{self.proc.pid}.json"
+        self._entry.write_text(json.dumps({"port": self.port, "pid": self.proc.pid, "flash": str(self.flash),
+                                           "board_id": self.board_id, "chip": "rp2040"}))
+
+    def hard_reset(self) -> None:
+        """Restart the chip from its flash; the port stays."""
+        self._signal(signal.SIGUSR1)
+
+    def unplug(self) -> None:
+        """The port vanishes for unplug_seconds, then the chip boots and the port reappears under the same path."""
+        self._signal(signal.SIGUSR2)
+
+    def _signal(self, sig: int) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError("the emulated RP2040 is not running")
+        self.proc.send_signal(sig)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            if self.proc.stdout:
+                self.proc.stdout.close()
+            self.proc = None
+        self.control_path = None
+        if self._entry is not None:
+            self._entry.unlink(missing_ok=True)
+            self._entry = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> "Rp2040Board":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
