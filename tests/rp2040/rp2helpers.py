@@ -1,0 +1,163 @@
+"""Helpers for the rp2040-tier tests: the raw REPL by hand, streams collected
+whole, and the ADC code model's expected values (rp2040js/adc.mjs)."""
+from __future__ import annotations
+
+import os
+import select
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import serial
+
+from picodaq import contracts as C
+from picodaq.blocks import SamplesBlock
+from picodaq.link import Link
+from picodaq.messages import Status
+
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
+
+
+class Repl:
+    """The board's port read and written by hand (the raw REPL, as mpremote uses it)."""
+
+    def __init__(self, port: str) -> None:
+        self.s = serial.serial_for_url(port, timeout=0, exclusive=True)
+        self.fd = self.s.fileno()
+        self.got = bytearray()
+
+    def read_until(self, token: bytes, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while token not in self.got:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            r, _, _ = select.select([self.fd], [], [], min(left, 0.05))
+            if r:
+                try:
+                    self.got += os.read(self.fd, 65536)
+                except OSError:
+                    return False
+        return True
+
+    def raw_repl(self, timeout: float = 20.0) -> None:
+        """Leave the app (a bare Ctrl-C while idle) and enter the raw REPL."""
+        self.s.write(b"\r\x03\x03")
+        self.read_until(b">>> ", 5)
+        self.got.clear()
+        self.s.write(b"\x01")
+        assert self.read_until(RAW_BANNER, timeout), f"no raw REPL: {bytes(self.got[-200:])!r}"
+        self.got.clear()
+
+    def exec(self, code: bytes, timeout: float = 30.0) -> bytes | None:
+        """Run code in the raw REPL, written in one piece; its output, or None if it never finished."""
+        self.got.clear()
+        self.s.write(code + b"\x04")
+        if not self.read_until(b"\x04>", timeout):
+            return None
+        out = bytes(self.got)
+        self.got.clear()
+        return out
+
+    def close(self) -> None:
+        self.s.close()
+
+
+def port_exists(port: str) -> bool:
+    return os.path.exists(port)
+
+
+@dataclass
+class Stream:
+    """A stream collected whole: counts (instants x channels), block indices, the final STATUS."""
+
+    counts: np.ndarray
+    firsts: list[int]
+    sizes: list[int]
+    final: Status
+    stats: dict
+    markers: list = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+
+    def gaps(self) -> list[tuple[int, int]]:
+        out = []
+        for i in range(1, len(self.firsts)):
+            end = self.firsts[i - 1] + self.sizes[i - 1]
+            if self.firsts[i] != end:
+                out.append((end, (self.firsts[i] - end) % (1 << 32)))
+        return out
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.firsts: list[int] = []
+        self.sizes: list[int] = []
+        self.n = 0
+
+    def __call__(self, block: SamplesBlock) -> None:
+        self.parts.append(np.array(block.counts, dtype=np.int64))  # blocks are pooled: copy
+        self.firsts.append(block.first_index)
+        self.sizes.append(block.n_samples)
+        self.n += block.n_samples
+
+
+def stream(link: Link, rate: int, mask: int, source: int = C.SRC_RAMP, fmt: int = C.FMT_INT16, spf: int = 20,
+           instants: int = 1000, timeout: float = 120.0, during=None) -> Stream:
+    """CONFIGURE, START, collect until `instants` arrived (calling during(collector) meanwhile), STOP."""
+    ack = link.command(C.OP_CONFIGURE, _configure_args(rate, mask, source, fmt, spf), timeout=5)
+    assert ack.status == C.ST_OK, link.log_texts()
+    col = Collector()
+    link.receiver.block_handlers.append(col)
+    assert link.command(C.OP_START, timeout=5).status == C.ST_OK, link.log_texts()
+    deadline = time.monotonic() + timeout
+    while col.n < instants:
+        assert time.monotonic() < deadline, f"only {col.n} of {instants} instants in {timeout} s"
+        link.pump_until(lambda: col.n >= instants, 0.2)
+        if during is not None:
+            during(col)
+    final = stop(link)
+    link.receiver.block_handlers.remove(col)
+    counts = np.concatenate(col.parts) if col.parts else np.zeros((0, bin(mask).count("1")), dtype=np.int64)
+    return Stream(counts, col.firsts, col.sizes, final, link.receiver.stats.as_dict(),
+                  list(link.receiver.markers), link.log_texts())
+
+
+def _configure_args(rate: int, mask: int, source: int, fmt: int, spf: int) -> bytes:
+    import struct
+
+    return struct.pack("<IIBBH", rate, mask, source, fmt, spf)
+
+
+def stop(link: Link, timeout: float = 10.0) -> Status:
+    """STOP, then the STATUS the board sends once the stream has ended."""
+    link.command(C.OP_STOP, timeout=5)
+    assert link.pump_until(lambda: link.receiver.status is not None
+                           and link.receiver.status.state != C.STATE_STREAMING, timeout), "stream did not end"
+    return link.receiver.status
+
+
+# -- the ADC code model (rp2040js/adc.mjs) ------------------------------------------
+
+
+def code_channel(counts: np.ndarray) -> np.ndarray:
+    return (counts >> 9) & 7
+
+
+def code_time(counts: np.ndarray) -> np.ndarray:
+    return counts & 0x1FF
+
+
+def dma_codes(chans: list[int], first: int, n: int) -> np.ndarray:
+    """DMA path, unit_ns = the conversion period, origin = the stream's first conversion:
+    instant k, slot i is conversion j = k * nch + i of channel chans[i]."""
+    nch = len(chans)
+    k = first + np.arange(n)[:, None]
+    j = k * nch + np.arange(nch)[None, :]
+    return (np.array(chans)[None, :] << 9) | (j % 512)
+
+
+def timer_codes(chans: list[int], first: int, n: int) -> np.ndarray:
+    """Timer path, unit_ns = the instant period: every conversion of instant k reads k mod 512."""
+    k = first + np.arange(n)[:, None]
+    return (np.array(chans)[None, :] << 9) | (k % 512) + 0 * np.arange(len(chans))[None, :]

@@ -1,0 +1,48 @@
+"""Flashing an empty emulated Pico: `picodaq flash` (armv6m .mpy, SHA-256 verified
+on the board), `flash --check`, `picodaq info`, unmodified mpremote, and the
+flash persisting across a hard reset and a restart of the emulator."""
+from __future__ import annotations
+
+import json
+
+from conftest import mpremote, picodaq
+
+from picodaq import contracts as C
+from picodaq.link import Link
+
+
+def test_an_empty_pico_is_flashed_with_armv6m_mpy_and_verified(flashed):
+    rep = flashed.flash_report
+    text = json.dumps(rep)
+    assert "armv6m" in text and "6.3" in text, rep
+    names = [f if isinstance(f, str) else f.get("path", f.get("name")) for f in rep.get("written", [])]
+    assert any(str(n).endswith(".mpy") for n in names), rep
+    assert rep.get("flashed", True) and rep.get("hello", {}).get("contract_hash", C.CONTRACT_HASH) in (
+        C.CONTRACT_HASH, f"0x{C.CONTRACT_HASH:08X}"), rep
+    check = flashed.check_report
+    assert "mismatch" not in json.dumps(check).lower() or not check.get("mismatched"), check
+    info = flashed.info
+    assert "rp2" in json.dumps(info), info
+    assert "main.py" in flashed.ls and "picodaq_fw/" in flashed.ls and "picodaq_board.json" in flashed.ls
+    print("template:", flashed.seconds)
+
+
+def test_info_mpremote_and_the_flash_survives_resets(rp2040):
+    board = rp2040()
+    r = picodaq("info", "--port", board.port, "--json")
+    assert r.returncode == 0, r.stderr
+    hello = json.loads(r.stdout)
+    assert board.board_id in json.dumps(hello), hello  # machine.unique_id(): this board's own
+    r = mpremote("connect", board.port, "fs", "ls", ":picodaq_fw")
+    assert r.returncode == 0 and "app.mpy" in r.stdout and "hal_rp2.mpy" in r.stdout, r.stdout + r.stderr
+    r = mpremote("connect", board.port, "exec", "f=open('note.txt','w');f.write('kept');f.close()")
+    assert r.returncode == 0, r.stderr
+    board.hard_reset()
+    with Link.open(board.port) as link:
+        assert link.pump_until(lambda: link.receiver.hellos > 0, 30), "no HELLO after the hard reset"
+    board.stop()
+    board.start()  # a restart boots from the same flash
+    r = mpremote("connect", board.port, "exec", "print(open('note.txt').read())")
+    assert r.returncode == 0 and "kept" in r.stdout, r.stdout + r.stderr
+    r = picodaq("flash", "--port", board.port, "--check", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
