@@ -1,0 +1,178 @@
+"""The firmware's rp2 half on the emulated RP2040: synthetic sources through
+`picodaq record`, the ADC on both paths with every conversion a code of its
+channel and emulated time, the marker pin, STOP/START and a soft reset.
+
+Content is asserted, never samples per wall second: the chip runs at a fraction
+of a real one."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import MARKER_PIN, picodaq
+from rp2helpers import dma_codes, stream, timer_codes
+
+from cli_helpers import events
+from picodaq import contracts as C
+from picodaq.blocks import ramp_counts
+from picodaq.link import Link
+
+FMTS = {"int16": C.FMT_INT16, "int24": C.FMT_INT24, "int32": C.FMT_INT32}
+
+
+def record(board, tmp_path, *args: str) -> tuple[np.ndarray, dict]:
+    out = tmp_path / "rec.npy"
+    r = picodaq("record", "--port", board.port, "--quiet", "--out", str(out), "--stats-json", "-", *args)
+    assert r.returncode == 0, r.stderr
+    stats = json.loads(r.stdout)
+    assert stats["samples_lost"] == stats["crc_errors"] == stats["seq_lost"] == stats["decode_errors"] == 0, stats
+    assert stats["device_samples_dropped"] == 0 and stats["gaps"] == 0, stats
+    return np.load(out), stats
+
+
+@pytest.mark.parametrize("fmt", list(FMTS))
+def test_ramp_bit_exact_through_picodaq_record(rp2040, tmp_path, fmt):
+    board = rp2040()
+    a, stats = record(board, tmp_path, "--seconds", "2", "--rate", "1000", "--channels", "4", "--fmt", fmt)
+    assert len(a) >= 500 and a.shape[1] == 4
+    assert np.array_equal(a, ramp_counts(0, len(a), 4, FMTS[fmt]))
+
+
+def sine_counts(n: int, nch: int, rate: int, bits: int) -> np.ndarray:
+    """The firmware's sine (sources.Sine): a 256-entry table stepped by a 32-bit phase per channel."""
+    table = np.array([int(29490 * math.sin(2 * math.pi * k / 256)) for k in range(256)], dtype=np.int64)
+    out = np.zeros((n, nch), dtype=np.int64)
+    for c in range(nch):
+        f = (c + 1) * 5
+        while 2 * f >= rate and f > 1:
+            f //= 2
+        step = (f << 32) // rate
+        phase = (np.arange(n, dtype=np.uint64) * np.uint64(step)) & np.uint64(0xFFFFFFFF)
+        out[:, c] = table[(phase >> np.uint64(24)).astype(np.int64)] << (bits - 16)
+    return out
+
+
+def test_sine(rp2040, tmp_path):
+    board = rp2040()
+    a, _ = record(board, tmp_path, "--seconds", "2", "--rate", "1000", "--channels", "4", "--fmt", "int24",
+                  "--source", "sine")
+    want = sine_counts(len(a), 4, 1000, 24)
+    # the table is made with rp2's single-precision math.sin: one 16-bit count either way
+    assert len(a) >= 500 and np.abs(a - want).max() <= 1 << 8
+
+
+# -- the internal ADC ------------------------------------------------------------------
+
+
+def test_adc_timer_path_below_1ksps(rp2040):
+    """4 x 100 Hz: a hard timer IRQ reads each instant; every conversion of instant k reads k."""
+    board = rp2040()
+    board.control("adc", mode="code", unit_ns=10_000_000, origin="first")
+    with Link.open(board.port) as link:
+        link.get_info()
+        s = stream(link, 100, 0xF, C.SRC_ADC, C.FMT_INT16, spf=10, instants=150)
+    assert s.final.last_error == C.ST_OK and s.final.samples_dropped == 0 and s.gaps() == []
+    assert np.array_equal(s.counts, timer_codes([0, 1, 2, 3], 0, len(s.counts)))
+
+
+@pytest.mark.parametrize("mask", [0xF, 0x1F, 0x5])
+def test_adc_dma_path_from_1ksps(rp2040, mask):
+    """Round robin into the FIFO, drained by two chained DMA channels: conversion j
+    of the stream reads its channel and j, so order, spacing and losses are exact."""
+    board = rp2040()
+    chans = [c for c in range(5) if mask >> c & 1]
+    rate = 2000 if len(chans) <= 2 else 1000
+    board.control("adc", mode="code", unit_ns=1e9 / (rate * len(chans)), origin="first")
+    with Link.open(board.port) as link:
+        link.get_info()
+        periods = []
+        link.receiver.block_handlers.append(lambda b: periods.append(b.period_ns))
+        s = stream(link, rate, mask, C.SRC_ADC, C.FMT_INT16, spf=20, instants=2 * rate)
+    assert s.final.last_error == C.ST_OK and s.final.samples_dropped == 0 and s.gaps() == []
+    assert np.array_equal(s.counts, dma_codes(chans, 0, len(s.counts)))
+    assert set(periods) == {1_000_000_000 // rate}
+
+
+# -- the marker pin ----------------------------------------------------------------------
+
+
+def test_marker_pin_arrives_at_the_right_sample_index(rp2040):
+    """GPIO 15 (picodaq_board.json) rises halfway between instants K and K+1 of a
+    4 x 100 Hz timer-path stream: the MARKER carries index K+1, the next instant."""
+    board = rp2040()
+    period = 10_000_000
+    board.control("adc", mode="code", unit_ns=period, origin="first")
+    plan = {}
+
+    def arm(col):
+        if plan or col.n < 5:
+            return
+        origin = board.control("adc")["origin_ns"]
+        now = board.control("time")["ns"]
+        k = int((now - origin) // period) + 30  # 300 ms of emulated time ahead
+        plan["k"] = k
+        board.control("marker", pin=MARKER_PIN, at_ns=origin + (k + 0.5) * period, width_ns=1_000_000)
+
+    with Link.open(board.port) as link:
+        link.get_info()
+        s = stream(link, 100, 0xF, C.SRC_ADC, C.FMT_INT16, spf=10, instants=80, during=arm)
+    assert s.final.last_error == C.ST_OK and s.gaps() == []
+    assert np.array_equal(s.counts, timer_codes([0, 1, 2, 3], 0, len(s.counts)))
+    assert [(m.code, m.sample_index) for m in s.markers] == [(0x8000, plan["k"] + 1)]
+
+
+# -- stream lifecycle ----------------------------------------------------------------
+
+
+def test_stop_start_cycles(rp2040):
+    board = rp2040()
+    with Link.open(board.port) as link:
+        link.get_info()
+        for fmt, rate in ((C.FMT_INT16, 1000), (C.FMT_INT32, 500), (C.FMT_INT24, 1000)):
+            s = stream(link, rate, 0xF, C.SRC_RAMP, fmt, spf=20, instants=300)
+            assert s.final.last_error == C.ST_OK and s.final.state == C.STATE_IDLE and s.gaps() == []
+            assert s.firsts[0] == 0  # every stream counts from 0
+            assert np.array_equal(s.counts, ramp_counts(0, len(s.counts), 4, fmt))
+        assert link.ping().status == C.ST_OK
+        st = link.get_status()
+        assert st.state == C.STATE_IDLE and st.last_error == C.ST_OK
+
+
+def test_soft_reset_mid_stream_is_recorded_as_a_gap(rp2040, tmp_path):
+    """STOP, Ctrl-C to the REPL, Ctrl-D (the chip's own soft reset), START again:
+    the capture replays with one gap (a restart) and the ramp from 0 after it."""
+    board = rp2040()
+    got = bytearray()
+    with Link.open(board.port) as link:
+        link.raw_taps.append(got.extend)
+        link.get_info()
+        link.configure(1000, 0x3, C.SRC_RAMP, C.FMT_INT16, 20)
+        link.start()
+        assert link.pump_until(lambda: link.receiver.stats.samples >= 400, 30)
+        link.stop()
+        link.write(b"\x03")  # idle: a bare Ctrl-C hands the board to the REPL
+        assert link.pump_until(lambda: b">>> " in got[-200:], 10)
+        seen = link.receiver.hellos
+        link.write(b"\x04")  # soft reset: main.py runs again and says HELLO
+        assert link.pump_until(lambda: link.receiver.hellos > seen, 20)
+        link.configure(1000, 0x3, C.SRC_RAMP, C.FMT_INT16, 20)
+        link.start()
+        n = link.receiver.stats.samples
+        assert link.pump_until(lambda: link.receiver.stats.samples >= n + 400, 30)
+        link.stop()
+    tlv = tmp_path / "cap.tlv"
+    tlv.write_bytes(bytes(got))
+    r = picodaq("replay", str(tlv), "--out", str(tmp_path / "again.npy"), "--stats-json", "-")
+    assert r.returncode == 0, r.stderr
+    stats = json.loads(r.stdout)
+    # the REPL's text between the streams is skipped; the index going back to 0 is the restart
+    assert stats["gaps"] == stats["stream_restarts"] + stats["board_restarts"] == 1, stats
+    assert stats["crc_errors"] == stats["seq_lost"] == stats["samples_lost"] == 0, stats
+    gaps = [e for e in events(tmp_path / "again.events.csv") if e["kind"] == "gap"]
+    assert len(gaps) == 1 and "restarted" in gaps[0]["detail"], gaps
+    a = np.load(tmp_path / "again.npy")
+    row = int(gaps[0]["row"])
+    assert np.array_equal(a[:row], ramp_counts(0, row, 2, C.FMT_INT16))
+    assert np.array_equal(a[row:], ramp_counts(0, len(a) - row, 2, C.FMT_INT16))
