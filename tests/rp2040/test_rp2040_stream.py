@@ -168,7 +168,7 @@ def test_soft_reset_mid_stream_is_recorded_as_a_gap(rp2040, tmp_path):
     assert r.returncode == 0, r.stderr
     stats = json.loads(r.stdout)
     # the REPL's text between the streams is skipped; the index going back to 0 is the restart
-    assert stats["gaps"] == stats["stream_restarts"] + stats["board_restarts"] == 1, stats
+    assert stats["gaps"] == 1 and stats["stream_restarts"] + stats["board_restarts"] >= 1, stats
     assert stats["crc_errors"] == stats["seq_lost"] == stats["samples_lost"] == 0, stats
     gaps = [e for e in events(tmp_path / "again.events.csv") if e["kind"] == "gap"]
     assert len(gaps) == 1 and "restarted" in gaps[0]["detail"], gaps
