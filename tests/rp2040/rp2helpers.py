@@ -130,10 +130,11 @@ def _configure_args(rate: int, mask: int, source: int, fmt: int, spf: int) -> by
 
 
 def stop(link: Link, timeout: float = 10.0) -> Status:
-    """STOP, then the STATUS the board sends once the stream has ended."""
+    """STOP, then the STATUS the board sends once the stream has ended (not one from before)."""
+    n = link.receiver.statuses
     link.command(C.OP_STOP, timeout=5)
-    assert link.pump_until(lambda: link.receiver.status is not None
-                           and link.receiver.status.state != C.STATE_STREAMING, timeout), "stream did not end"
+    assert link.pump_until(lambda: link.receiver.statuses > n and link.receiver.status.state != C.STATE_STREAMING,
+                           timeout), "stream did not end"
     return link.receiver.status
 
 
@@ -161,3 +162,55 @@ def timer_codes(chans: list[int], first: int, n: int) -> np.ndarray:
     """Timer path, unit_ns = the instant period: every conversion of instant k reads k mod 512."""
     k = first + np.arange(n)[:, None]
     return (np.array(chans)[None, :] << 9) | (k % 512) + 0 * np.arange(len(chans))[None, :]
+
+
+# -- a test driver, run from the raw REPL instead of main.py ------------------------------
+
+DRIVER = """\
+# the real App and hal_rp2 with a test hook, run from the raw REPL (test-only)
+from picodaq_fw.hal_rp2 import Hal
+import picodaq_fw.app as A
+INJECT_AT = %(inject_at)d
+NEAR_LIMITS = %(near_limits)d
+hal = Hal()
+app = A.App(hal)
+class Hook:
+    # bound methods, not closures: calling a closure may allocate under the heap lock
+    def __init__(self):
+        self.n = 0
+        self.keep = []
+        self.service0 = hal.service
+        self.reset0 = app.ring.reset
+    def service(self, ring, src):
+        self.n += 1
+        if self.n == INJECT_AT:
+            self.keep.append(bytearray(16))  # an allocation in the streaming path
+        return self.service0(ring, src)
+    def reset(self):
+        # START: the sample index 1000 short of 2**30 (as u16 halves)
+        self.reset0()
+        app.ring.counts[0] = 0xFC18
+        app.ring.counts[1] = 0x3FFF
+hook = Hook()
+if INJECT_AT:
+    hal.service = hook.service
+if NEAR_LIMITS:
+    app.framer.seq[0] = 0xFFF0  # 16 frames short of 2**32
+    app.framer.seq[1] = 0xFFFF
+    app.uptime[0] = 0xFFF0  # 16 ms short of 2**30 ms
+    app.uptime[1] = 0x3FFF
+    app.ring.reset = hook.reset
+app.run()
+"""
+
+
+def run_driver(board, inject_at: int = 0, near_limits: bool = False) -> None:
+    """Leave main.py's app, and run the driver from the raw REPL (it runs until the board resets)."""
+    repl = Repl(board.port)
+    try:
+        repl.raw_repl()
+        code = (DRIVER % {"inject_at": inject_at, "near_limits": int(near_limits)}).encode()
+        repl.s.write(code + b"\x04")
+        assert repl.read_until(b"OK", 20), bytes(repl.got)
+    finally:
+        repl.close()
