@@ -117,20 +117,40 @@ def _flash_template(d: Path) -> None:
                                              "info": info, "ls": ls, "seconds": seconds}))
 
 
+def wait_for_firmware(board: Rp2040Board, timeout: float = 90.0) -> None:
+    """Until the firmware answers: its boot HELLO (the port is there a second of the
+    chip's time before main.py has loaded the app; slower on a loaded machine)."""
+    from picodaq.errors import CommandTimeout
+    from picodaq.link import Link
+
+    deadline = time.monotonic() + timeout
+    with Link.open(board.port) as link:
+        while not link.pump_until(lambda: link.receiver.hellos > 0, 2.0):
+            try:
+                link.get_info()
+                return
+            except CommandTimeout:
+                assert time.monotonic() < deadline, f"the firmware on {board.port} never answered"
+
+
 @pytest.fixture
 def rp2040(tmp_path, flashed):
-    """rp2040(blank=False, **Rp2040Board kwargs) -> a started board from a copy of the flashed image
-    (blank=True: a Pico fresh from the MicroPython uf2)."""
+    """rp2040(blank=False, ready=True, **Rp2040Board kwargs) -> a started board from a copy of the
+    flashed image, its firmware answering (ready=False: just started; blank=True: a Pico fresh
+    from the MicroPython uf2)."""
     made: list[Rp2040Board] = []
 
-    def make(blank: bool = False, **kw) -> Rp2040Board:
+    def make(blank: bool = False, ready: bool = True, **kw) -> Rp2040Board:
         folder = tmp_path / f"board{len(made)}"
         folder.mkdir()
         if not blank:
             shutil.copyfile(flashed.image, folder / FLASH_IMAGE)
         b = Rp2040Board(flash=folder, **kw)
         made.append(b)
-        return b.start()
+        b.start()
+        if ready and not blank:
+            wait_for_firmware(b)
+        return b
 
     yield make
     for b in made:

@@ -142,10 +142,10 @@ def test_record_reconnect_across_an_unplug(rp2040, tmp_path):
 def test_a_command_sent_while_the_firmware_loads_is_answered(rp2040):
     """The port is there as soon as USB is up, a second before main.py has loaded the
     app: a CONFIGURE sent then (its opcode byte is 0x03) must not interrupt main.py."""
-    board = rp2040()
+    board = rp2040(ready=False)
     port = RawPort(board.port)
     try:
-        assert port.command(C.OP_CONFIGURE, configure_args(1000, 0xF), timeout=30).status == C.ST_OK
+        assert port.command(C.OP_CONFIGURE, configure_args(1000, 0xF), timeout=60).status == C.ST_OK
         assert port.command(C.OP_PING).status == C.ST_OK
     finally:
         port.close()
