@@ -602,8 +602,20 @@ def do_emulate(args: argparse.Namespace) -> int:
 
     if args.flash:
         _check_flash_folder(Path(args.flash))
-    board = EmulatedBoard(flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced,
-                          flash_size=args.flash_size)
+    if args.chip == "rp2040":
+        from .boards.node import NodeUnavailable, ensure_rp2040js, find_node
+        from .boards.rp2040 import Rp2040Board
+
+        if args.unpaced or args.flash_size:
+            raise UsageError("--unpaced and --flash-size are for --chip unix: the RP2040's flash is its own 2 MB")
+        try:
+            ensure_rp2040js(find_node())
+        except NodeUnavailable as e:
+            raise PicodaqError(str(e)) from None
+        board = Rp2040Board(flash=Path(args.flash) if args.flash else None)
+    else:
+        board = EmulatedBoard(flash=Path(args.flash) if args.flash else None, unpaced=args.unpaced,
+                              flash_size=args.flash_size)
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM/SIGHUP (kill, a closed terminal) stop the board like Ctrl-C
@@ -617,7 +629,11 @@ def do_emulate(args: argparse.Namespace) -> int:
                 Flasher(board.port, ui).flash()
         board.register()
         print(board.port, flush=True)
-        eprint("picodaq: emulated board running; Ctrl-C stops it")
+        if args.chip == "rp2040":
+            eprint(f"picodaq: emulated RP2040 (unique id {board.board_id}) running; control channel "
+                   f"{board.control_path}; Ctrl-C stops it")
+        else:
+            eprint("picodaq: emulated board running; Ctrl-C stops it")
         while board.running:
             time.sleep(0.2)
         raise PicodaqError("the emulated board stopped unexpectedly")
@@ -689,6 +705,9 @@ def _args_replay(p: argparse.ArgumentParser) -> None:
 
 
 def _args_emulate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chip", choices=("unix", "rp2040"), default="unix",
+                   help="unix: MicroPython's unix port (default); rp2040: the real rp2 port on an emulated RP2040 "
+                        "(rp2040js; needs Node.js >= 18)")
     p.add_argument("--flash", help="the board's flash folder (default: a fresh temporary one)")
     p.add_argument("--empty", action="store_true", help="start with empty flash (to try `picodaq flash`)")
     p.add_argument("--unpaced", action="store_true", help="sources run as fast as the link drains")
