@@ -46,3 +46,37 @@ def test_info_mpremote_and_the_flash_survives_resets(rp2040):
     assert r.returncode == 0 and "kept" in r.stdout, r.stdout + r.stderr
     r = picodaq("flash", "--port", board.port, "--check", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_picodaq_emulate_chip_rp2040(flashed, tmp_path):
+    """`picodaq emulate --chip rp2040` prints a port that picodaq and unmodified mpremote use."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from picodaq.boards.rp2040 import FLASH_IMAGE
+
+    folder = tmp_path / "pico"
+    folder.mkdir()
+    shutil.copyfile(flashed.image, folder / FLASH_IMAGE)
+    p = subprocess.Popen([sys.executable, "-m", "picodaq.cli", "emulate", "--chip", "rp2040", "--flash", str(folder)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        port = p.stdout.readline().strip()
+        assert port == str(tmp_path / "pico.tty"), p.stderr.read() if p.poll() is not None else port
+        r = picodaq("info", "--port", port, "--json")
+        assert r.returncode == 0 and '"rp2"' in r.stdout, r.stderr
+        r = mpremote("connect", port, "fs", "ls")
+        assert r.returncode == 0 and "main.py" in r.stdout and "picodaq_board.json" in r.stdout, r.stderr
+        r = picodaq("ports")
+        assert port in r.stdout
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, p.stderr.read()
+    assert not (tmp_path / "pico.tty").exists()
