@@ -214,3 +214,6 @@ def run_driver(board, inject_at: int = 0, near_limits: bool = False) -> None:
         assert repl.read_until(b"OK", 20), bytes(repl.got)
     finally:
         repl.close()
+    from conftest import wait_for_firmware
+
+    wait_for_firmware(board)  # the driver's app says HELLO once it has loaded

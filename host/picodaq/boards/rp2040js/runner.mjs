@@ -20,10 +20,10 @@
 //   reset        (6) system reset (watchdog, machine.reset()) below
 //
 // Emulated time: the core is stepped with its cycle counts at 125 MHz (8 ns a
-// cycle); while it waits for an interrupt the clock jumps to the next alarm,
-// but never beyond the wall time since power-on: emulated time never runs ahead
-// of the wall clock (it falls behind it while the core is busy, the emulated
-// chip running at a fraction of a real one).
+// cycle); while it waits for an interrupt the clock jumps to the next alarm, but
+// emulated time never runs faster than the wall clock: it advances at wall speed
+// at most while the core waits, and slower while it is busy (the emulated chip
+// runs at a fraction of a real one); time lost while busy is not caught up.
 import { unlinkSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -96,6 +96,11 @@ let cdc = null;
 let powered = true;
 let bootWall = 0; // performance.now() at power-on of this boot
 let bootNs = 0; // emulated ns at power-on (--clock-start-us)
+// the throttle's anchor: emulated time may advance from anchorNs at most as fast as
+// the wall clock from anchorWall; a slice the core spent busy (behind the wall)
+// moves the anchor, so a chip that fell behind never races to catch up
+let anchorWall = 0;
+let anchorNs = 0;
 let busy = 0; // cycles executed this boot
 let rebootWhy = null; // set inside the core loop, acted on between slices
 let halted = null;
@@ -154,7 +159,8 @@ function boot(why) {
   chip.core.PC = BOOT_PC;
   busy = 0;
   halted = null;
-  bootWall = performance.now();
+  bootWall = anchorWall = performance.now();
+  anchorNs = bootNs;
   stats.boots++;
   if (why) emit({ event: 'reboot', why });
   data.resume();
@@ -176,7 +182,7 @@ function run() {
   let sleepMs = 0;
   try {
     for (;;) {
-      const wallLimit = bootNs + (performance.now() - bootWall) * 1e6;
+      const wallLimit = anchorNs + (performance.now() - anchorWall) * 1e6;
       for (let i = 0; i < STEPS; i++) {
         if (core.waiting) {
           const next = clock.nanosToNextAlarm;
@@ -210,6 +216,11 @@ function run() {
     emit({ event: 'halted', why: halted });
     process.stderr.write(`rp2040: chip halted: ${halted}\n`);
     return; // stays halted until a reset or a power cycle
+  }
+  if (!sleepMs && chip) {
+    // busy all slice, behind the wall clock: emulated time goes on from here at wall speed at most
+    anchorWall = performance.now();
+    anchorNs = chip.clock.nanos;
   }
   cdc?.release();
   timer = sleepMs ? setTimeout(run, Math.max(0.5, sleepMs)) : setImmediate(run);
