@@ -116,9 +116,14 @@ class Board:
         emulator. Returns False only when not waiting and the board is taken."""
         if self.emulated:
             if self.emulator is None or not self.emulator.running:
-                from .emulator import EmulatedBoard
+                if os.environ.get("PICODAQ_TIER") == "rp2040":  # the real rp2 port on an emulated RP2040
+                    from picodaq.boards.rp2040 import Rp2040Board
 
-                emu = EmulatedBoard(unpaced=False, unplug_seconds=0.5).start()
+                    emu = Rp2040Board(unplug_seconds=0.5).start()
+                else:
+                    from .emulator import EmulatedBoard
+
+                    emu = EmulatedBoard(unpaced=False, unplug_seconds=0.5).start()
                 weakref.finalize(self, emu.stop)  # never leave a supervisor behind, even unshut
                 self.emulator = emu
                 self.port = emu.port
