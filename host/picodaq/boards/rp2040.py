@@ -109,8 +109,10 @@ def control_path(folder: Path) -> Path:
 
 class Supervisor:
     def __init__(self, folder: Path, link: Path, board_id: str, unplug_seconds: float = 1.0,
-                 without: tuple[str, ...] = (), clock_start_us: int = 0, exit_with_parent: bool = False) -> None:
+                 without: tuple[str, ...] = (), clock_start_us: int = 0, exit_with_parent: bool = False,
+                 ads1299: str = "ramp") -> None:
         self.folder = folder
+        self.ads1299 = ads1299
         self.link = link
         self.board_id = board_id
         self.unplug_seconds = unplug_seconds
@@ -149,6 +151,7 @@ class Supervisor:
             argv += ["--without", ",".join(self.without)]
         if self.clock_start_us:
             argv += ["--clock-start-us", str(self.clock_start_us)]
+        argv += ["--ads1299", self.ads1299]
         argv += ["--data-fd", str(data_there.fileno()), "--events-fd", str(ev_there.fileno())]
         log = open(self.folder / LOG, "ab")
         self.runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -372,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"leave these rp2040js gaps unhandled (tests show each failure): {', '.join(GAPS)}")
     ap.add_argument("--clock-start-us", type=int, default=0,
                     help="the chip's timer at power-on, in us (tests: ticks_us near its 2**30 wrap)")
+    ap.add_argument("--ads1299", choices=("ramp", "signal", "none"), default="ramp",
+                    help="the ADS1299 on SPI0: its ramp (default), its signals as configured, or no chip")
     ap.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it exits")
     a = ap.parse_args(argv)
     without = tuple(g for g in a.without.split(",") if g)
@@ -385,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         ap.error(str(e))
     return Supervisor(folder, a.link.absolute(), board_id, a.unplug_seconds, without, a.clock_start_us,
-                      a.exit_with_parent).run()
+                      a.exit_with_parent, a.ads1299).run()
 
 
 if __name__ == "__main__":
@@ -400,11 +405,12 @@ class Rp2040Board:
     fresh from the MicroPython uf2, which `picodaq flash` fills over its port.
     With no folder given, a temporary one is made (and removed by stop()).
     `without` leaves rp2040js gaps unhandled (the gap tests); `clock_start_us`
-    starts the chip's timer there at every power-on.
+    starts the chip's timer there at every power-on; `ads1299` is the model on
+    SPI0 (rp2040js/ads1299.mjs: "ramp", "signal" or "none").
     """
 
     def __init__(self, flash: Path | None = None, board_id: str = "", unplug_seconds: float = 1.0,
-                 without: tuple[str, ...] | list[str] = (), clock_start_us: int = 0) -> None:
+                 without: tuple[str, ...] | list[str] = (), clock_start_us: int = 0, ads1299: str = "ramp") -> None:
         import tempfile
 
         self._tmp = None if flash else tempfile.TemporaryDirectory(prefix="picodaq-rp2040-")
@@ -417,6 +423,7 @@ class Rp2040Board:
         self.unplug_seconds = unplug_seconds
         self.without = tuple(without)
         self.clock_start_us = clock_start_us
+        self.ads1299 = ads1299
         self.control_path: str | None = None
         self.proc: subprocess.Popen | None = None
         self._entry: Path | None = None
@@ -437,6 +444,8 @@ class Rp2040Board:
             argv += ["--without", ",".join(self.without)]
         if self.clock_start_us:
             argv += ["--clock-start-us", str(self.clock_start_us)]
+        if self.ads1299 != "ramp":
+            argv += ["--ads1299", self.ads1299]
         # unbuffered: a line read must not leave the next one in a buffer select() cannot see
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
                                      bufsize=0)

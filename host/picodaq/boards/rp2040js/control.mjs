@@ -19,6 +19,9 @@
 //   {"cmd": "adc", ...}  set (mode, unit_ns, origin, values) and/or read the
 //                     ADC model (adc.mjs); the reply has its state, with
 //                     origin_ns once the first conversion fixed it
+//   {"cmd": "ads1299", "mode": "none"|"ramp"|"signal", "id": N}
+//                     set and/or read the ADS1299 model on SPI0 (ads1299.mjs);
+//                     presence and ID are seen by the firmware at its next boot
 //   {"cmd": "reset"}  hard reset: reboot from the flash (the port stays)
 //   {"cmd": "power", "on": false|true}  unplugged / plugged in again
 //   {"cmd": "stats"}  counters: flash erases/programs, watchdog reboots,

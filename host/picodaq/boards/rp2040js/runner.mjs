@@ -3,7 +3,7 @@
 //
 //   node runner.mjs --rp2040js DIR --images DIR --flash FILE --uid HEX
 //                   [--control NAME] [--without GAP,...] [--clock-start-us N]
-//                   [--data-fd 3] [--events-fd 4]
+//                   [--ads1299 ramp|signal|none] [--data-fd 3] [--events-fd 4]
 //
 // data fd: the CDC byte stream, both ways (the supervisor relays it to the pty).
 // events fd: JSON lines both ways: requests from the supervisor (control.mjs), and
@@ -29,6 +29,7 @@ import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AdcModel, fixAinsel, fixRoundRobin } from './adc.mjs';
+import { Ads1299Model } from './ads1299.mjs';
 import { answer, lineReader, serveControl } from './control.mjs';
 import { FlashImage, readVerified, serveFlashRom } from './flash.mjs';
 import { CdcLink } from './usbcdc.mjs';
@@ -45,7 +46,7 @@ const UF2 = 'RPI_PICO-v1.28.0.uf2';
 const BOOTROM = 'rp2040-bootrom-b1.bin';
 
 function parseArgs(argv) {
-  const a = { without: [], clockStartUs: 0, dataFd: 3, eventsFd: 4 };
+  const a = { without: [], clockStartUs: 0, dataFd: 3, eventsFd: 4, ads1299: 'ramp' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -59,6 +60,7 @@ function parseArgs(argv) {
     else if (k === '--control') a.control = v();
     else if (k === '--without') a.without.push(...v().split(',').filter(Boolean));
     else if (k === '--clock-start-us') a.clockStartUs = Number(v());
+    else if (k === '--ads1299') a.ads1299 = v();
     else if (k === '--data-fd') a.dataFd = Number(v());
     else if (k === '--events-fd') a.eventsFd = Number(v());
     else throw new Error(`unknown argument ${k}`);
@@ -89,6 +91,7 @@ const rp = await import(pathToFileURL(join(args.rp2040js, 'dist', 'esm', 'index.
 const bootrom = new Uint32Array(new Uint8Array(readVerified(join(args.images, BOOTROM))).buffer);
 const image = new FlashImage(args.flash, join(args.images, UF2));
 const adcModel = new AdcModel();
+const adsModel = new Ads1299Model(args.ads1299);
 
 const stats = { erases: 0, programs: 0, watchdog_reboots: 0, boots: 0, halts: 0 };
 let chip = null;
@@ -138,6 +141,7 @@ function boot(why) {
   if (handled('adc-ainsel')) fixAinsel(chip.adc);
   if (handled('adc-rrobin')) fixRoundRobin(chip.adc);
   adcModel.attach(chip);
+  adsModel.attach(chip);
   chip.onBreak = (code) => {
     for (const h of onBreak) if (h(code)) return;
     halted = `breakpoint ${code} at 0x${(chip.core.PC - 2).toString(16)}`;
@@ -278,6 +282,10 @@ function control(req) {
     case 'adc': {
       const { cmd, ...opts } = req;
       return Object.keys(opts).length ? adcModel.set(opts) : adcModel.state();
+    }
+    case 'ads1299': {
+      const { cmd, ...opts } = req;
+      return Object.keys(opts).length ? adsModel.set(opts) : adsModel.state();
     }
     case 'reset':
       if (!powered) throw new Error('the board is unplugged');
