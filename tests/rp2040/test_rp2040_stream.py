@@ -197,3 +197,35 @@ def test_free_heap_is_equal_before_and_after_a_stream(rp2040, source, rate, mask
         final = stop(link)
     assert final.last_error == C.ST_OK and final.samples_dropped == 0
     assert during.free_heap == final.free_heap > 100_000
+
+
+@pytest.mark.parametrize("source", ["ramp", "adc"])
+def test_picodaq_record_across_the_ticks_us_wrap(rp2040, tmp_path, source):
+    """rp2's ticks_us wraps at 2**30 us (every 17.9 min): block timestamps wrap with it;
+    a recording across the wrap has no gap and exact data (the chip's timer starts 4 s short)."""
+    import signal
+
+    from cli_helpers import start_picodaq, wait_for
+
+    wrap_ns = (1 << 30) * 1000
+    board = rp2040(clock_start_us=(1 << 30) - 4_000_000)
+    if source == "adc":
+        board.control("adc", mode="code", unit_ns=250_000, origin="first")
+    assert board.control("time")["ns"] < wrap_ns - 500_000_000
+    out = tmp_path / "rec.npy"
+    p = start_picodaq("record", "--port", board.port, "--quiet", "--out", str(out), "--stats-json", "-", "--rate",
+                      "1000", "--channels", "4", "--source", source)
+    try:
+        wait_for(lambda: board.control("time")["ns"] > wrap_ns + 1_000_000_000, timeout=120, every=0.1,
+                 what="the chip's clock past the ticks_us wrap")
+        p.send_signal(signal.SIGINT)
+        out_text, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    stats = json.loads(out_text)
+    assert stats["samples_lost"] == stats["gaps"] == stats["crc_errors"] == 0, stats
+    a = np.load(out)
+    want = ramp_counts(0, len(a), 4, C.FMT_INT16) if source == "ramp" else dma_codes([0, 1, 2, 3], 0, len(a))
+    assert len(a) >= 1000 and np.array_equal(a, want)
