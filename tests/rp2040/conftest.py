@@ -13,8 +13,6 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,28 +21,13 @@ import pytest
 
 from picodaq.boards.node import NodeUnavailable, ensure_rp2040js, find_node
 from picodaq.boards.rp2040 import FLASH_IMAGE, Rp2040Board
-
-MARKER_PIN = 15
-BOARD_JSON = {"marker_pin": MARKER_PIN}
-
+from rp2helpers import BOARD_JSON, mpremote, picodaq, wait_for_firmware
 
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.rp2040)
-
-
-def run(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def picodaq(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return run(sys.executable, "-m", "picodaq.cli", *args, timeout=timeout)
-
-
-def mpremote(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return run(str(Path(sys.executable).with_name("mpremote")), *args, timeout=timeout)
 
 
 @dataclass
@@ -115,22 +98,6 @@ def _flash_template(d: Path) -> None:
     # stopped: the image is complete on disk
     (d / "done.json").write_text(json.dumps({"flash_report": flash_report, "check_report": check_report,
                                              "info": info, "ls": ls, "seconds": seconds}))
-
-
-def wait_for_firmware(board: Rp2040Board, timeout: float = 90.0) -> None:
-    """Until the firmware answers: its boot HELLO (the port is there a second of the
-    chip's time before main.py has loaded the app; slower on a loaded machine)."""
-    from picodaq.errors import CommandTimeout
-    from picodaq.link import Link
-
-    deadline = time.monotonic() + timeout
-    with Link.open(board.port) as link:
-        while not link.pump_until(lambda: link.receiver.hellos > 0, 2.0):
-            try:
-                link.get_info()
-                return
-            except CommandTimeout:
-                assert time.monotonic() < deadline, f"the firmware on {board.port} never answered"
 
 
 @pytest.fixture

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import select
+import subprocess
+import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +19,37 @@ from picodaq.link import Link
 from picodaq.messages import Status
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
+MARKER_PIN = 15
+BOARD_JSON = {"marker_pin": MARKER_PIN}
+
+
+def run(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def picodaq(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return run(sys.executable, "-m", "picodaq.cli", *args, timeout=timeout)
+
+
+def mpremote(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return run(str(Path(sys.executable).with_name("mpremote")), *args, timeout=timeout)
+
+
+def wait_for_firmware(board: Rp2040Board, timeout: float = 90.0) -> None:
+    """Until the firmware answers: its boot HELLO (the port is there a second of the
+    chip's time before main.py has loaded the app; slower on a loaded machine)."""
+    from picodaq.errors import CommandTimeout
+
+    deadline = time.monotonic() + timeout
+    with Link.open(board.port) as link:
+        while not link.pump_until(lambda: link.receiver.hellos > 0, 2.0):
+            try:
+                link.get_info()
+                return
+            except CommandTimeout:
+                assert time.monotonic() < deadline, f"the firmware on {board.port} never answered"
+
+
 
 
 class Repl:
@@ -214,6 +248,4 @@ def run_driver(board, inject_at: int = 0, near_limits: bool = False) -> None:
         assert repl.read_until(b"OK", 20), bytes(repl.got)
     finally:
         repl.close()
-    from conftest import wait_for_firmware
-
     wait_for_firmware(board)  # the driver's app says HELLO once it has loaded

@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import BOARD_JSON, mpremote, picodaq, wait_for_firmware
-from rp2helpers import stream
+from rp2helpers import BOARD_JSON, mpremote, picodaq, stream, wait_for_firmware
 
 from picodaq import contracts as C
 from picodaq.blocks import ramp_counts

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import mpremote, picodaq
+from rp2helpers import mpremote, picodaq
 
 from picodaq import contracts as C
 from picodaq.link import Link

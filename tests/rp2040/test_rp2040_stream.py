@@ -11,8 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import MARKER_PIN, picodaq
-from rp2helpers import dma_codes, stop, stream, timer_codes
+from rp2helpers import MARKER_PIN, dma_codes, picodaq, stop, stream, timer_codes
 
 from cli_helpers import events
 from picodaq import contracts as C
