@@ -40,7 +40,7 @@ from micropython import const
 from time import ticks_us, sleep_ms, sleep_us
 from . import ring as R
 from .contracts import SRC_RAMP, SRC_SINE, SRC_ADC, SRC_ADS1299, FMT_INT16, FMT_INT24
-from .markers import MarkerQueue, push as _push_marker
+from .markers import MarkerQueue, push_ahead as _push_marker
 from .pacer import Pacer
 from .ring import SampleRing
 from .sources import Ramp, Sine
@@ -102,6 +102,7 @@ class InternalAdc:
         self.fmt = FMT_INT16
         self.timer: Timer | None = None
         self.dmas: tuple[rp2.DMA, rp2.DMA] | None = None
+        self.block = 0  # DMA transfers (conversions) per block
 
     def start(self, nch: int, fmt: int, rate: int) -> None:
         self.nch = nch
@@ -168,6 +169,7 @@ class InternalAdc:
         a = rp2.DMA()
         b = rp2.DMA()
         self.dmas = (a, b)
+        self.block = count
         fifo = self.base + _FIFO
         for d, other, buf in ((a, b, bufs[0]), (b, a, bufs[1])):
             ctrl = d.pack_ctrl(size=1, inc_read=False, inc_write=True, treq_sel=self.dreq,
@@ -186,6 +188,20 @@ class InternalAdc:
         # the first conversion is AINSEL, then round robin upwards through mask
         m32[base + _CS] = _CS_EN | ts | _CS_START_MANY | chans[0] << 12 | mask << 16
         return period_ns
+
+    def begun(self) -> int:
+        """Hard IRQ (the marker pin): instants of the running DMA block whose
+        conversions have begun, not yet in the ring (0 on the timer path)."""
+        dmas = self.dmas
+        if dmas is None:
+            return 0
+        d = dmas[0]
+        if not d.active():
+            d = dmas[1]
+            if not d.active():
+                return 0
+        left: int = d.count  # type: ignore[attr-defined]  # count: not in the stubs
+        return (self.block - left + self.nch - 1) // self.nch
 
     def _drain(self) -> None:
         m32 = machine.mem32
@@ -503,9 +519,14 @@ class Hal:
         return period
 
     def _on_marker(self, pin: Pin) -> None:
-        # hard IRQ: note the sample index now; the main loop frames the MARKER
+        # hard IRQ: note the sample index now, the first instant sampled after the
+        # edge; the main loop frames the MARKER. On the ADC's DMA path the ring
+        # learns a block's instants only when the block is done: count those of the
+        # running block already begun, or the marker would land up to a block early
         m = self.markers
-        _push_marker(m.q, m.hd, self.counts, self.marker_code)
+        src = self.src
+        ahead = src.begun() if src is self._adc else 0
+        _push_marker(m.q, m.hd, self.counts, ahead, self.marker_code)
 
     def stop(self) -> None:
         if self.marker_pin is not None:
