@@ -97,29 +97,35 @@ def test_adc_dma_path_from_1ksps(rp2040, mask):
 # -- the marker pin ----------------------------------------------------------------------
 
 
-def test_marker_pin_arrives_at_the_right_sample_index(rp2040):
-    """GPIO 15 (picodaq_board.json) rises halfway between instants K and K+1 of a
-    4 x 100 Hz timer-path stream: the MARKER carries index K+1, the next instant."""
+@pytest.mark.parametrize("rate", [100, 1000], ids=["timer-path", "dma-path"])
+def test_marker_pin_arrives_at_the_right_sample_index(rp2040, rate):
+    """GPIO 15 (picodaq_board.json) rises halfway through instant K of a 4-channel ADC
+    stream, five times: each MARKER carries K+1, the first instant sampled after the
+    edge, on the timer path (an IRQ per instant) and on the DMA path (blocks of 8 ms,
+    where the ring learns a block's instants only when it is done)."""
     board = rp2040()
-    period = 10_000_000
-    board.control("adc", mode="code", unit_ns=period, origin="first")
-    plan = {}
+    period = 1_000_000_000 // rate
+    dma = rate * 4 >= 1000
+    board.control("adc", mode="code", unit_ns=period / 4 if dma else period, origin="first")
+    plan: list[int] = []
 
     def arm(col):
-        if plan or col.n < 5:
+        if len(plan) >= 5 or col.n < 5:
             return
         origin = board.control("adc")["origin_ns"]
         now = board.control("time")["ns"]
-        k = int((now - origin) // period) + 30  # 300 ms of emulated time ahead
-        plan["k"] = k
-        board.control("marker", pin=MARKER_PIN, at_ns=origin + (k + 0.5) * period, width_ns=1_000_000)
+        k = int((now - origin) // period) + 300_000_000 // period + 3 * len(plan)  # 300 ms of emulated time ahead
+        plan.append(k)
+        board.control("marker", pin=MARKER_PIN, at_ns=origin + (k + 0.5) * period, width_ns=period // 10)
 
     with Link.open(board.port) as link:
         link.get_info()
-        s = stream(link, 100, 0xF, C.SRC_ADC, C.FMT_INT16, spf=10, instants=80, during=arm)
+        s = stream(link, rate, 0xF, C.SRC_ADC, C.FMT_INT16, spf=rate // 10, instants=rate * 2, during=arm)
     assert s.final.last_error == C.ST_OK and s.gaps() == []
-    assert np.array_equal(s.counts, timer_codes([0, 1, 2, 3], 0, len(s.counts)))
-    assert [(m.code, m.sample_index) for m in s.markers] == [(0x8000, plan["k"] + 1)]
+    want = (dma_codes if dma else timer_codes)([0, 1, 2, 3], 0, len(s.counts))
+    assert np.array_equal(s.counts, want)
+    assert len(plan) == 5
+    assert [(m.code, m.sample_index) for m in s.markers] == [(0x8000, k + 1) for k in plan]
 
 
 # -- stream lifecycle ----------------------------------------------------------------
