@@ -7,6 +7,7 @@ import json
 import signal
 
 import numpy as np
+import pytest
 from rp2helpers import dma_codes, run_driver, stream
 
 from cli_helpers import Lines, events, file_grows_past, start_picodaq, wait_for
@@ -16,18 +17,26 @@ from picodaq.blocks import ramp_counts
 from picodaq.link import Link
 
 
-def test_ring_overflows_when_the_host_stops_reading_for_2_s(rp2040):
-    """ADC 4 x 5 kHz on the DMA path (40 kB/s into a 40 kB ring): the host holds the
-    port and reads nothing for 2 s of the chip's time. The CDC IN transfers stall, the
-    firmware's writes block, the DMA keeps filling the ring, then drops and counts;
-    the jump in first_sample_index equals STATUS samples_dropped."""
+@pytest.mark.parametrize("source", ["adc", "ramp"])
+def test_ring_overflows_when_the_host_stops_reading_for_2_s(rp2040, source):
+    """The host holds the port and reads nothing for 2 s of the chip's time: the CDC IN
+    transfers stall, the firmware's writes block, the sampler keeps filling the ring
+    (adc: 4 x 5 kHz on the DMA path, 40 kB/s into a 40 kB ring; ramp: 4 x 4 kHz from
+    the main loop's pacer, which catches up after each blocked write), then drops and
+    counts; the jump in first_sample_index equals STATUS samples_dropped."""
     board = rp2040()
     chans = [0, 1, 2, 3]
-    board.control("adc", mode="code", unit_ns=1e9 / 20_000, origin="first")
+    if source == "adc":
+        board.control("adc", mode="code", unit_ns=1e9 / 20_000, origin="first")
+        args = configure_args(5000, 0xF, C.SRC_ADC, C.FMT_INT16, 50)
+        expected = lambda first, n, nch, fmt: dma_codes(chans, first, n)  # noqa: E731
+    else:
+        args = configure_args(4000, 0xF, C.SRC_RAMP, C.FMT_INT16, 80)
+        expected = ramp_counts
     port = RawPort(board.port)
     try:
-        rec = Recording(C.FMT_INT16, 4, expected=lambda first, n, nch, fmt: dma_codes(chans, first, n))
-        assert port.command(C.OP_CONFIGURE, configure_args(5000, 0xF, C.SRC_ADC, C.FMT_INT16, 50)).status == 0
+        rec = Recording(C.FMT_INT16, 4, expected=expected)
+        assert port.command(C.OP_CONFIGURE, args).status == 0
         port.rx.block_handlers.append(rec)
         assert port.command(C.OP_START).status == C.ST_OK
         assert port.read_until(lambda: len(rec.first) >= 20, 30), "no data before the stall"
