@@ -13,16 +13,21 @@ from picodaq.link import Link
 
 def test_an_empty_pico_is_flashed_with_armv6m_mpy_and_verified(flashed):
     rep = flashed.flash_report
-    text = json.dumps(rep)
-    assert "armv6m" in text and "6.3" in text, rep
-    names = [f if isinstance(f, str) else f.get("path", f.get("name")) for f in rep.get("written", [])]
-    assert any(str(n).endswith(".mpy") for n in names), rep
-    assert rep.get("flashed", True) and rep.get("hello", {}).get("contract_hash", C.CONTRACT_HASH) in (
-        C.CONTRACT_HASH, f"0x{C.CONTRACT_HASH:08X}"), rep
-    check = flashed.check_report
-    assert "mismatch" not in json.dumps(check).lower() or not check.get("mismatched"), check
+    assert rep["ok"] and rep["target"] == "mpy v6.3 armv6m" and rep["fallback"] is None, rep
+    assert "Raspberry Pi Pico with RP2040" in rep["device"]
+    written = rep["written"]
+    assert written[-1] == "picodaq_fw/manifest.json" and "main.py" in written  # the manifest goes last
+    assert {w for w in written if w.endswith(".mpy")} >= {"picodaq_fw/app.mpy", "picodaq_fw/hal_rp2.mpy",
+                                                         "picodaq_fw/ring.mpy"}
+    assert rep["unchanged"] == [] and rep["differences"] == [] and rep["retried"] == []
+    hello = rep["hello"]
+    assert hello["platform"] == "rp2" and hello["contract_hash"] == f"0x{C.CONTRACT_HASH:08X}"
+    check = flashed.check_report  # every file's SHA-256 on the board against this firmware
+    assert check["ok"] and check["written"] == [] and check["differences"] == [], check
+    assert sorted(check["unchanged"]) == sorted(w for w in written if w != "picodaq_fw/manifest.json")
     info = flashed.info
-    assert "rp2" in json.dumps(info), info
+    assert info["contract_ok"] and info["hello"]["board_id"] == hello["board_id"]
+    assert info["status"]["state"] == "idle" and info["status"]["free_heap"] > 100_000
     assert "main.py" in flashed.ls and "picodaq_fw/" in flashed.ls and "picodaq_board.json" in flashed.ls
     print("template:", flashed.seconds)
 

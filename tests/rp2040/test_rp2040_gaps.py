@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rp2helpers import Repl, code_channel, dma_codes, port_exists, stream
+from rp2helpers import Repl, code_channel, dma_codes, port_exists, stream, wait_for_firmware
 
 from picodaq import contracts as C
 from picodaq.link import Link
@@ -134,6 +134,7 @@ def test_gap6_machine_reset_reboots_and_reenumerates(rp2040, handled):
         assert gone, "the port never went away"
         assert _wait(lambda: port_exists(board.port), 30), "the port did not come back"
         assert board.control("time")["boot"] == boots + 1
+        wait_for_firmware(board)  # the port is back once USB is up, before main.py has loaded the app
         with Link.open(board.port) as link:
             assert link.ping().status == C.ST_OK
             assert link.get_info().board_id == board.board_id

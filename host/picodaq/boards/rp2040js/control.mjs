@@ -6,7 +6,9 @@
 //   {"cmd": "time"}   emulated time and CPU use of the current boot:
 //                     ns (emulated ns since power-on), cycles (ns / 8: cycles
 //                     elapsed at 125 MHz), busy (cycles the core executed; the
-//                     rest it spent waiting for an interrupt), boot (boots so
+//                     rest it spent waiting for an interrupt), busy_share
+//                     (busy / cycles since power-on; for a window, take the
+//                     differences of two replies), boot (boots so
 //                     far, 1 = the first), wall_s (wall seconds since power-on),
 //                     cdc (true once USB CDC is enumerated)
 //   {"cmd": "gpio", "pin": N, "value": 0|1, "at_ns": T}

@@ -258,17 +258,20 @@ function drive(pin, value, ns) {
 
 function control(req) {
   switch (req.cmd) {
-    case 'time':
+    case 'time': {
+      const cycles = Math.floor((nowNs() - bootNs) / CYCLE_NS);
       return {
         ns: nowNs(),
-        cycles: Math.floor((nowNs() - bootNs) / CYCLE_NS),
+        cycles,
         busy,
+        busy_share: cycles ? busy / cycles : 0,
         boot: stats.boots,
         wall_s: (performance.now() - bootWall) / 1000,
         cdc: !!cdc?.connected,
         powered,
         halted,
       };
+    }
     case 'gpio':
       drive(req.pin, req.value, req.at_ns);
       return { ns: nowNs() };
