@@ -17,6 +17,7 @@ import serial
 from picodaq import contracts as C
 from picodaq.boards.rp2040 import Rp2040Board
 from picodaq.core.blocks import SamplesBlock
+from picodaq.flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
 from picodaq.protocol.messages import Status
 from picodaq.transport.link import Link
 
@@ -75,8 +76,9 @@ class Repl:
         return True
 
     def raw_repl(self, timeout: float = 20.0) -> None:
-        """Leave the app (a bare Ctrl-C while idle) and enter the raw REPL."""
-        self.s.write(b"\r\x03\x03")
+        """Leave the app (its escape while idle: a pause, then CR Ctrl-C CR) and enter the raw REPL."""
+        time.sleep(REPL_ESCAPE_PAUSE)  # the pause is part of the escape: the input, not a wait for a result
+        self.s.write(REPL_ESCAPE)
         self.read_until(b">>> ", 5)
         self.got.clear()
         self.s.write(b"\x01")

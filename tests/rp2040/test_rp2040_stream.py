@@ -17,6 +17,7 @@ from rp2helpers import MARKER_PIN, dma_codes, picodaq, stop, stream, timer_codes
 from cli_helpers import events
 from picodaq import contracts as C
 from picodaq.core.blocks import ramp_counts
+from picodaq.flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
 from picodaq.transport.link import Link
 
 FMTS = {"int16": C.FMT_INT16, "int24": C.FMT_INT24, "int32": C.FMT_INT32}
@@ -166,7 +167,7 @@ def test_stop_start_cycles(rp2040):
 
 
 def test_soft_reset_mid_stream_is_recorded_as_a_gap(rp2040, tmp_path):
-    """STOP, Ctrl-C to the REPL, Ctrl-D (the chip's own soft reset), START again:
+    """STOP, the firmware's escape to the REPL, Ctrl-D (the chip's own soft reset), START again:
     the capture replays with one gap (a restart) and the ramp from 0 after it."""
     board = rp2040()
     got = bytearray()
@@ -177,7 +178,8 @@ def test_soft_reset_mid_stream_is_recorded_as_a_gap(rp2040, tmp_path):
         link.start()
         assert link.pump_until(lambda: link.receiver.stats.samples >= 400, 30)
         link.stop()
-        link.write(b"\x03")  # idle: a bare Ctrl-C hands the board to the REPL
+        time.sleep(REPL_ESCAPE_PAUSE)  # the escape wants a pause before it: the input, not a wait for a result
+        link.write(REPL_ESCAPE)  # idle: the escape hands the board to the REPL
         assert link.pump_until(lambda: b">>> " in got[-200:], 10)
         seen = link.receiver.hellos
         link.write(b"\x04")  # soft reset: main.py runs again and says HELLO

@@ -85,6 +85,9 @@ def device_call(function: str, *args: object) -> str:
     return f"{function}({', '.join(repr(a) for a in args)})"
 
 
+ESCAPE_TRY = 3.0  # seconds one try to reach the raw REPL waits for its banner
+
+
 class Flasher:
     """Flash (or check) the picodaq firmware on the board at `port`.
 
@@ -217,17 +220,28 @@ class Flasher:
         quiet_board(t.serial, self.port, max(3.0, self.timeout), "flash")
 
     def _enter_raw_repl(self, t: SerialTransport) -> None:
-        try:
-            t.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout)
-        except TransportError:
-            said = self._said.getvalue().strip()
-            hint = f"; it said {snippet(said)}" if said and said != "b''" else ""
-            raise NotMicroPython(
-                f"no MicroPython raw REPL answered on {self.port} within {self.timeout:g} s: is the board "
-                f"running MicroPython? (a Pico in BOOTSEL mode is a USB drive: copy MicroPython's .uf2 onto "
-                f"it first){hint}",
-                said.encode(errors="replace"),
-            ) from None
+        # A board that was just plugged in (or reset) may still be loading its firmware: what is
+        # sent meanwhile waits, and reaches the app in one piece, with no pause before the
+        # escape in it. So a try that gets no raw REPL stops the firmware again (its STOP then
+        # finds the app up) and tries again, until the timeout.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                t.enter_raw_repl(soft_reset=True, timeout_overall=max(0.5, min(left, ESCAPE_TRY)))
+                return
+            except TransportError:
+                if deadline - time.monotonic() <= 0:
+                    break
+                self._stop_firmware(t)
+        said = self._said.getvalue().strip()
+        hint = f"; it said {snippet(said)}" if said and said != "b''" else ""
+        raise NotMicroPython(
+            f"no MicroPython raw REPL answered on {self.port} within {self.timeout:g} s: is the board "
+            f"running MicroPython? (a Pico in BOOTSEL mode is a USB drive: copy MicroPython's .uf2 onto "
+            f"it first){hint}",
+            said.encode(errors="replace"),
+        )
 
     def _exec(self, t: SerialTransport, code: str, doing: str) -> bytes:
         try:
