@@ -58,9 +58,7 @@ N_CHANNELS = 8
 PACKET_SIZE = 33
 START_BYTE = 0xA0
 END_BYTE = 0xC0
-BANNER = (
-    b"OpenBCI V3 8-16 channel\nOn Board ADS1299 Device ID: 0x3E\nLIS3DH Device ID: 0x33\nFirmware: v3.1.2\n$$$"
-)
+BANNER = b"OpenBCI V3 8-16 channel\nOn Board ADS1299 Device ID: 0x3E\nLIS3DH Device ID: 0x33\nFirmware: v3.1.2\n$$$"
 RATES = {"0": 16000, "1": 8000, "2": 4000, "3": 2000, "4": 1000, "5": 500, "6": 250}  # `~N`
 _CHANNEL_LETTERS = "12345678QWERTYUI"
 _MODES = {"0": "default", "1": "debug", "2": "analog", "3": "digital", "4": "marker"}
