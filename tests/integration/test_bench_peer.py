@@ -190,7 +190,8 @@ def _check_schema(fig: dict, brainflow: bool) -> None:
     for r in fig["rates"]:
         pd = r["picodaq"]
         assert pd["cpu_percent"] >= 0 and pd["seconds"] > 0
-        assert pd["received"] == pd["expected"] > 0 and pd["exact"] is True
+        assert pd["received"] > 0 and abs(pd["received"] - pd["expected"]) < pd["frame_instants"]
+        assert pd["exact"] is True
         assert not any(pd["lost"].values())
         if brainflow:
             bf = r["brainflow"]

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from .. import contracts as C
+from ..recording.config import StreamConfig
 from .cyton import N_CHANNELS, CytonBoard, expected_counts
 from .damage import Damager, DamageSpec, DamageTruth
 
@@ -66,6 +67,15 @@ DAMAGE_SEED = 17
 DAMAGE_RATE = 1000
 # BrainFlow's Cyton scale at the default gain (24): microvolts per count, computed as its driver does
 UV_PER_COUNT = 4.5 / 8388607.0 / 24 * 1000000.0
+_LOSS_KEYS = (
+    "crc_errors",
+    "header_errors",
+    "samples_lost",
+    "seq_lost",
+    "gaps",
+    "gap_instants",
+    "device_samples_dropped",
+)
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _RAMP_INV = pow(C.RAMP_MUL, -1, 1 << 24)  # the ramp's index from one int24 value: n = (v + 2**23 - c*CHAN) / MUL
 
@@ -336,15 +346,21 @@ def run_picodaq(port: str, rate: float, tmp: Path, warmup: float, window: float,
             p.kill()
             p.wait()
     s = json.loads(stats.read_text())
-    res: dict[str, Any] = {"rate": rate, "expected": round(rate * seconds), "received": s["samples"]}
+    spf = StreamConfig(rate=int(rate), channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.FMT_INT24).frame_samples()
+    expected = round(rate * seconds)
+    res: dict[str, Any] = {"rate": rate, "expected": expected, "received": s["samples"], "frame_instants": spf}
     res.update(w.as_dict())
-    res["lost"] = {k: s[k] for k in ("crc_errors", "header_errors", "samples_lost", "seq_lost", "gaps")}
-    res["exact"] = picodaq_exact(tlv, tmp, res["expected"]) and not any(res["lost"].values())
+    res["lost"] = {k: s[k] for k in _LOSS_KEYS}
+    # `record --seconds` ends on a frame boundary: within one frame of rate x seconds, every instant
+    # from the first, each the ramp of its index, nothing counted as lost
+    res["exact"] = (
+        abs(s["samples"] - expected) < spf and not any(res["lost"].values()) and picodaq_exact(tlv, s["samples"])
+    )
     res["_capture"] = tlv
     return res
 
 
-def picodaq_exact(tlv: Path, tmp: Path, expected: int) -> bool:
+def picodaq_exact(tlv: Path, expected: int) -> bool:
     """Replay the capture into .npy: exactly `expected` instants, each the ramp of its index."""
     npy = tlv.with_suffix(".npy")
     r = subprocess.run(
@@ -557,6 +573,7 @@ def _summarise(
             )
             d["exact"] = all(g["exact"] for g in got)
             if side == "picodaq":
+                d["frame_instants"] = got[0]["frame_instants"]
                 d["lost"] = {k: sum(g["lost"][k] for g in got) for k in got[0]["lost"]}
             else:
                 d["warnings"] = sum(g["log"]["warnings"] for g in got)

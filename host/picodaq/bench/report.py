@@ -147,7 +147,8 @@ def _peer_rows(q: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         measured = "picodaq / BrainFlow CPU (% of one core): " + "; ".join(per_rate)
         base = (
             f"samples received/expected, each value checked: picodaq {', '.join(pd_counts)}; "
-            f"BrainFlow {', '.join(bf_counts)} (received/sent: its last packets are in flight at the stop)"
+            f"BrainFlow {', '.join(bf_counts)} (received/sent: its last packets are in flight at the stop; "
+            "`picodaq record --seconds` ends on a frame boundary)"
         )
     rows = [
         (
