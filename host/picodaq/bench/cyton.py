@@ -84,8 +84,8 @@ def expected_counts(first: int, n: int) -> np.ndarray:
 class CytonProtocol:
     """The board's side of the serial protocol, without I/O: bytes from the host in, replies out.
 
-    `streaming` says whether packets should flow; `stream_started` counts `b`s,
-    so the pacer knows when to restart the sample index at 0.
+    `streaming` says whether packets should flow; `streams` counts `b`s, so the
+    pacer knows when to restart the sample index at 0.
     """
 
     def __init__(self) -> None:

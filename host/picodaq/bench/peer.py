@@ -23,7 +23,8 @@ round; the rounds alternate which side runs first. Each side's samples are
 counted and checked value by value against the ramp: BrainFlow's rows
 against the packets the emulator sent (its last few packets are in flight
 when it stops: its driver stops reading before it sends `s`), picodaq's
-rows against rate x seconds.
+rows from its first instant on (`record --seconds` ends on a frame
+boundary, so within one frame of rate x seconds), with no loss counted.
 
 Damage. The same seeded damage (damage.py: dropped packets, bit flips and
 inserted garbage, each a probability per byte of the data stream, the same
@@ -480,7 +481,7 @@ def measure(
     from ..boards.unix import EmulatedBoard
 
     missing = brainflow_missing()
-    seconds = warmup + window + 1.5  # picodaq's --seconds (and the damaged streams' length): the window, a margin
+    seconds = warmup + window + 2.0  # picodaq's --seconds (and the damaged streams' length): the window, a margin
     rounds: list[dict[int, dict[str, Any]]] = []
     captures: dict[int, Path] = {}
     with tempfile.TemporaryDirectory(prefix="picodaq-peer-") as tmpname:
