@@ -43,6 +43,10 @@ class Settings:
     cpu_seconds: float
     latency_seconds: float
     fw_frames: int
+    peer_runs: int  # rounds of the peer figure: every rate, BrainFlow and picodaq
+    peer_rates: tuple[int, ...]
+    peer_warmup: float  # seconds of stream before the CPU window opens
+    peer_window: float
 
 
 FULL = Settings(
@@ -57,6 +61,10 @@ FULL = Settings(
     cpu_seconds=5.0,
     latency_seconds=60.0,
     fw_frames=5000,
+    peer_runs=2,
+    peer_rates=(250, 1000, 4000, 16000),
+    peer_warmup=2.0,
+    peer_window=10.0,
 )
 QUICK = Settings(
     quick=True,
@@ -70,6 +78,10 @@ QUICK = Settings(
     cpu_seconds=0.5,
     latency_seconds=1.5,
     fw_frames=300,
+    peer_runs=1,
+    peer_rates=(1000,),
+    peer_warmup=0.5,
+    peer_window=1.0,
 )
 
 Progress = Callable[[str], None]
@@ -259,6 +271,14 @@ def fig_firmware(s: Settings, say: Progress) -> dict[str, Any]:
     }
 
 
+def fig_peer(s: Settings, say: Progress) -> dict[str, Any]:
+    from . import peer as Q
+
+    out: dict[str, Any] = {"command": _command("peer", s), "runs": s.peer_runs}
+    out.update(Q.measure(s.peer_rates, s.peer_runs, s.peer_warmup, s.peer_window, say))
+    return out
+
+
 FIGURES: dict[str, tuple[str, Callable[[Settings, Progress], dict[str, Any]]]] = {
     "pipeline": ("host pipeline, offline replay", fig_pipeline),
     "alloc": ("allocations on the hot path", fig_alloc),
@@ -266,6 +286,7 @@ FIGURES: dict[str, tuple[str, Callable[[Settings, Progress], dict[str, Any]]]] =
     "cpu": ("host CPU at 1.2 MB/s", fig_cpu),
     "latency": ("latency, device instant to consumer", fig_latency),
     "firmware": ("firmware framing on the unix port", fig_firmware),
+    "peer": ("beside BrainFlow's Cyton driver: CPU per rate, the same damage", fig_peer),
 }
 
 
