@@ -16,6 +16,7 @@ import serial
 from cli_helpers import picodaq
 from picodaq import contracts as C
 from picodaq.bench import peer as Q
+from picodaq.bench import peer_judge as J
 from picodaq.bench import report
 from picodaq.bench.cyton import BANNER, PACKET_SIZE, CytonBoard, expected_counts, packets
 from picodaq.bench.damage import Damager, DamageSpec
@@ -81,7 +82,7 @@ def test_brainflow_receives_exact_values_through_the_emulator(tmp_path):
     r = Q.run_brainflow(1000, tmp_path, warmup=0.0, window=None, stream_seconds=0.6)
     rows = r["_rows"]
     assert len(rows) >= 300
-    assert Q.brainflow_exact(rows)  # every value, package number and order, from the first packet
+    assert J.brainflow_exact(rows)  # every value, package number and order, from the first packet
     assert r["sent"] - 40 <= r["received"] <= r["sent"]  # the last few are in flight when it stops
     assert r["log"]["warnings"] == 0
 
@@ -165,7 +166,7 @@ def test_emulator_damage_on_the_wire_is_its_ground_truth():
 def test_picodaq_replay_of_a_damaged_capture_delivers_every_intact_frame_and_nothing_wrong(tmp_path):
     src = tmp_path / "clean.tlv"
     src.write_bytes(capture(300, 8, C.FMT_INT24, 20, pattern="ramp"))
-    j = Q.judge_picodaq(src, tmp_path, DamageSpec(drop=1e-4, bitflip=1e-4, garbage=1e-4), seed=2)
+    j = J.judge_picodaq(src, tmp_path, DamageSpec(drop=1e-4, bitflip=1e-4, garbage=1e-4), seed=2)
     t = j["_truth"]
     assert j["_units"] == t.units == 300 and t.intact < 300
     assert j["wrong_values"] == 0 and j["duplicates"] == 0 and j["rows_spurious"] == 0
@@ -178,7 +179,7 @@ def test_judge_rows_finds_each_rows_packet_and_its_wrong_values():
     counts = expected_counts(0, 10).astype(np.int64)
     counts[3, 5] += 1  # one flipped value
     counts[7] = np.arange(8) * 977  # a row built from garbage
-    j = Q.judge_rows(counts, sent=10)
+    j = J.judge_rows(counts, sent=10)
     assert j["index"].tolist() == [0, 1, 2, 3, 4, 5, 6, -1, 8, 9]
     assert j["wrong"].sum() == 1 + 8 and j["wrong"][3].tolist() == [False] * 5 + [True] + [False] * 2
 
