@@ -14,8 +14,8 @@ from ..recording.outputs import SUFFIXES
 from ..view.attach import add_view_arg
 from .console import eprint
 
-SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
-FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
+SOURCES = C.SOURCE_CODES
+FORMATS = C.FORMAT_CODES
 PORT_HELP = "serial port or pyserial URL (default: the one attached board, else an emulator)"
 
 

@@ -33,8 +33,8 @@ from .model import (
 
 CHUNK_BYTES = 64 << 20
 _SEGMENT = re.compile(r"(\d+) channels at (\d+) Hz, ([\w-]+), (\w+)")
-_SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
-_FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
+_SOURCES = C.SOURCE_CODES
+_FORMATS = C.FORMAT_CODES
 
 
 def _events(path: Path) -> list[dict[str, str]]:
