@@ -9,9 +9,16 @@ Rules implemented:
   counted and scanning resumes at p + 1, so an intact frame after garbage or a
   corrupted frame is never lost;
 - bytes passed over while hunting for magic count as skipped;
-- a jump in seq counts the missing frames as seq_lost; a SAMPLES frame whose
-  length disagrees with its own header is a decode error; a jump in
-  first_sample_index past the previous block's end counts samples_lost.
+- seq, with d = (seq - previous seq) mod 2**32 over accepted frames: d = 1 is
+  in order; 1 < d < 2**31 counts d - 1 frames as seq_lost; d = 0 is a
+  duplicate, dropped and counted (`duplicates`), so its samples are never
+  delivered twice; d >= 2**31 is the sender going back (restarted without a
+  HELLO, or two captures joined): counted as `seq_resets`, never as loss, and
+  the frame is the new base for seq and sample indices. A duplicate is
+  dropped before anything else is looked at; every other frame moves the base.
+- a SAMPLES frame whose length disagrees with its own header is a decode
+  error; a jump in first_sample_index past the previous block's end counts
+  samples_lost, one that goes back starts a new segment (nothing lost).
 - a HELLO with seq 0 is a board that (re)booted: seq and sample indices take a
   new base instead of counting a bogus gap.
 
@@ -31,7 +38,8 @@ Runs (`drain(handler, run_handler)`): after accepting a SAMPLES frame the decode
 looks ahead for frames that continue it and checks them all at once (runs.py); a
 run is copied once, into one pooled buffer, and handed to
 `run_handler(loan, head, n_frames, stride, seq)`. Counters stay exactly those of
-frame-by-frame decoding.
+frame-by-frame decoding. A run only ever extends with seq + 1, so a duplicate or
+a frame that goes back always falls to the frame-by-frame rules above.
 """
 
 from __future__ import annotations
@@ -131,7 +139,6 @@ class FrameDecoder:
         self._no_run_before = 0
         self._run_handler: RunHandler | None = None
         self._runs = RunChecker()
-        self.runs = 0  # runs handed to a run handler (frames in them are counted in frames_ok)
         self.runs = 0  # runs handed to a run handler (frames in them are counted in frames_ok)
 
     # -- input -------------------------------------------------------------
@@ -306,7 +313,9 @@ class FrameDecoder:
                                 if mtype == _HELLO_ID and seq == 0:
                                     self._prev_first = None  # the board booted: a new stream starts
                                 elif last is not None and seq - last != 1 and (seq or last != _U32):
-                                    st.seq_lost += (seq - last - 1) & _U32
+                                    if self._seq_step(seq, last):
+                                        fv.release()  # a duplicate: dropped, never delivered twice
+                                        continue
                                 self._last_seq = seq
                                 head = None
                                 if mtype == _SAMPLES_ID:
@@ -382,6 +391,24 @@ class FrameDecoder:
             if count:
                 st.frames_ok += count
                 self._count_run()
+
+    def _seq_step(self, seq: int, last: int) -> bool:
+        """A seq that does not follow the last one (d != 1): True for a duplicate (to drop).
+
+        d = 0 repeats the last frame: counted in `duplicates`, dropped. 1 < d < 2**31 counts
+        d - 1 frames lost. d >= 2**31 is the sender going back (a restart without a HELLO, two
+        captures joined): a `seq_resets`, a new base for seq and sample indices, never loss."""
+        st = self.stats
+        d = (seq - last) & _U32
+        if d == 0:
+            st.duplicates += 1
+            return True
+        if d < _HALF:
+            st.seq_lost += d - 1
+        else:
+            st.seq_resets += 1
+            self._prev_first = None
+        return False
 
     def _take_run(self, src: memoryview, start: int, stride: int, k: int, head: SamplesKey, seq: int) -> Loaned:
         """Count a checked run of k frames (the first already counted) and copy it into one pooled buffer."""
