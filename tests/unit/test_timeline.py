@@ -217,3 +217,47 @@ def test_samples_reach_the_sink_unchanged():
     b = block(0, 0, n=4, nch=3)
     tl.block(b)
     assert np.array_equal(seen[0], ramp_counts(0, 4, 3, C.FMT_INT16))
+
+
+def test_a_device_clock_step_no_status_vouches_for_is_of_unknown_length():
+    # a capture joined to itself: the index and the clock go back by the capture's length, and
+    # the STATUS between says only a fraction of a second passed: not a 17-minute gap
+    s = Sink()
+    tl = Timeline(s)
+    tl.block(block(0, 50_000_000), status(90_000))
+    tl.block(block(10, 50_010_000), status(90_000))
+    tl.block(block(0, 50_000_000), status(90_300))
+    (gap,) = s.gaps
+    assert (gap.reason, gap.timing, gap.span) == (RESTART, UNKNOWN, 0)
+    assert gap.describe() == "gap: stream restarted, duration unknown"
+    # with no STATUS at all between the streams, nothing vouches either
+    s2 = Sink()
+    tl2 = Timeline(s2)
+    tl2.block(block(0, 1_000_000), status(5000))
+    tl2.block(block(0, 1_020_000 + 250_000), status(5000))
+    assert (s2.gaps[0].timing, s2.gaps[0].span) == (UNKNOWN, 0)
+
+
+def test_live_the_host_clock_overrules_a_device_clock_step_it_disagrees_with():
+    now = [100.0]
+    s = Sink()
+    tl = Timeline(s, clock=lambda: now[0])
+    tl.block(block(0, 50_000_000), status(90_000))
+    now[0] = 102.01  # 2 s later by the host; the device clock steps back (no STATUS between)
+    tl.block(block(0, 10_000_000), status(90_000))
+    (gap,) = s.gaps
+    assert (gap.reason, gap.timing, gap.span) == (RESTART, HOST_CLOCK, 2000)
+    # and where the host clock agrees with the device clock, the device clock times it
+    now[0] = 102.51 + 0.01
+    tl.block(block(0, 10_010_000 + 500_000), status(90_000))
+    assert (s.gaps[-1].timing, s.gaps[-1].span) == (DEVICE_CLOCK, 500)
+
+
+def test_after_a_seq_reset_the_index_alone_does_not_continue_a_stream():
+    s = Sink()
+    tl = Timeline(s)
+    tl.block(block(0, 1_000_000), status(100))
+    tl.sender_reset()  # another capture joined on, whose index happens to follow
+    tl.block(block(10, 9_000_000), status(100))
+    (gap,) = s.gaps
+    assert (gap.reason, gap.timing, gap.span) == (RESTART, UNKNOWN, 0)

@@ -83,6 +83,8 @@ def summary(
         f"link     {stats['frames_ok']:,} frames; {stats['crc_errors']} CRC errors, "
         f"{stats['header_errors']} header errors, {stats['decode_errors']} decode errors, "
         f"{stats['skipped_bytes']} bytes skipped, {stats['seq_lost']} frames lost"
+        + (f", {stats['duplicates']} duplicate frames dropped" if stats.get("duplicates") else "")
+        + (f", {stats['seq_resets']} seq resets (the sender went back)" if stats.get("seq_resets") else "")
     )
     line(
         f"gaps     {stats['samples_lost']:,} samples lost, {stats.get('gaps', 0)} gaps "

@@ -35,6 +35,8 @@ STATS_KEYS = (
     "header_errors",
     "skipped_bytes",
     "seq_lost",
+    "duplicates",
+    "seq_resets",
     "samples",
     "samples_lost",
     "decode_errors",
@@ -79,6 +81,7 @@ class Pipeline:
         self.failures: list[OutputError] = []  # outputs dropped on the way, first first
         self.last_marker: MarkerEvent | None = None
         self._attached = False
+        self._seq_resets = receiver.stats.seq_resets  # seq resets seen: each may start a new stream
 
     # -- wiring ------------------------------------------------------------------
 
@@ -90,6 +93,7 @@ class Pipeline:
             self.detach()
             self.receiver = receiver
         r = self.receiver
+        self._seq_resets = r.stats.seq_resets
         r.block_handlers.append(self._on_block)
         r.marker_handlers.append(self.timeline.marker)
         r.hello_handlers.append(self._on_hello)
@@ -111,6 +115,10 @@ class Pipeline:
         self._attached = False
 
     def _on_block(self, block: SamplesBlock) -> None:
+        resets = self.receiver.stats.seq_resets
+        if resets != self._seq_resets:
+            self._seq_resets = resets
+            self.timeline.sender_reset()
         self.timeline.block(block, self.receiver.status)
 
     def _on_hello(self, hello: Hello) -> None:

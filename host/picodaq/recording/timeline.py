@@ -25,16 +25,24 @@ be used):
   (after a HELLO the device clock must agree too, else it is a new stream).
 - It jumps forward and the device clock (t0_us) agrees with the jump: the board
   or the link lost those instants ("samples lost"); the gap spans exactly them.
-- Anything else (the index went back, or the clock disagrees) is a new stream:
-  a STOP/START, a reconnect's re-handshake, or a board reset. The latest STATUS
-  tells which: its uptime going backwards means the board restarted.
-  - Same boot: the device clock runs on across streams, so the gap lasts
-    t0(new) - end(old) on the device clock (mod 2**30 us, the ticks period;
-    a STATUS uptime difference picks the right multiple for long gaps).
+- Anything else (the index went back, or the clock disagrees, or the sender's
+  seq went back: a restart without a HELLO, or two captures joined) is a new
+  stream: a STOP/START, a reconnect's re-handshake, or a board reset. The latest
+  STATUS tells which: its uptime going backwards means the board restarted.
+  - Same boot: the device clock runs on across streams, but t0_us is only
+    known modulo its ticks period (2**30 us, 17.9 min), so its step is taken
+    only when something vouches for it (PROTOCOL.md): a STATUS sent between
+    the two streams whose uptime advanced by as much (it also picks the right
+    multiple of the period for long gaps), or, live, the host clock. The
+    device clock then times the gap ("device clock").
   - Board restarted: the device clock restarted too. Live, the host clock
-    estimates the gap (arrival times, +- a frame's latency); in a replay, where
-    no host clock exists, the gap has no measurable length and is annotated
-    "duration unknown" with zero span.
+    estimates the gap (arrival times, +- a frame's latency).
+  - Live, a device clock step the host clock disagrees with gives way to the
+    host clock. In a replay, where no host clock exists, a gap nothing vouches
+    for (a board restart, a clock step no STATUS confirms, as in a capture
+    joined to itself) has no measurable length: "duration unknown", zero span,
+    and no output fills it. So a file is never longer than the data it holds
+    plus the gaps that were measured.
 
 A marker's sample_index belongs to the stream that was running when it was
 sent; one that arrives after a HELLO (a handshake or reset) waits for the next
@@ -55,6 +63,7 @@ from ..protocol.units import ADS1299_DEFAULT_GAIN, Scale, scale_for
 _U32 = 1 << 32
 _HALF = 1 << 31
 _TICKS_NS = C.TICKS_PERIOD * 1000  # the device clock wraps at 2**30 us
+_VOUCH_TOLERANCE_NS = 1_500_000_000  # how far a voucher may be from the device clock's step
 
 LOST = "samples lost"
 RESTART = "stream restarted"
@@ -160,6 +169,22 @@ def infer_rate(period_ns: int) -> int:
     return max(range(lo, hi + 1), key=lambda r: (zeros(r), -abs(r - 1e9 / period_ns)))
 
 
+def _vouched(d: int, *vouchers: int | None) -> int | None:
+    """The device clock's step d (ns, modulo its ticks period) as a gap length, if a voucher (ns:
+    the device's uptime, the host clock) agrees with d plus some whole number of periods; else None.
+
+    The uptime comes from STATUS frames sent up to half a second before each stream's edge, the
+    host clock from arrival times: each agrees with the true gap to within a second or so."""
+    for v in vouchers:
+        if v is None:
+            continue
+        k = max(0, round((v - d) / _TICKS_NS))
+        candidate = d + k * _TICKS_NS
+        if abs(candidate - v) <= _VOUCH_TOLERANCE_NS + v // 1000:
+            return candidate
+    return None
+
+
 def _signed32(x: int) -> int:
     x %= _U32
     return x - _U32 if x >= _HALF else x
@@ -213,6 +238,12 @@ class Timeline:
 
     def hello(self, hello: Hello) -> None:
         self._hello = hello
+        if self.layout is not None:
+            self._after_hello = True
+
+    def sender_reset(self) -> None:
+        """The sender's seq went back (a restart without a HELLO, or two captures joined): the next
+        block continues this stream only if the device clock agrees, as after a HELLO."""
         if self.layout is not None:
             self._after_hello = True
 
@@ -312,27 +343,33 @@ class Timeline:
 
     def _new_stream(self, block: SamplesBlock, status: Status | None, now: float | None) -> None:
         rate = self.layout.rate  # type: ignore[union-attr]
-        rebooted = status is not None and self._uptime is not None and (status.uptime_ms - self._uptime) % _U32 >= _HALF
-        if not rebooted:
+        # what can vouch for the gap's length, in ns: the device's uptime, when a STATUS came
+        # between the two streams, and the host clock, live
+        uptime_ns = None
+        rebooted = False
+        if status is not None and self._uptime is not None and status.uptime_ms != self._uptime:
+            up = (status.uptime_ms - self._uptime) % _U32
+            rebooted = up >= _HALF
+            uptime_ns = up * 1_000_000
+        host_ns = None
+        if now is not None and self._arrival is not None:
+            host_ns = max(0, round(((now - block.n_samples / rate) - self._arrival) * 1e9))
+        reason, timing, ns = REBOOT, UNKNOWN, 0
+        if rebooted:
+            self.counts.board_restarts += 1
+        else:
+            reason = RESTART
             d = (block.t0_us * 1000 - self._t_end_ns) % _TICKS_NS
             if d > _TICKS_NS - (2 * block.period_ns + 1_000_000):
                 d = 0  # starts a hair before the old stream's end: rounding, not a 17-minute gap
-            if status is not None and self._uptime is not None:
-                # the ticks wrap every 17.9 min; the uptime (ms) says how many wraps passed
-                up = (status.uptime_ms - self._uptime) % _U32 * 1_000_000
-                if up > _TICKS_NS // 2:
-                    d += max(0, round((up - d) / _TICKS_NS)) * _TICKS_NS
-            span = (d * rate + 500_000_000) // 1_000_000_000
-            gap = Gap(self.pos, self.rows, span, RESTART, DEVICE_CLOCK, block.first_index)
-        else:
-            self.counts.board_restarts += 1
-            if now is not None and self._arrival is not None:
-                seconds = (now - block.n_samples / rate) - self._arrival
-                gap = Gap(self.pos, self.rows, max(0, round(seconds * rate)), REBOOT, HOST_CLOCK, block.first_index)
-            else:
-                gap = Gap(self.pos, self.rows, 0, REBOOT, UNKNOWN, block.first_index)
+            vouched = _vouched(d, uptime_ns, host_ns)
+            if vouched is not None:
+                timing, ns = DEVICE_CLOCK, vouched
+        if timing == UNKNOWN and host_ns is not None:
+            timing, ns = HOST_CLOCK, host_ns
+        span = (ns * rate + 500_000_000) // 1_000_000_000
         self.counts.restarts += 1
-        self._gap(gap)
+        self._gap(Gap(self.pos, self.rows, span, reason, timing, block.first_index))
         self._seg_pos = self.pos
 
     def _gap(self, gap: Gap) -> None:
