@@ -261,3 +261,14 @@ def test_after_a_seq_reset_the_index_alone_does_not_continue_a_stream():
     tl.block(block(10, 9_000_000), status(100))
     (gap,) = s.gaps
     assert (gap.reason, gap.timing, gap.span) == (RESTART, UNKNOWN, 0)
+
+
+def test_a_far_jump_the_clock_only_loosely_agrees_with_is_no_loss_of_days():
+    s = Sink()
+    tl = Timeline(s)
+    tl.block(block(0, 0), status(100))
+    jump = (1 << 31) - 1  # 24 days at 1 kHz; the clock agrees modulo its period to within 100 s
+    t0 = (10_000 + jump * 1000 + 100_000_000) % TICKS_US
+    tl.block(block(10 + jump, t0), status(100))
+    (gap,) = s.gaps
+    assert gap.reason == RESTART and gap.span < 10_000_000

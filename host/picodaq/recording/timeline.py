@@ -334,7 +334,9 @@ class Timeline:
             expected = (self._t_end_ns + jump * period) % _TICKS_NS
             off = (block.t0_us * 1000 - expected) % _TICKS_NS
             off = min(off, _TICKS_NS - off)
-            tolerance = 2 * period + 1_000_000 + jump * period // 10_000
+            # jitter, plus drift up to 100 ppm, capped: a clock that agrees only loosely modulo the
+            # ticks period is no proof of a long loss
+            tolerance = 2 * period + 1_000_000 + min(jump * period // 10_000, 50_000_000)
             if off <= tolerance:
                 if jump:
                     self._gap(Gap(self.pos, self.rows, jump, LOST, EXACT, block.first_index))
