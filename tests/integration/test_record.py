@@ -109,6 +109,41 @@ def test_a_channel_list_and_the_sine_source(make_board, tmp_path):
     assert sig[:, 0].max() > 0.8 * 2**23 and sig[:, 0].min() < -0.8 * 2**23
 
 
+@pytest.mark.parametrize(
+    "seconds,rate,channels,extra",
+    [
+        ("5", 1000, 8, []),  # make demo
+        ("3", 250, 2, []),
+        ("1.5", 1000, 3, ["--samples-per-frame", "7", "--fmt", "int24"]),  # the last frame is cut
+    ],
+)
+def test_seconds_records_exactly_seconds_times_rate_instants(make_board, tmp_path, seconds, rate, channels, extra):
+    """--seconds N stopped on the host's timer and kept what was in flight: 5,020 or 5,060
+    instants for `make demo`'s 5 s at 1 kHz. Now every output, the summary and --stats-json
+    hold N x rate instants from the first one, and the capture replays to the same."""
+    board = make_board()
+    n = round(float(seconds) * rate)
+    p = {s: tmp_path / f"rec.{s}" for s in ("tlv", "npy", "csv", "bdf")}
+    outs = [a for f in p.values() for a in ("--out", str(f))]
+    r = picodaq(
+        "record", "--port", board.port, "--seconds", seconds, "--rate", str(rate), "--channels", str(channels),
+        *extra, *outs, "--stats-json", str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["samples_lost"] == stats["gaps"] == 0
+    assert stats["samples"] == stats["rows"] == n and stats["duration_s"] == float(seconds)
+    assert f": {n:,} instants in " in r.stderr and f"{float(seconds):.3f} s of recording" in r.stderr
+    fmt = FORMAT["int24" if "int24" in extra else "int16"]
+    assert np.array_equal(np.load(p["npy"]), ramp_counts(0, n, channels, fmt))
+    assert len(p["csv"].read_text().splitlines()) == n + 1
+    assert np.array_equal(read_bdf(p["bdf"])["digital"][:n], ramp_counts(0, n, channels, fmt))
+    r2 = picodaq("replay", str(p["tlv"]), "--out", str(tmp_path / "again.npy"), "--stats-json", "-")
+    assert r2.returncode == 0, r2.stderr
+    assert comparable(json.loads(r2.stdout)) == comparable(stats)
+    assert np.array_equal(np.load(tmp_path / "again.npy"), np.load(p["npy"]))
+
+
 def test_record_without_port_starts_an_emulated_board_and_says_so(tmp_path):
     out = tmp_path / "a.npy"
     r = picodaq("record", "--seconds", "1", "--channels", "2", "--out", str(out))

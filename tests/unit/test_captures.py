@@ -115,3 +115,56 @@ def test_reordered_frames_are_each_delivered_once_with_no_long_gap(tmp_path, cap
     assert sorted(map(tuple, a.tolist())) == sorted(map(tuple, ramp_counts(0, 100, NCH, I16).tolist()))
     # the frame that went back starts a new segment whose distance nothing vouches for: not filled
     assert s["duration_s"] <= 0.12
+
+
+def _limited(tmp_path, data: bytes, limit: int, reads: int) -> tuple[dict, np.ndarray]:
+    """Feed data as a link would (in `reads` pieces) through a pipeline limited to `limit`
+    instants, into a .tlv and a .npy; return the counters and the array."""
+    from picodaq.core.receiver import Receiver
+    from picodaq.recording.outputs import open_outputs
+    from picodaq.recording.pipeline import Pipeline
+
+    rx = Receiver(runs=True, clock=False)
+    pipe = Pipeline(rx, open_outputs([tmp_path / "live.tlv", tmp_path / "live.npy"]), limit=limit).attach()
+    step = -(-len(data) // reads)
+    for i in range(0, len(data), step):
+        piece = memoryview(data)[i : i + step]
+        pipe.raw(piece)
+        rx.receive(piece)
+    pipe.finish()
+    assert pipe.complete
+    return pipe.stats(), np.load(tmp_path / "live.npy")
+
+
+@pytest.mark.parametrize("per,limit,reads", [(20, 5000, 1), (7, 1000, 3), (7, 1000, 40), (1, 3, 1), (50, 50, 2)])
+def test_a_limited_recording_ends_with_its_last_instant_and_its_capture_replays_the_same(
+    tmp_path, capsys, per, limit, reads
+):
+    """--seconds: exactly limit instants, whatever frames and reads they came in (runs cut
+    inside, the last frame cut, frames after it dropped), and the .tlv says the same."""
+    cap = Capture().hello(C.SRC_RAMP, seq=9).status(1000)
+    for k in range(0, limit + 20 * per, per):
+        cap.samples(k, 1000 * k, ramp_counts(k, per, NCH, I16))
+        if k % 500 < per:
+            cap.status(1000 + k).marker(k + 1, 4)
+    cap.status(1000 + limit + 20 * per + 5, C.STATE_IDLE)
+    stats, a = _limited(tmp_path, bytes(cap.data), limit, reads)
+    assert stats["samples"] == stats["rows"] == len(a) == limit and stats["duration_s"] == limit / 1000
+    assert np.array_equal(a, ramp_counts(0, limit, NCH, I16))
+    again = replay(capsys, tmp_path / "live.tlv", tmp_path, "npy")
+    assert {k: v for k, v in again.items() if k != "pool"} == {k: v for k, v in stats.items() if k != "pool"}
+    assert np.array_equal(np.load(tmp_path / "r.npy"), a)
+    assert again["truncated"] == again["skipped_bytes"] == 0
+
+
+def test_a_limit_that_falls_in_a_gap_ends_the_recording_before_it(tmp_path, capsys):
+    cap = Capture().hello(C.SRC_RAMP, seq=9).status(1000)
+    for k in range(0, 100, 10):
+        cap.samples(k, 1000 * k, ramp_counts(k, 10, NCH, I16))
+    for k in range(300, 400, 10):  # 200 instants lost: the limit of 150 falls among them
+        cap.samples(k, 1000 * k, ramp_counts(k, 10, NCH, I16))
+    stats, a = _limited(tmp_path, bytes(cap.data), 150, 1)
+    assert len(a) == stats["samples"] == 100 and stats["gaps"] == 0 and stats["duration_s"] == 0.1
+    assert stats["samples_lost"] == 200  # the loss that ended it is reported
+    again = replay(capsys, tmp_path / "live.tlv", tmp_path, "npy")
+    assert {k: v for k, v in again.items() if k != "pool"} == {k: v for k, v in stats.items() if k != "pool"}

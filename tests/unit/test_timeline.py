@@ -263,6 +263,40 @@ def test_after_a_seq_reset_the_index_alone_does_not_continue_a_stream():
     assert (gap.reason, gap.timing, gap.span) == (RESTART, UNKNOWN, 0)
 
 
+def test_a_limit_keeps_exactly_that_many_instants_from_the_first():
+    s = Sink()
+    tl = Timeline(s, limit=25)
+    for k in range(4):
+        tl.block(block(10 * k, 10_000 * k), status(100))
+    # blocks of 10: two whole, the third cut to 5, the fourth not placed at all
+    assert [(p, n) for p, _, _, n in s.samples] == [(0, 10), (10, 10), (20, 5)]
+    assert tl.complete and tl.pos == tl.rows == 25 and tl.kept == 0
+
+
+def test_a_limit_counts_gaps_on_the_grid_and_ends_where_a_gap_reaches_it():
+    s = Sink()
+    tl = Timeline(s, limit=40)
+    tl.block(block(0, 0))
+    tl.block(block(15, 15_000))  # 5 lost: the grid is at 25 after it
+    tl.block(block(33, 33_000))  # 8 more lost: this gap ends at 33, so 7 of the block fit
+    assert [g.span for g in s.gaps] == [5, 8] and tl.pos == 40 and tl.rows == 27 and tl.kept == 7
+    s2 = Sink()
+    tl2 = Timeline(s2, limit=40)
+    tl2.block(block(0, 0))
+    tl2.block(block(45, 45_000))  # the gap would reach past the limit: the recording ends before it
+    assert tl2.complete and s2.gaps == [] and tl2.pos == 10 and tl2.counts.gaps == 0
+    tl2.marker(Marker(50, 1))  # nothing after the end
+    assert s2.markers == [] and tl2.counts.markers == 0
+
+
+def test_a_block_of_no_instants_places_nothing():
+    s = Sink()
+    tl = Timeline(s)
+    tl.block(block(0, 0))
+    tl.block(block(500, 900_000, n=0))  # a capture's last frame cut at a gap: no instants, no gap
+    assert s.gaps == [] and len(s.samples) == 1 and tl.pos == 10
+
+
 def test_a_far_jump_the_clock_only_loosely_agrees_with_is_no_loss_of_days():
     s = Sink()
     tl = Timeline(s)

@@ -9,13 +9,10 @@ Rules implemented:
   counted and scanning resumes at p + 1, so an intact frame after garbage or a
   corrupted frame is never lost;
 - bytes passed over while hunting for magic count as skipped;
-- seq, with d = (seq - previous seq) mod 2**32 over accepted frames: d = 1 is
-  in order; 1 < d < 2**31 counts d - 1 frames as seq_lost; d = 0 is a
-  duplicate, dropped and counted (`duplicates`), so its samples are never
-  delivered twice; d >= 2**31 is the sender going back (restarted without a
-  HELLO, or two captures joined): counted as `seq_resets`, never as loss, and
-  the frame is the new base for seq and sample indices. A duplicate is
-  dropped before anything else is looked at; every other frame moves the base.
+- seq, d = (seq - previous seq) mod 2**32: 1 < d < 2**31 counts d - 1 seq_lost;
+  d = 0 is a duplicate, dropped first and counted (`duplicates`); d >= 2**31
+  is the sender going back (a restart without a HELLO, captures joined): a
+  `seq_resets`, never loss, and a new base for seq and sample indices.
 - a SAMPLES frame whose length disagrees with its own header is a decode
   error; a jump in first_sample_index past the previous block's end counts
   samples_lost, one that goes back starts a new segment (nothing lost).
@@ -38,8 +35,7 @@ Runs (`drain(handler, run_handler)`): after accepting a SAMPLES frame the decode
 looks ahead for frames that continue it and checks them all at once (runs.py); a
 run is copied once, into one pooled buffer, and handed to
 `run_handler(loan, head, n_frames, stride, seq)`. Counters stay exactly those of
-frame-by-frame decoding. A run only ever extends with seq + 1, so a duplicate or
-a frame that goes back always falls to the frame-by-frame rules above.
+frame-by-frame decoding: a run only extends with seq + 1.
 """
 
 from __future__ import annotations
@@ -48,27 +44,15 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from .. import contracts as C
-from ..buffers.pool import RUN_CLASS, BufferPool
-from .frames import LOAN_FRAME_OFFSET, Frame
+from ..buffers.pool import RUN_CLASS, BufferPool, Loaned
+from .frames import LOAN_FRAME_OFFSET, NEED_DATA, Frame, _NeedData, byte_view
 from .layouts import SAMPLES_HEAD_SIZE, SAMPLES_KEY, SamplesKey
 from .runs import RunChecker
 from .stats import DecoderStats
 
-if TYPE_CHECKING:
-    from ..buffers.pool import Loaned
-
-
-class _NeedData:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
+__all__ = ["NEED_DATA", "DecoderStats", "FrameDecoder", "RunHandler"]
 
 _HEAD = struct.Struct("<BB" + C.HEADER_FORMAT[3:])  # magic as two bytes, version, type, length, seq
 assert C.HEADER_FORMAT.startswith("<2s") and _HEAD.size == C.HEADER_SIZE
@@ -98,14 +82,7 @@ _LOAN_END = _LOAN_SIZE
 _TOPUP = C.MAX_FRAME  # bytes of new data joined to a kept partial frame: enough to finish it
 
 
-def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:
-    mv = memoryview(data)
-    if mv.ndim != 1 or mv.itemsize != 1 or mv.format not in ("B", "b", "c"):
-        mv = mv.cast("B")
-    return mv
-
-
-RunHandler = Callable[["Loaned", SamplesKey, int, int, int], object]
+RunHandler = Callable[[Loaned, SamplesKey, int, int, int], object]
 
 
 class FrameDecoder:
@@ -117,6 +94,7 @@ class FrameDecoder:
         self._prev_first: int | None = None
         self._prev_ns = 0
         self._run = 0  # SAMPLES frames of the cached layout not yet added to stats.samples
+        self._inflight = 0  # during a handler's call: frames accepted by this drain, not yet in stats
         self._eof = False
         # Input. `_src` is what is being scanned, from `_pos`: either a view of
         # the caller's data (borrowed) or of `_carry`, the decoder's own copy
@@ -148,7 +126,7 @@ class FrameDecoder:
         if not len(data):
             self._eof = True
             return
-        mv = _byte_view(data)
+        mv = byte_view(data)
         self._no_run_before = 0  # positions from now on are in other data
         if self._borrowed:
             if self._pos >= len(self._src):  # drained: read the new data in place
@@ -353,6 +331,7 @@ class FrameDecoder:
                                             fv.release()
                                             count += k
                                             pos = nxt - stride + k * stride  # consumed, even if the handler raises
+                                            self._inflight = count
                                             run(loan, head, k, stride, seq)
                                             continue
                                 count += 1
@@ -374,6 +353,7 @@ class FrameDecoder:
                                 fv.release()
                                 if handler is None:
                                     return frame
+                                self._inflight = count
                                 handler(frame)
                                 frame.head = None  # the envelope keeps nothing of the frame alive
                                 frame.seq = 0
@@ -388,16 +368,20 @@ class FrameDecoder:
         finally:
             self._pos = pos
             self._drained = count
+            self._inflight = 0
             if count:
                 st.frames_ok += count
                 self._count_run()
 
-    def _seq_step(self, seq: int, last: int) -> bool:
-        """A seq that does not follow the last one (d != 1): True for a duplicate (to drop).
+    def counters(self) -> dict[str, int]:
+        """The counters, exact in a handler's call too (drain adds its frames to `stats` at the end)."""
+        d = self.stats.as_dict()
+        d["frames_ok"] += self._inflight
+        d["samples"] += self._run * self._layout_ns
+        return d
 
-        d = 0 repeats the last frame: counted in `duplicates`, dropped. 1 < d < 2**31 counts
-        d - 1 frames lost. d >= 2**31 is the sender going back (a restart without a HELLO, two
-        captures joined): a `seq_resets`, a new base for seq and sample indices, never loss."""
+    def _seq_step(self, seq: int, last: int) -> bool:
+        """A seq that does not follow the last one (d != 1), by the rules above: True for a duplicate."""
         st = self.stats
         d = (seq - last) & _U32
         if d == 0:

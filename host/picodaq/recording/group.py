@@ -85,7 +85,7 @@ class RecordingGroup:
     def _board(self, m: Member) -> None:
         rec = m.rec
         try:
-            rec.start()
+            rec.start(self.seconds)
             m.ended = rec.run(self.seconds, None, self.should_stop, lambda: self._send_marks(m))
         except PicodaqError as e:
             m.failure = e

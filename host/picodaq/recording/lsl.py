@@ -363,6 +363,7 @@ class LslOutlet:
         self._q: queue.Queue = queue.Queue(maxsize=queue_blocks)
         self._logged = False
         self._closed = False
+        self._kept: Callable[[], int] = lambda: 1 << 62  # instants of each block to publish: all
         self._worker = threading.Thread(target=self._run, name=f"lsl-{spec.name}", daemon=True)
         self._worker.start()
 
@@ -371,6 +372,11 @@ class LslOutlet:
     def on_block(self, view: Any) -> bool:
         """A TapRegistry observer: queue this block's values and timestamps; False if the queue is full."""
         values, ts = self.mapper.map(view)
+        kept = self._kept()
+        if kept < len(values):  # a recording's last block, cut at its last instant (--seconds)
+            if not kept:
+                return True
+            values, ts = values[:kept], ts[:kept]
         try:
             self._q.put_nowait((values, ts))
         except queue.Full:
@@ -391,6 +397,7 @@ class LslOutlet:
     def attach(self, receiver: Any, pipeline: Any) -> Any:
         """Hang this outlet on a receiver's taps and a pipeline's markers; returns the Tap."""
         pipeline.marker_listeners.append(self.on_marker)
+        self._kept = lambda: pipeline.kept  # the block the pipeline just placed: as many instants
         return receiver.taps.add(self, name="lsl")
 
     # -- the worker ---------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 from ..core.blocks import SamplesBlock
 from ..core.receiver import Receiver
 from ..errors import PicodaqError, UsageError
-from ..protocol.messages import Hello
+from ..protocol.messages import Hello, Marker
 from ..protocol.units import ADS1299_DEFAULT_GAIN
 from .outputs import Output, OutputError
 from .timeline import Gap, Layout, MarkerEvent, Timeline
@@ -60,7 +60,12 @@ class Pipeline:
         gain: int = ADS1299_DEFAULT_GAIN,
         live: bool = False,
         clock_origin: float | None = None,
+        limit: int | None = None,
     ) -> None:
+        """limit: the instants the recording holds from its first one (`--seconds` x rate): the
+        outputs get exactly those (fewer only where instants were lost), a raw capture ends
+        with the frame holding the last of them, cut to it, and the counters are those of a
+        replay of that capture. `complete` says when it is reached."""
         self.receiver = receiver
         self.outputs = list(outputs)
         self.raw_outputs = [o for o in self.outputs if o.wants_raw]
@@ -73,7 +78,9 @@ class Pipeline:
             clock=time.monotonic if live else None,
             wall=time.time if live else None,
             clock_origin=clock_origin,
+            limit=limit,
         )
+        self._final: dict[str, int] | None = None  # the decoder's counters as of the last instant kept
         self.hello_listeners: list[Callable[[Hello], None]] = []
         self.marker_listeners: list[Callable[[MarkerEvent], None]] = []
         self.gap_listeners: list[Callable[[Gap], None]] = []
@@ -95,7 +102,7 @@ class Pipeline:
         r = self.receiver
         self._seq_resets = r.stats.seq_resets
         r.block_handlers.append(self._on_block)
-        r.marker_handlers.append(self.timeline.marker)
+        r.marker_handlers.append(self._on_marker)
         r.hello_handlers.append(self._on_hello)
         self._attached = True
         return self
@@ -106,7 +113,7 @@ class Pipeline:
         r = self.receiver
         pairs: tuple[tuple[list, Callable], ...] = (
             (r.block_handlers, self._on_block),
-            (r.marker_handlers, self.timeline.marker),
+            (r.marker_handlers, self._on_marker),
             (r.hello_handlers, self._on_hello),
         )
         for lst, h in pairs:
@@ -114,19 +121,60 @@ class Pipeline:
                 lst.remove(h)
         self._attached = False
 
+    def limit_to(self, instants: int) -> None:
+        """Hold exactly this many instants from the first one (set before any block arrives)."""
+        self.timeline.limit = max(1, instants)
+
+    @property
+    def complete(self) -> bool:
+        """The limit is reached: nothing more goes to the outputs, the recording can stop."""
+        return self.timeline.complete
+
+    @property
+    def kept(self) -> int:
+        """Instants of the latest block that went to the outputs (observers publish as many)."""
+        return self.timeline.kept
+
     def _on_block(self, block: SamplesBlock) -> None:
+        tl = self.timeline
+        if tl.complete:
+            tl.kept = 0
+            return
         resets = self.receiver.stats.seq_resets
         if resets != self._seq_resets:
             self._seq_resets = resets
-            self.timeline.sender_reset()
-        self.timeline.block(block, self.receiver.status)
+            tl.sender_reset()
+        tl.block(block, self.receiver.status)
+        if tl.complete:
+            self._cut(block, tl.kept)
+
+    def _cut(self, block: SamplesBlock, kept: int) -> None:
+        """The limit was reached in block, of which kept instants went out: the recording ends
+        with the frame holding the last of them (with none when a gap ended it first)."""
+        per = block.n_samples // max(block.n_frames, 1)
+        j = (kept - 1) // per if kept else 0  # the frame of the block that ends the recording
+        counters = self.receiver.decoder.counters()
+        counters["frames_ok"] -= block.n_frames - 1 - j  # a run's frames after it are not in the capture
+        counters["samples"] -= block.n_samples - kept
+        self._final = counters
+        first = (block.first_index + j * per) % (1 << 32)
+        for o in self.raw_outputs:
+            o.cut((block.seq + j) & 0xFFFFFFFF, first, kept - j * per)
+
+    def _on_marker(self, marker: Marker) -> None:
+        if not self.timeline.complete:
+            self.timeline.marker(marker)
 
     def _on_hello(self, hello: Hello) -> None:
+        if self.timeline.complete:
+            return
         self.timeline.hello(hello)
         for f in self.hello_listeners:
             f(hello)
 
     def raw(self, chunk: memoryview) -> None:
+        if self.timeline.complete:
+            return  # what follows the last instant kept is no part of the recording
         for o in self.raw_outputs:
             try:
                 o.on_raw(chunk)
@@ -222,7 +270,7 @@ class Pipeline:
 
     def stats(self) -> dict[str, Any]:
         """Decoder counters (the keys every --stats-json has), the timeline's, and the pool's when offered."""
-        d: dict[str, Any] = dict(self.receiver.stats.as_dict())
+        d: dict[str, Any] = dict(self._final if self._final is not None else self.receiver.stats.as_dict())
         tc = self.timeline.counts
         lay = self.timeline.layout
         d.update(

@@ -211,11 +211,16 @@ class Timeline:
         clock=None,
         wall=None,
         clock_origin: float | None = None,
+        limit: int | None = None,
     ) -> None:
         """rate/source/channels: what the host configured, when known (else from the stream).
         clock (monotonic seconds) and wall (epoch seconds) exist live only; clock_origin (epoch
-        seconds) is the start several boards recorded together share."""
+        seconds) is the start several boards recorded together share. limit: the grid instants
+        the recording holds (`--seconds` x rate), None for all."""
         self.sink = sink
+        self.limit = limit
+        self.complete = False  # the limit is reached: nothing more is placed
+        self.kept = 0  # instants of the latest block placed (fewer than it holds at the limit)
         self._hints = (rate, source, channels)
         self._gain = gain
         self._clock = clock
@@ -248,6 +253,8 @@ class Timeline:
             self._after_hello = True
 
     def marker(self, marker: Marker) -> None:
+        if self.complete:
+            return
         self.counts.markers += 1
         if self.layout is None or self._after_hello:
             self._pending.append(marker)
@@ -255,22 +262,39 @@ class Timeline:
             self._emit_marker(marker)
 
     def block(self, block: SamplesBlock, status: Status | None = None) -> None:
+        """Place a block (and the gap before it); with a limit, only the instants within it:
+        `kept` says how many of the block's, `complete` that the limit is reached. A gap that
+        reaches the limit ends the recording where it starts. A block of no instants (the last
+        frame of a capture cut at a gap) places nothing."""
+        self.kept = 0
+        if self.complete or not block.n_samples:
+            return
         now = self._clock() if self._clock else None
         if self.layout is None:
             self._begin(block, now)
         else:
             self._check_layout(block)
-            self._place(block, status, now)
+            gap = self._place(block, status, now)
+            if gap is not None:
+                if self.limit is not None and gap.pos + gap.span >= self.limit:
+                    self.complete = True  # the limit falls in the gap: the recording ends before it
+                    return
+                self._gap(gap)
         self._next_index = block.first_index  # self.pos is where this block's first instant goes
         self._after_hello = False
         if self._pending:
             pending, self._pending = self._pending, []
             for m in pending:
                 self._emit_marker(m)
-        self.sink.on_samples(self.pos, self.rows, block)
         n = block.n_samples
-        self.pos += n
-        self.rows += n
+        kept = n
+        if self.limit is not None and self.pos + n >= self.limit:
+            kept = self.limit - self.pos
+            self.complete = True
+        self.kept = kept
+        self.sink.on_samples(self.pos, self.rows, block if kept == n else block.head(kept))
+        self.pos += kept
+        self.rows += kept
         self._next_index = (block.first_index + n) % _U32
         self._t_end_ns = (block.t0_us * 1000 + n * block.period_ns) % _TICKS_NS
         if status is not None:
@@ -325,11 +349,12 @@ class Timeline:
                 f"{block.period_ns} ns; one recording holds one layout"
             )
 
-    def _place(self, block: SamplesBlock, status: Status | None, now: float | None) -> None:
+    def _place(self, block: SamplesBlock, status: Status | None, now: float | None) -> Gap | None:
+        """The gap before this block, if any (not yet emitted)."""
         period = block.period_ns
         jump = (block.first_index - self._next_index) % _U32
         if jump == 0 and not self._after_hello:
-            return  # the index continues: contiguous, whatever jitter the clock stamps carry
+            return None  # the index continues: contiguous, whatever jitter the clock stamps carry
         if jump < _HALF:
             expected = (self._t_end_ns + jump * period) % _TICKS_NS
             off = (block.t0_us * 1000 - expected) % _TICKS_NS
@@ -338,12 +363,10 @@ class Timeline:
             # ticks period is no proof of a long loss
             tolerance = 2 * period + 1_000_000 + min(jump * period // 10_000, 50_000_000)
             if off <= tolerance:
-                if jump:
-                    self._gap(Gap(self.pos, self.rows, jump, LOST, EXACT, block.first_index))
-                return
-        self._new_stream(block, status, now)
+                return Gap(self.pos, self.rows, jump, LOST, EXACT, block.first_index) if jump else None
+        return self._new_stream(block, status, now)
 
-    def _new_stream(self, block: SamplesBlock, status: Status | None, now: float | None) -> None:
+    def _new_stream(self, block: SamplesBlock, status: Status | None, now: float | None) -> Gap:
         rate = self.layout.rate  # type: ignore[union-attr]
         # what can vouch for the gap's length, in ns: the device's uptime, when a STATUS came
         # between the two streams, and the host clock, live
@@ -357,9 +380,7 @@ class Timeline:
         if now is not None and self._arrival is not None:
             host_ns = max(0, round(((now - block.n_samples / rate) - self._arrival) * 1e9))
         reason, timing, ns = REBOOT, UNKNOWN, 0
-        if rebooted:
-            self.counts.board_restarts += 1
-        else:
+        if not rebooted:
             reason = RESTART
             d = (block.t0_us * 1000 - self._t_end_ns) % _TICKS_NS
             if d > _TICKS_NS - (2 * block.period_ns + 1_000_000):
@@ -370,15 +391,18 @@ class Timeline:
         if timing == UNKNOWN and host_ns is not None:
             timing, ns = HOST_CLOCK, host_ns
         span = (ns * rate + 500_000_000) // 1_000_000_000
-        self.counts.restarts += 1
-        self._gap(Gap(self.pos, self.rows, span, reason, timing, block.first_index))
-        self._seg_pos = self.pos
+        return Gap(self.pos, self.rows, span, reason, timing, block.first_index)
 
     def _gap(self, gap: Gap) -> None:
         self.counts.gaps += 1
         self.counts.gap_instants += gap.span
         self.sink.on_gap(gap)
         self.pos += gap.span
+        if gap.reason != LOST:  # a new stream
+            self.counts.restarts += 1
+            if gap.reason == REBOOT:
+                self.counts.board_restarts += 1
+            self._seg_pos = self.pos
 
     def _emit_marker(self, m: Marker) -> None:
         # relative to the next expected instant: exact across u32 index wraps

@@ -29,6 +29,10 @@ class Output:
     def on_raw(self, chunk: memoryview) -> None:
         """Link bytes as received."""
 
+    def cut(self, seq: int, first_index: int, instants: int) -> None:
+        """A raw capture ends with the SAMPLES frame of this seq and first index, holding only its
+        first `instants` instants: the recording's last (a limited recording's end)."""
+
     def on_layout(self, layout: Layout) -> None:
         """What the recording holds; before any samples."""
 
