@@ -144,6 +144,31 @@ def test_seconds_records_exactly_seconds_times_rate_instants(make_board, tmp_pat
     assert np.array_equal(np.load(tmp_path / "again.npy"), np.load(p["npy"]))
 
 
+def test_frames_repeated_on_a_live_link_are_recorded_once(make_board, tmp_path):
+    """A link that delivers a SAMPLES frame twice (every 25th): the repeats are dropped and counted
+    live, every output holds each instant once, and the capture (which holds the repeats as they
+    arrived) replays to the same counters."""
+    from relay import FrameRelay, repeat_every
+
+    board = make_board()
+    with FrameRelay(board.port, tmp_path / "relay", repeat_every(25)) as relay:
+        r = picodaq(
+            "record", "--port", relay.port, "--seconds", "2", "--channels", "2",
+            "--out", str(tmp_path / "a.tlv"), "--out", str(tmp_path / "a.npy"), "--out", str(tmp_path / "a.bdf"),
+            "--stats-json", "-",
+        )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    stats = json.loads(r.stdout)
+    assert stats["duplicates"] >= 3 and stats["seq_lost"] == stats["seq_resets"] == stats["gaps"] == 0
+    assert stats["samples"] == stats["rows"] == 2000
+    assert "duplicate frames dropped" in r.stderr
+    assert np.array_equal(np.load(tmp_path / "a.npy"), ramp_counts(0, 2000, 2, C.FMT_INT16))
+    assert np.array_equal(read_bdf(tmp_path / "a.bdf")["digital"][:2000], ramp_counts(0, 2000, 2, C.FMT_INT16))
+    r2 = picodaq("replay", str(tmp_path / "a.tlv"), "--stats-json", "-", "--quiet")
+    assert r2.returncode == 0, r2.stderr
+    assert comparable(json.loads(r2.stdout)) == comparable(stats)
+
+
 def test_record_without_port_starts_an_emulated_board_and_says_so(tmp_path):
     out = tmp_path / "a.npy"
     r = picodaq("record", "--seconds", "1", "--channels", "2", "--out", str(out))
