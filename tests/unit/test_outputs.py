@@ -288,3 +288,58 @@ def test_an_events_list_that_cannot_be_rewritten_leaves_no_tmp_and_keeps_the_las
         ev.flush()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.events.csv"]
     assert (tmp_path / "r.events.csv").read_text() == before
+
+
+# -- BDF data records: no padding for whole seconds, the least otherwise (issue 16, item 3) --
+
+
+@pytest.mark.parametrize(
+    "total,rate,nch,pad",
+    [
+        (5000, 1000, 8, 0),  # make demo: 1 s records
+        (750, 250, 2, 0),
+        (4010, 1000, 8, 0),  # the issue's 4,010 instants: read back as 4,050 before
+        (4010, 1000, 1, 0),
+        (997, 1000, 8, 0),
+        (1500, 1000, 3, 0),
+        (44_107, 44_100, 3, 434),  # edflib's 10 us resolution: records of 441 instants at least
+        (3, 1, 1, 0),
+    ],
+)
+def test_bdf_records_need_no_padding_where_a_record_length_divides_the_recording(total, rate, nch, pad):
+    from picodaq.recording.outputs.bdf import plan_records
+
+    seconds, spr, records, slots = plan_records(total, rate, nch, 1)
+    assert records * spr - total == pad
+    assert spr * 100_000 % rate == 0 and 0.001 <= seconds <= 60  # what edflib can write exactly
+    if total % rate == 0:
+        assert seconds == 1.0
+
+
+def _capture_of(n: int, rate: int, nch: int = 2, per: int = 10) -> Capture:
+    period = 10**9 // rate
+    cap = Capture().hello(C.SRC_RAMP, seq=3).status(1000)
+    for k in range(0, n, per):
+        m = min(per, n - k)
+        cap.samples(k, k * period // 1000, ramp_counts(k, m, nch, I16), period_ns=period)
+    return cap
+
+
+@pytest.mark.parametrize("n,rate,padded", [(4010, 1000, 0), (5000, 1000, 0), (997, 1000, 0), (44_107, 44_100, 434)])
+def test_readers_see_exactly_the_recorded_instants_in_the_bdf(tmp_path, capsys, n, rate, padded):
+    """pyedflib and MNE read the BDF's length as the recording's, plus only unavoidable padding,
+    which is annotated."""
+    mne = pytest.importorskip("mne")
+    cap = _capture_of(n, rate).write(tmp_path / "c.tlv")
+    code, _, err = run(capsys, "replay", str(cap), "--out", str(tmp_path / "r.bdf"))
+    assert code == 0, err
+    b = read_bdf(tmp_path / "r.bdf")
+    assert len(b["digital"]) == n + padded
+    assert np.array_equal(b["digital"][:n], ramp_counts(0, n, 2, I16))
+    pads = [a for a in b["annotations"] if a[2] == "no data: padding to a whole record"]
+    assert len(pads) == (1 if padded else 0)
+    if padded:  # BDF+ annotation times are whole 100 us
+        assert pads[0][:2] == (pytest.approx(n / rate, abs=1e-4), pytest.approx(padded / rate, abs=1e-4))
+    raw = mne.io.read_raw_bdf(tmp_path / "r.bdf", preload=True, verbose="error")
+    assert raw.n_times == n + padded and raw.info["sfreq"] == rate
+    assert np.array_equal(np.round(raw.get_data()[:, :n].T).astype(np.int64), ramp_counts(0, n, 2, I16))
