@@ -106,7 +106,7 @@ def test_replay_puts_gaps_and_markers_in_every_format(eventful_capture, tmp_path
 
     # .bdf: the gap is filled and annotated, the reset's gap has no known length
     b = read_bdf(d / "r.bdf")
-    assert b["labels"] == ["ch0", "ch1"] and b["rates"] == [1000.0, 1000.0] and b["dimension"] == ["count"] * 2
+    assert b["labels"] == ["ch0", "ch1"] and b["rates"] == [1000.0, 1000.0] and b["dimension"] == [""] * 2
     g = b["digital"]
     assert np.array_equal(g[:100], ramp_counts(0, 100, 2, I16))
     assert not g[100:140].any()
@@ -140,8 +140,8 @@ def test_replay_is_the_same_fed_at_once_or_in_small_pieces(eventful_capture, tmp
 @pytest.mark.parametrize(
     "source,fmt,gain,dimension,per_count",
     [
-        (C.SRC_RAMP, C.FMT_INT16, 24, "count", 1.0),
-        (C.SRC_SINE, C.FMT_INT24, 24, "count", 1.0),
+        (C.SRC_RAMP, C.FMT_INT16, 24, "", 1.0),
+        (C.SRC_SINE, C.FMT_INT24, 24, "", 1.0),
         (C.SRC_ADC, C.FMT_INT16, 24, "V", 3.3 / 4096),
         (C.SRC_ADS1299, C.FMT_INT24, 24, "uV", 2 * 4.5 / 24 / 2**24 * 1e6),
         (C.SRC_ADS1299, C.FMT_INT24, 1, "uV", 2 * 4.5 / 1 / 2**24 * 1e6),
@@ -179,7 +179,7 @@ def test_units_and_bdf_header_limits():
     lo, hi = s.bdf_limits()
     assert lo == -hi and abs(hi / s.digital_max / s.per_count - 1) < 2e-7  # gain error under 0.2 ppm
     assert scale_for(C.SRC_ADC, C.FMT_INT16).bdf_limits() == (0.0, _fit8(4095 * 3.3 / 4096))
-    assert scale_for(None, C.FMT_INT16) == Scale("count", 1.0, -32768, 32767, "unknown source, 1 unit per count")
+    assert scale_for(None, C.FMT_INT16) == Scale("", 1.0, -32768, 32767, "unknown source, 1 unit per count")
     for g in ADS1299_GAINS:
         assert abs(ads1299_uv_per_count(g) * g - 0.5364418029785156) < 1e-12
     with pytest.raises(ValueError):
@@ -343,3 +343,36 @@ def test_readers_see_exactly_the_recorded_instants_in_the_bdf(tmp_path, capsys, 
     raw = mne.io.read_raw_bdf(tmp_path / "r.bdf", preload=True, verbose="error")
     assert raw.n_times == n + padded and raw.info["sfreq"] == rate
     assert np.array_equal(np.round(raw.get_data()[:, :n].T).astype(np.int64), ramp_counts(0, n, 2, I16))
+
+
+@pytest.mark.parametrize(
+    "source,fmt,orig_unit,volts_per_count",
+    [
+        (C.SRC_RAMP, C.FMT_INT16, "n/a", None),
+        (C.SRC_SINE, C.FMT_INT24, "n/a", None),
+        (C.SRC_ADC, C.FMT_INT16, "V", 3.3 / 4096),
+        (C.SRC_ADS1299, C.FMT_INT24, "µV", 2 * 4.5 / 24 / 2**24),
+    ],
+)
+def test_mne_reads_volts_only_where_the_source_is_in_volts(tmp_path, capsys, source, fmt, orig_unit, volts_per_count):
+    """The synthetic sources wrote the dimension "count", which MNE read as volts (a ramp became
+    -8,388,608 V and MNE refused to be told otherwise). They have no unit now: MNE finds none in
+    the file (and takes one from its caller); the ADC and the ADS1299 scale to volts exactly."""
+    mne = pytest.importorskip("mne")
+    cap = Capture().hello(source, seq=3).status(1000)
+    counts = ramp_counts(0, 200, 2, fmt)
+    if source == C.SRC_ADC:
+        counts = np.abs(counts) % 4096  # the ADC's 12-bit codes
+    for k in range(0, 200, 10):
+        cap.samples(k, 1000 * k, counts[k : k + 10], fmt)
+    cap.write(tmp_path / "c.tlv")
+    code, _, err = run(capsys, "replay", str(tmp_path / "c.tlv"), "--out", str(tmp_path / "r.bdf"))
+    assert code == 0, err
+    raw = mne.io.read_raw_bdf(tmp_path / "r.bdf", preload=True, verbose="error")
+    assert set(raw._orig_units.values()) == {orig_unit}
+    if volts_per_count is None:
+        assert read_bdf(tmp_path / "r.bdf")["dimension"] == ["", ""]
+        named = mne.io.read_raw_bdf(tmp_path / "r.bdf", units="uV", verbose="error")  # no unit to overrule
+        assert set(named._orig_units.values()) == {"µV"}
+    else:
+        assert np.allclose(raw.get_data().T, counts * volts_per_count, rtol=1e-6, atol=1e-12)

@@ -48,14 +48,14 @@ import numpy as np
 from .. import contracts as C
 from ..errors import UsageError
 from ..protocol.messages import Hello
-from ..protocol.units import Scale, scale_for
+from ..protocol.units import COUNTS, Scale, scale_for
 from .timeline import MarkerEvent
 
 log = logging.getLogger("picodaq.recording.lsl")
 
 VALUE_FORMATS = ("auto", "int32", "float32")
 # XDF's meta-data conventions spell units out
-UNIT_NAMES = {"uV": "microvolts", "V": "volts", "count": "counts"}
+UNIT_NAMES = {"uV": "microvolts", "V": "volts", COUNTS: "counts"}
 STREAM_TYPES = {C.SRC_ADS1299: "EEG", C.SRC_ADC: "Analog"}  # the synthetic sources: "Test"
 CHANNEL_TYPES = {C.SRC_ADS1299: "EEG", C.SRC_ADC: "Analog"}
 NAME_MAX = 100
@@ -120,7 +120,7 @@ class StreamSpec:
             raise UsageError(f"LSL value format must be one of {', '.join(VALUE_FORMATS)}, got {value_format!r}")
         scale = scale_for(source, fmt, gain)
         if value_format == "auto":
-            value_format = "int32" if scale.dimension == "count" else "float32"
+            value_format = "int32" if scale.dimension == COUNTS else "float32"
         return cls(
             check_name(name),
             rate,
@@ -150,7 +150,7 @@ class StreamSpec:
     def unit(self) -> str:
         """The unit of the values as pushed."""
         return (
-            UNIT_NAMES["count"]
+            UNIT_NAMES[COUNTS]
             if self.channel_format == "int32"
             else UNIT_NAMES.get(self.scale.dimension, self.scale.dimension)
         )
