@@ -310,3 +310,24 @@ def test_a_long_replay_says_how_far_it_is(monkeypatch, capsys):
         "replaying: 25% (100 of 400 MB, 1 s)",
         "replaying: 75% (300 of 400 MB, 6 s)",
     ]
+
+
+def test_recording_over_existing_files_is_refused_naming_them_unless_overwrite(make_board, tmp_path):
+    """A repeated command line replaced yesterday's recording silently: now it is refused before
+    the board is touched, naming every file that exists, and --overwrite replaces them."""
+    board = make_board()
+    old = {tmp_path / "run.npy": b"yesterday", tmp_path / "run.events.csv": b"kind", tmp_path / "run.bdf": b"x"}
+    for f, data in old.items():
+        f.write_bytes(data)
+    outs = ["--out", str(tmp_path / "run.npy"), "--out", str(tmp_path / "run.bdf"), "--out", str(tmp_path / "new.csv")]
+    r = picodaq("record", "--port", board.port, "--seconds", "1", *outs)
+    assert_one_clear_line(r, "run.npy", "run.events.csv", "run.bdf", "already exist", "--overwrite")
+    assert r.returncode == 2 and "new.csv" not in r.stderr
+    assert all(f.read_bytes() == data for f, data in old.items()) and not (tmp_path / "new.csv").exists()
+    r = picodaq("record", "--port", board.port, "--seconds", "1", *outs, "--overwrite", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "run.npy").shape == (1000, 1)
+    # replay too: its outputs are files like any other
+    cap = Capture().hello().write(tmp_path / "c.tlv")
+    r = picodaq("replay", str(cap), "--out", str(tmp_path / "run.npy"))
+    assert_one_clear_line(r, "run.npy", "already exist", "--overwrite")

@@ -105,6 +105,9 @@ def add_out(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", action="append", metavar="FILE", help="output file by suffix: " + ", ".join(SUFFIXES) + " (repeatable)"
     )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace --out files that exist (else they are refused, untouched)"
+    )
 
 
 def add_stream_config(p: argparse.ArgumentParser) -> None:

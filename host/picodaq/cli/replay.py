@@ -37,7 +37,7 @@ def do_replay(args: argparse.Namespace) -> int:
     src = Path(args.file)
     check_capture(src)
     paths = [Path(p) for p in args.out or []]
-    check_outputs(paths, protect=[src], stats=stats_path(args.stats_json))
+    check_outputs(paths, protect=[src], stats=stats_path(args.stats_json), overwrite=args.overwrite)
     outputs = open_outputs(paths)
     t = time.monotonic()
     progress = None if args.quiet else ReplayProgress(src.stat().st_size)

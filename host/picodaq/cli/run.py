@@ -56,6 +56,7 @@ class StreamOptions:
     quiet: bool = False
     stats_json: str | None = None
     out: tuple[Path, ...] = ()
+    overwrite: bool = False  # replace --out files that exist
     lsl: LslOptions | None = None
 
     @classmethod
@@ -78,6 +79,7 @@ class StreamOptions:
             quiet=args.quiet,
             stats_json=args.stats_json,
             out=tuple(out),
+            overwrite=getattr(args, "overwrite", False),
             lsl=lsl,
         )
 
@@ -172,7 +174,7 @@ def run_stream(opts: StreamOptions) -> int:
     _check_ports(opts.ports)
     labels = board_labels(len(opts.ports))
     plans = board_paths(opts.out, labels)
-    check_outputs([p for plan in plans for p in plan], stats=stats_path(opts.stats_json))
+    check_outputs([p for plan in plans for p in plan], stats=stats_path(opts.stats_json), overwrite=opts.overwrite)
     cfg = opts.config()
     _check_bdf_fmt(plans[0], cfg.fmt)
     _check_frame_fits(cfg, opts.fmt)
