@@ -265,6 +265,7 @@ def test_an_output_failing_mid_recording_costs_only_that_file(make_board, tmp_pa
         str(tmp_path / "r.npy"),
         "--stats-json",
         str(tmp_path / "s.json"),
+        "--overwrite",  # full.csv is there: the link to /dev/full
     )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     last = r.stderr.splitlines()[-1]

@@ -234,7 +234,7 @@ def test_an_int32_stream_cannot_become_bdf_and_says_so(tmp_path):
 
 
 def test_a_capture_without_samples(tmp_path, capsys):
-    (tmp_path / "e.tlv").write_bytes(b"")
+    Capture().hello().write(tmp_path / "e.tlv")  # frames, but no SAMPLES
     code, out, err = run(
         capsys,
         "replay",
@@ -260,7 +260,13 @@ def test_a_full_disk_under_one_output_is_one_line_and_the_others_are_complete(tm
     cap.write(tmp_path / "f.tlv")
     (tmp_path / "full.csv").symlink_to("/dev/full")
     r = picodaq(
-        "replay", str(tmp_path / "f.tlv"), "--out", str(tmp_path / "full.csv"), "--out", str(tmp_path / "ok.npy")
+        "replay",
+        str(tmp_path / "f.tlv"),
+        "--out",
+        str(tmp_path / "full.csv"),
+        "--out",
+        str(tmp_path / "ok.npy"),
+        "--overwrite",  # full.csv is there: the link to /dev/full
     )
     assert_one_clear_line(r, "full.csv", "No space left")
     assert np.array_equal(

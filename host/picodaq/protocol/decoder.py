@@ -23,13 +23,12 @@ Copies: `feed` does not copy. The decoder reads the data in place until
 `next_frame()` returns NEED_DATA, and only then keeps a copy of the
 incomplete frame at its end (at most one largest frame, MAX_FRAME bytes: the
 length field is checked against its type's maximum before anything waits).
-So the caller must not change the data before NEED_DATA, or before calling
-`stash()`, which takes that copy at once. An accepted frame is copied exactly
-once: into a buffer lent by `pool` (a pooled decoder: release each frame), or
-into a bytes payload (a decoder without a pool: frames own their bytes).
+So the caller must not change the data before NEED_DATA, or before `stash()`
+(which takes that copy at once). An accepted frame is copied exactly once: into
+a buffer lent by `pool` (release each frame), or into a bytes payload.
 
-The CRC is checked as CRC-32 over the frame including its stored CRC, which
-for an intact frame is the fixed residue 0x2144DF1C: no field to unpack.
+The CRC is checked as CRC-32 over the frame including its stored CRC, which for
+an intact frame is the fixed residue 0x2144DF1C: no field to unpack.
 
 Runs (`drain(handler, run_handler)`): after accepting a SAMPLES frame the decoder
 looks ahead for frames that continue it and checks them all at once (runs.py); a
@@ -95,6 +94,7 @@ class FrameDecoder:
         self._prev_ns = 0
         self._run = 0  # SAMPLES frames of the cached layout not yet added to stats.samples
         self._inflight = 0  # during a handler's call: frames accepted by this drain, not yet in stats
+        self.truncated_tail = 0  # bytes at the end of input from the first frame it cut short
         self._eof = False
         # Input. `_src` is what is being scanned, from `_pos`: either a view of
         # the caller's data (borrowed) or of `_carry`, the decoder's own copy
@@ -376,8 +376,7 @@ class FrameDecoder:
     def counters(self) -> dict[str, int]:
         """The counters, exact in a handler's call too (drain adds its frames to `stats` at the end)."""
         d = self.stats.as_dict()
-        d["frames_ok"] += self._inflight
-        d["samples"] += self._run * self._layout_ns
+        d["frames_ok"], d["samples"] = d["frames_ok"] + self._inflight, d["samples"] + self._run * self._layout_ns
         return d
 
     def _seq_step(self, seq: int, last: int) -> bool:
@@ -486,7 +485,8 @@ class FrameDecoder:
             return True
         if not self._eof:
             return self._need()
-        # end of input inside a frame: it can never complete; rescan past it
+        # end of input inside a frame: it can never complete; rescan past it (and say how much it cut)
+        self.truncated_tail = self.truncated_tail or len(self._src) - pos
         self.stats.truncated += 1
         self._pos = pos + 1
         return True

@@ -315,6 +315,33 @@ def check_capture(path: Path) -> None:
             )
 
 
+class NotACapture(PicodaqError):
+    """A file replay cannot make anything of: empty, or without one intact frame."""
+
+
+def probe_capture(path: Path, chunk: int = 1 << 20) -> None:
+    """NotACapture, before any output is made, unless path holds at least one intact frame."""
+    from ..protocol.decoder import FrameDecoder
+
+    d = FrameDecoder()
+    size = 0
+    with open(path, "rb") as f:
+        while data := f.read(chunk):
+            size += len(data)
+            d.feed(data)
+            if next(iter(d), None) is not None:
+                return
+    d.feed(b"")
+    if next(iter(d), None) is not None:
+        return
+    if not size:
+        raise NotACapture(f"{path}: empty: nothing was captured")
+    raise NotACapture(
+        f"{path}: no picodaq frame in its {size:,} bytes: not a capture "
+        "(`picodaq record --out NAME.tlv` writes one), or damaged beyond reading"
+    )
+
+
 def replay(
     path: Path,
     outputs: list[Output],
@@ -350,6 +377,7 @@ def replay(
                 if progress is not None:
                     progress(f.tell())
         receiver.finish()
+        tail = receiver.decoder.truncated_tail
         ok = True
     finally:
         try:
@@ -358,4 +386,6 @@ def replay(
             if ok:
                 raise
             notes = []
+    if tail:
+        notes.append(f"{path}: the last {tail:,} bytes are an incomplete frame (the capture was cut short there)")
     return pipe.stats(), notes, pipe.layout
