@@ -182,7 +182,7 @@ def test_replay_warns_when_no_hello_was_found(tmp_path):
     assert r.returncode == 0 and "warning" not in r.stderr
     one = Capture().hello().samples(0, 0, np.zeros((20, 1), dtype=np.int64)).write(tmp_path / "one.tlv")
     r = picodaq("replay", str(one))
-    assert r.returncode == 0 and "received 1 channel at 1000 Hz" in r.stderr
+    assert r.returncode == 0 and "replayed 1 channel at 1000 Hz" in r.stderr
     r = picodaq("replay", str(mid), "--source", "ramp", "--channels", "4")
     assert r.returncode == 0 and "--channels names 4 channels but the capture holds 2" in r.stderr
 
@@ -350,3 +350,15 @@ def test_recording_over_existing_files_is_refused_naming_them_unless_overwrite(m
     cap = Capture().hello().write(tmp_path / "c.tlv")
     r = picodaq("replay", str(cap), "--out", str(tmp_path / "run.npy"))
     assert_one_clear_line(r, "run.npy", "already exist", "--overwrite")
+
+
+def test_replay_says_the_recordings_duration_and_its_own_run_time_apart(tmp_path):
+    """It said "3,540 instants in 0.00 s": the replay's run time where the recording's belongs."""
+    cap = Capture().hello().status(100)
+    for k in range(0, 3540, 20):
+        cap.samples(k, 1000 * k, np.zeros((20, 1), dtype=np.int64))
+    r = picodaq("replay", str(cap.write(tmp_path / "c.tlv")))
+    assert r.returncode == 0, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("replayed 1 channel at 1000 Hz (ramp, int16): 3,540 instants, 3.540 s of recording")
+    assert "(replayed in " in first and "instants in" not in first

@@ -58,7 +58,7 @@ def do_replay(args: argparse.Namespace) -> int:
     notes += replay_notes(src, channels, stats, layout)
     if not args.quiet:
         files = [str(p) for o in outputs if isinstance(o, Output) for p in o.written()]
-        summary(stats, time.monotonic() - t, files, layout=layout, notes=notes)
+        summary(stats, time.monotonic() - t, files, layout=layout, notes=notes, replayed=True)
     write_stats(args.stats_json, stats)
     return 0
 
