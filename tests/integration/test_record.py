@@ -269,8 +269,8 @@ def test_an_output_failing_mid_recording_costs_only_that_file(make_board, tmp_pa
     )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     last = r.stderr.splitlines()[-1]
-    assert last.startswith(f"picodaq: {full}: write failed: No space left on device"), last
-    assert last.endswith("the other files hold the whole recording")
+    assert last.startswith(f"picodaq: 1 output failed: {full}: write failed: No space left on device"), last
+    assert "the other files hold the whole recording" in last
     assert "recording goes on into" in r.stderr and str(tmp_path / "r.npy") in r.stderr  # said when it happened
     assert "received 8 channels at 1000 Hz" in r.stderr  # the summary
     stats = json.loads((tmp_path / "s.json").read_text())
@@ -281,6 +281,35 @@ def test_an_output_failing_mid_recording_costs_only_that_file(make_board, tmp_pa
     again = picodaq("replay", str(tmp_path / "r.tlv"), "--stats-json", "-", "--quiet")
     replayed = json.loads(again.stdout)
     assert replayed["seq_lost"] == 0 and replayed["samples"] == stats["samples"]
+
+
+def test_full_disk_under_two_outputs_names_each_by_its_name_and_what_it_holds(make_board, tmp_path):
+    """The closing line named the BDF's hidden spool (.b.bdf.spool) instead of b.bdf, named only the
+    first failure, and said the other files held the whole recording while a.csv was cut short."""
+    import os
+
+    board = make_board()
+    os.symlink("/dev/full", tmp_path / "a.csv")
+    os.symlink("/dev/full", tmp_path / ".b.bdf.spool")  # the disk under the BDF's samples is full
+    outs = [str(tmp_path / n) for n in ("r.tlv", "a.csv", "b.bdf", "r.npy")]
+    r = picodaq(
+        "record", "--port", board.port, "--seconds", "2", "--channels", "4",
+        *[a for o in outs for a in ("--out", o)], "--stats-json", str(tmp_path / "s.json"), "--overwrite",
+    )  # fmt: skip
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    last = r.stderr.splitlines()[-1]
+    assert last.startswith("picodaq: 2 outputs failed: "), last
+    assert ".spool" not in last and f"{tmp_path / 'a.csv'}: write failed: No space left on device" in last
+    assert f"{tmp_path / 'b.bdf'}: write failed: No space left on device" in last
+    assert last.count("(it holds ") == 2  # what each holds: here nothing, /dev/full takes no byte
+    assert last.endswith(f"the other files hold the whole recording ({tmp_path / 'r.tlv'}, {tmp_path / 'r.npy'}, "
+                         f"{tmp_path / 'r.events.csv'})")  # fmt: skip
+    stats = json.loads((tmp_path / "s.json").read_text())
+    failed = stats["failed_outputs"]
+    assert sorted(f["path"] for f in failed) == [str(tmp_path / "a.csv"), str(tmp_path / "b.bdf")]
+    assert all(f["error"] == "write failed: No space left on device" for f in failed)
+    assert all(0 <= f["instants"] < stats["samples"] == 2000 for f in failed)
+    assert np.array_equal(np.load(tmp_path / "r.npy"), ramp_counts(0, 2000, 4, C.FMT_INT16))
 
 
 def test_a_port_another_program_holds_is_named_busy(make_board, tmp_path):

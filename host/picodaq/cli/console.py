@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..recording.timeline import Layout
 
 # --stats-json keys that only a live recording has (a replay of its capture has all the others)
-HOST_ONLY_STATS = ("seconds", "reconnects", "board_resets", "device_samples_dropped", "pool")
+HOST_ONLY_STATS = ("seconds", "reconnects", "board_resets", "device_samples_dropped", "pool", "failed_outputs")
 
 
 def comparable_stats(stats: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from ..core.receiver import Receiver
 from ..errors import PicodaqError, UsageError
 from ..protocol.messages import Hello, Marker
 from ..protocol.units import ADS1299_DEFAULT_GAIN
-from .outputs import Output, OutputError
+from .outputs import Output, OutputError, OutputsFailed
 from .timeline import Gap, Layout, MarkerEvent, Timeline
 
 # the counters every --stats-json carries (ARCHITECTURE.md), plus the timeline's
@@ -86,6 +86,7 @@ class Pipeline:
         self.gap_listeners: list[Callable[[Gap], None]] = []
         self.failure_listeners: list[Callable[[OutputError], None]] = []
         self.failures: list[OutputError] = []  # outputs dropped on the way, first first
+        self.failed: list[dict[str, Any]] = []  # each failed output: path, error, what it holds (stats)
         self.last_marker: MarkerEvent | None = None
         self._attached = False
         self._seq_resets = receiver.stats.seq_resets  # seq resets seen: each may start a new stream
@@ -191,10 +192,35 @@ class Pipeline:
         except (PicodaqError, OSError):
             pass  # the disk that failed it fails its close too; the first error is the one to report
         self.failures.append(error)
+        self.failed.append(self._failed_entry(output, error))
         for f in self.failure_listeners:
             f(error)
         if not self.outputs:
-            raise error
+            raise OutputsFailed(self.failed)
+
+    def _failed_entry(self, output: Output, error: OutputError) -> dict[str, Any]:
+        """A failed output by its real name, why, and what it holds: the instants placed before the
+        failure at most (less where its last writes were lost too), or nothing."""
+        path = error.path or output.path
+        rows = self.timeline.rows
+        lay = self.timeline.layout
+        seconds = round(self.timeline.pos / lay.rate, 6) if lay else 0.0
+        try:
+            empty = path.stat().st_size == 0
+        except OSError:
+            empty = True
+        holds = (
+            "it holds nothing"
+            if empty or not rows
+            else f"it holds at most the first {rows:,} instants, to {seconds:.3f} s"
+        )
+        return {
+            "path": str(path),
+            "error": error.reason,
+            "instants": 0 if empty else rows,
+            "seconds": seconds,
+            "holds": holds,
+        }
 
     # -- the Timeline's sink -------------------------------------------------------
 
@@ -250,19 +276,26 @@ class Pipeline:
         The first failure (an output dropped on the way included) is raised after all outputs
         were given their chance to close."""
         self.detach()
-        error: BaseException | None = self.failures[0] if self.failures else None
+        error: BaseException | None = None
         try:
             self.timeline.finish()
         except PicodaqError as e:
             error = e
-        for o in self.outputs:
+        for o in list(self.outputs):
             try:
                 o.on_end(end_time)
                 o.close()
+            except OutputError as e:  # it failed as it was finished: it is a failed output too
+                self.outputs = [x for x in self.outputs if x is not o]
+                self.raw_outputs = [x for x in self.raw_outputs if x is not o]
+                self.failures.append(e)
+                self.failed.append(self._failed_entry(o, e))
             except PicodaqError as e:
                 error = error or e
         if error is not None:
             raise error
+        if self.failed:
+            raise OutputsFailed(self.failed)
         return [w for o in self.outputs for w in o.warnings]
 
     def written(self) -> list[Path]:
@@ -282,6 +315,7 @@ class Pipeline:
             rows=self.timeline.rows,
             duration_s=round(self.timeline.pos / lay.rate, 6) if lay else 0.0,
         )
+        d["failed_outputs"] = [{k: v for k, v in f.items() if k != "holds"} for f in self.failed]
         d["pool"] = self.receiver.pool_stats.as_dict()  # host-side: differs between record and replay
         return d
 

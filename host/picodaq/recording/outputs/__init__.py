@@ -30,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import PicodaqError, UsageError
-from .base import Output, OutputError, check_writable
+from .base import Output, OutputError, OutputsFailed, check_writable
 from .bdf import BdfOutput
 from .csv import CsvOutput
 from .events import events_path
@@ -41,6 +41,7 @@ __all__ = [
     "SUFFIXES",
     "Output",
     "OutputError",
+    "OutputsFailed",
     "BdfOutput",
     "CsvOutput",
     "NpyOutput",

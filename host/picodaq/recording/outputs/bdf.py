@@ -128,7 +128,7 @@ class BdfOutput(Output):
         self.path = path
         self.warnings: list[str] = []
         self.spool_path = path.with_name("." + path.name + ".spool")
-        self._spool = open_file(self.spool_path, "w+b")
+        self._spool = open_file(self.spool_path, "w+b")  # a hidden file: its failures name self.path
         self.layout: Layout | None = None
         self.pos = 0  # grid instants so far, data and fill
         self._runs: list[list[int]] = []  # [kind, instants]
@@ -170,7 +170,8 @@ class BdfOutput(Output):
             outside = int(np.count_nonzero((counts < s.digital_min) | (counts > s.digital_max)))
             self.clipped += outside
             counts = np.clip(counts, s.digital_min, s.digital_max)
-        write(self._spool, np.ascontiguousarray(counts, dtype="<i4").data, self.spool_path)
+        # a failure names the BDF, not the hidden spool it is written through
+        write(self._spool, np.ascontiguousarray(counts, dtype="<i4").data, self.path)
         self._run(_DATA, block.n_samples)
 
     def on_gap(self, gap: Gap) -> None:
@@ -188,7 +189,7 @@ class BdfOutput(Output):
         self.end_time = end_time
 
     def flush(self) -> None:
-        flush_file(self._spool, self.spool_path)
+        flush_file(self._spool, self.path)
 
     # -- at the end ----------------------------------------------------------------
 
@@ -197,7 +198,7 @@ class BdfOutput(Output):
             return
         self._closed = True
         try:
-            flush_file(self._spool, self.spool_path)
+            flush_file(self._spool, self.path)
             if self.layout is None:
                 self._empty = True
                 self.warnings.append(f"{self.path}: no samples arrived, so no BDF was written")
