@@ -166,7 +166,7 @@ def run_stream(opts: StreamOptions) -> int:
     """Record one board, or several at once (a thread each, their own files, one host clock)."""
     from ..recording.group import RecordingGroup
     from ..recording.recorder import prepare_board
-    from .live import KEYS_HINT, KeyReader, LiveView
+    from .live import KeyReader, LiveView, keys_hint, stop_hint
 
     if not opts.out and opts.lsl is None:
         raise UsageError("nothing to record into: give --out FILE (" + ", ".join(SUFFIXES) + ") or --lsl")
@@ -191,8 +191,9 @@ def run_stream(opts: StreamOptions) -> int:
         recs = _open_recordings(opts, cfg, boards, clock_origin, stack)
 
         mode = LiveView.mode_for(opts.quiet)
-        hint = KEYS_HINT if keys else "Ctrl-C stops and saves"
-        view = LiveView(recs, _title(opts, cfg, boards), mode, opts.seconds, hint, labels=labels)
+        files = bool(opts.out)
+        hint = keys_hint(files) if keys else stop_hint(files)
+        view = LiveView(recs, _title(opts, cfg, boards), mode, opts.seconds, hint, labels=labels, files=files)
         for i, rec in enumerate(recs):
             rec.on_event = view.events_of(i)
         if mode == "plain":
