@@ -382,3 +382,14 @@ def test_mne_reads_volts_only_where_the_source_is_in_volts(tmp_path, capsys, sou
         assert set(named._orig_units.values()) == {"µV"}
     else:
         assert np.allclose(raw.get_data().T, counts * volts_per_count, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("gain", ADS1299_GAINS)
+def test_bdf_header_limits_keep_every_digit_and_zero_at_zero(gain):
+    """_fit8 stripped the zeros of a whole number ("-750000" became "-75" at gains 1, 6 and 8), and the
+    two ends rounded apart ("-750000", "749999.9") shifted every value by 0.05 uV."""
+    s = scale_for(C.SRC_ADS1299, C.FMT_INT24, gain)
+    lo, hi = s.bdf_limits()
+    assert lo == -hi and len(str(lo)) <= 8
+    per_count = (hi - lo) / (s.digital_max - s.digital_min)
+    assert abs(per_count / s.per_count - 1) < 2e-7

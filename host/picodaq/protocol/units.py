@@ -52,6 +52,11 @@ class Scale:
 
     def bdf_limits(self) -> tuple[float, float]:
         """(physical_min, physical_max) as they fit BDF's 8-character fields (ints when whole)."""
+        if self.digital_min == -self.digital_max:
+            # a symmetric range keeps zero at zero: both ends rounded alike, by the negative one's
+            # 8 characters (its sign takes one), else "-750000" and "749999.9" shift every value
+            low = _fit8(self.digital_min * self.per_count)
+            return low, -low
         return _fit8(self.digital_min * self.per_count), _fit8(self.digital_max * self.per_count)
 
 
@@ -61,7 +66,9 @@ def _fit8(x: float) -> float:
         return int(x)
     for decimals in range(7, -1, -1):
         v = round(x, decimals)
-        text = f"{v:.{decimals}f}".rstrip("0").rstrip(".")
+        text = f"{v:.{decimals}f}"
+        if "." in text:  # trailing zeros of a fraction only: "-750000" is not "-75"
+            text = text.rstrip("0").rstrip(".")
         if len(text) <= 8:
             v = float(text)
             return int(v) if v.is_integer() else v
