@@ -195,7 +195,8 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(make_board, tmp_path
     "args,status",
     [
         (["--rate", "1000000", "--channels", "8"], "BAD_ARGUMENT"),  # beyond the board's aggregate rate
-        (["--source", "adc"], "UNSUPPORTED"),  # the emulated board has no ADC
+        (["--source", "adc", "--fmt", "int24"], "UNSUPPORTED"),  # the ADC ships 12-bit codes as int16
+        (["--source", "ads1299", "--rate", "300"], "UNSUPPORTED"),  # not a rate the chip runs at
     ],
 )
 def test_a_configuration_the_board_refuses_is_one_line_with_its_reason(make_board, tmp_path, args, status):
@@ -337,3 +338,74 @@ def test_a_port_another_program_holds_is_named_busy(make_board, tmp_path):
     assert not (tmp_path / "r.npy").exists()
     r = picodaq("info", "--port", board.port, timeout=60)  # let go: the board answers again
     assert r.returncode == 0, r.stderr
+
+
+ADC_VOLTS = 3.3 / 4096
+ADS_UV = 2 * 4.5 / 2**24 * 1e6  # over the gain
+
+
+def adc_codes(n: int, nch: int) -> np.ndarray:
+    """The emulated board's adc: channel k a triangle of 12-bit codes, t = 16 (k + 1) i mod 8192."""
+    t = (np.arange(n)[:, None] * 16 * (np.arange(nch)[None, :] + 1)) % 8192
+    return np.where(t < 4096, t, 8191 - t)
+
+
+def ads_counts(n: int, nch: int, rate: int) -> np.ndarray:
+    """The emulated board's ads1299: channel k a 1 Hz square of +-(k + 1) * 2**14 counts, high first."""
+    high = (np.arange(n) % rate) < rate // 2
+    return np.where(high[:, None], 1, -1) * ((np.arange(nch) + 1) << 14)[None, :]
+
+
+@pytest.mark.parametrize(
+    "source,args,dimension",
+    [
+        ("adc", ["--channels", "0-3", "--rate", "500"], "V"),
+        ("ads1299", ["--channels", "0-7", "--rate", "250", "--gain", "24"], "uV"),
+        ("ads1299", ["--channels", "2", "--rate", "500", "--gain", "6"], "uV"),
+    ],
+)
+def test_the_emulated_board_has_an_adc_and_an_ads1299_scaled_end_to_end(make_board, tmp_path, source, args, dimension):
+    """`record --source adc` and `--source ads1299` said "source 3 is not on this board": the emulated
+    board has both, as deterministic signals in the front ends' own counts, so the BDF's volts and
+    microvolts (read by pyedflib and by MNE) check the scaling end to end."""
+    board = make_board()
+    r = picodaq(
+        "record", "--port", board.port, "--source", source, *args, "--seconds", "2",
+        "--out", str(tmp_path / "e.npy"), "--out", str(tmp_path / "e.bdf"), "--quiet",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rate = int(args[args.index("--rate") + 1])
+    data = np.load(tmp_path / "e.npy")
+    n, nch = data.shape
+    assert n == 2 * rate
+    if source == "adc":
+        expected, per_count = adc_codes(n, nch), ADC_VOLTS
+    else:
+        gain = int(args[args.index("--gain") + 1])
+        expected, per_count = ads_counts(n, nch, rate), ADS_UV / gain
+    assert np.array_equal(data, expected)
+    b = read_bdf(tmp_path / "e.bdf")
+    assert b["dimension"] == [dimension] * nch
+    assert np.allclose(b["physical"][:n], expected * per_count, rtol=2e-7, atol=1e-9)
+    mne = pytest.importorskip("mne")
+    volts = mne.io.read_raw_bdf(tmp_path / "e.bdf", verbose="error").get_data().T
+    si = per_count * (1e-6 if dimension == "uV" else 1.0)
+    assert np.allclose(volts[:n], expected * si, rtol=2e-7, atol=1e-15)
+
+
+def test_a_source_the_board_lacks_is_refused_by_name_and_info_lists_the_sources(make_board, tmp_path):
+    """The refusal said "source 3 is not on this board" (a number); `info` did not say which
+    sources a board has."""
+    full = make_board()
+    r = picodaq("info", "--port", full.port)
+    assert r.returncode == 0 and "sources         ramp, sine, adc, ads1299" in r.stdout, r.stdout
+    bare = make_board(env={"PICODAQ_SOURCES": "ramp,sine"})  # as a Pico with no ADS1299 wired
+    r = picodaq("info", "--port", bare.port, "--json")
+    assert json.loads(r.stdout)["hello"]["sources"] == ["ramp", "sine"]
+    r = picodaq(
+        "record", "--port", bare.port, "--source", "ads1299", "--seconds", "1", "--out", str(tmp_path / "x.npy")
+    )
+    assert r.returncode == 1
+    assert r.stderr.strip() == (
+        "picodaq: board refused CONFIGURE (UNSUPPORTED): CONFIGURE: source ads1299 is not on this board"
+    )

@@ -128,7 +128,11 @@ def add_stream_config(p: argparse.ArgumentParser, files: bool = True) -> None:
     p.add_argument("--rate", type=positive_int, default=1000, help="sample instants per second (default 1000)")
     p.add_argument("--channels", type=channel_mask, default=1, help="channel count (8) or list (0,2,4-7)")
     p.add_argument("--source", choices=sorted(SOURCES, key=SOURCES.__getitem__), default="ramp")
-    p.add_argument("--fmt", choices=sorted(FORMATS, key=FORMATS.__getitem__), default="int16")
+    p.add_argument(
+        "--fmt",
+        choices=sorted(FORMATS, key=FORMATS.__getitem__),
+        help="sample format (default: int24 for ads1299, as the chip sends it; int16 otherwise)",
+    )
     add_gain(p)
     p.add_argument("--samples-per-frame", type=positive_int, help="instants per SAMPLES frame (default: ~20 ms)")
     add_stats_json(p)

@@ -70,7 +70,7 @@ class StreamOptions:
             rate=args.rate,
             channels=args.channels,
             source=args.source,
-            fmt=args.fmt,
+            fmt=args.fmt or ("int24" if args.source == "ads1299" else "int16"),
             samples_per_frame=args.samples_per_frame or 0,
             gain=args.gain,
             seconds=args.seconds,
