@@ -250,10 +250,6 @@ class BdfOutput(Output):
         except OSError as e:
             raise OutputError(f"{self.path}: cannot write the BDF: {e}", self.path) from None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # pyedflib warns whenever the record length is set
-                # edflib keeps whole 10 us and truncates: a hair over, so 0.29 s is not 0.28999 s
-                w.setDatarecordDuration(spr * 100_000 // lay.rate / 100_000 + 1e-9)
             w.set_number_of_annotation_signals(slots)
             # whole seconds, as the BDF header holds them: edflib's sub-second start shifts every
             # annotation onset when the file is read back (seen: -80 us), and onsets must stay exact
@@ -283,6 +279,12 @@ class BdfOutput(Output):
                     for label in lay.labels
                 ]
             )
+            # after the signals: every header update before it checks the record against pyedflib's
+            # default 100 Hz, which a record like 0.997 s cannot hold (and warns)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pyedflib warns whenever the record length is set
+                # edflib keeps whole 10 us and truncates: a hair over, so 0.29 s is not 0.28999 s
+                w.setDatarecordDuration(spr * 100_000 // lay.rate / 100_000 + 1e-9)
             for record in self._records(spr, lay.n_channels):
                 if w.blockWriteDigitalSamples(record) < 0:
                     raise OutputError(f"{self.path}: writing a data record failed", self.path)
