@@ -302,3 +302,16 @@ def test_rp2040_board_records_its_drive_for_picodaq_to_find(tmp_path, registry, 
 
         assert [d.path for d in find_drives()] == [board.drive]
     assert not (tmp_path / "b" / "RPI-RP2").exists()  # stopped: the drive went with it
+
+
+def test_picodaq_record_with_no_board_follows_picodaq_tier(registry, tmp_path, node_ready):
+    """No --port and no board attached: PICODAQ_TIER=rp2040 makes the fallback an emulated RP2040."""
+    out = tmp_path / "rec.npy"
+    env = dict(registry, PICODAQ_TIER="rp2040")
+    r = cli(env, "record", "--seconds", "1", "--rate", "500", "--channels", "2", "--quiet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "PICODAQ_TIER=rp2040: the emulated board is an RP2040" in r.stderr, r.stderr
+    a = np.load(out)
+    assert len(a) >= 50 and np.array_equal(a, ramp_counts(0, len(a), 2, C.FMT_INT16))
+    r = cli(dict(registry, PICODAQ_TIER="esp32"), "record", "--seconds", "1", "--out", str(tmp_path / "x.npy"))
+    one_line_failure(r, "PICODAQ_TIER='esp32': the emulated tiers are unix, rp2040")
