@@ -107,9 +107,24 @@ class Board:
         """Who the tests ran on, for reports: kind, port, and why this board."""
         if self.emulated:
             ident = self.emulator.board_id if self.emulator else "not started"
-            return f"emulated board {ident} on {self.port} ({self.choice.reason})"
+            return f"emulated board {ident} on {self.port}, tier {self.tier} ({self.choice.reason})"
         sn = f" USB serial {self.serial_number}" if self.serial_number else ""
         return f"hardware board{sn} on {self.port} ({self.choice.reason})"
+
+    @property
+    def tier(self) -> str:
+        """The board tier, named in every report: "rp2040" (MicroPython's rp2 port on an emulated
+        RP2040), "unix" (its unix port), or "board" (a real one)."""
+        if not self.emulated:
+            return "board"
+        from picodaq.boards.tier import emulated_tier
+
+        return emulated_tier()
+
+    @property
+    def flash_timeout(self) -> float:
+        """The flasher's timeout per answer: an emulated RP2040 runs at a fraction of a real one."""
+        return 60.0 if self.tier == "rp2040" else 10.0
 
     @property
     def label(self) -> str:
@@ -126,10 +141,10 @@ class Board:
         if self.emulated:
             if self.emulator is None or not self.emulator.running:
                 emu: EmulatedBoard | Rp2040Board
-                if os.environ.get("PICODAQ_TIER") == "rp2040":  # the real rp2 port on an emulated RP2040
-                    from picodaq.boards.rp2040 import Rp2040Board
+                if self.tier == "rp2040":  # the real rp2 port on an emulated RP2040, from the run's flashed image
+                    from .rp2040_image import start_flashed_board
 
-                    emu = Rp2040Board(unplug_seconds=0.5).start()
+                    emu = start_flashed_board(unplug_seconds=0.5)
                 else:
                     from picodaq.boards.unix import EmulatedBoard
 
@@ -259,7 +274,7 @@ class Board:
 
         The flasher stops a stream itself, resets the board and waits for its HELLO."""
         self.disconnect()
-        result = ensure_firmware(self, force=force, note=self.note)
+        result = ensure_firmware(self, force=force, note=self.note, timeout=self.flash_timeout)
         self.flash_result = result
         self.note(str(result))
         self.connect()
@@ -332,12 +347,26 @@ class Board:
     def hard_reset(self, timeout: float = 15.0) -> Hello:
         """A reset like the RUN pin's: the board reboots from scratch and runs main.py.
 
-        Emulated: SIGUSR1 to the supervisor. Hardware: the command in
+        Emulated: SIGUSR1 to the supervisor; on the rp2040 tier `machine.reset()` typed at
+        the REPL first, as on a Pico (the chip reboots from its flash, its port goes away and
+        comes back), SIGUSR1 only when the REPL does not answer. Hardware: the command in
         PICODAQ_RESET_CMD (`{port}` is replaced), else `machine.reset()` typed at
         the REPL; the board re-enumerates and is found again by its USB serial
         number."""
         self.note("hard reset")
         self.hard_resets += 1
+        if self.emulated and self.tier == "rp2040" and self._to_repl_for_reset():
+            self._write(b"import machine\rmachine.reset()\r")
+            self.disconnect()
+            deadline = time.monotonic() + timeout
+            while self.port and os.path.lexists(self.port):
+                if time.monotonic() > deadline:
+                    raise BoardLost(f"{self.name}: machine.reset() did not take the port away within {timeout:g} s")
+                time.sleep(0.02)
+            self.note("machine.reset(): the port went away (the chip re-enumerates)")
+            self.reconnect(timeout=timeout)
+            self.note("machine.reset(): the port came back")
+            return self.sync()
         if self.emulated:
             assert self.emulator is not None
             self.connect()
@@ -360,6 +389,10 @@ class Board:
         time.sleep(0.5)  # let the old port go away before looking for the new one
         self.reconnect(timeout=timeout)
         return self.sync()
+
+    def _to_repl_for_reset(self) -> bool:
+        self.connect()
+        return self._to_repl()
 
     def reset_now(self) -> None:
         """Reset the board at once, streaming or not, without waiting for it (a reset mid-stream).
