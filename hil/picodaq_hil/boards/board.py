@@ -40,6 +40,7 @@ from .devicelog import DeviceLog, slug
 from .flashing import FlashResult, ensure_firmware
 from .leases import Lease
 from .selection import EMULATED, BoardChoice, find_port_by_serial, port_present
+from .tiers import board_tier, machine_reset
 
 if TYPE_CHECKING:
     from picodaq.boards.rp2040 import Rp2040Board
@@ -113,13 +114,8 @@ class Board:
 
     @property
     def tier(self) -> str:
-        """The board tier, named in every report: "rp2040" (MicroPython's rp2 port on an emulated
-        RP2040), "unix" (its unix port), or "board" (a real one)."""
-        if not self.emulated:
-            return "board"
-        from picodaq.boards.tier import emulated_tier
-
-        return emulated_tier()
+        """The board tier, named in every report: "rp2040", "unix" (emulated), "board" (real)."""
+        return board_tier(self.emulated)
 
     @property
     def flash_timeout(self) -> float:
@@ -355,18 +351,10 @@ class Board:
         number."""
         self.note("hard reset")
         self.hard_resets += 1
-        if self.emulated and self.tier == "rp2040" and self._to_repl_for_reset():
-            self._write(b"import machine\rmachine.reset()\r")
-            self.disconnect()
-            deadline = time.monotonic() + timeout
-            while self.port and os.path.lexists(self.port):
-                if time.monotonic() > deadline:
-                    raise BoardLost(f"{self.name}: machine.reset() did not take the port away within {timeout:g} s")
-                time.sleep(0.02)
-            self.note("machine.reset(): the port went away (the chip re-enumerates)")
-            self.reconnect(timeout=timeout)
-            self.note("machine.reset(): the port came back")
-            return self.sync()
+        if self.emulated and self.tier == "rp2040":
+            hello = machine_reset(self, timeout)
+            if hello is not None:
+                return hello
         if self.emulated:
             assert self.emulator is not None
             self.connect()
@@ -389,10 +377,6 @@ class Board:
         time.sleep(0.5)  # let the old port go away before looking for the new one
         self.reconnect(timeout=timeout)
         return self.sync()
-
-    def _to_repl_for_reset(self) -> bool:
-        self.connect()
-        return self._to_repl()
 
     def reset_now(self) -> None:
         """Reset the board at once, streaming or not, without waiting for it (a reset mid-stream).
