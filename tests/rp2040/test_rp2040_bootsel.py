@@ -159,6 +159,8 @@ def test_a_blank_pico_to_a_bit_exact_recording(emulate, registry, tmp_path):
     assert not os.path.exists(board.port)
     entries = [json.loads(p.read_text()) for p in (tmp_path / "run").glob("picodaq-*/emulators/*.json")]
     assert [e["drive"] for e in entries] == [str(board.drive)]
+    r = cli(registry, "ports")
+    assert f"BOOTSEL RPI-RP2 drive at {board.drive} (Raspberry Pi RP2)" in r.stdout, r.stdout
 
     r = cli(registry, "flash", "--micropython", str(UF2), "--timeout", "60")
     assert r.returncode == 0, r.stderr
