@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
+import hypo
 from picodaq.boards.unix import EmulatedBoard
 from picodaq.transport.link import Link
+
+# every hypothesis test runs under one profile: "ci" (derandomized, a fixed number of
+# examples) unless HYPOTHESIS_PROFILE=dev asks for more (tests/hypo.py)
+HYPOTHESIS_PROFILE = hypo.register()
 
 FW_DRIVER = Path(__file__).parent / "firmware" / "fw" / "driver.py"
 

@@ -14,11 +14,12 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, assume, example, given, settings
+from hypothesis import Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
 from cli_helpers import picodaq
 from fwhelpers import Recording, stop_stream
+from hypo import examples
 from picodaq import contracts as C
 from picodaq.flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
 from picodaq.flash.flasher import Flasher
@@ -303,10 +304,10 @@ def junk(draw) -> bytes:
     return bytes(data)
 
 
-# one profile for CI and for a laptop: the same examples on every run, few enough for ~20 s
-DAMAGE = settings(derandomize=True, database=None, max_examples=60, deadline=None,
-                  phases=[Phase.explicit, Phase.generate],  # no shrinking: the board carries state
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# the suite's profile (tests/hypo.py: derandomized, the same examples on every run), few
+# enough examples for ~20 s
+DAMAGE = settings(max_examples=examples(60),
+                  phases=[Phase.explicit, Phase.generate])  # no shrinking: the board carries state
 
 
 def _send_junk(cmds: Commands, data: bytes, after_pause: bool, final: int) -> None:

@@ -11,6 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from hypo import examples
 from picodaq import contracts as C
 from picodaq.buffers.objpool import Pool
 from picodaq.buffers.pool import BufferPool, PoolError
@@ -82,7 +83,7 @@ class PoolModel(RuleBasedStateMachine):
 
 
 TestPoolModel = PoolModel.TestCase
-TestPoolModel.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
+TestPoolModel.settings = settings(max_examples=examples(100), stateful_step_count=40)
 
 
 def test_exhaustion_falls_back_without_blocking_and_is_counted():

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypo import examples
 from picodaq import contracts as C
 from picodaq.bench.frames import FrameStream, encode_counts
 from picodaq.core.alloc import HotPathGuard, tracing
@@ -141,7 +142,7 @@ def build(segments) -> bytes:
     return bytes(out)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150))
 @given(st.lists(segment, min_size=1, max_size=6), st.lists(st.integers(0, 20_000), max_size=6))
 def test_runs_deliver_exactly_what_frames_do(segments, cuts):
     data = build(segments)
