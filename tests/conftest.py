@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tty
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,16 @@ def emu_link(make_board):
     link = Link.open(board.port)
     yield link
     link.close()
+
+
+@pytest.fixture
+def pty_pair():
+    """A raw pty: (master fd, the slave's path) for a Link to open."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    yield master, os.ttyname(slave)
+    for fd in (master, slave):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
