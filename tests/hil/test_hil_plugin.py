@@ -114,7 +114,7 @@ from picodaq import contracts as C
 def test_a_leaves_a_stream_running(board):
     board.link.configure(16000, 0xFF, C.SRC_RAMP, C.FMT_INT16, 64)
     board.link.start()
-    board.link.pump_until(lambda: board.link.receiver.stats.samples > 2000, 5)
+    board.link.pump_until(lambda: board.link.receiver.stats.samples > 2000, 30)
     assert board.link.receiver.stats.samples > 2000
 
 def test_b_sees_nothing_of_it(board):

@@ -240,7 +240,7 @@ def test_a_board_left_streaming_is_stopped_then_flashed(boards):
     link = Link.open(board.port)
     link.configure(50_000, 0xFF, C.SRC_RAMP, C.FMT_INT16, 64)
     link.start()
-    assert link.pump_until(lambda: link.receiver.stats.samples > 50_000, 20)
+    assert link.pump_until(lambda: link.receiver.stats.samples > 50_000, 30)
     link.close()  # a recorder that died without STOP: the board streams on, flat out
     events = []
     report = Flasher(board.port, events.append, hello_timeout=5).flash()

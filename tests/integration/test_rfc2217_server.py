@@ -160,7 +160,7 @@ def test_a_link_over_the_client_gets_every_byte(server):
         assert isinstance(link.port, FastRfc2217Serial)
         assert server.connected.wait(10)
         server.send(escaped(EVERY_BYTE * 64))
-        assert link.pump_until(lambda: len(got) >= 256 * 64, 10)
+        assert link.pump_until(lambda: len(got) >= 256 * 64, 30)
         assert bytes(got) == EVERY_BYTE * 64
     finally:
         link.close()
