@@ -39,8 +39,15 @@ Duplicated Bytes Are Detected And Counted
     Stream Should Be Bit Exact
 
 Stalls Lose Nothing
-    [Documentation]    A stalled link backs up into the board's ring; nothing is lost.
-    Stream Through Faults    stall=4e-6,stall_ms=50-250
+    [Documentation]    A stalled link backs up into the board's ring; nothing is lost. The stream
+    ...                goes on until the link has stalled at least twice, whatever the seed.
+    Use Faulty Link    stall=4e-6,stall_ms=50-250
+    Start Stream    rate=16000    channels=8
+    Enable Link Faults
+    Keep Streaming    ${FAULT STREAM TIME}
+    Keep Streaming Until Faults    stall    2
+    Stop Stream
+    Link Faults Should Include    stall    2
     Loss Accounting Should Be Exact    expect_losses=False
     Stream Should Be Complete
 

@@ -10,12 +10,15 @@ Test Teardown     End Test On Board
 
 
 *** Test Cases ***
-A Stream Left Running Does Not Leak Into The Next Test (part 1)
-    [Documentation]    Leaves a 16 kHz stream running; the next test must not see it.
+A Stream Left Running Does Not Leak Into The Next Test
+    [Documentation]    Leaves a 16 kHz stream running at the end of a test, then plays the boundary
+    ...                to the next test itself (this test's teardown, the next one's setup), so it
+    ...                holds however the tests are split (pabot --testlevelsplit, any order): the
+    ...                next test must see nothing of the stream.
     Start Stream    rate=16000    channels=8
     Keep Streaming    0.5 s
-
-A Stream Left Running Does Not Leak Into The Next Test (part 2)
+    End Test On Board    # as this test's teardown: with the stream still running
+    Start Test On Board    name=${TEST NAME} (the next test)
     Board Should Be Idle And Quiet
     Device Log Should Not Contain    SAMPLES
 

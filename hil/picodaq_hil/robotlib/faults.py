@@ -40,6 +40,41 @@ class FaultKeywords(KeywordBase):
         self._proxy().set_enabled(False)
 
     @keyword
+    def keep_streaming_until_faults(self, kind: str, count: int = 1, timeout: str = "120 s") -> int:
+        """Pumps the stream until the faulty link has injected at least ``count`` faults of ``kind``
+        (``stall``, ``bitflip``, ...): a random seed cannot then leave the fault untried. Fails after
+        ``timeout`` (a hang guard); returns how many there were."""
+        from robot.utils import timestr_to_secs
+
+        proxy = self._proxy()
+        session = self._need_session()
+
+        def enough() -> bool:
+            return self._count_faults(proxy, kind) >= int(count)
+
+        with self._failing():
+            session.run(timestr_to_secs(timeout), until=enough)
+        n = self._count_faults(proxy, kind)
+        if n < int(count):
+            raise AssertionError(f"{n} {kind} fault(s) within {timeout} (seed {proxy.seed}), {count} wanted")
+        logger.info(f"{n} {kind} fault(s) injected (seed {proxy.seed})")
+        return n
+
+    @keyword
+    def link_faults_should_include(self, kind: str, count: int = 1) -> int:
+        """The faulty link injected at least ``count`` faults of ``kind`` in this test (a test of
+        what a fault does must prove the fault happened); returns how many."""
+        proxy = self._proxy()
+        n = self._count_faults(proxy, kind)
+        if n < int(count):
+            self._fail(AssertionError(f"only {n} {kind} fault(s) were injected (seed {proxy.seed}), {count} wanted"))
+        return n
+
+    @staticmethod
+    def _count_faults(proxy, kind: str) -> int:
+        return sum(1 for f in proxy.faults if f.kind == kind)
+
+    @keyword
     def use_direct_link(self) -> None:
         """Removes the faulty link and connects to the board directly."""
         with self._failing():
