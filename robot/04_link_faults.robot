@@ -53,9 +53,17 @@ Stalls Lose Nothing
 
 Disconnects Are Survived And Every Loss Counted
     [Documentation]    The host's port vanishes and comes back; the host reconnects and counts
-    ...                what it missed. The seed is fixed so the schedule holds disconnects
-    ...                inside the stream.
-    Stream Through Faults    disconnect=1e-6,disconnect_s=0.3    seed=7
+    ...                what it missed. The stream goes on until a disconnect has happened and the
+    ...                host is back (seed fixed, the same schedule every run).
+    Use Faulty Link    disconnect=1e-6,disconnect_s=0.3    seed=7
+    Start Stream    rate=16000    channels=8
+    Enable Link Faults
+    Keep Streaming    ${FAULT STREAM TIME}
+    Keep Streaming Until Faults    disconnect    1
+    Keep Streaming Until Reconnected
+    Keep Streaming    0.5 s
+    Stop Stream
+    Link Faults Should Include    disconnect    1
     Stream Should Have Reconnected
     Loss Accounting Should Be Exact
     Stream Should Be Bit Exact

@@ -46,7 +46,8 @@ Unplug And Reconnect Mid-stream
     Start Stream    rate=1000    channels=8
     Keep Streaming    0.5 s
     Unplug Board
-    Keep Streaming    2 s
+    Keep Streaming Until Reconnected
+    Keep Streaming    0.5 s
     Stop Stream
     Stream Should Have Reconnected
     Stream Should Be Bit Exact

@@ -352,13 +352,14 @@ def test_hardware_markers_are_framed_from_the_irq_queue(fw_link):
 
 
 def _heap_bracket(link: Link, seconds: float):
+    """A stream of `seconds` worth of instants (waited for, however long that takes here)."""
     assert configure_code(link, rate=4000, mask=0xFF, fmt=C.FMT_INT16, spf=32) == C.ST_OK
     rec = Recording(C.FMT_INT16, 8)
     link.receiver.block_handlers.append(rec)
     link.start()
     during = link.get_status()  # free_heap as the heap lock was taken
     assert during.state == C.STATE_STREAMING
-    link.pump_until(lambda: False, seconds)
+    assert link.pump_until(lambda: sum(rec.sizes) >= 4000 * seconds, 10 * seconds + 60)
     final = stop_stream(link)
     assert final.state == C.STATE_IDLE and final.last_error == C.ST_OK
     assert rec.bad == [] and final.samples_dropped == 0

@@ -181,9 +181,15 @@ def test_take_returns_at_most_size_and_waits_at_most_the_timeout():
 def test_a_full_buffer_makes_the_reader_wait_for_room():
     rx = RxBuffer(limit=4)
     rx.put(bytearray(b"1234"), lambda: True)
-    second = threading.Thread(target=rx.put, args=(bytearray(b"56"), lambda: True))
+    full = threading.Event()
+
+    def still_open() -> bool:  # put() asks only while the buffer is full
+        full.set()
+        return True
+
+    second = threading.Thread(target=rx.put, args=(bytearray(b"56"), still_open))
     second.start()
-    second.join(0.3)
+    assert full.wait(30)  # it found no room (no fixed wait: the moment it did)
     assert second.is_alive() and len(rx) == 4  # waiting for room
     assert rx.take(2, Timeout(0)) == b"12"
     second.join(5)
