@@ -186,7 +186,7 @@ class Lines:
             self.lines.append((time.monotonic(), None))  # end of stream
             self._cond.notify_all()
 
-    def wait_for(self, text: str, timeout: float = 30.0) -> float:
+    def wait_for(self, text: str, timeout: float = 60.0) -> float:
         """The arrival time of the first line containing text."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -275,8 +275,8 @@ def serve(port: str, *extra: str) -> Iterator[Served]:
     try:
         assert proc.stdout is not None and proc.stderr is not None
         log = Lines(proc.stderr)
-        ready, _, _ = select.select([proc.stdout], [], [], 20)
-        assert ready, "picodaq serve printed no URL within 20 s:\n" + log.text()
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "picodaq serve printed no URL within 60 s:\n" + log.text()
         url = proc.stdout.readline().strip()
         assert url.startswith(("rfc2217://127.0.0.1:", "socket://127.0.0.1:")), (url, log.text())
         yield Served(proc, url, log)
@@ -284,7 +284,7 @@ def serve(port: str, *extra: str) -> Iterator[Served]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(10)
+                proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

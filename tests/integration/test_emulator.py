@@ -48,19 +48,19 @@ def test_soft_reboots_follow_the_repl_the_board_is_in(board):
             "print('\\n>>> ')\nprint('raw REPL; CTRL-B to exit')\nprint('Type \"help()\" for more information.\\n>>> ')"
         )
         t.exec("open('state', 'w').write('kept')")
-        t.read_until(1, b">", timeout=5)  # the prompt after the last command
+        t.read_until(1, b">", timeout=30)  # the prompt after the last command
         t.serial.write(b"\x04")  # Ctrl-D on an empty raw-REPL line
-        said = t.read_until(1, b"raw REPL; CTRL-B to exit\r\n>", timeout=5)
+        said = t.read_until(1, b"raw REPL; CTRL-B to exit\r\n>", timeout=30)
         assert b"MPY: soft reboot\r\n" in said and said.endswith(b"raw REPL; CTRL-B to exit\r\n>")
         assert b"BOOTED-MAIN" not in said  # main.py does not run when rebooting in the raw REPL
         t.serial.write(b"\x01")  # back to exec'ing in the (re-entered) raw REPL
-        t.read_until(1, b"raw REPL; CTRL-B to exit\r\n", timeout=5)
+        t.read_until(1, b"raw REPL; CTRL-B to exit\r\n", timeout=30)
         assert t.eval("open('state').read()") == "kept"  # the flash survives
         # Ctrl-B then Ctrl-D in the friendly REPL: a soft reboot that runs main.py
         t.exit_raw_repl()
-        t.read_until(1, b">>> ", timeout=5)
+        t.read_until(1, b">>> ", timeout=30)
         t.serial.write(b"\x04")
-        said = t.read_until(1, b"BOOTED-MAIN\r\n", timeout=5)
+        said = t.read_until(1, b"BOOTED-MAIN\r\n", timeout=30)
         assert said.endswith(b"MPY: soft reboot\r\nBOOTED-MAIN\r\n")
     finally:
         t.close()

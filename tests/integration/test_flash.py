@@ -619,7 +619,7 @@ def test_emulate_flashes_its_board_unless_asked_for_an_empty_one(tmp_path):
 
     def stop(p: subprocess.Popen, port: str) -> None:
         p.terminate()  # SIGTERM stops the board as Ctrl-C does
-        assert p.wait(10) == 0
+        assert p.wait(60) == 0
         p.stdout.close()
         p.stderr.close()
         assert not os.path.exists(port)

@@ -280,7 +280,7 @@ def test_a_stuck_push_never_holds_up_the_receiver_the_tap_counts_what_it_refused
     try:
         c = np.zeros((20, 1), dtype=np.int32)
         taps.deliver(view(0, c, 1.0))
-        wait_for(outlet._q.empty, 10, what="the worker to take the first block")  # and hang in its push
+        wait_for(outlet._q.empty, 60, what="the worker to take the first block")  # and hang in its push
         for k in range(1, 100):  # with a blocking observer this loop would hang (pytest-timeout)
             taps.deliver(view(20 * k, c, 1.0 + 0.02 * k))
         outlet.on_marker(MarkerEvent(0, 1, 5))

@@ -247,7 +247,7 @@ def test_ports_lists_running_emulators(tmp_path):
         assert any(line.startswith("* ") and port in line and "emulated" in line for line in text.splitlines())
     finally:
         p.send_signal(signal.SIGTERM)  # as `kill` would: the emulated board must stop with it
-        p.wait(20)
+        p.wait(60)
     assert p.returncode == 0
     assert port not in picodaq("ports").stdout and not os.path.exists(port)
 
@@ -307,7 +307,7 @@ def test_mark_on_key_in_a_terminal(make_board, tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
-        p.wait(10)
+        p.wait(60)
     text = screen.decode("utf-8", "replace")
     assert p.returncode == 0, text
     for cell in ("elapsed", "MB/s", "frames", "CRC", "lost", "device ring", "dropped", "pool hit rate", "markers"):

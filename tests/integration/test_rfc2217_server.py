@@ -88,7 +88,7 @@ def server() -> Iterator[EchoServer]:
 
 
 def test_rfc2217_urls_open_this_client_under_their_plain_name(server):
-    port = serial.serial_for_url(fast_url(server.url), timeout=1)
+    port = serial.serial_for_url(fast_url(server.url), timeout=30)
     try:
         assert isinstance(port, FastRfc2217Serial) and port.port == server.url
         assert fast_url("socket://h:1") == "socket://h:1" and fast_url("/dev/ttyACM0") == "/dev/ttyACM0"
@@ -102,7 +102,7 @@ def test_rfc2217_urls_open_this_client_under_their_plain_name(server):
 
 
 def test_reading_over_a_real_server(server):
-    port = serial.serial_for_url(fast_url(server.url), timeout=2)
+    port = serial.serial_for_url(fast_url(server.url), timeout=30)
     try:
         assert server.connected.wait(10)
         port.write(EVERY_BYTE * 4)  # pyserial's write escapes 0xFF; the server echoes it back
@@ -137,7 +137,7 @@ def test_reading_over_a_real_server(server):
 
 
 def test_the_server_closing_ends_reads_after_what_it_sent(server):
-    port = serial.serial_for_url(fast_url(server.url), timeout=2)
+    port = serial.serial_for_url(fast_url(server.url), timeout=30)
     try:
         assert server.connected.wait(10)
         server.send(b"last words")
@@ -170,7 +170,7 @@ def test_flashing_opens_rfc2217_urls_with_this_client(server):
     """mpremote's SerialTransport asks pyserial's serial_for_url; Flasher gives it the fast scheme."""
     from picodaq.flash.flasher import Flasher
 
-    t = Flasher(server.url, timeout=2)._open()
+    t = Flasher(server.url, timeout=30)._open()
     try:
         assert isinstance(t.serial, FastRfc2217Serial) and t.serial.port == server.url
         t.serial.write(b"\x03\xff")
