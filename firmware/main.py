@@ -1,12 +1,24 @@
 # picodaq firmware entry: build the app from this board's HAL and run it.
 # Returning (the escape while idle: a pause, then CR, Ctrl-C, CR; see
 # picodaq_fw/app.py) hands over to the REPL.
-import sys
+#
+# Keyboard interrupts are off from the first line: a host may send its first
+# command while the modules below still load (about a second on an RP2040), and
+# command frames hold 0x03 (CONFIGURE's opcode, any CRC byte), which would
+# otherwise raise KeyboardInterrupt here and leave the board at the REPL. A
+# host still reaches the REPL: the app reads its escape itself while idle.
+import micropython
 
-if sys.platform == "rp2":
-    from picodaq_fw.hal_rp2 import Hal
-else:
-    from picodaq_fw.hal_unix import Hal
-from picodaq_fw.app import App
+micropython.kbd_intr(-1)
+try:
+    import sys
 
-App(Hal()).run()
+    if sys.platform == "rp2":
+        from picodaq_fw.hal_rp2 import Hal
+    else:
+        from picodaq_fw.hal_unix import Hal
+    from picodaq_fw.app import App
+
+    App(Hal()).run()
+finally:
+    micropython.kbd_intr(3)

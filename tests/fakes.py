@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 from types import SimpleNamespace
 
+from picodaq.flash import uf2 as U
 from picodaq.protocol.messages import Status
 from picodaq.protocol.stats import DecoderStats
 from picodaq.recording.timeline import TimelineCounts
@@ -22,3 +24,15 @@ def fake_recording(pool_stats=None):
     return SimpleNamespace(
         receiver=receiver, pipeline=pipeline, bytes_in=2_000_000, device_dropped=3, state="streaming"
     )
+
+
+def uf2_image(n: int = 8, family: int = U.RP2040, base: int = U.FLASH_BASE, payload: int = 256) -> bytearray:
+    """n blocks of a flash image for family, 256 bytes each from base, as pico-sdk's elf2uf2 writes."""
+    out = bytearray()
+    for i in range(n):
+        block = bytearray(U.BLOCK)
+        struct.pack_into("<8I", block, 0, U.MAGIC0, U.MAGIC1, U.FLAG_FAMILY, base + i * payload, payload, i, n, family)
+        block[32 : 32 + payload] = bytes((i + k) & 0xFF for k in range(payload))
+        struct.pack_into("<I", block, U.BLOCK - 4, U.MAGIC_END)
+        out += block
+    return out

@@ -34,24 +34,18 @@ import sys
 import select
 import micropython
 import machine
-import rp2
-from machine import Pin, SPI, ADC, Timer
+from machine import Pin
 from micropython import const
-from time import ticks_us, sleep_ms, sleep_us
-from . import ring as R
-from .contracts import SRC_RAMP, SRC_SINE, SRC_ADC, SRC_ADS1299, FMT_INT16, FMT_INT24
-from .markers import MarkerQueue, push as _push_marker
+from .contracts import SRC_RAMP, SRC_SINE, SRC_ADC, SRC_ADS1299
+from .markers import MarkerQueue, push_ahead as _push_marker
 from .pacer import Pacer
 from .ring import SampleRing
 from .sources import Ramp, Sine
+from .adc_rp2 import InternalAdc
+from .ads1299 import Ads1299
 
 _RESERVE = const(40 * 1024)  # heap left after the ring: buffers made at START, commands
 _MAX_RATE = const(200000)  # aggregate samples/s any source is allowed
-_ADC_MAX_RATE = const(500000)  # the ADC's conversion limit (96 cycles of 48 MHz)
-_ADC_DMA_MIN = const(1000)  # aggregate rate from which the DMA path runs
-_ADC_CLOCK = const(48000000)
-_ADC_CHANNELS = const(5)
-_BLOCK_MS = const(8)  # a DMA block lasts about this long
 
 
 def _load_config() -> dict:
@@ -63,328 +57,6 @@ def _load_config() -> dict:
         return cfg if isinstance(cfg, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def _bits(mask: int) -> int:
-    n = 0
-    for c in range(32):
-        n += mask >> c & 1
-    return n
-
-
-# -- the internal ADC --------------------------------------------------------------
-
-# register offsets and fields (RP2040 datasheet 4.9.6, RP2350 datasheet 12.4.7)
-_CS = const(0x00)
-_FCS = const(0x08)
-_FIFO = const(0x0C)
-_DIV = const(0x10)
-_CS_EN = const(1)
-_CS_TS_EN = const(2)
-_CS_START_MANY = const(8)
-_CS_READY = const(0x100)
-_FCS_EN = const(1)
-_FCS_DREQ_EN = const(8)
-_FCS_EMPTY = const(0x100)
-_FCS_UNDER = const(0x400)
-_FCS_OVER = const(0x800)
-_FCS_THRESH_1 = const(1 << 24)
-
-
-class InternalAdc:
-    def __init__(self, chip: str) -> None:
-        # base address and DMA request line differ between the chips; the
-        # field positions used here (AINSEL at 12, RROBIN at 16) do not
-        rp2350 = chip == "RP2350"
-        self.base = 0x400A0000 if rp2350 else 0x4004C000
-        self.dreq = 48 if rp2350 else 36
-        self.nch = 1
-        self.fmt = FMT_INT16
-        self.timer: Timer | None = None
-        self.dmas: tuple[rp2.DMA, rp2.DMA] | None = None
-
-    def start(self, nch: int, fmt: int, rate: int) -> None:
-        self.nch = nch
-        self.fmt = fmt
-
-    def check(self, fmt: int, rate: int, mask: int) -> str | None:
-        if fmt != FMT_INT16:
-            return "the rp2 ADC ships its 12-bit counts as int16 (fmt 1)"
-        if mask >> _ADC_CHANNELS:
-            return "the rp2 ADC has channels 0-3 (GPIO26-29) and 4 (temperature) only"
-        agg = rate * _bits(mask)
-        if agg > _ADC_MAX_RATE:
-            return "the rp2 ADC converts at most 500000 samples/s in all"
-        if agg < _ADC_DMA_MIN and 1000000 % rate:
-            return "below 1000 samples/s in all the ADC is timer-driven: use a rate dividing 1000000"
-        return None
-
-    def begin(self, ring: SampleRing, rate: int, mask: int) -> int:
-        """Start sampling into ring; returns the true instant period in ns."""
-        chans = [c for c in range(_ADC_CHANNELS) if mask >> c & 1]
-        # machine.ADC sets up the pins (analog, no pulls) and the temperature sensor
-        adcs = [ADC(26 + c if c < 4 else 4) for c in chans]
-        if rate * len(chans) < _ADC_DMA_MIN:
-            return self._begin_timer(ring, rate, adcs)
-        return self._begin_dma(ring, rate, mask, chans)
-
-    def _begin_timer(self, ring: SampleRing, rate: int, adcs: list[ADC]) -> int:
-        self.ring = ring
-        self.adcs = adcs
-        self.n = len(adcs)
-        self.stage = bytearray(2 * self.n)
-        self.idx = bytes(range(0, 2 * self.n, 2))
-        self.timer = Timer(-1, mode=Timer.PERIODIC, freq=rate, callback=self._on_tick, hard=True)
-        return (1000000 // rate) * 1000
-
-    def _on_tick(self, timer: Timer) -> None:
-        # hard IRQ: one instant, every enabled channel in turn
-        r = self.ring
-        try:
-            t = ticks_us()
-            adcs = self.adcs
-            stage = self.stage
-            n = self.n
-            i = 0
-            while i < n:
-                v = adcs[i].read_u16() >> 4  # read_u16 scales the 12-bit count up
-                stage[2 * i] = v & 0xFF
-                stage[2 * i + 1] = v >> 8
-                i += 1
-            R.put_gather(r.st, r.counts, r.t0, r.first, r.buf, stage, self.idx, n, 2, t)
-        except Exception:
-            r.st[R.FAULT] = 1
-
-    def _begin_dma(self, ring: SampleRing, rate: int, mask: int, chans: list[int]) -> int:
-        nch = len(chans)
-        agg = rate * nch
-        # conversion period in 1/256 cycles of the 48 MHz ADC clock: 1 + INT + FRAC/256
-        q8 = (_ADC_CLOCK * 256 + agg // 2) // agg
-        n = max(1, min(256, rate * _BLOCK_MS // 1000))  # instants per DMA block
-        count = n * nch
-        bufs = (bytearray(2 * count), bytearray(2 * count))
-        period_ns = (nch * q8 * 1000 + 6144) // 12288  # nch * q8 / 256 / 48e6 s
-        period_q8 = (nch * q8) // 48  # the instant period in 1/256 us
-        a = rp2.DMA()
-        b = rp2.DMA()
-        self.dmas = (a, b)
-        fifo = self.base + _FIFO
-        for d, other, buf in ((a, b, bufs[0]), (b, a, bufs[1])):
-            ctrl = d.pack_ctrl(size=1, inc_read=False, inc_write=True, treq_sel=self.dreq,
-                               chain_to=other.channel,  # type: ignore[attr-defined]  # not in the stubs
-                               irq_quiet=False)
-            d.config(read=fifo, write=buf, count=count, ctrl=ctrl, trigger=False)
-            d.irq(handler=_DmaLeg(ring, buf, n, period_q8).on_done, hard=True)
-        m32 = machine.mem32
-        base = self.base
-        ts = _CS_TS_EN if mask & 0x10 else 0
-        m32[base + _CS] = _CS_EN | ts  # stopped, round robin off, while setting up
-        self._drain()
-        m32[base + _DIV] = q8 - 256  # INT = q8 // 256 - 1, FRAC = q8 % 256
-        m32[base + _FCS] = _FCS_EN | _FCS_DREQ_EN | _FCS_THRESH_1 | _FCS_UNDER | _FCS_OVER
-        a.active(1)
-        # the first conversion is AINSEL, then round robin upwards through mask
-        m32[base + _CS] = _CS_EN | ts | _CS_START_MANY | chans[0] << 12 | mask << 16
-        return period_ns
-
-    def _drain(self) -> None:
-        m32 = machine.mem32
-        base = self.base
-        for _ in range(64):
-            if m32[base + _FCS] & _FCS_EMPTY:
-                break
-            m32[base + _FIFO]
-
-    def end(self) -> None:
-        if self.timer is not None:
-            self.timer.deinit()
-            self.timer = None
-        if self.dmas is not None:
-            m32 = machine.mem32
-            base = self.base
-            m32[base + _CS] = _CS_EN
-            for _ in range(1000):
-                if m32[base + _CS] & _CS_READY:
-                    break
-            for d in self.dmas:
-                d.active(0)
-                d.close()
-            self.dmas = None
-            self._drain()
-            m32[base + _FCS] = _FCS_UNDER | _FCS_OVER
-            m32[base + _DIV] = 0  # leave the ADC as machine.ADC expects it
-
-
-class _DmaLeg:
-    """One buffer of the DMA ping-pong and its completion handler."""
-
-    # a bound method, not a closure: calling a closure over more than a few
-    # variables allocates its argument array on the heap (py/objclosure.c)
-    def __init__(self, ring: SampleRing, buf: bytearray, n: int, period_q8: int) -> None:
-        self.ring = ring
-        self.buf = buf
-        self.n = n
-        self.period_q8 = period_q8
-
-    def on_done(self, dma: rp2.DMA) -> None:
-        # hard IRQ: the other leg is already running (chained); copy this
-        # block out and re-arm before that one ends (the count reloads itself)
-        r = self.ring
-        try:
-            R.put_block(r.st, r.counts, r.t0, r.first, r.buf, self.buf, self.n, ticks_us(), self.period_q8)
-            dma.config(write=self.buf)
-        except Exception:
-            r.st[R.FAULT] = 1
-
-
-# -- the ADS1299 -------------------------------------------------------------------
-
-_RESET = const(0x06)
-_START = const(0x08)
-_STOP = const(0x0A)
-_RDATAC = const(0x10)
-_SDATAC = const(0x11)
-_RREG = const(0x20)
-_WREG = const(0x40)
-_REG_ID = const(0x00)
-_REG_CONFIG1 = const(0x01)
-_REG_CONFIG2 = const(0x02)
-_REG_CONFIG3 = const(0x03)
-_REG_CH1SET = const(0x05)
-_REG_MISC1 = const(0x15)
-_FRAME = const(27)  # 3 status bytes, then 8 channels of 3 bytes, MSB first
-_RATES = (16000, 8000, 4000, 2000, 1000, 500, 250)  # CONFIG1 DR = index
-_GAINS = (1, 2, 4, 6, 8, 12, 24)  # CHnSET GAIN = index
-_INPUTS = {"normal": 0, "shorted": 1, "supply": 3, "temperature": 4, "test": 5}
-_DEFAULT_ADS: dict = {"spi": 0, "sck": 18, "mosi": 19, "miso": 16, "cs": 17, "drdy": 20, "reset": 21,
-                "baud": 8000000, "gain": 24, "input": "normal", "srb1": False}
-
-
-class Ads1299:
-    def __init__(self, cfg: object) -> None:
-        self.present = False
-        self.channels = 0
-        self.why = "no ADS1299 configured (picodaq_board.json says \"ads1299\": false)"
-        self.cfg: dict = dict(_DEFAULT_ADS)
-        if cfg is False:
-            return
-        if isinstance(cfg, dict):
-            self.cfg.update(cfg)
-        try:
-            self._probe()
-        except Exception as e:  # a bad board file must not keep the firmware from booting
-            self.why = "ADS1299 setup failed (check picodaq_board.json): %r" % e
-
-    def _probe(self) -> None:
-        c = self.cfg
-        self.gain = _GAINS.index(c["gain"]) if c["gain"] in _GAINS else 6
-        self.mux = _INPUTS.get(c["input"], 0)
-        self.rx = bytearray(_FRAME)
-        self.one = bytearray(1)
-        self.idx = bytearray(8)
-        self.cs = Pin(c["cs"], Pin.OUT, value=1)
-        self.drdy = Pin(c["drdy"], Pin.IN, Pin.PULL_UP)
-        self.spi = SPI(c["spi"], baudrate=c["baud"], polarity=0, phase=1,
-                       sck=Pin(c["sck"]), mosi=Pin(c["mosi"]), miso=Pin(c["miso"]))
-        if c.get("reset") is not None:
-            rst = Pin(c["reset"], Pin.OUT, value=1)
-            sleep_ms(150)  # power-on reset: 2**18 clocks of 2.048 MHz
-            rst(0)
-            sleep_us(10)
-            rst(1)
-            sleep_us(20)
-        else:
-            sleep_ms(150)
-            self._cmd(_RESET)
-        self._cmd(_SDATAC)  # it wakes up in RDATAC, where registers cannot be read
-        dev = self._rreg(_REG_ID)
-        if dev & 0x1C == 0x1C and dev & 3 < 3:  # ADS1299 family: 4, 6 or 8 channels
-            self.present = True
-            self.channels = (4, 6, 8)[dev & 3]
-        else:
-            self.why = "no ADS1299 answered on SPI%d (ID register read 0x%02X)" % (c["spi"], dev)
-
-    # register access: CS stays low across an opcode and its operands; each byte
-    # needs 4 tCLK (about 2 us) to decode before the next
-    def _xfer(self, b: int) -> None:
-        self.one[0] = b
-        self.spi.write(self.one)
-        sleep_us(3)
-
-    def _cmd(self, op: int) -> None:
-        self.cs(0)
-        self._xfer(op)
-        self.cs(1)
-        sleep_us(3)
-
-    def _wreg(self, reg: int, value: int) -> None:
-        self.cs(0)
-        self._xfer(_WREG | reg)
-        self._xfer(0)
-        self._xfer(value)
-        self.cs(1)
-        sleep_us(3)
-
-    def _rreg(self, reg: int) -> int:
-        self.cs(0)
-        self._xfer(_RREG | reg)
-        self._xfer(0)
-        self.spi.readinto(self.one, 0)
-        self.cs(1)
-        sleep_us(3)
-        return self.one[0]
-
-    def start(self, nch: int, fmt: int, rate: int) -> None:
-        pass
-
-    def check(self, fmt: int, rate: int, mask: int) -> str | None:
-        if fmt != FMT_INT24:
-            return "the ADS1299 delivers 24-bit big-endian samples: use fmt 2 (int24)"
-        if rate not in _RATES:
-            return "the ADS1299 runs at 250, 500, 1000, 2000, 4000, 8000 or 16000 Hz"
-        if mask >> self.channels:
-            return "this ADS1299 has channels 0-%d" % (self.channels - 1)
-        return None
-
-    def begin(self, ring: SampleRing, rate: int, mask: int) -> int:
-        self._cmd(_SDATAC)
-        self._wreg(_REG_CONFIG3, 0xE0)  # internal reference on, bias off
-        sleep_ms(10)
-        self._wreg(_REG_CONFIG1, 0x90 | _RATES.index(rate))
-        self._wreg(_REG_CONFIG2, 0xD0 if self.mux == 5 else 0xC0)  # internal test signal
-        self._wreg(_REG_MISC1, 0x20 if self.cfg["srb1"] else 0)
-        nidx = 0
-        for ch in range(8):
-            if mask >> ch & 1:
-                self._wreg(_REG_CH1SET + ch, self.gain << 4 | self.mux)
-                self.idx[nidx] = 3 + 3 * ch
-                nidx += 1
-            else:
-                self._wreg(_REG_CH1SET + ch, 0x81)  # powered down, input shorted
-        self.ring = ring
-        self.nidx = nidx
-        self._cmd(_RDATAC)
-        self.drdy.irq(handler=self._on_drdy, trigger=Pin.IRQ_FALLING, hard=True)
-        self._cmd(_START)
-        return 1000000000 // rate
-
-    def _on_drdy(self, pin: Pin) -> None:
-        # hard IRQ: read the frame the ADS1299 has ready, gather the enabled channels
-        r = self.ring
-        try:
-            t = ticks_us()
-            cs = self.cs
-            cs(0)
-            self.spi.readinto(self.rx)  # 27 bytes: below the size where rp2 SPI would use DMA
-            cs(1)
-            R.put_gather(r.st, r.counts, r.t0, r.first, r.buf, self.rx, self.idx, self.nidx, 3, t)
-        except Exception:
-            r.st[R.FAULT] = 1
-
-    def end(self) -> None:
-        self.drdy.irq(handler=None)
-        self._cmd(_STOP)
-        self._cmd(_SDATAC)
 
 
 # -- the board ---------------------------------------------------------------------
@@ -503,9 +175,14 @@ class Hal:
         return period
 
     def _on_marker(self, pin: Pin) -> None:
-        # hard IRQ: note the sample index now; the main loop frames the MARKER
+        # hard IRQ: note the sample index now, the first instant sampled after the
+        # edge; the main loop frames the MARKER. On the ADC's DMA path the ring
+        # learns a block's instants only when the block is done: count those of the
+        # running block already begun, or the marker would land up to a block early
         m = self.markers
-        _push_marker(m.q, m.hd, self.counts, self.marker_code)
+        src = self.src
+        ahead = src.begun() if src is self._adc else 0
+        _push_marker(m.q, m.hd, self.counts, ahead, self.marker_code)
 
     def stop(self) -> None:
         if self.marker_pin is not None:

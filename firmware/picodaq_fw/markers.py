@@ -30,6 +30,22 @@ def push(q: ptr16, hd: ptr32, counts: ptr16, code: int):
     hd[_HEAD] = (h + 1) & 0x3FFFFFFF
 
 
+@micropython.viper
+def push_ahead(q: ptr16, hd: ptr32, counts: ptr16, ahead: int, code: int):
+    """push() at the sample index ahead instants past the ring's next one (an
+    instant a DMA block has begun but not yet committed)."""
+    h = hd[_HEAD]
+    if ((h - hd[_TAIL]) & 0x3FFFFFFF) >= CAPACITY:
+        hd[_LOST] = hd[_LOST] + 1
+        return
+    e = 3 * (h & (CAPACITY - 1))
+    lo = counts[_NEXT] + ahead
+    q[e] = lo & 0xFFFF
+    q[e + 1] = (counts[_NEXT + 1] + (lo >> 16)) & 0xFFFF
+    q[e + 2] = code
+    hd[_HEAD] = (h + 1) & 0x3FFFFFFF
+
+
 assert ring.NEXT == _NEXT
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ from picodaq import contracts as C
 from picodaq.core.receiver import Receiver
 from picodaq.errors import LinkError, UsageError
 from picodaq.protocol.messages import Hello, Marker, Status
+from picodaq.protocol.stats import DecoderStats
 from picodaq.recording.config import StreamConfig
 from picodaq.recording.outputs import Output, open_outputs
 from picodaq.recording.pipeline import Pipeline
@@ -33,19 +34,9 @@ from .oracle.accounting import Connection, HilReceiver, LinkAudit, RampCheck, au
 if TYPE_CHECKING:
     from .boards.board import Board
 
-FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
-SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
-_COUNTERS = (
-    "frames_ok",
-    "crc_errors",
-    "header_errors",
-    "skipped_bytes",
-    "seq_lost",
-    "samples",
-    "samples_lost",
-    "decode_errors",
-    "truncated",
-)
+FORMATS = C.FORMAT_CODES
+SOURCES = C.SOURCE_CODES
+_COUNTERS = tuple(f.name for f in fields(DecoderStats))  # every counter of the receiving rules
 
 
 def stream_config(
@@ -256,8 +247,8 @@ class StreamSession(Session):
 
     # -- the session loop's hooks --------------------------------------------------------
 
-    def _step(self) -> None:
-        self._need_link().pump(min(0.05, max(0.0, self._deadline - time.monotonic())))
+    def _step(self, timeout: float) -> None:
+        self._need_link().pump(min(timeout, max(0.0, self._deadline - time.monotonic())))
 
     def _lost(self, error: LinkError) -> None:
         if self.reconnect:  # else the error goes to the test as it is, the link left as it was

@@ -8,11 +8,13 @@ hands each block of samples (`SamplesBlock`) to one primary output (a
 to any number of observers (`TapRegistry`). Every error picodaq raises on
 purpose is a `PicodaqError`.
 
-    from picodaq import Link, StreamConfig
+    from picodaq import Link
 
-    with Link.open("/dev/ttyACM0") as link:
-        link.configure(StreamConfig(rate=1000, channel_mask=0xFF))
-        ...
+    with Link.open("/dev/ttyACM0") as link:  # any pyserial URL
+        link.configure(1000, 0xFF, "ramp", "int16", 20)
+        link.start()
+        n = link.poll_into(out, timeout=1.0)  # out: an (instants, 8) int32 array
+        link.stop()
 
 Names are loaded on first use, so `import picodaq` (and the `picodaq`
 command) stays quick.

@@ -15,7 +15,7 @@ from picodaq.cli.console import comparable_stats as comparable
 from picodaq.core.blocks import ramp_counts
 from picodaq.recording.outputs import read_npy_shape
 
-FORMAT = {name: code for code, name in C.FORMAT_NAMES.items()}
+FORMAT = C.FORMAT_CODES
 
 
 @pytest.mark.parametrize("fmt", ["int16", "int24", "int32"])

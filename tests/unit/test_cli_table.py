@@ -17,7 +17,7 @@ PICO2 = PortInfo("/dev/ttyACM1", "Board in FS mode", True, "E6614C311B7A9999")
 
 def test_the_table_has_every_command():
     assert sorted(COMMANDS) == sorted(
-        ["ports", "flash", "info", "record", "stream", "replay", "emulate", "bench", "serve"]
+        ["ports", "flash", "info", "record", "stream", "replay", "plot", "emulate", "bench", "serve"]
     )
 
 

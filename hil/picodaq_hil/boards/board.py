@@ -42,6 +42,7 @@ from .leases import Lease
 from .selection import EMULATED, BoardChoice, find_port_by_serial, port_present
 
 if TYPE_CHECKING:
+    from picodaq.boards.rp2040 import Rp2040Board
     from picodaq.boards.unix import EmulatedBoard
 
 REPL_PROMPT = b">>> "
@@ -82,7 +83,7 @@ class Board:
         self.lease_timeout = lease_timeout
         self.port: str | None = choice.port
         self.serial_number = choice.serial_number
-        self.emulator: EmulatedBoard | None = None
+        self.emulator: EmulatedBoard | Rp2040Board | None = None
         self.link: Link | None = None
         self.proxy: FaultyLinkProxy | None = None
         self.log: DeviceLog | None = None
@@ -124,9 +125,15 @@ class Board:
         emulator. Returns False only when not waiting and the board is taken."""
         if self.emulated:
             if self.emulator is None or not self.emulator.running:
-                from picodaq.boards.unix import EmulatedBoard
+                emu: EmulatedBoard | Rp2040Board
+                if os.environ.get("PICODAQ_TIER") == "rp2040":  # the real rp2 port on an emulated RP2040
+                    from picodaq.boards.rp2040 import Rp2040Board
 
-                emu = EmulatedBoard(unpaced=False, unplug_seconds=0.5).start()
+                    emu = Rp2040Board(unplug_seconds=0.5).start()
+                else:
+                    from picodaq.boards.unix import EmulatedBoard
+
+                    emu = EmulatedBoard(unpaced=False, unplug_seconds=0.5).start()
                 weakref.finalize(self, emu.stop)  # never leave a supervisor behind, even unshut
                 self.emulator = emu
                 self.port = emu.port

@@ -14,6 +14,7 @@ from robot.utils import timestr_to_secs
 from picodaq import contracts as C
 
 from ..boards.pool import BoardPool
+from ..plots import log_failure_plot
 from ..stream import FORMATS
 from .base import _bool
 from .faults import FaultKeywords
@@ -174,6 +175,7 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
         bi = BuiltIn()
         if bi.get_variable_value("${TEST STATUS}") == "FAIL":
             logger.info(f"Last device output:\n{tail}")
+            log_failure_plot(log.raw_path, self._report_root())  # the signal around the first wrong/missing instant
             bi.set_test_message(f"\n(device log: {rel})", append=True)
 
     @keyword

@@ -10,6 +10,8 @@ Figures (one module each; runner.py runs them, report.py renders them):
 4. cpu.py       host CPU% receiving 1.2 MB/s paced from the emulated board
 5. latency.py   device instant to the primary consumer's callback, p50 / p99 / max
 6. firmware.py  the firmware's framer on the unix port (fw_frames.py), next to a struct.pack framer
+7. peer.py      beside BrainFlow's Cyton driver: CPU per rate, and the same damage fed to both
+                (cyton.py: the Cyton emulator; peer_client.py: BrainFlow's side; damage.py: the damage)
 
 frames.py makes synthetic frames at memory speed (also used by the tests);
 session.py runs an emulated board into a Link over a measured window.

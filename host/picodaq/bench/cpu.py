@@ -4,7 +4,9 @@ The board samples 8 channels of int16 in real time, at the rate that puts
 1.2 MB/s of frames on the wire (full-speed USB's 12 Mbit/s, less what bulk
 transfers leave: about 1.2 MB/s of payload in practice). CPU% is this
 process's CPU time (the Link's reader thread, and the consumer pumping
-the link into its callback) over wall time, in the measured window.
+the link into its callback) over wall time, in the measured window. The link
+reads in batches, as a recording's does (StreamConfig.batch_seconds: a few ms
+at this rate, within what a port's buffer holds).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def line_rate_config(bytes_per_s: float = LINE_RATE) -> StreamConfig:
 
 def cpu_round(session: EmulatedSession, seconds: float) -> dict[str, Any]:
     cfg = line_rate_config()
-    w = session.stream(cfg, seconds).as_dict()
+    w = session.stream(cfg, seconds, batch=True).as_dict()
     w.update(
         rate=cfg.rate,
         n_channels=cfg.n_channels,

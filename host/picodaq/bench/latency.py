@@ -1,4 +1,18 @@
-"""Figure 5: latency from a block's last sample instant, on the device clock, to the primary consumer's callback.
+"""Figure 5: latency, measured where it arises.
+
+(a) The receiver alone (`receiver_latency`): a test writer in another process writes SAMPLES
+frames into the host side of a pty, each stamped with CLOCK_MONOTONIC just before its write()
+(bench/pty_writer.py); a Link on the other side, its receiver's primary output a CallbackOutput,
+takes them as a program using picodaq would (a thread pumping the link); the latency of a frame
+is the time from its write to the consumer's callback. Measured on an otherwise idle machine and
+again with two CPU burners running (one per core of a 2-core machine): the reader thread and
+the consumer each need a core when a frame comes.
+
+(b) End to end on the emulated board (`latency_run`), the emulator's share apart: from a
+block's last sample instant, on the device clock, to the primary consumer's callback; and the
+same board read by a bare reader in its own process (`raw_latency`: select, read, find the
+frame, no picodaq), whose latency is the emulator's and the pty's share (the pacer noticing an
+instant is due, framing, the relay process). The difference is what picodaq adds.
 
 The emulated board (paced, 8 channels x 1 kHz, 20 instants per frame) stamps
 each block with t0_us, its first instant's scheduled time on `ticks_us()`
@@ -20,15 +34,24 @@ process, the Link's reader thread and ring, decoding and routing.
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
+import sys
 import time
+import tty
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
 
 from .. import contracts as C
 from ..core.blocks import SamplesBlock
+from ..core.primary import CallbackOutput
+from ..core.receiver import Receiver
 from ..recording.config import StreamConfig
+from ..transport.link import Link
+from .pty_writer import stamp_of
 from .session import EmulatedSession
 
 CONFIG = StreamConfig(rate=1000, channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.FMT_INT24)
@@ -76,3 +99,132 @@ def latency_run(session: EmulatedSession, seconds: float) -> dict[str, Any]:
         "fmt": C.FORMAT_NAMES[CONFIG.fmt],
         "window": w.as_dict(),
     }
+
+
+def _summary_us(values_ns: list[int]) -> dict[str, Any]:
+    a = np.array(values_ns, dtype=np.float64) / 1000.0
+    if not len(a):
+        return {"frames": 0}
+    return {
+        "frames": len(a),
+        "p50_us": float(np.percentile(a, 50)),
+        "p99_us": float(np.percentile(a, 99)),
+        "p999_us": float(np.percentile(a, 99.9)),
+        "max_us": float(a.max()),
+    }
+
+
+def receiver_latency(
+    seconds: float, frames_per_s: float = 500.0, burners: int = 0, warmup: float = 0.5
+) -> dict[str, Any]:
+    """(a): write-to-callback latency of frames through a pty into a Link (see the module's text)."""
+    lat: list[int] = []
+    skip = round(warmup * frames_per_s)  # the warm-up's frames
+    total = skip + round(seconds * frames_per_s)
+
+    def on_block(block: SamplesBlock) -> None:
+        now = time.monotonic_ns()
+        first = block.first_index  # frame k is instant k
+        for i, (lo, hi) in enumerate(block.frame_counts[:, 0, :].tolist()):  # each frame's stamp
+            if first + i >= skip:
+                lat.append(now - stamp_of(lo, hi))
+
+    with ExitStack() as stack:
+        master, slave = pty.openpty()
+        tty.setraw(slave)
+        stack.callback(os.close, master)
+        path = os.ttyname(slave)
+        link = Link.open(path, receiver=Receiver(primary=CallbackOutput(on_block), runs=True))
+        stack.callback(link.close)
+        os.close(slave)  # the Link has its own
+        procs = [_burner() for _ in range(burners)]
+        for p in procs:
+            stack.callback(_stop, p)
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "picodaq.bench.pty_writer", str(master), str(frames_per_s), str(total)],
+            pass_fds=(master,),
+        )
+        stack.callback(_stop, writer)
+        while writer.poll() is None:
+            link.pump(0.2)
+        link.pump(0.2)  # what was still in flight
+        stats = link.receiver.stats
+        out = _summary_us(lat)
+        out.update(
+            frames_per_s=frames_per_s,
+            burners=burners,
+            seconds=seconds,
+            lost=stats.seq_lost + stats.crc_errors + stats.samples_lost,
+        )
+        return out
+
+
+def raw_board_latency(session: EmulatedSession, seconds: float) -> dict[str, Any]:
+    """(b), the emulator's share: the session's board streaming CONFIG into the bare reader; then
+    the session's link is open again, the board stopped."""
+    from ..recording.recorder import prepare_board
+
+    link = session.link
+    assert link is not None
+    prepare_board(link, CONFIG)
+    link.start()
+    out = raw_latency(session.let_go(), seconds)
+    session.open().stop()
+    return out
+
+
+def raw_latency(port: str, seconds: float) -> dict[str, Any]:
+    """(b), the emulator's share: a bare reader in its own process, no picodaq on the path."""
+    r = subprocess.run(
+        [sys.executable, "-c", _RAW_READER, port, str(seconds)], capture_output=True, text=True, timeout=seconds + 30
+    )
+    if r.returncode:
+        raise RuntimeError(f"the bare reader failed: {r.stderr.strip()[-300:]}")
+    values = [int(x) for x in r.stdout.split()]
+    return _summary_us(values)
+
+
+# select + read + find each SAMPLES frame's last instant on the device clock (ticks_us, 30 bits, the
+# host's monotonic clock on the unix port): what any reader pays, picodaq or not
+_RAW_READER = r"""
+import os, select, struct, sys, time, termios, tty
+port, seconds = sys.argv[1], float(sys.argv[2])
+fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+tty.setraw(fd)
+buf = bytearray()
+out = []
+end = time.monotonic() + seconds
+MASK = (1 << 30) - 1
+MAGIC = bytes([0xA5, 0x5A])
+while time.monotonic() < end:
+    select.select([fd], [], [], 0.5)
+    try:
+        buf += os.read(fd, 1 << 16)
+    except BlockingIOError:
+        continue
+    now = (time.monotonic_ns() // 1000) & MASK
+    while True:
+        i = buf.find(MAGIC)
+        if i < 0 or len(buf) - i < 10:
+            break
+        length = buf[i + 4] | buf[i + 5] << 8
+        if len(buf) - i < 14 + length:
+            break
+        if buf[i + 3] == 2 and length >= 16:
+            t0, period, nch, fmt, ns = struct.unpack_from("<IIBBH", buf, i + 14)
+            last = t0 + (ns - 1) * period // 1000
+            d = (now - last) & MASK
+            out.append((d - (1 << 30) if d >= 1 << 29 else d) * 1000)
+        del buf[: i + 14 + length]
+print(" ".join(map(str, out)))
+"""
+
+
+def _burner() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "while 1: pass"])
+
+
+def _stop(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        p.kill()
+    p.wait()

@@ -93,13 +93,26 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     if "latency" in f:
         t = f["latency"]
+        a, b = t["receiver"], t["receiver_loaded"]
+        e, x = t["emulator"], t["end_to_end"]
         out.append(
             (
-                f"5. Latency, last sample instant (device clock) to the consumer's callback "
-                f"({t['n_channels']} ch x {_n(t['rate'])} Hz, {t['samples_per_frame']} instants per frame, "
-                f"{t['seconds']:g} s)",
-                f"**p50 {t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms, max {t['max_ms']:.2f} ms**",
-                f"{_n(t['blocks'])} blocks, {t['lost']} lost",
+                f"5a. Latency of the receiver alone: a frame's write into a pty (another process) to the "
+                f"consumer's callback ({_n(a['frames_per_s'])} frames/s, {t['seconds']:g} s)",
+                f"idle: **p50 {a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us**, max {a['max_us']:.0f} us; "
+                f"two CPU burners: p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us, max {b['max_us']:.0f} us",
+                f"{_n(a['frames'])} and {_n(b['frames'])} frames, {a['lost'] + b['lost']} lost",
+                t["command"],
+            )
+        )
+        out.append(
+            (
+                f"5b. Latency end to end, last sample instant (device clock) to the consumer's callback, on the "
+                f"emulated board ({x['n_channels']} ch x {_n(x['rate'])} Hz, {x['samples_per_frame']} instants "
+                f"per frame)",
+                f"**p50 {x['p50_ms']:.2f} ms, p99 {x['p99_ms']:.2f} ms**, max {x['max_ms']:.2f} ms; of which the "
+                f"emulator and its pty (a bare reader): p50 {e['p50_us'] / 1000:.2f} ms, p99 {e['p99_us'] / 1000:.2f} ms",
+                f"{_n(x['blocks'])} blocks, {x['lost']} lost",
                 t["command"],
             )
         )
@@ -119,7 +132,77 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 w["command"],
             )
         )
+    if "peer" in f:
+        out += _peer_rows(f["peer"])
     return out
+
+
+def _rate(hz: float) -> str:
+    return f"{hz / 1000:g} kHz" if hz >= 1000 else f"{hz:g} Hz"
+
+
+def _peer_rows(q: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    per_rate, pd_counts, bf_counts = [], [], []
+    for r in q["rates"]:
+        pd, bf = r["picodaq"], r["brainflow"]
+        if bf is None:
+            per_rate.append(f"{_rate(r['rate'])} {pd['cpu_percent']:.2f} %")
+        else:
+            per_rate.append(
+                f"{_rate(r['rate'])} **{_ratio(r['ratio'])}** ({pd['cpu_percent']:.2f} % vs {bf['cpu_percent']:.2f} %)"
+            )
+            bf_counts.append(f"{_n(bf['received'])}/{_n(bf['sent'])}{'' if bf['exact'] else ' NOT exact'}")
+        pd_counts.append(f"{_n(pd['received'])}/{_n(pd['expected'])}{'' if pd['exact'] else ' NOT exact'}")
+    if q.get("brainflow_missing"):
+        measured = "picodaq CPU (% of one core): " + "; ".join(per_rate)
+        base = f"BrainFlow: {q['brainflow_missing']}"
+    else:
+        measured = "picodaq / BrainFlow CPU (% of one core): " + "; ".join(per_rate)
+        base = (
+            f"samples received/expected, each value checked: picodaq {', '.join(pd_counts)}; "
+            f"BrainFlow {', '.join(bf_counts)} (received/sent: its last packets are in flight at the stop; "
+            "`picodaq record --seconds` ends on a frame boundary)"
+        )
+    rows = [
+        (
+            f"7. Beside a C++ peer: BrainFlow {q.get('brainflow') or ''} (OpenBCI Cyton driver, from a pty fed by "
+            f"our Cyton emulator) and `picodaq record`, {q['n_channels']} ch, paced; CPU of the receiving process "
+            f"over a {q['window_seconds']:g} s window after {q['warmup_seconds']:g} s of stream",
+            measured,
+            base,
+            q["command"],
+        )
+    ]
+    d = q["damage"]
+
+    def side(name: str, s: dict[str, Any]) -> str:
+        text = (
+            f"{name}: **{_n(s['wrong_values_unflagged'])} wrong values delivered without a warning** "
+            f"(of {_n(s['values_delivered'])}); {_n(s['missing_instants'])} of {_n(s['instants_span'])} instants "
+            "missing"
+        )
+        if s.get("missing_reported") is not None:
+            text += f", {_n(s['missing_reported'])} of them counted"
+        else:
+            text += f", none counted (package number jumps: {_n(s['package_num_jumps'])})"
+        rep = s["reported"]
+        if "warnings" in rep:
+            said = ", ".join(f"{v} x {k}" for k, v in rep["messages"].items()) or "nothing"
+            return text + f"; its log said: {said}"
+        return text + "; counters: " + ", ".join(f"{k} {v}" for k, v in rep.items() if v)
+
+    measured = side("picodaq", d["picodaq"])
+    base = side("BrainFlow", d["brainflow"]) if "brainflow" in d else f"BrainFlow: {q.get('brainflow_missing')}"
+    rows.append(
+        (
+            f"7. The same damage to both ({d['text']} per byte of the data stream, seed {d['seed']}; "
+            f"{_rate(d['rate'])}): picodaq's capture through `picodaq replay`, BrainFlow live from the emulator",
+            measured,
+            base,
+            q["command"],
+        )
+    )
+    return rows
 
 
 def machine_line(doc: dict[str, Any]) -> str:

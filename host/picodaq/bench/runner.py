@@ -43,6 +43,10 @@ class Settings:
     cpu_seconds: float
     latency_seconds: float
     fw_frames: int
+    peer_runs: int  # rounds of the peer figure: every rate, BrainFlow and picodaq
+    peer_rates: tuple[int, ...]
+    peer_warmup: float  # seconds of stream before the CPU window opens
+    peer_window: float
 
 
 FULL = Settings(
@@ -57,6 +61,10 @@ FULL = Settings(
     cpu_seconds=5.0,
     latency_seconds=60.0,
     fw_frames=5000,
+    peer_runs=2,
+    peer_rates=(250, 1000, 4000, 16000),
+    peer_warmup=2.0,
+    peer_window=10.0,
 )
 QUICK = Settings(
     quick=True,
@@ -70,6 +78,10 @@ QUICK = Settings(
     cpu_seconds=0.5,
     latency_seconds=1.5,
     fw_frames=300,
+    peer_runs=1,
+    peer_rates=(1000,),
+    peer_warmup=0.5,
+    peer_window=1.0,
 )
 
 Progress = Callable[[str], None]
@@ -225,12 +237,18 @@ def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
     check = T.clock_check(micropython_executable())
     if not check["same_clock"]:
         raise BenchError(f"latency: the unix port's ticks_us is not the host's monotonic clock here: {check}")
-    say(f"starting a paced emulated board: 8 ch x 1 kHz for {s.latency_seconds:g} s")
+    out: dict[str, Any] = {"command": _command("latency", s), "runs": 1, "seconds": s.latency_seconds}
+    say(f"the receiver alone: frames written into a pty, 500 a second for {s.latency_seconds:g} s, the machine idle")
+    out["receiver"] = T.receiver_latency(s.latency_seconds, burners=0)
+    say("... and again with two CPU burners running")
+    out["receiver_loaded"] = T.receiver_latency(s.latency_seconds, burners=2)
+    say(f"end to end: a paced emulated board, 8 ch x 1 kHz, read bare then by picodaq, {s.latency_seconds:g} s each")
+    out["clock_check"] = check
     with EmulatedSession(unpaced=False) as session:
+        out["emulator"] = T.raw_board_latency(session, s.latency_seconds)
         r = T.latency_run(session, s.latency_seconds)
-    out = {"command": _command("latency", s), "runs": 1, "seconds": s.latency_seconds, "clock_check": check}
-    out.update({k: v for k, v in r.items() if k != "window"})
-    out["lost"] = r["window"]["lost"]
+    out["end_to_end"] = {k: v for k, v in r.items() if k != "window"}
+    out["end_to_end"]["lost"] = r["window"]["lost"]
     return out
 
 
@@ -253,6 +271,14 @@ def fig_firmware(s: Settings, say: Progress) -> dict[str, Any]:
     }
 
 
+def fig_peer(s: Settings, say: Progress) -> dict[str, Any]:
+    from . import peer as Q
+
+    out: dict[str, Any] = {"command": _command("peer", s), "runs": s.peer_runs}
+    out.update(Q.measure(s.peer_rates, s.peer_runs, s.peer_warmup, s.peer_window, say))
+    return out
+
+
 FIGURES: dict[str, tuple[str, Callable[[Settings, Progress], dict[str, Any]]]] = {
     "pipeline": ("host pipeline, offline replay", fig_pipeline),
     "alloc": ("allocations on the hot path", fig_alloc),
@@ -260,6 +286,7 @@ FIGURES: dict[str, tuple[str, Callable[[Settings, Progress], dict[str, Any]]]] =
     "cpu": ("host CPU at 1.2 MB/s", fig_cpu),
     "latency": ("latency, device instant to consumer", fig_latency),
     "firmware": ("firmware framing on the unix port", fig_firmware),
+    "peer": ("beside BrainFlow's Cyton driver: CPU per rate, the same damage", fig_peer),
 }
 
 

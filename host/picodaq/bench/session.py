@@ -86,8 +86,15 @@ class EmulatedSession:
         self.close()
 
     def open(self) -> Link:
-        self.link = Link.open(self.board.port, receiver=Receiver(primary=CallbackOutput(self._deliver)))
+        self.link = Link.open(self.board.port, receiver=Receiver(primary=CallbackOutput(self._deliver), runs=True))
         return self.link
+
+    def let_go(self) -> str:
+        """Close the link (the board goes on as it was) and return the port, for another reader."""
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+        return self.board.port
 
     def _deliver(self, block: SamplesBlock) -> None:
         self.consumer(block)
@@ -104,10 +111,13 @@ class EmulatedSession:
         seconds: float,
         warmup: float = 0.5,
         on_block: Callable[[SamplesBlock], object] | None = None,
+        batch: bool = False,
     ) -> Window:
-        """Stream config for warmup + seconds; the window is the last `seconds`."""
+        """Stream config for warmup + seconds; the window is the last `seconds`. batch: the link
+        reads in batches as a recording's does (config.batch_seconds()), else as soon as bytes come."""
         link = self.link
         assert link is not None
+        link.batch_seconds = config.batch_seconds() if batch else 0.0
         prepare_board(link, config)
         rx = link.receiver
         lost0 = {k: getattr(rx.stats, k) for k in _LOSS_KEYS}
@@ -125,13 +135,13 @@ class EmulatedSession:
         try:
             link.start()
             start = time.monotonic()
-            while time.monotonic() - start < warmup:
-                pump(0.05)
+            while (left := start + warmup - time.monotonic()) > 0:
+                pump(left)
             i0, b0, bytes0 = took[0], took[1], link.bytes_in
             t0, c0 = time.monotonic(), time.process_time()
             end = t0 + seconds
-            while time.monotonic() < end:
-                pump(0.05)
+            while (left := end - time.monotonic()) > 0:
+                pump(left)  # wakes for data only
             t1, c1 = time.monotonic(), time.process_time()
             window = (t1 - t0, c1 - c0, link.bytes_in - bytes0, took[0] - i0, took[1] - b0)
             status = link.stop()  # what is in flight still reaches the consumer

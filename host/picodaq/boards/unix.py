@@ -148,6 +148,11 @@ class EmulatedBoard:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def wait(self) -> None:
+        """Until the board's supervisor ends (it stops with this process, or on stop())."""
+        if self.proc is not None:
+            self.proc.wait()
+
     def stop(self) -> None:
         if self.proc is not None:
             if self.proc.poll() is None:

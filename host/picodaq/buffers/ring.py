@@ -10,7 +10,10 @@ Layout and invariants (as micropython-lib's usb `Buffer`):
 - The producer fills the free region in place (`write_from` hands it to a
   `readinto`-style function: no bytes object per read); the consumer reads in
   place (`pop_each` lends views) or copies out (`pop_batch_into`, `recv`).
-- Waiting is on an event (threads) or a future (asyncio), never a sleep. Each
+- Waiting is on a binary semaphore (threads: a Lock held while nothing is
+  pending, released by the other side: one futex call each way, where a
+  threading.Event costs a Condition and a new lock per wait) or a future
+  (asyncio), never a sleep. Each
   side has one waiter slot: a second concurrent waiter on the same side is a
   bug and raises `WaiterBusy`. A waiter publishes itself, then re-checks its
   condition, then sleeps; the other side updates its counter, then looks for a
@@ -51,14 +54,17 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 
 
 class _Waiter:
-    """One side's waiter slot: a thread waits on `event`, a coroutine on `future`."""
+    """One side's waiter slot: a thread waits on `_sem` (a Lock used as a binary semaphore:
+    held while no wake is pending), a coroutine on `future`."""
 
-    __slots__ = ("active", "need", "event", "future", "loop", "side")
+    __slots__ = ("active", "need", "_sem", "future", "loop", "side", "nudged")
 
     def __init__(self, side: str) -> None:
         self.active = False
+        self.nudged = False  # end the (next) wait early: another thread has something for this side
         self.need = 1
-        self.event = threading.Event()
+        self._sem = threading.Lock()
+        self._sem.acquire()  # no wake pending
         self.future: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.side = side
@@ -71,7 +77,18 @@ class _Waiter:
             except RuntimeError:  # its loop has closed: nobody is waiting any more
                 pass
         else:
-            self.event.set()
+            try:
+                self._sem.release()  # a wake is pending now
+            except RuntimeError:  # one was pending already
+                pass
+
+    def forget(self) -> None:
+        """Drop a wake left pending from before (the waiter re-checks its condition anyway)."""
+        self._sem.acquire(False)
+
+    def sleep(self, timeout: float | None) -> None:
+        """Until woken (a pending wake counts) or timeout seconds have passed."""
+        self._sem.acquire(True, -1 if timeout is None else timeout)
 
 
 class ByteRing:
@@ -146,16 +163,18 @@ class ByteRing:
         if slot.active:
             raise WaiterBusy(slot.side)
         slot.need = need
-        slot.event.clear()
+        slot.forget()
         slot.active = True  # published: from here the other side wakes us
         try:
             deadline = None if timeout is None else time.monotonic() + timeout
             while not ready():
+                if slot.nudged:
+                    slot.nudged = False
+                    return False
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
-                slot.event.wait(left)
-                slot.event.clear()
+                slot.sleep(left)
             return True
         finally:
             slot.active = False
@@ -311,6 +330,15 @@ class ByteRing:
 
     def _readable_or_closed(self) -> bool:
         return self._sender_closed or self._head - self._tail >= self._reader.need
+
+    def nudge_receiver(self) -> None:
+        """End the consumer's wait_readable early (now, or its next one), returning False as on a
+        timeout: for a thread that has something else for the consumer to do (stop, send a MARK),
+        so the consumer can wait for data without waking up to look for such things."""
+        slot = self._reader
+        slot.nudged = True
+        if slot.active:
+            slot.wake()
 
     def wait_readable(self, timeout: float | None = None, n: int = 1) -> bool:
         """Wait until min(n, capacity) bytes are waiting; False on timeout.

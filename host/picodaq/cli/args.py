@@ -11,10 +11,11 @@ from typing import NoReturn
 from .. import contracts as C
 from ..protocol.units import ADS1299_DEFAULT_GAIN, ADS1299_GAINS
 from ..recording.outputs import SUFFIXES
+from ..view.attach import add_view_arg
 from .console import eprint
 
-SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
-FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
+SOURCES = C.SOURCE_CODES
+FORMATS = C.FORMAT_CODES
 PORT_HELP = "serial port or pyserial URL (default: the one attached board, else an emulator)"
 
 
@@ -135,3 +136,4 @@ def add_stream_config(p: argparse.ArgumentParser) -> None:
         help="a key press sends MARK: 0-9 with that code, m/space with code 1; q stops",
     )
     p.add_argument("--quiet", action="store_true", help="no live view and no summary")
+    add_view_arg(p)

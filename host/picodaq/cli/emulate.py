@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import argparse
 import signal
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import PicodaqError, UsageError
 from .console import eprint
 
+if TYPE_CHECKING:
+    from ..boards.rp2040 import Rp2040Board
+
 
 def args_emulate(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--chip",
+        choices=("unix", "rp2040"),
+        default="unix",
+        help="unix: MicroPython's unix port (default); rp2040: the real rp2 port on an emulated RP2040 "
+        "(rp2040js; needs Node.js >= 18)",
+    )
     p.add_argument("--flash", help="the board's flash folder (default: a fresh temporary one)")
     p.add_argument("--empty", action="store_true", help="start with empty flash (to try `picodaq flash`)")
     p.add_argument("--unpaced", action="store_true", help="sources run as fast as the link drains")
@@ -42,7 +52,26 @@ def do_emulate(args: argparse.Namespace) -> int:
     flash = Path(args.flash) if args.flash else None
     if flash is not None:
         _check_flash_folder(flash)
-    board = EmulatedBoard(flash=flash, unpaced=args.unpaced, flash_size=args.flash_size)
+    board: EmulatedBoard | Rp2040Board
+    if args.chip == "rp2040":
+        from ..boards.node import NodeUnavailable, ensure_rp2040js, find_node
+        from ..boards.rp2040 import Rp2040Board
+
+        if args.unpaced or args.flash_size:
+            raise UsageError("--unpaced and --flash-size are for --chip unix: the RP2040's flash is its own 2 MB")
+        try:
+            ensure_rp2040js(find_node())
+        except NodeUnavailable as e:
+            raise PicodaqError(str(e)) from None
+        rp2 = Rp2040Board(flash=flash)
+        board = rp2
+        running = (
+            f"picodaq: emulated RP2040 (unique id {rp2.board_id}) running; control channel {rp2.control_path}; "
+            "Ctrl-C stops it"
+        )
+    else:
+        board = EmulatedBoard(flash=flash, unpaced=args.unpaced, flash_size=args.flash_size)
+        running = "picodaq: emulated board running; Ctrl-C stops it"
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM/SIGHUP (kill, a closed terminal) stop the board like Ctrl-C
@@ -56,9 +85,8 @@ def do_emulate(args: argparse.Namespace) -> int:
                 Flasher(board.port, ui).flash()
         board.register()
         print(board.port, flush=True)
-        eprint("picodaq: emulated board running; Ctrl-C stops it")
-        while board.running:
-            time.sleep(0.2)
+        eprint(running)
+        board.wait()  # until the board's supervisor ends (Ctrl-C and the signals above end this wait)
         raise PicodaqError("the emulated board stopped unexpectedly")
     except KeyboardInterrupt:
         return 0

@@ -91,8 +91,59 @@ def flash_port(port: str | None) -> str:
     )
 
 
+def install_micropython(args: argparse.Namespace) -> str:
+    """--micropython FILE.uf2: MicroPython onto the board through its BOOTSEL drive; the new port.
+
+    The file is checked whole first. A drive already mounted (or --drive) takes it; else a board
+    running MicroPython (--port, or the one found) is told to reboot into BOOTSEL first."""
+    from pathlib import Path
+
+    from ..flash import bootsel
+    from ..flash.uf2 import read_uf2
+
+    image = read_uf2(Path(args.micropython))
+    if args.drive:
+        drive = bootsel.read_drive(Path(args.drive))
+    else:
+        drives = bootsel.find_drives()
+        if len(drives) > 1:
+            raise UsageError(
+                f"{len(drives)} BOOTSEL drives are mounted ({', '.join(str(d.path) for d in drives)}): "
+                "pass --drive to pick one"
+            )
+        if drives:
+            drive = drives[0]
+        else:
+            port = flash_port(args.port)
+            print(
+                f"picodaq: {port} runs MicroPython: rebooting it into BOOTSEL to install {image.path.name}",
+                file=sys.stderr,
+            )
+            bootsel.enter_bootsel(port, timeout=args.timeout)
+            drive = bootsel.wait_for_drive(args.timeout + 20)
+    image.check_chip(drive.board_id)  # before anything is written
+    before = {b.device for b in bootsel.serial_boards()}
+    print(
+        f"picodaq: installing {image.path.name} ({image.family_name}, {image.image_bytes:,} bytes of flash) "
+        f"through the {drive.describe()}",
+        file=sys.stderr,
+    )
+    with RichProgress() as ui:
+        bootsel.install(
+            image, drive, progress=lambda done, total: ui(FlashEvent("write", image.path.name, done, total))
+        )
+        ui(FlashEvent("note", text="the board took the image and is rebooting into it"))
+    port = args.port if args.port and "://" in args.port else bootsel.wait_for_serial(before, args.timeout + 20)
+    print(f"picodaq: MicroPython is up on {port}; now the picodaq firmware", file=sys.stderr)
+    return port
+
+
 def do_flash(args: argparse.Namespace) -> int:
-    port = flash_port(args.port)
+    if args.drive and not args.micropython:
+        raise UsageError("--drive goes with --micropython FILE.uf2 (the drive a board shows in BOOTSEL)")
+    if args.micropython and args.check:
+        raise UsageError("--micropython installs; --check only reads: give one of them")
+    port = install_micropython(args) if args.micropython else flash_port(args.port)
     with RichProgress() as ui:
         flasher = Flasher(port, ui, timeout=args.timeout, hello_timeout=args.timeout)
         report = flasher.check() if args.check else flasher.flash(force=args.force)
@@ -139,6 +190,17 @@ def args_flash(p: argparse.ArgumentParser) -> None:
         help="seconds the board may take to answer, and to say HELLO after the reset (default 10)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--micropython",
+        metavar="FILE.uf2",
+        help="first install MicroPython from this uf2 through the board's BOOTSEL drive (a board already "
+        "running MicroPython is rebooted into BOOTSEL), then the picodaq firmware",
+    )
+    p.add_argument(
+        "--drive",
+        metavar="PATH",
+        help="with --micropython: the folder the board's BOOTSEL drive is mounted at (default: found)",
+    )
 
 
 def _seconds(text: str) -> float:

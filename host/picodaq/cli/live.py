@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..recording.recorder import Event, Recording
 
 PLAIN_EVERY = 2.0
+RICH_EVERY = 0.25  # the panel's refresh
 _WINDOW = 1.0  # seconds over which the rates are measured
 
 
@@ -188,6 +189,12 @@ class LiveView:
                 self._live.__exit__(None, None, None)
                 self._live = None
 
+    @property
+    def interval(self) -> float | None:
+        """How often tick() has something to show: 4 times a second on a terminal, every
+        PLAIN_EVERY seconds as plain lines, never when quiet."""
+        return None if self.mode == "quiet" else RICH_EVERY if self.mode == "rich" else PLAIN_EVERY
+
     def tick(self, elapsed: float) -> None:
         if self.mode == "quiet":
             return
@@ -329,6 +336,10 @@ class KeyReader:
         if self._saved is not None:
             termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
             self._saved = None
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait up to timeout for a key press; True when there is one to read()."""
+        return bool(select.select([self._fd], [], [], timeout)[0])
 
     def read(self) -> str:
         """The keys pressed since the last call ("" if none); never blocks."""

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ..errors import PicodaqError, UsageError
+from ..plot.command import args_plot, do_plot
 from .args import ArgumentParser
 from .bench import args_bench, do_bench
 from .console import eprint
@@ -49,6 +50,7 @@ COMMANDS: dict[str, Command] = {
     "emulate": Command(do_emulate, args_emulate, "run an emulated board and print its port"),
     "bench": Command(do_bench, args_bench, "measure throughput, allocations, live rate, CPU, latency and the firmware"),
     "serve": Command(do_serve, args_serve, "export a board on this machine over TCP (RFC 2217, or raw with --raw)"),
+    "plot": Command(do_plot, args_plot, "draw a recording (.tlv, .bdf, .npy, .csv): stacked channels, markers, gaps"),
 }
 
 

@@ -23,6 +23,7 @@ from ..protocol.units import ADS1299_DEFAULT_GAIN
 from ..recording.outputs import SUFFIXES, check_outputs, open_outputs
 from ..transport.link import Link
 from ..transport.ports import PortInfo, attached_boards
+from ..view.attach import open_view
 from .args import FORMATS, SOURCES
 from .connect import connect
 from .console import channels_text, eprint, stats_path
@@ -57,6 +58,7 @@ class StreamOptions:
     stats_json: str | None = None
     out: tuple[Path, ...] = ()
     lsl: LslOptions | None = None
+    view: str | None = None  # --view HOST:PORT: a live plot in the browser
 
     @classmethod
     def from_args(
@@ -78,6 +80,7 @@ class StreamOptions:
             quiet=args.quiet,
             stats_json=args.stats_json,
             out=tuple(out),
+            view=getattr(args, "view", None),
             lsl=lsl,
         )
 
@@ -104,12 +107,15 @@ class Interrupts:
 
     def __init__(self) -> None:
         self.requested = False
+        self.on_request: Callable[[], None] | None = None  # wakes whoever must act on it
         self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: object) -> None:
         if self.requested:
             eprint("picodaq: finishing the files; one moment")
         self.requested = True
+        if self.on_request is not None:
+            self.on_request()
 
     def __enter__(self) -> Interrupts:
         for sig in self.SIGNALS:
@@ -121,6 +127,9 @@ class Interrupts:
             signal.signal(sig, old)
 
 
+KEYS_LOOK = 0.5  # with --mark-on-key: the longest the run's thread waits for a key
+
+
 @dataclass
 class StopRequest:
     """Whether the boards should stop, read by each board's thread: a signal, q pressed, or the
@@ -129,9 +138,20 @@ class StopRequest:
     interrupts: Interrupts
     by_key: bool = False  # q: a stop asked for, so a short recording is no interruption
     leaving: bool = False
+    wake: Callable[[], None] | None = None  # the boards' threads wait for data: this wakes them to stop
 
     def __call__(self) -> bool:
         return self.interrupts.requested or self.by_key or self.leaving
+
+    def stop_by_key(self) -> None:
+        self.by_key = True
+        if self.wake is not None:
+            self.wake()
+
+    def leave(self) -> None:
+        self.leaving = True
+        if self.wake is not None:
+            self.wake()
 
 
 @dataclass
@@ -190,16 +210,19 @@ def run_stream(opts: StreamOptions) -> int:
 
         mode = LiveView.mode_for(opts.quiet)
         hint = KEYS_HINT if keys else "Ctrl-C stops and saves"
-        view = LiveView(recs, _title(opts, cfg, boards), mode, opts.seconds, hint, labels=labels)
+        title = _title(opts, cfg, boards)
+        open_view(opts.view, recs, stack, title, opts.quiet)
+        view = LiveView(recs, title, mode, opts.seconds, hint, labels=labels)
         for i, rec in enumerate(recs):
             rec.on_event = view.events_of(i)
         if mode == "plain":
             _announce(opts, cfg, boards, recs)
         group = RecordingGroup(list(zip(labels, recs)), opts.seconds, stop)
+        stop.wake = stop.interrupts.on_request = group.nudge
         try:
             _run(group, view, keys, stop)
         finally:
-            stop.leaving = True  # whatever happened here, every board stops and finishes its files
+            stop.leave()  # whatever happened here, every board stops and finishes its files
             group.join()
         crash = next((m.crash for m in group.members if m.crash is not None), None)
         if crash is not None:
@@ -233,6 +256,8 @@ def _open_recordings(
             if opts.lsl is not None:
                 suffix = b.label if several else None
                 b.outlet = open_lsl(opts.lsl, rec, b.hello, stack, gain=opts.gain, quiet=opts.quiet, suffix=suffix)
+                if b.outlet is not None:
+                    rec.batching = False  # LSL's timestamps want each read's arrival time
     except BaseException:
         for rec in recs:
             for o in rec.pipeline.outputs:
@@ -276,19 +301,31 @@ def _run(group: RecordingGroup, view: LiveView, keys: KeyReader | None, stop: St
     """Start every board and keep the live view and the keyboard until the recording is over."""
     from .live import key_action
 
+    # This thread sleeps until there is something to do: a key, the view's next refresh (none
+    # when quiet), the boards done. A signal's handler runs here and wakes the boards itself.
+    interval = view.interval
     with view:
         group.start()
         next_tick = 0.0
-        while not group.wait_recorded(0.05):
-            for ch in keys.read() if keys else "":
-                action, code = key_action(ch)
-                if action == "mark":
-                    group.mark(code)
-                elif action == "stop":
-                    stop.by_key = True
-            if time.monotonic() >= next_tick:
+        while True:
+            wait = None if interval is None else max(0.0, next_tick - time.monotonic())
+            if keys is not None:
+                # the terminal and the boards cannot be waited for at once: look at the boards
+                # between keys at least twice a second
+                if keys.wait(KEYS_LOOK if wait is None else min(wait, KEYS_LOOK)):
+                    for ch in keys.read():
+                        action, code = key_action(ch)
+                        if action == "mark":
+                            group.mark(code)
+                        elif action == "stop":
+                            stop.stop_by_key()
+                if group.wait_recorded(0):
+                    break
+            elif group.wait_recorded(wait):
+                break
+            if interval is not None and time.monotonic() >= next_tick:
                 view.tick(group.elapsed)
-                next_tick = time.monotonic() + 0.25
+                next_tick = time.monotonic() + interval
         view.tick(group.elapsed)
 
 

@@ -63,10 +63,10 @@ from ..protocol.messages import Hello
 from ..transport.link import Link, describe_port_error, open_error
 from ..transport.rfc2217_client import fast_url
 from .errors import BoardFileError, BoardNotFound, FirmwareError, NoHello, NotMicroPython, StorageFull, VerifyFailed
-from .firmware import REPL_ESCAPE_PAUSE, firmware_contract_hash, firmware_dir, firmware_version
+from .firmware import firmware_contract_hash, firmware_dir, firmware_version
 from .image import MANIFEST, PACKAGE, DeviceInfo, Image, ImageFile, build_image
 from .plan import PART, BoardFiles
-from .repl import board_text, drain, errno_of, inert_command, last_line, snippet
+from .repl import board_text, errno_of, inert_command, last_line, quiet_board, snippet
 from .report import FlashEvent, FlashReport, ProgressCallback
 
 CHUNK_SIZE = 2048  # bytes per raw-REPL write: 8x fewer round trips than mpremote's 256, small for rp2's heap
@@ -83,6 +83,9 @@ def device_code(name: str = "helpers.py") -> str:
 def device_call(function: str, *args: object) -> str:
     """One call of a device function, its arguments as Python literals (str, int, list, ...)."""
     return f"{function}({', '.join(repr(a) for a in args)})"
+
+
+ESCAPE_TRY = 3.0  # seconds one try to reach the raw REPL waits for its banner
 
 
 class Flasher:
@@ -214,36 +217,31 @@ class Flasher:
         return "://" in self.port or os.path.exists(self.port)
 
     def _stop_firmware(self, t: SerialTransport) -> None:
-        """End a stream, then wait for quiet: the pause the firmware's escape to the REPL needs.
-
-        The Ctrl-Cs are for what else may run there: a program that takes
-        Ctrl-C, or firmware older than the escape (it left on a bare Ctrl-C).
-        mpremote empties the input before entering the raw REPL for as long as
-        bytes keep coming: a board that never falls silent would hold it forever.
-        """
-        t.serial.write(b"\x03" + inert_command(C.OP_STOP) + b"\x03")
-        t.serial.flush()
-        said, quiet = drain(t.serial, quiet=REPL_ESCAPE_PAUSE, limit=max(3.0, self.timeout))
-        if not quiet:
-            text, _ = board_text(said)
-            raise DeviceError(
-                f"the board on {self.port} keeps sending after STOP and Ctrl-C (a program that "
-                "ignores Ctrl-C?); reset or unplug it, then flash again"
-                + (f"; it says {snippet(text)}" if text else "")
-            )
+        quiet_board(t.serial, self.port, max(3.0, self.timeout), "flash")
 
     def _enter_raw_repl(self, t: SerialTransport) -> None:
-        try:
-            t.enter_raw_repl(soft_reset=True, timeout_overall=self.timeout)
-        except TransportError:
-            said = self._said.getvalue().strip()
-            hint = f"; it said {snippet(said)}" if said and said != "b''" else ""
-            raise NotMicroPython(
-                f"no MicroPython raw REPL answered on {self.port} within {self.timeout:g} s: is the board "
-                f"running MicroPython? (a Pico in BOOTSEL mode is a USB drive: copy MicroPython's .uf2 onto "
-                f"it first){hint}",
-                said.encode(errors="replace"),
-            ) from None
+        # A board that was just plugged in (or reset) may still be loading its firmware: what is
+        # sent meanwhile waits, and reaches the app in one piece, with no pause before the
+        # escape in it. So a try that gets no raw REPL stops the firmware again (its STOP then
+        # finds the app up) and tries again, until the timeout.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                t.enter_raw_repl(soft_reset=True, timeout_overall=max(0.5, min(left, ESCAPE_TRY)))
+                return
+            except TransportError:
+                if deadline - time.monotonic() <= 0:
+                    break
+                self._stop_firmware(t)
+        said = self._said.getvalue().strip()
+        hint = f"; it said {snippet(said)}" if said and said != "b''" else ""
+        raise NotMicroPython(
+            f"no MicroPython raw REPL answered on {self.port} within {self.timeout:g} s: is the board "
+            f"running MicroPython? (a Pico in BOOTSEL mode is a USB drive: copy MicroPython's .uf2 onto "
+            f"it first){hint}",
+            said.encode(errors="replace"),
+        )
 
     def _exec(self, t: SerialTransport, code: str, doing: str) -> bytes:
         try:

@@ -12,7 +12,10 @@ import time
 
 import serial
 
+from .. import contracts as C
+from ..errors import DeviceError
 from ..protocol.frames import encode_command
+from .firmware import REPL_ESCAPE_PAUSE
 
 
 def inert_command(opcode: int, seq: int = 0x20202020) -> bytes:
@@ -103,3 +106,21 @@ def snippet(text: str, n: int = 160) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     last = lines[-1] if lines else text
     return repr(last if len(last) <= n else "..." + last[-n:])
+
+
+def quiet_board(port: serial.SerialBase, name: str, limit: float, then: str) -> None:
+    """End a stream, then wait for quiet: the pause the firmware's escape to the REPL needs.
+
+    The Ctrl-Cs are for what else may run there: a program that takes Ctrl-C, or firmware
+    older than the escape (it left on a bare Ctrl-C). mpremote empties the input before
+    entering the raw REPL for as long as bytes keep coming: a board that never falls silent
+    would hold it forever. then: what to try again after resetting ("flash", ...)."""
+    port.write(b"\x03" + inert_command(C.OP_STOP) + b"\x03")
+    port.flush()
+    said, quiet = drain(port, quiet=REPL_ESCAPE_PAUSE, limit=limit)
+    if not quiet:
+        text, _ = board_text(said)
+        raise DeviceError(
+            f"the board on {name} keeps sending after STOP and Ctrl-C (a program that "
+            f"ignores Ctrl-C?); reset or unplug it, then {then} again" + (f"; it says {snippet(text)}" if text else "")
+        )

@@ -37,6 +37,11 @@ _FREE = np.ones((_RUN_MOST, _RUN_HEAD), np.bool_)  # the header bytes a run's fr
 _FREE[:, _AT_T0:_AT_SHAPE] = False  # t0 and the period: the device's to set
 
 
+# Fewer frames than this go one by one: checking a run costs a few numpy calls, which a couple
+# of frames taken singly cost less than (a slow stream read every few frames, live)
+MIN_RUN = 4
+
+
 class RunChecker:
     """The arrays and CRC tables one decoder uses to check runs (made once; `room`: bytes a run may fill)."""
 
@@ -65,7 +70,7 @@ class RunChecker:
         them. This is the per-run cost that replaces a per-frame one: it allocates a handful
         of objects, not one per frame."""
         most = min((end - start) // stride, self.room // stride)
-        if most < 2:
+        if most < MIN_RUN:
             return 1, 0
         n = most - 1
         at = start + stride

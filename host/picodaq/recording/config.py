@@ -31,3 +31,22 @@ class StreamConfig:
         if self.samples_per_frame:
             return self.samples_per_frame
         return max(1, min(self.max_frame_samples(), max(1, self.rate // 50)))
+
+    def bytes_per_second(self) -> float:
+        """What the stream puts on the link: its SAMPLES frames, headers and CRCs included."""
+        per_instant = self.n_channels * C.BYTES_PER_SAMPLE[self.fmt]
+        frame = C.OVERHEAD + 16 + per_instant * self.frame_samples()
+        return self.rate / self.frame_samples() * frame
+
+    def batch_seconds(self) -> float:
+        """How long a recording's link reader may let bytes gather before it wakes (Link.batch_seconds):
+        BATCH_MOST, or less when the stream would fill BATCH_ROOM bytes of the port's buffer sooner."""
+        return min(BATCH_MOST, BATCH_ROOM / self.bytes_per_second())
+
+
+# A recording writes files (and LSL, the live view): 50 ms late is as good as at once, and a reader
+# woken a few times a second costs far less than one woken for every frame. The port's buffer holds
+# what arrives meanwhile: a pty 20 KiB (measured; the emulated board's relay 4 KiB more, then its ring), a USB
+# CDC port 64 KiB (then the board's USB endpoint waits, and its ring).
+BATCH_MOST = 0.05
+BATCH_ROOM = 32768

@@ -65,12 +65,19 @@ class RecordingGroup:
         """A MARKER on every board (each sends it from its own thread)."""
         for m in self.members:
             m.marks.append(code)
+            m.rec.nudge()
 
-    def wait_recorded(self, timeout: float) -> bool:
-        """True once every board has stopped recording (its files may still be finishing)."""
-        deadline = time.monotonic() + timeout
+    def nudge(self) -> None:
+        """Wake every board's thread from its wait for data: should_stop() has news for it."""
         for m in self.members:
-            if not m.ran.wait(max(0.0, deadline - time.monotonic())):
+            m.rec.nudge()
+
+    def wait_recorded(self, timeout: float | None) -> bool:
+        """True once every board has stopped recording (its files may still be finishing); waits
+        up to timeout (None: for as long as it takes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for m in self.members:
+            if not m.ran.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
                 return False
         return True
 

@@ -141,6 +141,9 @@ class Recording(Session):
         self._dropped_now = 0
         self._restart_times: list[float] = []
         self._logs_seen = 0  # LOG frames already explained
+        # the link reads in batches (StreamConfig.batch_seconds), unless something needs each
+        # frame's arrival time: an LSL outlet's timestamps come from the host clock's fit of them
+        self.batching = True
 
     # -- what the live view reads -------------------------------------------------
 
@@ -170,8 +173,13 @@ class Recording(Session):
         self.hello = prepare_board(self._need_link(), self.config)
         return self.hello
 
+    @property
+    def batch_seconds(self) -> float:
+        return self.config.batch_seconds() if self.batching else 0.0
+
     def start(self) -> None:
         link = self._need_link()
+        link.batch_seconds = self.batch_seconds
         link.pump(0.05)
         fresh_counters(link)
         self.pipeline.attach()
@@ -203,9 +211,10 @@ class Recording(Session):
     def _flush(self) -> None:
         self.pipeline.flush()
 
-    def _step(self) -> None:
+    def _step(self, timeout: float) -> None:
         link = self._need_link()
-        if link.pump(0.05):
+        silent_for = time.monotonic() - self._last_data
+        if link.pump(min(timeout, max(0.0, STALL_SECONDS - silent_for) + 0.01)):
             self._last_data = time.monotonic()
         status = self.receiver.status
         if status is not self._last_status and status is not None:
@@ -314,6 +323,7 @@ class Recording(Session):
         except LinkError:
             time.sleep(0.2)
             return None
+        link.batch_seconds = self.batch_seconds
         # a new connection: its first frame sets the seq base (the board's boot HELLO, which
         # resets it, may have gone to nobody: a server forwards nothing while no client is on)
         self.receiver.decoder.reset_link()

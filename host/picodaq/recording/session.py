@@ -10,7 +10,7 @@ the session loop `picodaq record` (recorder.Recording) and the HIL suite
 What a session does on each pass and how it finds the board again differs
 between the product and the test harness, and is left to four hooks:
 
-- `_step()`: one pass (pump by default; the recorder also watches STATUS,
+- `_step(timeout)`: one pass (pump by default; the recorder also watches STATUS,
   board resets and silence, and restarts the stream).
 - `_lost(error)`: the link is gone; let go of it.
 - `_reopen()`: a new Link to the board, or None while it is still away.
@@ -94,10 +94,17 @@ class Session:
                 return TIME
             if should_stop and should_stop():
                 return STOPPED
+            # a pass waits for data until the next thing due, no longer: nothing else wakes it but
+            # a nudge (nudge(): a stop asked for, a MARK to send), so an idle stream costs nothing
+            due = next_flush
+            if tick is not None and next_tick < due:
+                due = next_tick
+            if deadline is not None and deadline < due:
+                due = deadline
             try:
                 if poll:
                     poll()
-                self._step()
+                self._step(max(0.0, due - now))
             except LinkError as e:
                 self._lost(e)
                 if not self.reconnect:
@@ -147,8 +154,16 @@ class Session:
 
     # -- hooks -----------------------------------------------------------------------
 
-    def _step(self) -> None:
-        self._need_link().pump(0.05)
+    def nudge(self) -> None:
+        """Wake the session's thread from its wait for data (from any thread): should_stop() or
+        poll() has news for it."""
+        link = self.link
+        if link is not None:
+            link.nudge()
+
+    def _step(self, timeout: float) -> None:
+        """One pass: pump, waiting up to timeout for data."""
+        self._need_link().pump(timeout)
 
     def _flush(self) -> None:
         """Every second: push what the outputs hold to disk."""

@@ -64,6 +64,12 @@ class Link:
         self.raw_taps: list[RawTap] = []
         self.bytes_in = 0
         self.reader_wakeups = 0  # times the reader thread woke from select(): data came (or close())
+        # Batching: after reading all there was, the reader waits this long before it looks for more,
+        # so bytes that come in pieces (a frame at a time, at a few hundred per second) wake it,
+        # and the consumer, once per batch instead of once per piece. It delays data by at most
+        # this long; 0 (the default) reads as soon as anything arrives. The port's buffer (and the
+        # board's ring, behind USB flow control) holds what comes meanwhile: see batch_for().
+        self.batch_seconds = 0.0
         self._seq = 0
         # the board answers a repeated cmd_id with its last ACK instead of running the command
         # again (a retry after a lost ACK): start each link at a random id, so a new process
@@ -146,6 +152,10 @@ class Link:
             if n == 0 and readable:
                 by = f"server ({SERVER_CLOSED})" if _is_network(self.url) else "device"
                 raise LinkError(f"port {self.url} closed by the {by}", port=self.url)
+            if self.batch_seconds and not readable:
+                # read a moment ago: let more arrive before waking again (close() still ends this)
+                if select.select([self._wake_r], [], [], self.batch_seconds)[0]:
+                    return
             r, _, _ = select.select(waitable, [], [])  # sleep in the kernel until data, or close()
             self.reader_wakeups += 1
             if self._wake_r in r:
@@ -185,6 +195,10 @@ class Link:
         self.bytes_in += n
         return n
 
+    def nudge(self) -> None:
+        """End the consumer's current (or next) wait in pump() early (from any thread)."""
+        self.ring.nudge_receiver()
+
     def _on_bytes(self, view: memoryview) -> None:
         for tap in self.raw_taps:
             tap(view)
@@ -201,23 +215,30 @@ class Link:
         if room > 0:
             self.pump(0.0 if len(q) else timeout, room * _MIN_SAMPLES_FRAME)
 
+    def _queue(self) -> BlockQueue:
+        """The queue the polling APIs read: a receiver with no primary output gets one on the first
+        poll (blocks from then on are kept for polling); another primary output is a UsageError."""
+        if self.receiver.primary is None:
+            self.receiver.primary = BlockQueue()
+        return self.receiver.queue
+
     def poll_into(
         self, out: np.ndarray, max: int | None = None, indices: np.ndarray | None = None, timeout: float = 0.0
     ) -> int:
         """Pump (waiting up to timeout when nothing is queued), then copy instants into out."""
-        q = self.receiver.queue
+        q = self._queue()
         self._pump_for(q, timeout)
         return q.poll_into(out, max, indices)
 
     def poll_each(self, max: int, fn: Callable[[SamplesBlock], object], timeout: float = 0.0) -> int:
         """Pump (waiting up to timeout when nothing is queued), then lend up to max blocks to fn."""
-        q = self.receiver.queue
+        q = self._queue()
         self._pump_for(q, timeout)
         return q.poll_each(max, fn)
 
     def poll(self, max: int | None = None, timeout: float = 0.0) -> list[SamplesBlock]:
         """Pump, then detached copies of the queued blocks (a convenience)."""
-        q = self.receiver.queue
+        q = self._queue()
         self._pump_for(q, timeout)
         return q.poll(max)
 
@@ -316,7 +337,7 @@ class Link:
         return self.command(
             C.OP_CONFIGURE,
             configure_args(
-                rate_hz, channel_mask, _code(source, C.SOURCE_NAMES), _code(fmt, C.FORMAT_NAMES), samples_per_frame
+                rate_hz, channel_mask, _code(source, C.SOURCE_CODES), _code(fmt, C.FORMAT_CODES), samples_per_frame
             ),
         )
 
@@ -406,11 +427,10 @@ def describe_port_error(e: BaseException, url: str = "") -> str:
     return text.split("] ")[-1] if "] " in text else text or type(e).__name__
 
 
-def _code(value: int | str, names: dict[int, str]) -> int:
+def _code(value: int | str, codes: dict[str, int]) -> int:
     """A source or format given by name, as its code (a code passes through)."""
     if isinstance(value, int):
         return value
-    for code, name in names.items():
-        if name == value:
-            return code
-    raise UsageError(f"unknown name {value!r}: one of {', '.join(names.values())}")
+    if value not in codes:
+        raise UsageError(f"unknown name {value!r}: one of {', '.join(codes)}")
+    return codes[value]

@@ -43,20 +43,36 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def emulated_boards() -> list[PortInfo]:
+def _registry() -> list[dict]:
+    """The live entries of emulated boards (`picodaq emulate` registers each); stale ones are removed."""
     out = []
     d = registry_dir()
     for entry in sorted(d.glob("*.json")) if d.exists() else []:
         try:
             info = json.loads(entry.read_text())
-            pid, port, flash = int(info["pid"]), str(info["port"]), info["flash"]
+            pid = int(info["pid"])
+            str(info["port"]), info["flash"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # being written, or not ours: skipped, never removed
-        if _alive(pid) and Path(port).exists():
-            out.append(PortInfo(port, f"emulated board (flash {flash})", True, info.get("board_id"), emulated=True))
+        if _alive(pid):
+            out.append(info)
         else:
             entry.unlink(missing_ok=True)
     return out
+
+
+def emulated_boards() -> list[PortInfo]:
+    """Emulated boards whose port is there now (a board in BOOTSEL has none: its drive instead)."""
+    return [
+        PortInfo(str(i["port"]), f"emulated board (flash {i['flash']})", True, i.get("board_id"), emulated=True)
+        for i in _registry()
+        if Path(str(i["port"])).exists()
+    ]
+
+
+def emulated_drives() -> list[Path]:
+    """The BOOTSEL drive folders of emulated boards (an emulated RP2040 started blank, or in BOOTSEL)."""
+    return [Path(str(i["drive"])) for i in _registry() if i.get("drive")]
 
 
 def serial_ports() -> list[PortInfo]:

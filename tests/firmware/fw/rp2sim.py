@@ -206,7 +206,7 @@ class DMA:
         DMA.channels.append(self)
         self.buf = None
         self.pos = 0
-        self.count = 0
+        self.n = 0  # transfers per trigger (TRANS_COUNT's reload value)
         self.left = 0
         self.chain = self.channel
         self.busy = False
@@ -223,7 +223,7 @@ class DMA:
             self.buf = write
             self.pos = 0
         if count is not None:
-            self.count = count
+            self.n = count
         if ctrl is not None:
             self.chain = ctrl
         if trigger:
@@ -236,11 +236,16 @@ class DMA:
         if v is None:
             return self.busy
         if v and not self.busy:
-            if self.pos + 2 * self.count > len(self.buf):
+            if self.pos + 2 * self.n > len(self.buf):
                 raise RuntimeError("DMA started past its buffer: not re-armed in time")
-            self.left = self.count
+            self.left = self.n
         self.busy = bool(v)
         return self.busy
+
+    @property
+    def count(self):
+        # as rp2.DMA.count reads TRANS_COUNT: the transfers left while running
+        return self.left if self.busy else self.n
 
     def close(self):
         self.closed = True

@@ -1,6 +1,7 @@
 """Helpers for the firmware tests: emulated boards that boot tests/fw/driver.py
 (with its test hooks and, for hal_rp2, the simulated rp2 peripherals), a raw
 port whose reading the test controls, and checks on a recorded stream."""
+
 from __future__ import annotations
 
 import json
@@ -9,26 +10,30 @@ import select
 import shutil
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import serial
 
 from picodaq import contracts as C
-from picodaq.core.blocks import SamplesBlock, ramp_counts
-from picodaq.protocol.frames import encode_command
-from picodaq.transport.link import Link
-from picodaq.protocol.messages import Ack, Status
-from picodaq.core.receiver import Receiver
 from picodaq.boards.unix import EmulatedBoard
+from picodaq.core.blocks import SamplesBlock, ramp_counts
+from picodaq.core.receiver import Receiver
+from picodaq.protocol.frames import encode_command
+from picodaq.protocol.messages import Ack, Status
+from picodaq.transport.link import Link
 
-FW_TEST_DIR = Path(__file__).parent / "fw"
+FW_TEST_DIR = Path(__file__).parent / "firmware" / "fw"
 
 
-def boot_board(boards: list[EmulatedBoard], env: dict[str, str] | None = None, unpaced: bool = False,
-               board_json: dict | None = None) -> EmulatedBoard:
+def boot_board(
+    boards: list[EmulatedBoard],
+    env: dict[str, str] | None = None,
+    unpaced: bool = False,
+    board_json: dict | None = None,
+) -> EmulatedBoard:
     """An emulated board running tests/fw/driver.py; appended to boards for cleanup."""
     b = EmulatedBoard(unpaced=unpaced, boot="driver.py", env=env)
     boards.append(b)
@@ -40,8 +45,9 @@ def boot_board(boards: list[EmulatedBoard], env: dict[str, str] | None = None, u
     return b.start()
 
 
-def configure_args(rate: int = 1000, mask: int = 0xFF, source: int = C.SRC_RAMP, fmt: int = C.FMT_INT16,
-                   spf: int = 32) -> bytes:
+def configure_args(
+    rate: int = 1000, mask: int = 0xFF, source: int = C.SRC_RAMP, fmt: int = C.FMT_INT16, spf: int = 32
+) -> bytes:
     return struct.pack("<IIBBH", rate, mask, source, fmt, spf)
 
 

@@ -1,0 +1,270 @@
+"""Helpers for the rp2040-tier tests: the raw REPL by hand, streams collected
+whole, and the ADC code model's expected values (rp2040js/adc.mjs)."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import serial
+
+from picodaq import contracts as C
+from picodaq.boards.rp2040 import Rp2040Board
+from picodaq.core.blocks import SamplesBlock
+from picodaq.flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
+from picodaq.protocol.messages import Status
+from picodaq.transport.link import Link
+
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
+MARKER_PIN = 15
+BOARD_JSON = {"marker_pin": MARKER_PIN}
+
+
+def run(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def picodaq(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return run(sys.executable, "-m", "picodaq", *args, timeout=timeout)
+
+
+def mpremote(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return run(str(Path(sys.executable).with_name("mpremote")), *args, timeout=timeout)
+
+
+def wait_for_firmware(board: Rp2040Board, timeout: float = 90.0) -> None:
+    """Until the firmware answers: its boot HELLO (the port is there a second of the
+    chip's time before main.py has loaded the app; slower on a loaded machine)."""
+    from picodaq.errors import CommandTimeout
+
+    deadline = time.monotonic() + timeout
+    with Link.open(board.port) as link:
+        while not link.pump_until(lambda: link.receiver.hellos > 0, 2.0):
+            try:
+                link.get_info()
+                return
+            except CommandTimeout:
+                assert time.monotonic() < deadline, f"the firmware on {board.port} never answered"
+
+
+class Repl:
+    """The board's port read and written by hand (the raw REPL, as mpremote uses it)."""
+
+    def __init__(self, port: str) -> None:
+        self.s = serial.serial_for_url(port, timeout=0, exclusive=True)
+        self.fd = self.s.fileno()
+        self.got = bytearray()
+
+    def read_until(self, token: bytes, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while token not in self.got:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            r, _, _ = select.select([self.fd], [], [], min(left, 0.05))
+            if r:
+                try:
+                    self.got += os.read(self.fd, 65536)
+                except OSError:
+                    return False
+        return True
+
+    def raw_repl(self, timeout: float = 20.0) -> None:
+        """Leave the app (its escape while idle: a pause, then CR Ctrl-C CR) and enter the raw REPL."""
+        time.sleep(REPL_ESCAPE_PAUSE)  # the pause is part of the escape: the input, not a wait for a result
+        self.s.write(REPL_ESCAPE)
+        self.read_until(b">>> ", 5)
+        self.got.clear()
+        self.s.write(b"\x01")
+        assert self.read_until(RAW_BANNER, timeout), f"no raw REPL: {bytes(self.got[-200:])!r}"
+        self.got.clear()
+
+    def exec(self, code: bytes, timeout: float = 30.0) -> bytes | None:
+        """Run code in the raw REPL, written in one piece; its output, or None if it never finished."""
+        self.got.clear()
+        self.s.write(code + b"\x04")
+        if not self.read_until(b"\x04>", timeout):
+            return None
+        out = bytes(self.got)
+        self.got.clear()
+        return out
+
+    def close(self) -> None:
+        self.s.close()
+
+
+def port_exists(port: str) -> bool:
+    return os.path.exists(port)
+
+
+@dataclass
+class Stream:
+    """A stream collected whole: counts (instants x channels), block indices, the final STATUS."""
+
+    counts: np.ndarray
+    firsts: list[int]
+    sizes: list[int]
+    final: Status
+    stats: dict
+    markers: list = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+
+    def gaps(self) -> list[tuple[int, int]]:
+        out = []
+        for i in range(1, len(self.firsts)):
+            end = self.firsts[i - 1] + self.sizes[i - 1]
+            if self.firsts[i] != end:
+                out.append((end, (self.firsts[i] - end) % (1 << 32)))
+        return out
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.firsts: list[int] = []
+        self.sizes: list[int] = []
+        self.n = 0
+
+    def __call__(self, block: SamplesBlock) -> None:
+        self.parts.append(np.array(block.counts, dtype=np.int64))  # blocks are pooled: copy
+        self.firsts.append(block.first_index)
+        self.sizes.append(block.n_samples)
+        self.n += block.n_samples
+
+
+def stream(
+    link: Link,
+    rate: int,
+    mask: int,
+    source: int = C.SRC_RAMP,
+    fmt: int = C.FMT_INT16,
+    spf: int = 20,
+    instants: int = 1000,
+    timeout: float = 120.0,
+    during=None,
+) -> Stream:
+    """CONFIGURE, START, collect until `instants` arrived (calling during(collector) meanwhile), STOP."""
+    ack = link.command(C.OP_CONFIGURE, _configure_args(rate, mask, source, fmt, spf), timeout=5)
+    assert ack.status == C.ST_OK, link.log_texts()
+    col = Collector()
+    link.receiver.block_handlers.append(col)
+    assert link.command(C.OP_START, timeout=5).status == C.ST_OK, link.log_texts()
+    deadline = time.monotonic() + timeout
+    while col.n < instants:
+        assert time.monotonic() < deadline, f"only {col.n} of {instants} instants in {timeout} s"
+        link.pump_until(lambda: col.n >= instants, 0.2)
+        if during is not None:
+            during(col)
+    final = stop(link)
+    link.receiver.block_handlers.remove(col)
+    counts = np.concatenate(col.parts) if col.parts else np.zeros((0, bin(mask).count("1")), dtype=np.int64)
+    return Stream(
+        counts,
+        col.firsts,
+        col.sizes,
+        final,
+        link.receiver.stats.as_dict(),
+        list(link.receiver.markers),
+        link.log_texts(),
+    )
+
+
+def _configure_args(rate: int, mask: int, source: int, fmt: int, spf: int) -> bytes:
+    import struct
+
+    return struct.pack("<IIBBH", rate, mask, source, fmt, spf)
+
+
+def stop(link: Link, timeout: float = 10.0) -> Status:
+    """STOP, then the STATUS the board sends once the stream has ended (not one from before)."""
+    n = link.receiver.statuses
+    link.command(C.OP_STOP, timeout=5)
+    assert link.pump_until(
+        lambda: link.receiver.statuses > n and link.receiver.status.state != C.STATE_STREAMING, timeout
+    ), "stream did not end"
+    return link.receiver.status
+
+
+# -- the ADC code model (rp2040js/adc.mjs) ------------------------------------------
+
+
+def code_channel(counts: np.ndarray) -> np.ndarray:
+    return (counts >> 9) & 7
+
+
+def code_time(counts: np.ndarray) -> np.ndarray:
+    return counts & 0x1FF
+
+
+def dma_codes(chans: list[int], first: int, n: int) -> np.ndarray:
+    """DMA path, unit_ns = the conversion period, origin = the stream's first conversion:
+    instant k, slot i is conversion j = k * nch + i of channel chans[i]."""
+    nch = len(chans)
+    k = first + np.arange(n)[:, None]
+    j = k * nch + np.arange(nch)[None, :]
+    return (np.array(chans)[None, :] << 9) | (j % 512)
+
+
+def timer_codes(chans: list[int], first: int, n: int) -> np.ndarray:
+    """Timer path, unit_ns = the instant period: every conversion of instant k reads k mod 512."""
+    k = first + np.arange(n)[:, None]
+    return (np.array(chans)[None, :] << 9) | (k % 512) + 0 * np.arange(len(chans))[None, :]
+
+
+# -- a test driver, run from the raw REPL instead of main.py ------------------------------
+
+DRIVER = """\
+# the real App and hal_rp2 with a test hook, run from the raw REPL (test-only)
+from picodaq_fw.hal_rp2 import Hal
+import picodaq_fw.app as A
+INJECT_AT = %(inject_at)d
+NEAR_LIMITS = %(near_limits)d
+hal = Hal()
+app = A.App(hal)
+class Hook:
+    # bound methods, not closures: calling a closure may allocate under the heap lock
+    def __init__(self):
+        self.n = 0
+        self.keep = []
+        self.service0 = hal.service
+        self.reset0 = app.ring.reset
+    def service(self, ring, src):
+        self.n += 1
+        if self.n == INJECT_AT:
+            self.keep.append(bytearray(16))  # an allocation in the streaming path
+        return self.service0(ring, src)
+    def reset(self):
+        # START: the sample index 1000 short of 2**30 (as u16 halves)
+        self.reset0()
+        app.ring.counts[0] = 0xFC18
+        app.ring.counts[1] = 0x3FFF
+hook = Hook()
+if INJECT_AT:
+    hal.service = hook.service
+if NEAR_LIMITS:
+    app.framer.seq[0] = 0xFFF0  # 16 frames short of 2**32
+    app.framer.seq[1] = 0xFFFF
+    app.uptime[0] = 0xFFF0  # 16 ms short of 2**30 ms
+    app.uptime[1] = 0x3FFF
+    app.ring.reset = hook.reset
+app.run()
+"""
+
+
+def run_driver(board, inject_at: int = 0, near_limits: bool = False) -> None:
+    """Leave main.py's app, and run the driver from the raw REPL (it runs until the board resets)."""
+    repl = Repl(board.port)
+    try:
+        repl.raw_repl()
+        code = (DRIVER % {"inject_at": inject_at, "near_limits": int(near_limits)}).encode()
+        repl.s.write(code + b"\x04")
+        assert repl.read_until(b"OK", 20), bytes(repl.got)
+    finally:
+        repl.close()
+    wait_for_firmware(board)  # the driver's app says HELLO once it has loaded
