@@ -154,11 +154,14 @@ def read_until_resumed(port: RawPort, rec: Recording, capacity_share: float = 0.
     """Read until the stream overflowed (a jump in first_sample_index) and went on for
     capacity_share of the ring after it: the condition check_overflow checks, waited for
     instead of read for a fixed time (timeout is only a hang guard for a loaded machine)."""
+
     def resumed() -> bool:
         st = port.rx.status
         return st is not None and instants_after_last_gap(rec) >= st.ring_capacity * capacity_share
+
     assert port.read_until(resumed, timeout), (
-        f"no overflow then {capacity_share} of the ring after it within {timeout} s: gaps {rec.gaps()}")
+        f"no overflow then {capacity_share} of the ring after it within {timeout} s: gaps {rec.gaps()}"
+    )
 
 
 def stop_raw(port: RawPort, timeout: float = 30) -> Status:
