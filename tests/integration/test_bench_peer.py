@@ -192,7 +192,9 @@ def _check_schema(fig: dict, brainflow: bool) -> None:
     for r in fig["rates"]:
         pd = r["picodaq"]
         assert pd["cpu_percent"] >= 0 and pd["seconds"] > 0
-        assert pd["received"] > 0 and abs(pd["received"] - pd["expected"]) < pd["frame_instants"]
+        # at least the time asked for, to within the frame it ends on (more when the STOP was slow
+        # to reach the board: a loaded machine adds, and every instant is checked in `exact`)
+        assert pd["received"] > pd["expected"] - pd["frame_instants"]
         assert pd["exact"] is True
         assert not any(pd["lost"].values())
         if brainflow:
