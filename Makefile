@@ -41,7 +41,7 @@ chromium:
 
 demo: $(STAMP)
 	mkdir -p build
-	$(VENV)/bin/picodaq record --seconds 5 --rate 1000 --channels 8 --out build/demo.tlv --out build/demo.npy --out build/demo.bdf
+	$(VENV)/bin/picodaq record --seconds 5 --rate 1000 --channels 8 --out build/demo.tlv --out build/demo.npy --out build/demo.bdf --overwrite
 
 test: $(STAMP) chromium
 	$(PY) tools/codegen.py --check

@@ -544,3 +544,31 @@ def test_liblsl_is_kept_quiet_unless_configured(monkeypatch, tmp_path):
     lsl._quiet_liblsl()
     cfg = os.environ["LSLAPICFG"]
     assert os.path.dirname(cfg) == str(tmp_path) and "[log]\nlevel = -2" in open(cfg).read()
+
+
+def test_stream_seconds_publishes_exactly_seconds_times_rate_instants(make_board, tmp_path):
+    """`stream --seconds 15` published 15,020 instants (what was in flight when the host's timer
+    ran out); it publishes N x rate, the recording's own count."""
+    board = make_board()
+    r = picodaq("stream", "--port", board.port, "--seconds", "2", "--rate", "500", "--name", unique("exact"))
+    assert r.returncode == 0, r.stderr
+    assert "lsl      1,000 instants in " in r.stderr, r.stderr
+    assert "received 1 channel at 500 Hz (ramp, int16): 1,000 instants" in r.stderr
+
+
+def test_quiet_means_silent_with_lsl_and_no_lsl_configuration(make_board, tmp_path):
+    """liblsl writes INFO lines on stderr unless configured; with no LSLAPICFG, no lsl_api.cfg in the
+    working folder or the home folder, `--quiet` must still print nothing."""
+    board = make_board()
+    env = {k: v for k, v in os.environ.items() if k != "LSLAPICFG"}
+    env.update(HOME=str(tmp_path), TMPDIR=str(tmp_path))
+    r = subprocess.run(
+        [sys.executable, "-m", "picodaq.cli.main", "stream", "--port", board.port, "--seconds", "1", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0 and r.stderr == "" and r.stdout == "", r.stderr

@@ -93,8 +93,11 @@ segment = st.tuples(
     st.integers(1, 30),  # frames
     st.sampled_from([(1, C.FMT_INT16), (3, C.FMT_INT24), (2, C.FMT_INT32), (8, C.FMT_INT16)]),
     st.integers(1, 12),  # instants per frame
-    st.sampled_from(["continue", "lose_frames", "jump", "restart", "hello", "repeat"]),
-    st.lists(st.sampled_from(["status", "marker", "log", "garbage", "flip", "cut"]), max_size=3),
+    st.sampled_from(["continue", "lose_frames", "jump", "restart", "hello", "repeat", "seq_back", "joined"]),
+    st.lists(
+        st.sampled_from(["status", "marker", "log", "garbage", "flip", "cut", "duplicate", "swap", "again"]),
+        max_size=3,
+    ),
     st.integers(0, 10_000),  # where damage and interruptions go
 )
 
@@ -115,6 +118,10 @@ def build(segments) -> bytes:
             seq, first = 1, 0
         elif start == "repeat" and out:
             out += out[-min(len(out), 200) :]
+        elif start == "seq_back":  # the sender restarted without a HELLO: seq and index go back
+            seq, first = max(0, seq - 7), 0
+        elif start == "joined" and 0 < len(out) < 30_000:  # a copy of the capture so far, joined on
+            out += bytes(out)
         body = [samples(seq + i, first + i * n, n, nch, fmt, t0=1000 * i) for i in range(frames)]
         seq += frames
         first += frames * n
@@ -134,6 +141,13 @@ def build(segments) -> bytes:
             elif extra == "log":
                 f += encode_frame(C.MSG_LOG, seq, b"\x14hello")
                 seq += 1
+            elif extra == "duplicate":  # the frame twice (d = 0: the second is dropped)
+                f += bytes(f)
+            elif extra == "again":  # an earlier frame again, later (d >= 2**31: a reset)
+                f += body[(k + where) % len(body)]
+            elif extra == "swap":  # this frame and the next one, reordered
+                if k + 1 < len(body):
+                    f, body[k + 1] = bytearray(body[k + 1]), bytes(f)
             else:
                 f = bytes(range(where % 7, where % 7 + 5)) + f
             body[k] = bytes(f)
@@ -177,3 +191,15 @@ def test_damage_inside_a_run_breaks_it_where_the_rules_say(damage):
     s = one["stats"]
     if damage == "flip_payload":
         assert s["crc_errors"] == 1 and s["frames_ok"] == 39 and s["samples_lost"] == 8 and s["seq_lost"] == 1
+
+
+def test_a_duplicate_inside_a_run_is_dropped_and_a_joined_copy_is_a_new_base():
+    frames = [samples(i, 8 * i, 8, 2, C.FMT_INT16) for i in range(40)]
+    copy = b"".join(frames[:20] + [frames[19]] + frames[20:])  # frame 19 twice
+    one, many, runs = both(copy + copy, [])
+    assert many == one and runs >= 2
+    s = many["stats"]
+    assert s["duplicates"] == 2 and s["seq_resets"] == 1
+    assert s["seq_lost"] == s["samples_lost"] == 0 and s["frames_ok"] == 80
+    idx, _ = many["instants"]
+    assert idx == list(range(320)) * 2  # each copy's instants once: none delivered twice in a row

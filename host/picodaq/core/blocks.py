@@ -377,6 +377,16 @@ class SamplesBlock:
         b.unit = like.unit
         return b
 
+    def head(self, n: int) -> SamplesBlock:
+        """A detached block of this block's first n instants, sharing its memory: valid while this
+        block is (a recording cut at its last instant hands it to the outputs, which copy it)."""
+        b = SamplesBlock(self.first_index, self.t0_us, self.period_ns, self.n_channels, self.fmt, n, self.counts[:n])
+        b.seq = self.seq
+        b._device_t0 = self.device_t0_us
+        b._host_t0 = self.host_t0
+        b.unit = self.unit
+        return b
+
     def __repr__(self) -> str:
         fmt = C.FORMAT_NAMES.get(self.fmt, str(self.fmt))
         return (
