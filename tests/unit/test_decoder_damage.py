@@ -155,7 +155,7 @@ streams = st.tuples(
 )
 
 
-@settings(max_examples=examples(200))
+@settings(max_examples=examples(120))
 @given(streams)
 def test_damaged_streams_decode_as_the_rules_say_in_any_chunking(case):
     pieces, seq0, cuts = case
@@ -178,7 +178,7 @@ def test_damaged_streams_decode_as_the_rules_say_in_any_chunking(case):
     assert s["samples"] == sum(struct.unpack_from("<H", p, 14)[0] for t, _, p in want if t == C.MSG_SAMPLES)
 
 
-@settings(max_examples=examples(150))
+@settings(max_examples=examples(80))
 @given(streams)
 def test_damaged_streams_through_the_receiver_in_runs_deliver_the_intact_instants(case):
     """The batched path (Receiver(runs=True), as record and replay receive): runs of SAMPLES frames

@@ -88,7 +88,7 @@ def test_bad_windows_are_refused():
         Envelope(1, columns=0)
 
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(30))
 @given(
     data=st.data(),
     nch=st.integers(1, 3),

@@ -122,7 +122,7 @@ class RingModel(RuleBasedStateMachine):
 
 
 TestRingModel = RingModel.TestCase
-TestRingModel.settings = settings(max_examples=examples(150), stateful_step_count=40)
+TestRingModel.settings = settings(max_examples=examples(100), stateful_step_count=40)
 
 
 def test_capacity_must_be_a_power_of_two():

@@ -155,7 +155,7 @@ def build(segments) -> bytes:
     return bytes(out)
 
 
-@settings(max_examples=examples(150))
+@settings(max_examples=examples(100))
 @given(st.lists(segment, min_size=1, max_size=6), st.lists(st.integers(0, 20_000), max_size=6))
 def test_runs_deliver_exactly_what_frames_do(segments, cuts):
     data = build(segments)
