@@ -23,9 +23,8 @@ round; the rounds alternate which side runs first. Each side's samples are
 counted and checked value by value against the ramp: BrainFlow's rows
 against the packets the emulator sent (its last few packets are in flight
 when it stops: its driver stops reading before it sends `s`), picodaq's
-rows from its first instant on (`record --seconds` ends on the frame
-boundary after the STOP reaches the board, so at least rate x seconds less
-one frame; more when the STOP is slow to arrive), with no loss counted.
+rows from its first instant on (`record --seconds` holds exactly rate x
+seconds instants), with no loss counted.
 
 Damage. The same seeded damage (damage.py: dropped packets, bit flips and
 inserted garbage, each a probability per byte of the data stream, the same
@@ -222,10 +221,10 @@ def run_picodaq(port: str, rate: float, tmp: Path, warmup: float, window: float,
     res: dict[str, Any] = {"rate": rate, "expected": expected, "received": s["samples"], "frame_instants": spf}
     res.update(w.as_dict())
     res["lost"] = {k: s[k] for k in _LOSS_KEYS}
-    # every instant from the first, each the ramp of its index, nothing counted as lost; and at least
-    # the time asked for (`record --seconds` ends on a frame boundary after it: how far after is the
-    # STOP's way to the board, longer on a loaded machine, so no upper bound is exactness)
-    res["exact"] = s["samples"] > expected - spf and not any(res["lost"].values()) and picodaq_exact(tlv, s["samples"])
+    # `record --seconds` holds exactly rate x seconds instants (counted on the board's own indices,
+    # however late the STOP reaches it): every one from the first, each the ramp of its index,
+    # nothing counted as lost
+    res["exact"] = s["samples"] == expected and not any(res["lost"].values()) and picodaq_exact(tlv, expected)
     res["_capture"] = tlv
     return res
 
