@@ -20,6 +20,7 @@ from ..recording.outputs.events import events_path
 from ..recording.timeline import Gap
 from .envelope import Envelope
 from .model import (
+    COUNTS_UNIT,
     ChannelPick,
     GapSpan,
     MarkSpot,
@@ -121,7 +122,7 @@ def read_npy(path: Path, window: Window, channels: ChannelPick, columns: int) ->
         kind="npy",
         rate=rate,
         labels=[labels[i] for i in pick],
-        unit=scale.dimension,
+        unit=scale.dimension or COUNTS_UNIT,
         pos=pos,
         lo=lo_p,
         hi=hi_p,
