@@ -62,7 +62,7 @@ def test_the_readme_has_the_commands_this_test_knows():
 
 @pytest.fixture
 def folder(tmp_path):
-    for name in (".venv", "tools", "tests", "hil", "Makefile", "pyproject.toml"):
+    for name in (".venv", "host", "firmware", "tools", "tests", "hil", "Makefile", "pyproject.toml"):
         (tmp_path / name).symlink_to(ROOT / name)
     (tmp_path / "run").mkdir()
     cfg = tmp_path / "lsl_api.cfg"
@@ -83,6 +83,10 @@ def as_run(command: str) -> list[str]:
         env_words.append(words.pop(0))
     if "--seconds" in words:
         words[words.index("--seconds") + 1] = "1"
+    # recordings here last 1 s (above), so a window into them is moved inside that second
+    for flag, at in (("--from", "0.25"), ("--to", "0.75")):
+        if flag in words:
+            words[words.index(flag) + 1] = at
     return env_words + words
 
 

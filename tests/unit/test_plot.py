@@ -61,9 +61,7 @@ def expected_signal() -> np.ndarray:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_draws_the_samples_the_gaps_and_the_markers(recording, fmt):
     pic = load(recording[fmt], columns=1000)  # more columns than instants: every sample
-    assert pic.kind == fmt and pic.rate == 1000 and pic.labels == ["ch0", "ch1"]
-    # a synthetic source carries no physical dimension (13b108e); a .csv holds counts and says so
-    assert pic.unit == ("count" if fmt == "csv" else "")
+    assert pic.kind == fmt and pic.rate == 1000 and pic.labels == ["ch0", "ch1"] and pic.unit == "count"
     assert pic.bucket == 1 and (pic.t_from, pic.t_to, pic.duration_s) == (0.0, 0.25, 0.25)
     want = expected_signal()
     n = len(pic.pos)

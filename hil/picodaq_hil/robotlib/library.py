@@ -13,6 +13,7 @@ from robot.utils import timestr_to_secs
 
 from picodaq import contracts as C
 
+from .. import fits
 from ..boards.pool import BoardPool
 from ..plots import log_failure_plot
 from ..stream import FORMATS
@@ -115,6 +116,7 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
             name = b.name
         bi = BuiltIn()
         bi.set_suite_metadata("Board", name)
+        bi.set_suite_metadata("Tier", self.board.tier)
         rel = os.path.relpath(self.board.log_root / self.board.label, root)
         bi.set_suite_metadata("Device logs", f"[{rel}/|{rel}/]")
         bi.set_suite_metadata("Firmware", str(self.board.flash_result))
@@ -188,16 +190,50 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
             raise AssertionError(f"board contract 0x{hello.contract_hash:08X} != host 0x{C.CONTRACT_HASH:08X}")
 
     @keyword
-    def skip_if_board_cannot_stream(self, rate: int, channels: int) -> None:
-        """Skips the test when the board's HELLO says it cannot stream this many channels at this
-        rate (a real Pico's aggregate rate is far below the emulated board's)."""
+    def skip_if_board_cannot_stream(self, rate: int, channels: int, fmt: str = "int16", source: str = "ramp") -> None:
+        """Skips the test, with the board's own reason, when the board cannot serve this stream: a
+        limit its HELLO states (channels, aggregate rate), else its refusal of the very CONFIGURE
+        (e.g. its ring cannot hold a second of it). Nothing is started."""
+        with self._failing():
+            why = fits.refusal(self.board, int(rate), int(channels), fmt, source)
+        if why:
+            BuiltIn().skip(f"{self.board.tier} tier: {channels} x {rate} Hz {fmt}: {why}")
+
+    @keyword
+    def rate_that_fits(self, channels: int, fmt: str = "int16", at_most: int = 16000, source: str = "ramp") -> int:
+        """The highest rate up to ``at_most`` that the board takes for ``channels`` channels of
+        ``fmt``, asked of the board (its HELLO, then CONFIGURE; nothing is started). Skips the test
+        with the board's reason if it takes none."""
+        with self._failing(skip_unsupported=True):
+            fit = fits.fastest_rate(self.board, int(channels), fmt, int(at_most), source)
+        logger.info(f"{self.board.tier} tier, {channels} channels of {fmt}: {fit}")
+        BuiltIn().set_test_message(f"{channels} x {fit.rate} Hz ({self.board.tier} tier)", append=True)
+        return fit.rate
+
+    @keyword
+    def rate_for_case(self, rate: str, channels: int, fmt: str = "int16") -> int:
+        """A case's rate: ``<=N`` is the highest the board takes up to N (`Rate That Fits`); a number
+        is that rate, the test skipped with the board's reason if it cannot serve it."""
+        text = str(rate).strip()
+        if text.startswith("<="):
+            return self.rate_that_fits(channels, fmt, int(text[2:]))
+        self.skip_if_board_cannot_stream(int(text), channels, fmt)
+        return int(text)
+
+    @keyword
+    def channels_for_case(self, channels: str) -> int:
+        """A case's channel count: ``<=N`` is the most the board has up to N (its HELLO), a number is itself."""
+        text = str(channels).strip()
+        if not text.startswith("<="):
+            return int(text)
         with self._failing():
             hello = self.board.need_link().get_info()
-        if int(channels) > hello.max_channels or int(rate) * int(channels) > hello.max_rate:
-            BuiltIn().skip(
-                f"{self.board.name} streams at most {hello.max_channels} channels and "
-                f"{hello.max_rate} samples/s; {channels} x {rate} Hz is beyond it"
-            )
+        return min(int(text[2:]), hello.max_channels)
+
+    @keyword
+    def board_tier(self) -> str:
+        """The board's tier: ``unix`` or ``rp2040`` (emulated), ``board`` (real)."""
+        return self.board.tier
 
     @keyword
     def flash_firmware(self, force: bool = False) -> bool:
@@ -271,8 +307,8 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
 
     @keyword
     def hard_reset_board(self) -> None:
-        """Resets the board from scratch (emulated: a respawn; hardware: PICODAQ_RESET_CMD or machine.reset())
-        and waits until it answers again."""
+        """Resets the board from scratch (emulated: a respawn, on the rp2040 tier machine.reset() as on a
+        Pico; hardware: PICODAQ_RESET_CMD or machine.reset()) and waits until it answers again."""
         with self._failing():
             self.board.hard_reset()
 

@@ -26,6 +26,12 @@ The port appears once the chip's USB CDC is enumerated. Board behaviour:
   then boots and the port comes back under the same path;
 - machine.reset() (a watchdog reset) reboots the chip from its flash, and the
   port goes away and comes back when the chip has enumerated again, as on a Pico.
+- BOOTSEL (the boot ROM's USB boot mode): a chip whose flash holds no valid
+  boot2 (a blank one: `--blank`, or a flash.bin of 0xFF bytes) and a chip that
+  calls machine.bootloader() show the drive folder DIR/RPI-RP2 (INFO_UF2.TXT as
+  on a Pico) instead of the port; a UF2 copied there is checked block by block
+  as the boot ROM checks it, written into the flash, and the chip boots it: the
+  folder goes and the port appears (rp2040js/bootsel.mjs).
 SIGTERM or SIGINT stop it.
 
 The control channel (JSON lines on the unix socket printed as `CONTROL PATH`
@@ -47,9 +53,18 @@ import sys
 import time
 from pathlib import Path
 
-from .rp2040_supervisor import FLASH_IMAGE, GAPS, LOG, Supervisor
+from .rp2040_supervisor import DRIVE, FLASH_IMAGE, GAPS, LOG, Supervisor
 
 UNIQUE_ID = "unique_id"
+FLASH_SIZE = 2 * 1024 * 1024  # RPI_PICO's W25Q16
+
+
+def erase_flash(folder: Path) -> None:
+    """A blank chip: the folder's flash image all 0xFF (nothing in flash; the boot ROM goes to BOOTSEL)."""
+    image = folder / FLASH_IMAGE
+    tmp = image.with_name(image.name + ".new")
+    tmp.write_bytes(b"\xff" * FLASH_SIZE)
+    tmp.replace(image)
 
 
 def board_unique_id(folder: Path, board_id: str = "") -> str:
@@ -98,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         default="ramp",
         help="the ADS1299 on SPI0: its ramp (default), its signals as configured, or no chip",
     )
+    ap.add_argument(
+        "--blank", action="store_true", help="erase the flash first: the chip starts in BOOTSEL, showing its drive"
+    )
     ap.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it exits")
     a = ap.parse_args(argv)
     without = tuple(g for g in a.without.split(",") if g)
@@ -110,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         board_id = board_unique_id(folder, a.board_id)
     except ValueError as e:
         ap.error(str(e))
+    if a.blank:
+        erase_flash(folder)
     return Supervisor(
         folder, a.link.absolute(), board_id, a.unplug_seconds, without, a.clock_start_us, a.exit_with_parent, a.ads1299
     ).run()
@@ -128,7 +148,9 @@ class Rp2040Board:
     With no folder given, a temporary one is made (and removed by stop()).
     `without` leaves rp2040js gaps unhandled (the gap tests); `clock_start_us`
     starts the chip's timer there at every power-on; `ads1299` is the model on
-    SPI0 (rp2040js/ads1299.mjs: "ramp", "signal" or "none").
+    SPI0 (rp2040js/ads1299.mjs: "ramp", "signal" or "none"); `blank` erases the flash
+    first (a chip with nothing in it: it starts in BOOTSEL, its drive at `drive`, no port
+    until a MicroPython uf2 is copied there).
     """
 
     def __init__(
@@ -139,6 +161,7 @@ class Rp2040Board:
         without: tuple[str, ...] | list[str] = (),
         clock_start_us: int = 0,
         ads1299: str = "ramp",
+        blank: bool = False,
     ) -> None:
         import tempfile
 
@@ -157,6 +180,8 @@ class Rp2040Board:
         self.without = tuple(without)
         self.clock_start_us = clock_start_us
         self.ads1299 = ads1299
+        self.blank = blank
+        self.started_in_bootsel = False
         self.control_path: str | None = None
         self.proc: subprocess.Popen | None = None
         self._entry: Path | None = None
@@ -167,9 +192,22 @@ class Rp2040Board:
     def image(self) -> Path:
         return self.flash / FLASH_IMAGE
 
+    @property
+    def drive(self) -> Path:
+        """The folder standing in for the BOOTSEL drive: there only while the chip is in BOOTSEL."""
+        return self.flash / DRIVE
+
+    @property
+    def in_bootsel(self) -> bool:
+        """Whether the chip is in its boot ROM's USB boot mode now (asked on the control channel)."""
+        return bool(self.control("time").get("bootsel"))
+
     def start(self, timeout: float = 60.0) -> Rp2040Board:
-        """Start the chip; returns once its USB CDC port is there."""
+        """Start the chip; returns once its USB CDC port is there, or its BOOTSEL drive (a blank chip)."""
         import select as _select
+
+        if self.blank:
+            erase_flash(self.flash)
 
         argv = [
             sys.executable,
@@ -208,7 +246,8 @@ class Rp2040Board:
                 said.append(line)
                 if line.startswith(b"CONTROL "):
                     self.control_path = line[8:].decode().strip()
-                port = line.startswith(b"PORT ")
+                self.started_in_bootsel = line.startswith(b"DRIVE ")
+                port = line.startswith(b"PORT ") or self.started_in_bootsel
             elif self.proc.poll() is not None:
                 break
         if not port or self.control_path is None:
@@ -273,9 +312,14 @@ class Rp2040Board:
                     "flash": str(self.flash),
                     "board_id": self.board_id,
                     "chip": "rp2040",
+                    "drive": str(self.drive),  # a BOOTSEL drive while the folder is there
                 }
             )
         )
+
+    def bootsel(self) -> None:
+        """Reset with BOOTSEL held: the port goes and the drive appears, whatever the flash holds."""
+        self.control("bootsel")
 
     def hard_reset(self) -> None:
         """Restart the chip from its flash; the port stays."""

@@ -7,6 +7,12 @@ that stops reading fills them and the runner stops completing the chip's CDC IN
 transfers, so the firmware's writes block as on a Pico. Output is discarded
 while no host holds the port. Signals: SIGUSR1 hard reset, SIGUSR2 unplug,
 SIGTERM/SIGINT stop.
+
+In the boot ROM's USB boot mode (BOOTSEL: a blank chip, machine.bootloader())
+there is no port: the runner shows the drive folder DRIVE (the board folder's
+RPI-RP2), and the port appears once the chip has booted what was copied there.
+The first line printed is `CONTROL PATH`, then `PORT PATH` once the port is
+there, or `DRIVE PATH` if the chip starts in BOOTSEL.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +36,7 @@ from .node import IMAGES_DIR, RUNNER_DIR, NodeUnavailable, ensure_rp2040js, find
 GAPS = ("cdc-flow", "flash", "adc-ainsel", "adc-rrobin", "uid", "reset")
 FLASH_IMAGE = "flash.bin"
 LOG = "rp2040.log"
+DRIVE = "RPI-RP2"  # the board folder's stand-in for the BOOTSEL drive (its volume label on a Pico)
 _CHUNK = 4096
 _HOST_BUFFER = 4096  # chip bytes held for a host that is not reading
 _CHIP_BUFFER = 1 << 16  # host bytes held before the host's writes block
@@ -83,6 +91,7 @@ class Supervisor:
         self.clock_start_us = clock_start_us
         self.parent = os.getppid() if exit_with_parent else None
         self.control = control_path(folder)
+        self.drive = folder / DRIVE
         self.m_out: int | None = None
         self.host_connected = False
         self.to_host = bytearray()
@@ -126,7 +135,7 @@ class Supervisor:
             argv += ["--without", ",".join(self.without)]
         if self.clock_start_us:
             argv += ["--clock-start-us", str(self.clock_start_us)]
-        argv += ["--ads1299", self.ads1299]
+        argv += ["--ads1299", self.ads1299, "--drive", str(self.drive)]
         argv += ["--data-fd", str(data_there.fileno()), "--events-fd", str(ev_there.fileno())]
         log = open(self.folder / LOG, "ab")
         self.runner = subprocess.Popen(
@@ -164,6 +173,12 @@ class Supervisor:
                 print(f"PORT {self.link}", flush=True)
         elif kind == "reboot" and ev.get("why") == "watchdog":
             self._close_outer()  # the chip reset itself: its USB device goes away
+        elif kind == "bootsel":
+            self._close_outer()  # the boot ROM's mass-storage device instead of MicroPython's CDC
+            if not self.announced:
+                self.announced = True
+                print(f"CONTROL {self.control}", flush=True)
+                print(f"DRIVE {self.drive}", flush=True)
         elif kind == "halted":
             print(f"rp2040: the emulated chip halted: {ev.get('why')}", file=sys.stderr, flush=True)
 
@@ -229,6 +244,7 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     self.runner.kill()
                     self.runner.wait()
+            shutil.rmtree(self.drive, ignore_errors=True)  # the drive goes with the board
         return 0
 
     def _step(self) -> bool:

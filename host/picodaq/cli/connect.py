@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from typing import NamedTuple
 
 from .. import contracts as C
-from ..errors import DeviceError, UsageError
+from ..errors import DeviceError, PicodaqError, UsageError
 from ..transport.link import Link
 from ..transport.ports import PortInfo, choose_port, port_problem
 from .console import eprint
@@ -110,13 +110,31 @@ def _at_prompt(seen: bytearray) -> bool:
 
 
 def start_emulated(stack: ExitStack) -> str:
-    """Start an emulated board, flash it (it starts empty, as a new Pico does), and return its port;
-    it stops when the stack unwinds."""
-    from ..boards.unix import EmulatedBoard
+    """Start an emulated board of the PICODAQ_TIER tier (unix by default; rp2040: the real rp2 port
+    on an emulated RP2040), flash it (it starts without the firmware, as a new Pico does), and
+    return its port; it stops when the stack unwinds."""
+    from ..boards.tier import emulated_tier
     from ..flash.flasher import Flasher
 
-    board = EmulatedBoard(unpaced=False)
-    stack.callback(board.stop)
-    board.start()
-    Flasher(board.port).flash()
-    return board.port
+    if emulated_tier() == "rp2040":
+        from ..boards.node import NodeUnavailable, ensure_rp2040js, find_node
+        from ..boards.rp2040 import Rp2040Board
+
+        try:
+            ensure_rp2040js(find_node())
+        except NodeUnavailable as e:
+            raise PicodaqError(f"PICODAQ_TIER=rp2040: {e}") from None
+        eprint("picodaq: PICODAQ_TIER=rp2040: the emulated board is an RP2040 running the real rp2 port")
+        rp2 = Rp2040Board()
+        stack.callback(rp2.stop)
+        rp2.start()
+        port, timeout = rp2.port, 60.0  # a chip at a fraction of real speed, on a loaded machine too
+    else:
+        from ..boards.unix import EmulatedBoard
+
+        board = EmulatedBoard(unpaced=False)
+        stack.callback(board.stop)
+        board.start()
+        port, timeout = board.port, 10.0
+    Flasher(port, timeout=timeout, hello_timeout=timeout).flash()
+    return port
