@@ -49,8 +49,11 @@ Duplicated Bytes Are Detected And Counted
     Stream Should Be Bit Exact
 
 Stalls Lose Nothing
-    [Documentation]    A stalled link backs up into the board's ring; nothing is lost.
+    [Documentation]    A stalled link backs up into the board's ring; nothing is lost. The stream
+    ...                goes on until the link has stalled, whatever the seed, and the fault log
+    ...                must show it did.
     Stream Through Faults    stall=4e-6,stall_ms=50-250    until=stall
+    Link Faults Should Include    stall
     Loss Accounting Should Be Exact    expect_losses=False
     Stream Should Be Complete
 
@@ -59,6 +62,7 @@ Disconnects Are Survived And Every Loss Counted
     ...                what it missed. The seed is fixed, and the stream goes on until a
     ...                disconnect has happened.
     Stream Through Faults    disconnect=1e-6,disconnect_s=0.3    seed=7    until=disconnect
+    Link Faults Should Include    disconnect
     Stream Should Have Reconnected
     Loss Accounting Should Be Exact
     Stream Should Be Bit Exact

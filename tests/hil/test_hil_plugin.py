@@ -68,7 +68,7 @@ def test_the_seed_reproduces_what_the_host_received(faulty_link):
     rate = fastest_rate(board, 8, "int16", 16000).rate
     link.configure(rate * 9 // 10, 0xFF, C.SRC_RAMP, C.FMT_INT16, 64)  # 64 per frame: a ring a little bigger
     link.start()
-    link.pump_until(lambda: len(got) > 100_000 and len(proxy.faults) > 5, 60.0)  # bytes, not seconds
+    assert link.pump_until(lambda: len(got) > 100_000 and len(proxy.faults) > 5, 60.0)  # bytes, not seconds
     link.stop()
     board.drain(quiet=0.3)
     expected, faults = apply_offline(proxy.board_bytes(), FaultSpec.parse("bitflip=3e-5,drop=3e-5,dup=3e-5"), 12345)

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import events, physical_to_counts, picodaq, read_bdf, start_picodaq
+from cli_helpers import events, physical_to_counts, picodaq, read_bdf, read_csv_rows, sine_value, start_picodaq
 from picodaq import contracts as C
 from picodaq.cli.console import comparable_stats as comparable
 from picodaq.core.blocks import ramp_counts
@@ -107,6 +107,14 @@ def test_a_channel_list_and_the_sine_source(make_board, tmp_path):
     sig = b["digital"]
     # a sine at 90 % of full scale, 5 Hz on the first channel: it swings both ways
     assert sig[:, 0].max() > 0.8 * 2**23 and sig[:, 0].min() < -0.8 * 2**23
+    # ... and every sample is the firmware's table (sources.py) at its instant, in the CSV and the BDF:
+    # 5, 10 and 15 Hz by stream slot, no gap, the BDF's padding zeros
+    rows = read_csv_rows(csv)
+    index = rows[:, 1].astype(np.int64)
+    assert len(rows) >= 400 and np.array_equal(index, np.arange(len(rows)))
+    want = sine_value(index, 3, 500, C.FMT_INT24)
+    assert np.array_equal(rows[:, 3:].astype(np.int64), want)
+    assert np.array_equal(sig[: len(rows)], want) and not sig[len(rows) :].any()
 
 
 @pytest.mark.parametrize(

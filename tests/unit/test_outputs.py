@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from cli_helpers import Capture, assert_one_clear_line, events, physical_to_counts, picodaq, read_bdf
+from cli_helpers import Capture, assert_one_clear_line, events, physical_to_counts, read_bdf
 from picodaq import contracts as C
 from picodaq.cli.main import main
 from picodaq.core.blocks import ramp_counts
@@ -223,11 +224,19 @@ def test_channel_labels_and_source_can_be_given_for_a_replay(tmp_path, capsys):
     assert b["labels"] == ["ch1", "ch4", "ch5"] and b["dimension"] == ["V"] * 3
 
 
-def test_an_int32_stream_cannot_become_bdf_and_says_so(tmp_path):
+def ran(capsys, *args: str) -> SimpleNamespace:
+    """`picodaq ARGS` in this process (tests/unit starts no process), as assert_one_clear_line reads it."""
+    code, out, err = run(capsys, *args)
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
+def test_an_int32_stream_cannot_become_bdf_and_says_so(tmp_path, capsys):
     cap = Capture().hello(seq=1)
     ramp_blocks(cap, 0, 20, fmt=C.FMT_INT32)
     cap.write(tmp_path / "w.tlv")
-    r = picodaq("replay", str(tmp_path / "w.tlv"), "--out", str(tmp_path / "w.bdf"), "--out", str(tmp_path / "w.npy"))
+    r = ran(
+        capsys, "replay", str(tmp_path / "w.tlv"), "--out", str(tmp_path / "w.bdf"), "--out", str(tmp_path / "w.npy")
+    )
     assert_one_clear_line(r, "24-bit", "int32")
     assert not (tmp_path / "w.bdf").exists() and not list(tmp_path.glob(".w.bdf*"))
     np.load(tmp_path / "w.npy")  # the other outputs are closed and valid
@@ -252,14 +261,15 @@ def test_a_capture_without_samples(tmp_path, capsys):
     assert np.load(tmp_path / "e.npy").shape == (0, 0)
 
 
-def test_a_full_disk_under_one_output_is_one_line_and_the_others_are_complete(tmp_path):
+def test_a_full_disk_under_one_output_is_one_line_and_the_others_are_complete(tmp_path, capsys):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
     cap = Capture().hello(seq=1)
     ramp_blocks(cap, 0, 200)
     cap.write(tmp_path / "f.tlv")
     (tmp_path / "full.csv").symlink_to("/dev/full")
-    r = picodaq(
+    r = ran(
+        capsys,
         "replay",
         str(tmp_path / "f.tlv"),
         "--out",

@@ -40,21 +40,21 @@ class FaultKeywords(KeywordBase):
         return seed
 
     @keyword
-    def keep_streaming_until_faults(self, kinds: str, timeout: str = "90 s") -> None:
-        """Pumps the stream until the faulty link has injected at least one fault of each kind named
-        (comma-separated, e.g. ``disconnect``): a condition, not a time, so a slower board gets
-        the faults a faster one gets sooner. Fails after ``timeout``."""
+    def keep_streaming_until_faults(self, kinds: str, count: int = 1, timeout: str = "90 s") -> None:
+        """Pumps the stream until the faulty link has injected at least ``count`` faults of each kind
+        named (comma-separated, e.g. ``disconnect``): a condition, not a time, so a slower board gets
+        the faults a faster one gets sooner, and a random seed cannot leave one untried. Fails after
+        ``timeout``."""
         want = [k.strip() for k in str(kinds).split(",") if k.strip()]
         proxy = self._proxy()
 
         def seen() -> bool:
-            got = {f.kind for f in proxy.faults}
-            return all(k in got for k in want)
+            return all(self._count_faults(proxy, k) >= int(count) for k in want)
 
         with self._failing():
             self._need_session().run(timestr_to_secs(timeout), until=seen)
         if not seen():
-            raise AssertionError(f"no {' and '.join(want)} fault within {timeout} (seed {proxy.seed})")
+            raise AssertionError(f"no {count} {' and '.join(want)} fault(s) within {timeout} (seed {proxy.seed})")
 
     @keyword
     def enable_link_faults(self) -> None:
@@ -65,6 +65,20 @@ class FaultKeywords(KeywordBase):
     def disable_link_faults(self) -> None:
         """Stops injecting faults."""
         self._proxy().set_enabled(False)
+
+    @keyword
+    def link_faults_should_include(self, kind: str, count: int = 1) -> int:
+        """The faulty link injected at least ``count`` faults of ``kind`` in this test (a test of
+        what a fault does must prove the fault happened); returns how many."""
+        proxy = self._proxy()
+        n = self._count_faults(proxy, kind)
+        if n < int(count):
+            self._fail(AssertionError(f"only {n} {kind} fault(s) were injected (seed {proxy.seed}), {count} wanted"))
+        return n
+
+    @staticmethod
+    def _count_faults(proxy, kind: str) -> int:
+        return sum(1 for f in proxy.faults if f.kind == kind)
 
     @keyword
     def use_direct_link(self) -> None:

@@ -144,14 +144,17 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
         return self.board.emulated
 
     @keyword
-    def start_test_on_board(self) -> None:
-        """Test setup: opens the test's device log, soft-resets the board and synchronises."""
+    def start_test_on_board(self, name: str = "") -> None:
+        """Test setup: opens the test's device log, soft-resets the board and synchronises.
+
+        ``name`` names the device log instead of the test (a test that plays the boundary between
+        two tests itself, with `End Test On Board` then this, keeps both logs)."""
         self._session = None
         self._result = None
         with self._failing():
             bi = BuiltIn()
-            name = f"{bi.get_variable_value('${SUITE NAME}')}.{bi.get_variable_value('${TEST NAME}')}"
-            self.board.begin_test(name)
+            test = name or str(bi.get_variable_value("${TEST NAME}"))
+            self.board.begin_test(f"{bi.get_variable_value('${SUITE NAME}')}.{test}")
 
     @keyword
     def end_test_on_board(self) -> None:
@@ -240,6 +243,55 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
             r = self.board.flash(force=_bool(force))
         logger.info(str(r))
         return r.flashed
+
+    @keyword
+    def flash_should_have_rewritten_every_file(self) -> None:
+        """The last flash wrote every file of this checkout's firmware image and the manifest (each
+        verified by its SHA-256 on the board as it was written), and removed nothing it should not."""
+        r = self.board.flash_result
+        if r is None or r.report is None:
+            raise AssertionError("no flash yet: use Flash Firmware first")
+        image = r.report.image
+        want = sorted([f.path for f in image.files] + [image.manifest_file().path])
+        if sorted(r.written) != want:
+            raise AssertionError(f"written {sorted(r.written)}, expected every file: {want}")
+        if r.report.differences:
+            raise AssertionError(f"differences after the flash: {r.report.differences}")
+        logger.info(f"every file rewritten and verified: {', '.join(want)}")
+
+    @keyword
+    def firmware_files_should_match_this_checkout(self) -> None:
+        """Reads every firmware file's SHA-256 back from the board (`picodaq flash --check`'s engine,
+        writing nothing) and compares it with this checkout's image and manifest; on the emulated
+        board, also hashes the files in its flash folder here, independently of the board."""
+        import hashlib
+
+        from picodaq.flash import Flasher
+
+        b = self.board
+        if b.port is None:
+            raise AssertionError("the board has no port (not acquired)")
+        port = b.port
+        with self._failing():
+            b.disconnect()
+            try:
+                report = Flasher(port).check()
+            finally:
+                b.connect()
+                b.sync()
+        image = report.image
+        if report.differences or sorted(report.unchanged) != sorted(f.path for f in image.files):
+            raise AssertionError(f"the board's files differ from this checkout: {report.differences}")
+        folder = getattr(b.emulator, "flash", None) if b.emulated else None
+        if folder is not None and getattr(b.emulator, "image", None) is None:
+            for f in image.files:
+                got = hashlib.sha256((folder / f.path).read_bytes()).hexdigest()
+                if got != f.sha256:
+                    raise AssertionError(f"{f.path} in the board's flash folder hashes {got}, not {f.sha256}")
+            manifest = (folder / image.manifest_file().path).read_bytes()
+            if manifest != image.manifest_file().data:
+                raise AssertionError("the manifest on the board does not describe this checkout's image")
+        logger.info(f"{len(image.files)} files and the manifest match this checkout ({image.target})")
 
     @keyword
     def firmware_should_be_up_to_date(self) -> None:
