@@ -104,6 +104,9 @@ class Capture:
             32,
             source,
             4_000_000,
+            0b1111,  # sources
+            0,
+            1 << 20,  # ring_bytes
         )
         return self.frame(C.MSG_HELLO, payload, seq)
 

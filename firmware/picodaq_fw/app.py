@@ -44,6 +44,7 @@ _RX_BURST = const(64)  # command bytes read per streaming-loop pass
 _SAMPLES_HEAD = const(16)
 _CMD_ARGS = const(4)  # COMMAND payload bytes before the arguments
 _LEN_END = const(6)  # header bytes up to the length field: the last one checked on arrival
+_SOURCE_NAMES = ("ramp", "sine", "adc", "ads1299")  # by source kind (contracts.toml [sources])
 # LOG texts sent while streaming: bytes constants, so framing them allocates nothing
 _LOG_MARK_ARGS = b"MARK: the u16 code argument is missing"
 _LOG_OVERRUN = b"ring overflowed: the host is not reading fast enough; new samples are dropped and counted"
@@ -322,7 +323,7 @@ class App:
             return ST_BAD_ARGUMENT, "CONFIGURE: unknown source %d" % source
         if source not in hal.SOURCES:
             why = hal.check(source, fmt, rate, mask_lo | mask_hi << 16)  # the HAL may know why
-            return ST_UNSUPPORTED, "CONFIGURE: %s" % (why or "source %d is not on this board" % source)
+            return ST_UNSUPPORTED, "CONFIGURE: %s" % (why or "source %s is not on this board" % _SOURCE_NAMES[source])
         bps = BYTES_PER_SAMPLE[fmt]
         if spf < 1 or _SAMPLES_HEAD + nch * spf * bps > MAX_PAYLOAD:
             return ST_BAD_ARGUMENT, "CONFIGURE: %d samples per frame do not fit a frame" % spf
@@ -376,8 +377,12 @@ class App:
     def _hello(self):
         f = self.framer
         hal = self.hal
+        sources = 0
+        for k in hal.SOURCES:
+            sources |= 1 << k
         self._send(f.cbuf, f.hello(VERSION, CONTRACT_HASH_LE, hal.board_id(), hal.PLATFORM,
-                                   hal.MAX_CHANNELS, self.source_kind, hal.MAX_RATE))
+                                   hal.MAX_CHANNELS, self.source_kind, hal.MAX_RATE, sources,
+                                   len(self.ring.buf)))
 
     def _status(self, free_heap=-1):
         # free_heap: while streaming, the value taken as the lock was taken; when

@@ -5,8 +5,8 @@
 # an int >= 2**30 is a heap object, and the hot path must not allocate.
 from micropython import const
 
-# CRC-32 of contracts.toml (0x0F8AF29C), little-endian: kept as bytes, not an int
-CONTRACT_HASH_LE = b'\x9c\xf2\x8a\x0f'
+# CRC-32 of contracts.toml (0x03F8DDEA), little-endian: kept as bytes, not an int
+CONTRACT_HASH_LE = b'\xea\xdd\xf8\x03'
 PROTOCOL_VERSION = const(1)
 MAGIC0 = const(0xA5)
 MAGIC1 = const(0x5A)
@@ -34,7 +34,7 @@ COMMAND_MAX = const(32)
 MSG_ACK = const(0x11)
 ACK_MAX = const(8)
 
-HELLO_FMT = '<BBBBHH8s8sBBI'  # fw_major, fw_minor, fw_patch, protocol_version, contract_hash_lo, contract_hash_hi, board_id, platform, max_channels, source, max_rate
+HELLO_FMT = '<BBBBHH8s8sBBIBBI'  # fw_major, fw_minor, fw_patch, protocol_version, contract_hash_lo, contract_hash_hi, board_id, platform, max_channels, source, max_rate, sources, reserved, ring_bytes
 SAMPLES_FMT = '<HHIIBBH'  # first_sample_index_lo, first_sample_index_hi, t0_us, period_ns, n_channels, fmt, n_samples
 STATUS_FMT = '<HHHHHHHHIHH'  # uptime_ms_lo, uptime_ms_hi, frames_sent_lo, frames_sent_hi, samples_dropped_lo, samples_dropped_hi, ring_high_water, ring_capacity, free_heap, last_error, state
 MARKER_FMT = '<HHHH'  # sample_index_lo, sample_index_hi, code, reserved

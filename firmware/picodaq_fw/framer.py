@@ -89,14 +89,16 @@ class Framer:
         pack_into(MARKER_FMT, b, HEADER_SIZE, index[i], index[i + 1], code, 0)
         return self._seal(b, 8)
 
-    def hello(self, version, hash_le, board_id, platform, max_channels, source, max_rate):
+    def hello(self, version, hash_le, board_id, platform, max_channels, source, max_rate, sources, ring_bytes):
+        # sources (bit k: source kind k is on this board) and ring_bytes go in the bytes
+        # PROTOCOL.md reserves, at 30 and 32 (31 stays 0); ring_bytes < 2**30 on any board
         b = self.cbuf
         self._head(b, MSG_HELLO, 64)
         for i in range(HEADER_SIZE, HEADER_SIZE + 64):
             b[i] = 0
         pack_into(HELLO_FMT, b, HEADER_SIZE, version[0], version[1], version[2], PROTOCOL_VERSION,
                   hash_le[0] | hash_le[1] << 8, hash_le[2] | hash_le[3] << 8,
-                  board_id, platform, max_channels, source, max_rate)
+                  board_id, platform, max_channels, source, max_rate, sources, 0, ring_bytes)
         return self._seal(b, 64)
 
     def log(self, level, text):

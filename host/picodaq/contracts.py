@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-CONTRACT_HASH = 0x0F8AF29C
+CONTRACT_HASH = 0x03F8DDEA
 PROTOCOL_VERSION = 1
 MAGIC = bytes([165, 90])
 HEADER_SIZE = 10
@@ -58,8 +58,8 @@ DEVICE_TO_HOST = frozenset({
 })
 
 # fixed part of each payload: struct format and field names
-HELLO_FORMAT = '<BBBBI8s8sBBI'
-HELLO_FIELDS = ('fw_major', 'fw_minor', 'fw_patch', 'protocol_version', 'contract_hash', 'board_id', 'platform', 'max_channels', 'source', 'max_rate')
+HELLO_FORMAT = '<BBBBI8s8sBBIBBI'
+HELLO_FIELDS = ('fw_major', 'fw_minor', 'fw_patch', 'protocol_version', 'contract_hash', 'board_id', 'platform', 'max_channels', 'source', 'max_rate', 'sources', 'reserved', 'ring_bytes')
 SAMPLES_FORMAT = '<IIIBBH'
 SAMPLES_FIELDS = ('first_sample_index', 't0_us', 'period_ns', 'n_channels', 'fmt', 'n_samples')
 STATUS_FORMAT = '<IIIHHIHH'

@@ -50,7 +50,7 @@ def test_contract_matches_protocol_md():
         assert C.MAX_PAYLOAD_BY_TYPE[mid] == maxes[name]
     assert C.SAMPLES_FORMAT == "<IIIBBH"
     assert C.STATUS_FORMAT == "<IIIHHIHH"
-    assert C.HELLO_FORMAT == "<BBBBI8s8sBBI"
+    assert C.HELLO_FORMAT == "<BBBBI8s8sBBIBBI"  # PROTOCOL.md's 30 bytes, then picodaq's 6
     assert C.ACK_FORMAT == "<HBB" and C.MARKER_FORMAT == "<IHH"
     assert C.CONFIGURE_ARGS_FORMAT == "<IIBBH"
     assert (C.OP_PING, C.OP_GET_INFO, C.OP_CONFIGURE, C.OP_START, C.OP_STOP, C.OP_GET_STATUS, C.OP_MARK) == tuple(

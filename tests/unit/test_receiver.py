@@ -38,9 +38,9 @@ def test_control_messages_update_state_and_call_handlers():
     rx.marker_handlers.append(markers.append)
     rx.log_handlers.append(logs.append)
     rx.hello_handlers.append(hellos.append)
-    hello = struct.pack(C.HELLO_FORMAT, 1, 2, 3, 1, C.CONTRACT_HASH, b"board\0\0\0", b"linux\0\0\0", 32, 0, 1000).ljust(
-        64, b"\0"
-    )
+    hello = struct.pack(
+        C.HELLO_FORMAT, 1, 2, 3, 1, C.CONTRACT_HASH, b"board\0\0\0", b"linux\0\0\0", 32, 0, 1000, 3, 0, 4096
+    ).ljust(64, b"\0")
     status = struct.pack(C.STATUS_FORMAT, 5, 6, 7, 8, 9, 10, 0, 1)
     data = (
         encode_frame(C.MSG_HELLO, 0, hello)

@@ -54,11 +54,15 @@ def describe(url: str, hello: Hello, status: Status) -> str:
             f"contract        {h['contract_hash']} "
             + ("(matches this host)" if ok else f"(this host has 0x{C.CONTRACT_HASH:08X})"),
             f"capabilities    up to {hello.max_channels} channels, {hello.max_rate:,} samples/s across all channels",
+            "sources         "
+            + (", ".join(h["sources"]) if h["sources"] is not None else "unknown (its HELLO does not say)"),
             f"source          {h['source']} (as last configured)",
             f"state           {status.state_name}; last error: {status.error_name}",
             f"uptime          {_duration(status.uptime_ms)}; {status.frames_sent:,} frames sent",
-            f"ring            {status.ring_capacity:,} instants; high water {status.ring_high_water:,} "
-            f"({fill:.0%}); {status.samples_dropped:,} instants dropped in the last stream",
+            f"ring            {status.ring_capacity:,} instants"
+            + (f" in {hello.ring_bytes:,} bytes" if hello.ring_bytes is not None else "")
+            + f"; high water {status.ring_high_water:,} ({fill:.0%}); {status.samples_dropped:,} instants "
+            "dropped in the last stream",
             f"free heap       {status.free_heap:,} bytes",
         ]
     )

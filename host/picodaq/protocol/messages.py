@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -9,6 +10,11 @@ from typing import Any
 from .. import contracts as C
 
 _HELLO = struct.Struct(C.HELLO_FORMAT)
+# PROTOCOL.md defines a HELLO's first 30 bytes (through max_rate); picodaq's firmware goes on with
+# sources, a reserved byte and ring_bytes in the bytes it calls reserved. A HELLO of only the 30
+# defined bytes (another firmware) is accepted: those fields are then unknown (None).
+_HELLO_CORE = struct.Struct("<" + "".join(re.findall(r"\d*[a-zA-Z]", C.HELLO_FORMAT[1:])[:10]))
+assert _HELLO_CORE.size == 30 and C.HELLO_FIELDS[10:] == ("sources", "reserved", "ring_bytes")
 _STATUS = struct.Struct(C.STATUS_FORMAT)
 _ACK = struct.Struct(C.ACK_FORMAT)
 _MARKER = struct.Struct(C.MARKER_FORMAT)
@@ -28,17 +34,30 @@ class Hello:
     max_channels: int
     source: int
     max_rate: int
+    sources: int | None = None  # bit k: source kind k is on this board; None: the HELLO does not say
+    ring_bytes: int | None = None  # bytes of the firmware's sample ring; None: the HELLO does not say
 
     @classmethod
     def parse(cls, payload: bytes | memoryview) -> Hello:
-        ma, mi, pa, proto, h, bid, plat, maxch, src, rate = _HELLO.unpack_from(payload)
-        return cls((ma, mi, pa), proto, h, bid.hex(), _ascii(plat), maxch, src, rate)
+        ma, mi, pa, proto, h, bid, plat, maxch, src, rate = _HELLO_CORE.unpack_from(payload)
+        sources = ring = None
+        if len(payload) >= _HELLO.size:
+            sources, _, ring = _HELLO.unpack_from(payload)[10:]
+        return cls((ma, mi, pa), proto, h, bid.hex(), _ascii(plat), maxch, src, rate, sources, ring)
+
+    @property
+    def source_names(self) -> list[str] | None:
+        """The sources this board has, by name (None: its HELLO does not say)."""
+        if self.sources is None:
+            return None
+        return [C.SOURCE_NAMES.get(k, str(k)) for k in range(8) if self.sources >> k & 1]
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["firmware_version"] = ".".join(map(str, self.firmware_version))
         d["contract_hash"] = f"0x{self.contract_hash:08X}"
         d["source"] = C.SOURCE_NAMES.get(self.source, str(self.source))
+        d["sources"] = self.source_names
         return d
 
 
