@@ -44,7 +44,7 @@ from .sources import Ramp, Sine
 from .adc_rp2 import InternalAdc
 from .ads1299 import Ads1299
 
-_RESERVE = const(40 * 1024)  # heap left after the ring: buffers made at START, commands
+_RESERVE = const(40 * 1024)  # without a ring taken at boot (test drivers from the REPL): heap left after it
 _MAX_RATE = const(200000)  # aggregate samples/s any source is allowed
 
 
