@@ -23,7 +23,7 @@ from time import ticks_ms, ticks_diff
 from . import crc32, counter32, VERSION
 from .framer import Framer
 from .markers import MarkerQueue
-from .ring import SampleRing, FLOOR_MS, NEXT, DROPPED, FAULT, geometry, refusal as ring_refusal
+from .ring import SampleRing, FLOOR_MS, NEXT, DROPPED, FAULT, SPF, FILL, geometry, refusal as ring_refusal
 from .contracts import (
     CONTRACT_HASH_LE, PROTOCOL_VERSION, MAGIC0, MAGIC1, OVERHEAD, MAX_PAYLOAD,
     MSG_COMMAND, COMMAND_MAX, CONFIGURE_ARGS, BYTES_PER_SAMPLE,
@@ -443,7 +443,11 @@ class App:
                     self.pleft = f.samples(ring, self.period_ns, self.nch, self.fmt)
                     continue
                 if not busy:
-                    hal.idle()
+                    # nothing to do until the chunk being filled is complete (or a
+                    # command arrives, or STATUS is due): sleep that long, not 1 ms
+                    ms = ((st[SPF] - st[FILL]) * 1000 + self.rate - 1) // self.rate
+                    left = _STATUS_MS - ticks_diff(ticks_ms(), self.status_ms)
+                    hal.idle(ms if ms < left else left if left > 0 else 1)
         except BaseException as e:  # MemoryError under the lock, a sampler fault, or a bug
             fault = e
         micropython.heap_unlock()

@@ -152,8 +152,9 @@ class Hal:
     def wait_output(self) -> None:
         self._pout.ipoll(1)
 
-    def idle(self) -> None:
-        self._pin.ipoll(1)
+    def idle(self, ms: int) -> None:
+        # nothing due for ms: the core sleeps (WFE) until then or until input
+        self._pin.ipoll(ms)
 
     # -- sampling ----------------------------------------------------------------
 
