@@ -74,7 +74,7 @@ class Hal:
         self._ramp = Ramp()
         self._sine = Sine()
         self._adc = InternalAdc(self.chip)
-        self._ads = Ads1299(cfg.get("ads1299"))
+        self._ads = Ads1299(cfg.get("ads1299"), self.chip)
         sources = [SRC_RAMP, SRC_SINE, SRC_ADC]
         if self._ads.present:
             sources.append(SRC_ADS1299)
@@ -177,12 +177,12 @@ class Hal:
 
     def _on_marker(self, pin: Pin) -> None:
         # hard IRQ: note the sample index now, the first instant sampled after the
-        # edge; the main loop frames the MARKER. On the ADC's DMA path the ring
-        # learns a block's instants only when the block is done: count those of the
-        # running block already begun, or the marker would land up to a block early
+        # edge; the main loop frames the MARKER. On the DMA paths (ADC, ADS1299) the
+        # ring learns a block's instants only when the block is done: count those of
+        # the running block already begun, or the marker would land up to a block early
         m = self.markers
         src = self.src
-        ahead = src.begun() if src is self._adc else 0
+        ahead = src.begun() if src is not None else 0
         _push_marker(m.q, m.hd, self.counts, ahead, self.marker_code)
 
     def stop(self) -> None:

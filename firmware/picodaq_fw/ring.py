@@ -158,6 +158,44 @@ def put_block(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8,
     return stored
 
 
+@micropython.viper
+def put_frames(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8, src: ptr8,
+               idx: ptr8, nidx: int, fsize: int, n: int, t_end: int, period_q8: int) -> int:
+    """Store n instants from n frames of fsize bytes at src (an ADS1299 DMA block,
+    done at ticks t_end), each gathered as put_gather does: nidx samples of 3
+    bytes, sample k at frame[idx[k]:]. Instants that do not fit are dropped.
+    Returns the number stored."""
+    ib = st[IBYTES]
+    t_first = t_end - ((n * period_q8) >> 8)
+    i = 0
+    stored = 0
+    while i < n:
+        fill = st[FILL]
+        if fill == 0 and ((st[WR] - st[RD]) & 0xFFFF) >= st[SLOTS]:
+            drop(counts, n - i)
+            return stored
+        k = st[SPF] - fill
+        if k > n - i:
+            k = n - i
+        o = st[WSLOT] * st[CBYTES] + fill * ib
+        f = i * fsize
+        e = f + k * fsize
+        while f < e:
+            j = 0
+            while j < nidx:
+                s = f + int(idx[j])
+                rbuf[o] = src[s]
+                rbuf[o + 1] = src[s + 1]
+                rbuf[o + 2] = src[s + 2]
+                o += 3
+                j += 1
+            f += fsize
+        commit(st, counts, t0, first, k, (t_first + ((i * period_q8) >> 8)) & 0x3FFFFFFF)
+        i += k
+        stored += k
+    return stored
+
+
 def geometry(nbytes, spf, ibytes, rate):
     """(slots, ms): the chunks of spf instants of ibytes each that a ring of nbytes
     holds (at most MAX_SLOTS), and how many ms of a stream at rate that is."""

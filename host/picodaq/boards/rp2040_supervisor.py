@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .node import IMAGES_DIR, RUNNER_DIR, NodeUnavailable, ensure_rp2040js, find_node
 
-GAPS = ("cdc-flow", "flash", "adc-ainsel", "adc-rrobin", "uid", "reset")
+GAPS = ("cdc-flow", "flash", "adc-ainsel", "adc-rrobin", "uid", "reset", "pio", "spi-dmacr")
 FLASH_IMAGE = "flash.bin"
 LOG = "rp2040.log"
 _CHUNK = 4096
