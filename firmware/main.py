@@ -8,8 +8,8 @@
 # otherwise raise KeyboardInterrupt here and leave the board at the REPL. A
 # host still reaches the REPL: the app reads its escape itself while idle.
 #
-# On rp2 the sample ring is taken before anything else loads, while the heap is
-# one free block (picodaq_fw/budget.py).
+# On rp2 the large buffers and the sample ring are taken before anything else
+# loads, while the heap is one free block (picodaq_fw/budget.py).
 import micropython
 
 micropython.kbd_intr(-1)
@@ -18,9 +18,10 @@ try:
 
     ring = None
     if sys.platform == "rp2":
-        from picodaq_fw.budget import take, RP2_RESERVE
+        from picodaq_fw import budget
 
-        ring = take(RP2_RESERVE)
+        budget.early()
+        ring = budget.take(budget.RP2_RESERVE)
         from picodaq_fw.hal_rp2 import Hal
     else:
         from picodaq_fw.hal_unix import Hal

@@ -16,10 +16,12 @@
 # Nothing allocates in IRQ context.
 import machine
 import rp2
+from array import array
 from machine import Pin, SPI
 from micropython import const
 from time import ticks_us, sleep_ms, sleep_us
-from . import ring as R
+from . import budget, ring as R
+from .blit import gather3
 from .contracts import FMT_INT24
 from .ring import SampleRing
 
@@ -186,9 +188,9 @@ class Ads1299:
 
     def _begin_dma(self, ring: SampleRing, rate: int) -> None:
         fsize = self.fsize
-        n = max(1, min(256, rate * _BLOCK_MS // 1000))  # frames per DMA block
+        n = max(1, min(128, rate * _BLOCK_MS // 1000))  # frames per DMA block (budget.DMA_BLOCK_BYTES)
         count = n * fsize
-        bufs = (bytearray(count), bytearray(count))
+        bufs = budget.dma_blocks(count)  # taken at boot; the DMA fills count bytes of each
         self.block = count
         self.zero = bytearray(4)  # what the transmit DMA clocks out
         self.sink = bytearray(4)  # where the pacing DMA drops the PIO's word
@@ -287,17 +289,34 @@ class _AdsLeg:
         self.buf = buf
         self.n = n
         self.idx = idx
-        self.nidx = nidx
         self.fsize = fsize
         self.period_q8 = period_q8
+        p = array("i", bytes(20))  # blit.gather3's offsets, frames, frame size, samples
+        p[3] = fsize
+        p[4] = nidx
+        self.p = p
 
     def on_done(self, dma: rp2.DMA) -> None:
         # hard IRQ: the other leg is already running (chained); gather this
-        # block's enabled channels into the ring and re-arm it
+        # block's enabled channels into the ring, chunk by chunk, and re-arm it
         r = self.ring
         try:
-            R.put_frames(r.st, r.counts, r.t0, r.first, r.buf, self.buf, self.idx, self.nidx, self.fsize,
-                         self.n, ticks_us(), self.period_q8)
+            st = r.st
+            n = self.n
+            p = self.p
+            t_end = ticks_us()
+            i = 0
+            while i < n:
+                k = R.room(st, n - i)
+                if not k:
+                    R.drop(r.counts, n - i)  # full: the ring keeps its old data
+                    break
+                p[0] = R.offset(st)
+                p[1] = i * self.fsize
+                p[2] = k
+                gather3(p, r.buf, self.buf, self.idx)
+                R.commit_at(st, r.counts, r.t0, r.first, k, t_end, n, i, self.period_q8)
+                i += k
             dma.config(write=self.buf)
         except Exception:
             r.st[R.FAULT] = 1

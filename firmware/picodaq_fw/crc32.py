@@ -7,13 +7,12 @@
 #   armv6m emitter keeps most locals on the stack), ~98 with the copy;
 # - Thumb inline assembler, compiled when this module loads on an Arm board
 #   (rp2: RP2040, RP2350 in Arm mode): ~14.5 cycles a byte, ~17 with the copy.
-#   The source is compiled at run time because mpy-cross cannot build Thumb
-#   code for the unix port or the RP2350's RISC-V cores.
+#   The source is compiled when this module loads (thumb.py says why).
 # Cycles measured on the emulated RP2040: `picodaq bench --only rp2040`.
 import micropython
-import sys
 from array import array
 from micropython import const
+from .thumb import assemble
 
 _TABLE = array("I", bytes(1024))
 
@@ -150,20 +149,6 @@ def copy4(r0, r1, r2, r3):
 """
 
 
-def _thumb():
-    # the Thumb versions where this MicroPython assembles Thumb (.mpy arch 4-8:
-    # armv6m to armv7emdp; the RP2350's Arm cores run armv6m/armv7m code); else None
-    arch = getattr(sys.implementation, "_mpy", 0) >> 10
-    if not 4 <= arch <= 8:
-        return None
-    g = {"micropython": micropython}
-    try:
-        exec(_THUMB, g)
-    except Exception:  # no inline assembler in this build: viper it is
-        return None
-    return g
-
-
 def new_state():
     s = array("I", bytes(4 * _NSTATE))
     s[1] = _TABLE_ADDR
@@ -180,11 +165,12 @@ update = update_viper
 copy = copy_viper
 THUMB = False
 _TABLE_ADDR = 0
-_T = _thumb()
+_update_thumb = None
+_T = assemble(_THUMB)
 if _T is not None:
     THUMB = True
     _TABLE_ADDR = _T["address"](_TABLE)
-    update = _T["update"]
+    update = _update_thumb = _T["update"]
     _copy4 = _T["copy4"]
     copy = _copy_thumb
 _T = None

@@ -126,74 +126,24 @@ def put_gather(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8,
 
 
 @micropython.viper
-def put_block(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8,
-              src: ptr8, n: int, t_end: int, period_q8: int) -> int:
-    """Store n whole instants from src (already in wire format, IBYTES each),
-    e.g. a DMA block that completed at ticks t_end; period_q8 is the instant
-    period in 1/256 us. Instants that do not fit are dropped. Returns the
-    number stored."""
-    ib = st[IBYTES]
-    t_first = t_end - ((n * period_q8) >> 8)
-    i = 0
-    stored = 0
-    while i < n:
-        fill = st[FILL]
-        if fill == 0 and ((st[WR] - st[RD]) & 0xFFFF) >= st[SLOTS]:
-            drop(counts, n - i)
-            return stored
-        k = st[SPF] - fill
-        if k > n - i:
-            k = n - i
-        o = st[WSLOT] * st[CBYTES] + fill * ib
-        s = i * ib
-        e = s + k * ib
-        while s < e:
-            rbuf[o] = src[s]
-            o += 1
-            s += 1
-        # masked before it is boxed for the call: on rp2 an int >= 2**30 allocates
-        commit(st, counts, t0, first, k, (t_first + ((i * period_q8) >> 8)) & 0x3FFFFFFF)
-        i += k
-        stored += k
-    return stored
+def room(st: ptr32, m: int) -> int:
+    """Instants, at most m, that can be written now, all into the current chunk
+    (at offset()); 0 when the ring is full. For the DMA paths' block handlers."""
+    fill = st[FILL]
+    if fill == 0 and ((st[WR] - st[RD]) & 0xFFFF) >= st[SLOTS]:
+        return 0
+    k = st[SPF] - fill
+    return k if k < m else m
 
 
 @micropython.viper
-def put_frames(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8, src: ptr8,
-               idx: ptr8, nidx: int, fsize: int, n: int, t_end: int, period_q8: int) -> int:
-    """Store n instants from n frames of fsize bytes at src (an ADS1299 DMA block,
-    done at ticks t_end), each gathered as put_gather does: nidx samples of 3
-    bytes, sample k at frame[idx[k]:]. Instants that do not fit are dropped.
-    Returns the number stored."""
-    ib = st[IBYTES]
-    t_first = t_end - ((n * period_q8) >> 8)
-    i = 0
-    stored = 0
-    while i < n:
-        fill = st[FILL]
-        if fill == 0 and ((st[WR] - st[RD]) & 0xFFFF) >= st[SLOTS]:
-            drop(counts, n - i)
-            return stored
-        k = st[SPF] - fill
-        if k > n - i:
-            k = n - i
-        o = st[WSLOT] * st[CBYTES] + fill * ib
-        f = i * fsize
-        e = f + k * fsize
-        while f < e:
-            j = 0
-            while j < nidx:
-                s = f + int(idx[j])
-                rbuf[o] = src[s]
-                rbuf[o + 1] = src[s + 1]
-                rbuf[o + 2] = src[s + 2]
-                o += 3
-                j += 1
-            f += fsize
-        commit(st, counts, t0, first, k, (t_first + ((i * period_q8) >> 8)) & 0x3FFFFFFF)
-        i += k
-        stored += k
-    return stored
+def commit_at(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, k: int, t_end: int, n: int, i: int,
+              period_q8: int):
+    """commit() k instants from instant i of a DMA block of n that completed at
+    ticks t_end; period_q8 is the instant period in 1/256 us. The time is worked
+    out here, in machine ints: on rp2 an int >= 2**30 would be a heap object."""
+    t = t_end - ((n * period_q8) >> 8) + ((i * period_q8) >> 8)
+    commit(st, counts, t0, first, k, t & 0x3FFFFFFF)
 
 
 def geometry(nbytes, spf, ibytes, rate):
