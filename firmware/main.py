@@ -15,11 +15,10 @@ import micropython
 micropython.kbd_intr(-1)
 try:
     import sys
+    from picodaq_fw import budget
 
     ring = None
     if sys.platform == "rp2":
-        from picodaq_fw import budget
-
         budget.early()
         ring = budget.take(budget.RP2_RESERVE)
         from picodaq_fw.hal_rp2 import Hal
@@ -29,4 +28,7 @@ try:
 
     App(Hal(), ring).run()
 finally:
+    # the REPL (and the tools that use it) get the heap back
+    ring = None
+    budget.release()
     micropython.kbd_intr(3)

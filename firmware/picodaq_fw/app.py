@@ -413,7 +413,7 @@ class App:
         micropython.heap_lock()
         try:
             while self.state == STATE_STREAMING:
-                busy = hal.service(ring, src)
+                busy = hal.service(ring, src)  # True: more is due than one call makes
                 if self.pleft:
                     if not self._pump():
                         hal.wait_output()

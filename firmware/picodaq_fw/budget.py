@@ -12,7 +12,7 @@
 import gc
 from micropython import const
 
-RP2_RESERVE = const(72 * 1024)
+RP2_RESERVE = const(58 * 1024)
 FRAME_BYTES = const(4110)  # a frame of MAX_PAYLOAD: OVERHEAD 14 + 4096 (a test checks contracts.py)
 # the largest DMA block: 128 ADS1299 frames of 27 bytes (16 kHz, 8 ms; an ADC block is at most
 # 256 instants x 5 channels x 2 bytes = 2560)
@@ -28,6 +28,13 @@ def early():
     gc.collect()
     frame = bytearray(FRAME_BYTES)
     dma = (bytearray(DMA_BLOCK_BYTES), bytearray(DMA_BLOCK_BYTES))
+
+
+def release():
+    """Back to the heap once the firmware has returned to the REPL (main.py)."""
+    global frame, dma
+    frame = None
+    dma = None
 
 
 def dma_blocks(nbytes):

@@ -58,3 +58,8 @@ def test_info_says_the_duration_and_when_the_board_would_refuse():
         "fits": True,
     }
     assert ring_doc(hello(None), StreamConfig()) is None
+
+
+def test_the_frame_buffer_taken_at_boot_holds_the_largest_frame():
+    src = (firmware_dir() / "picodaq_fw" / "budget.py").read_text()
+    assert int(re.search(r"^FRAME_BYTES = const\((\d+)\)", src, re.M).group(1)) == C.OVERHEAD + C.MAX_PAYLOAD
