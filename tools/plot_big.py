@@ -41,6 +41,9 @@ def hello() -> bytes:
         32,
         C.SRC_RAMP,
         4_000_000,
+        1 << C.SRC_RAMP,  # sources
+        0,
+        1 << 20,  # ring_bytes
     )
     return encode_frame(C.MSG_HELLO, 0, payload)
 

@@ -7,10 +7,12 @@
 # viper writers: nothing allocates in IRQ context (hal_rp2.py says why).
 import machine
 import rp2
+from array import array
 from machine import ADC, Timer
 from micropython import const
 from time import ticks_us
-from . import ring as R
+from . import budget, ring as R
+from .blit import copy
 from .contracts import FMT_INT16
 from .ring import SampleRing
 
@@ -117,7 +119,7 @@ class InternalAdc:
         q8 = (_ADC_CLOCK * 256 + agg // 2) // agg
         n = max(1, min(256, rate * _BLOCK_MS // 1000))  # instants per DMA block
         count = n * nch
-        bufs = (bytearray(2 * count), bytearray(2 * count))
+        bufs = budget.dma_blocks(2 * count)  # taken at boot; the DMA fills 2 * count bytes of each
         period_ns = (nch * q8 * 1000 + 6144) // 12288  # nch * q8 / 256 / 48e6 s
         period_q8 = (nch * q8) // 48  # the instant period in 1/256 us
         a = rp2.DMA()
@@ -195,13 +197,30 @@ class _DmaLeg:
         self.buf = buf
         self.n = n
         self.period_q8 = period_q8
+        self.p = array("i", bytes(8))  # blit.copy's offsets
 
     def on_done(self, dma: rp2.DMA) -> None:
         # hard IRQ: the other leg is already running (chained); copy this
-        # block out and re-arm before that one ends (the count reloads itself)
+        # block out, chunk by chunk, and re-arm it before that one ends (the
+        # count reloads itself)
         r = self.ring
         try:
-            R.put_block(r.st, r.counts, r.t0, r.first, r.buf, self.buf, self.n, ticks_us(), self.period_q8)
+            st = r.st
+            n = self.n
+            ib = st[R.IBYTES]
+            p = self.p
+            t_end = ticks_us()
+            i = 0
+            while i < n:
+                k = R.room(st, n - i)
+                if not k:
+                    R.drop(r.counts, n - i)  # full: the ring keeps its old data
+                    break
+                p[0] = R.offset(st)
+                p[1] = i * ib
+                copy(p, r.buf, self.buf, k * ib)
+                R.commit_at(st, r.counts, r.t0, r.first, k, t_end, n, i, self.period_q8)
+                i += k
             dma.config(write=self.buf)
         except Exception:
             r.st[R.FAULT] = 1

@@ -23,7 +23,7 @@ from time import ticks_ms, ticks_diff
 from . import crc32, counter32, VERSION
 from .framer import Framer
 from .markers import MarkerQueue
-from .ring import SampleRing, MAX_SLOTS, NEXT, DROPPED, FAULT
+from .ring import SampleRing, FLOOR_MS, NEXT, DROPPED, FAULT, SPF, FILL, geometry, refusal as ring_refusal
 from .contracts import (
     CONTRACT_HASH_LE, PROTOCOL_VERSION, MAGIC0, MAGIC1, OVERHEAD, MAX_PAYLOAD,
     MSG_COMMAND, COMMAND_MAX, CONFIGURE_ARGS, BYTES_PER_SAMPLE,
@@ -59,10 +59,11 @@ _SAMPLER_FAULT = _SamplerFault("the sampler failed in IRQ context")
 
 
 class App:
-    def __init__(self, hal):
+    def __init__(self, hal, ring=None):
+        # ring: the sample ring's bytearray, taken at boot (main.py); else made here
         self.hal = hal
         self.framer = Framer()
-        self.ring = SampleRing(hal.RING_BYTES)
+        self.ring = SampleRing(hal.RING_BYTES if ring is None else ring)
         self.rx = bytearray(OVERHEAD + COMMAND_MAX)  # the command being received
         self.rxn = 0
         self.need = 0
@@ -332,17 +333,9 @@ class App:
         why = hal.check(source, fmt, rate, mask_lo | mask_hi << 16)
         if why:
             return ST_UNSUPPORTED, "CONFIGURE: " + why
-        slots = (rate + spf - 1) // spf + 1  # one second queued plus the chunk being filled
-        if slots > MAX_SLOTS:
-            need = (rate + MAX_SLOTS - 2) // (MAX_SLOTS - 1)
-            if _SAMPLES_HEAD + nch * need * bps > MAX_PAYLOAD:  # no frame size helps: say so, not "raise"
-                return ST_BAD_ARGUMENT, "CONFIGURE: rate %d with %d channel(s) is too fast for this board: at most %d" % (
-                    rate, nch, (MAX_SLOTS - 1) * ((MAX_PAYLOAD - _SAMPLES_HEAD) // (nch * bps)))
-            return ST_BAD_ARGUMENT, "CONFIGURE: %d frames/s is too many; raise samples_per_frame to at least %d" % (
-                (rate + spf - 1) // spf, need)
-        if not self.ring.fits(slots, spf, nch * bps):
-            return ST_BAD_ARGUMENT, "CONFIGURE: a 1 s ring (%d bytes) does not fit this board's %d" % (
-                slots * spf * nch * bps, len(self.ring.buf))
+        why = ring_refusal(len(self.ring.buf), rate, nch, bps, spf, MAX_PAYLOAD - _SAMPLES_HEAD)
+        if why:
+            return ST_BAD_ARGUMENT, why
         self.rate = rate
         self.mask = mask_lo | mask_hi << 16
         self.nch = nch
@@ -355,11 +348,11 @@ class App:
     def _start(self):
         try:
             self.source = self.hal.source(self.source_kind)
-            bps = BYTES_PER_SAMPLE[self.fmt]
-            slots = (self.rate + self.spf - 1) // self.spf + 1
-            if not self.ring.fits(slots, self.spf, self.nch * bps):
+            ibytes = self.nch * BYTES_PER_SAMPLE[self.fmt]
+            slots, ms = geometry(len(self.ring.buf), self.spf, ibytes, self.rate)
+            if slots < 2 or ms < FLOOR_MS:
                 return ST_BAD_ARGUMENT, "START: configuration does not fit the ring"
-            self.ring.configure(slots, self.spf, self.nch * bps)
+            self.ring.configure(slots, self.spf, ibytes)
             self.markers.clear()
             self.source.start(self.nch, self.fmt, self.rate)
             self.last_error = ST_OK
@@ -420,7 +413,7 @@ class App:
         micropython.heap_lock()
         try:
             while self.state == STATE_STREAMING:
-                busy = hal.service(ring, src)
+                busy = hal.service(ring, src)  # True: more is due than one call makes
                 if self.pleft:
                     if not self._pump():
                         hal.wait_output()
@@ -450,7 +443,11 @@ class App:
                     self.pleft = f.samples(ring, self.period_ns, self.nch, self.fmt)
                     continue
                 if not busy:
-                    hal.idle()
+                    # nothing to do until the chunk being filled is complete (or a
+                    # command arrives, or STATUS is due): sleep that long, not 1 ms
+                    ms = ((st[SPF] - st[FILL]) * 1000 + self.rate - 1) // self.rate
+                    left = _STATUS_MS - ticks_diff(ticks_ms(), self.status_ms)
+                    hal.idle(ms if ms < left else left if left > 0 else 1)
         except BaseException as e:  # MemoryError under the lock, a sampler fault, or a bug
             fault = e
         micropython.heap_unlock()

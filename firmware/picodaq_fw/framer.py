@@ -5,7 +5,7 @@ import micropython
 from array import array
 from micropython import const
 from struct import pack_into
-from . import crc32, counter32
+from . import budget, crc32, counter32
 from .ring import RSLOT, SPF, CBYTES
 from .contracts import (
     MAGIC0, MAGIC1, PROTOCOL_VERSION, HEADER_SIZE, OVERHEAD, MAX_PAYLOAD,
@@ -21,7 +21,8 @@ _SEQ = const(0)  # index of the sequence counter in self.seq (u16 halves)
 
 class Framer:
     def __init__(self):
-        self.sbuf = bytearray(OVERHEAD + MAX_PAYLOAD)  # SAMPLES frames
+        # SAMPLES frames: the buffer taken at boot (budget.early), or a new one
+        self.sbuf = budget.frame if budget.frame is not None else bytearray(OVERHEAD + MAX_PAYLOAD)
         self.cbuf = bytearray(OVERHEAD + LOG_MAX)  # every other frame
         for b in (self.sbuf, self.cbuf):
             b[0] = MAGIC0

@@ -44,7 +44,7 @@ from .sources import Ramp, Sine
 from .adc_rp2 import InternalAdc
 from .ads1299 import Ads1299
 
-_RESERVE = const(40 * 1024)  # heap left after the ring: buffers made at START, commands
+_RESERVE = const(40 * 1024)  # without a ring taken at boot (test drivers from the REPL): heap left after it
 _MAX_RATE = const(200000)  # aggregate samples/s any source is allowed
 
 
@@ -74,7 +74,7 @@ class Hal:
         self._ramp = Ramp()
         self._sine = Sine()
         self._adc = InternalAdc(self.chip)
-        self._ads = Ads1299(cfg.get("ads1299"))
+        self._ads = Ads1299(cfg.get("ads1299"), self.chip)
         sources = [SRC_RAMP, SRC_SINE, SRC_ADC]
         if self._ads.present:
             sources.append(SRC_ADS1299)
@@ -152,8 +152,9 @@ class Hal:
     def wait_output(self) -> None:
         self._pout.ipoll(1)
 
-    def idle(self) -> None:
-        self._pin.ipoll(1)
+    def idle(self, ms: int) -> None:
+        # nothing due for ms: the core sleeps (WFE) until then or until input
+        self._pin.ipoll(ms)
 
     # -- sampling ----------------------------------------------------------------
 
@@ -176,12 +177,12 @@ class Hal:
 
     def _on_marker(self, pin: Pin) -> None:
         # hard IRQ: note the sample index now, the first instant sampled after the
-        # edge; the main loop frames the MARKER. On the ADC's DMA path the ring
-        # learns a block's instants only when the block is done: count those of the
-        # running block already begun, or the marker would land up to a block early
+        # edge; the main loop frames the MARKER. On the DMA paths (ADC, ADS1299) the
+        # ring learns a block's instants only when the block is done: count those of
+        # the running block already begun, or the marker would land up to a block early
         m = self.markers
         src = self.src
-        ahead = src.begun() if src is self._adc else 0
+        ahead = src.begun() if src is not None else 0
         _push_marker(m.q, m.hd, self.counts, ahead, self.marker_code)
 
     def stop(self) -> None:

@@ -113,9 +113,9 @@ class Hal:
     def wait_output(self):
         self._poll.ipoll(1)
 
-    def idle(self):
-        # nothing due: sleep until input or the next millisecond
-        self._poll.ipoll(1)
+    def idle(self, ms):
+        # nothing due for ms: sleep until then or until input
+        self._poll.ipoll(ms)
 
     # -- sampling --------------------------------------------------------------
 

@@ -66,7 +66,11 @@ class Pacer:
         _begin(ps, ticks_us())
 
     def service(self, ring, src) -> bool:
-        """Generate the instants that are due; True if any were."""
+        """Generate the instants that are due; True if more are due than one call
+        makes (_BURST), so the caller should come back at once. Paced, the main
+        loop calls this when a chunk is due (it sleeps until then) and the chunk
+        is made in one fill: a call per instant would cost a loop pass each.
+        Unpaced (tests): True whenever it filled anything."""
         if self.unpaced:
             n = ring.space()
             if n:
@@ -101,4 +105,4 @@ class Pacer:
                 src.skip(k)
                 ring.drop(k)
                 done += 1
-        return done > 0
+        return done >= _BURST

@@ -17,12 +17,19 @@
 # dropped and their indices skipped, which shows on the host as a jump in
 # first_sample_index. A chunk is only started when a whole free slot exists, so
 # every chunk holds consecutive instants.
+#
+# Size: the buffer is taken once (at boot on rp2, before the heap fragments) and
+# a stream uses as much of it as its frame size allows, up to MAX_SLOTS chunks
+# (geometry()); a configuration is refused only when that would hold less than
+# FLOOR_MS of the stream (app.py says so, naming the ring's duration and size).
 import micropython
 from array import array
 from micropython import const
 from . import counter32
+from .budget import largest
 
-MAX_SLOTS = const(1024)
+MAX_SLOTS = const(128)  # chunks at most: 8 bytes of metadata each, made at boot
+FLOOR_MS = const(100)  # the least a stream's ring may hold
 # indices into counts (u32 counters as u16 halves)
 NEXT = const(0)  # absolute index of the next instant
 DROPPED = const(2)  # instants dropped since START
@@ -119,52 +126,59 @@ def put_gather(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8,
 
 
 @micropython.viper
-def put_block(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, rbuf: ptr8,
-              src: ptr8, n: int, t_end: int, period_q8: int) -> int:
-    """Store n whole instants from src (already in wire format, IBYTES each),
-    e.g. a DMA block that completed at ticks t_end; period_q8 is the instant
-    period in 1/256 us. Instants that do not fit are dropped. Returns the
-    number stored."""
-    ib = st[IBYTES]
-    t_first = t_end - ((n * period_q8) >> 8)
-    i = 0
-    stored = 0
-    while i < n:
-        fill = st[FILL]
-        if fill == 0 and ((st[WR] - st[RD]) & 0xFFFF) >= st[SLOTS]:
-            drop(counts, n - i)
-            return stored
-        k = st[SPF] - fill
-        if k > n - i:
-            k = n - i
-        o = st[WSLOT] * st[CBYTES] + fill * ib
-        s = i * ib
-        e = s + k * ib
-        while s < e:
-            rbuf[o] = src[s]
-            o += 1
-            s += 1
-        # masked before it is boxed for the call: on rp2 an int >= 2**30 allocates
-        commit(st, counts, t0, first, k, (t_first + ((i * period_q8) >> 8)) & 0x3FFFFFFF)
-        i += k
-        stored += k
-    return stored
+def room(st: ptr32, m: int) -> int:
+    """Instants, at most m, that can be written now, all into the current chunk
+    (at offset()); 0 when the ring is full. For the DMA paths' block handlers."""
+    fill = st[FILL]
+    if fill == 0 and ((st[WR] - st[RD]) & 0xFFFF) >= st[SLOTS]:
+        return 0
+    k = st[SPF] - fill
+    return k if k < m else m
 
 
-def _largest(nbytes):
-    # the free heap may be fragmented: take the largest block up to nbytes
-    while True:
-        try:
-            return bytearray(nbytes)
-        except MemoryError:
-            if nbytes < 8192:
-                raise
-            nbytes = (nbytes - (nbytes >> 3)) & ~3
+@micropython.viper
+def commit_at(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, k: int, t_end: int, n: int, i: int,
+              period_q8: int):
+    """commit() k instants from instant i of a DMA block of n that completed at
+    ticks t_end; period_q8 is the instant period in 1/256 us. The time is worked
+    out here, in machine ints: on rp2 an int >= 2**30 would be a heap object."""
+    t = t_end - ((n * period_q8) >> 8) + ((i * period_q8) >> 8)
+    commit(st, counts, t0, first, k, t & 0x3FFFFFFF)
+
+
+def geometry(nbytes, spf, ibytes, rate):
+    """(slots, ms): the chunks of spf instants of ibytes each that a ring of nbytes
+    holds (at most MAX_SLOTS), and how many ms of a stream at rate that is."""
+    slots = nbytes // (spf * ibytes)
+    if slots > MAX_SLOTS:
+        slots = MAX_SLOTS
+    # slots * spf * 1000 < 2**30: spf <= 4080 instants (one frame), slots <= MAX_SLOTS
+    return slots, slots * spf * 1000 // rate
+
+
+def refusal(nbytes, rate, nch, bps, spf, room):
+    """None, or why a ring of nbytes would hold less than FLOOR_MS of this stream
+    (room: the sample bytes one frame holds), naming its duration and the board's
+    limit: the ring's bytes, or its MAX_SLOTS frames. A LOG text: < 128 bytes."""
+    slots, ms = geometry(nbytes, spf, nch * bps, rate)
+    if slots >= 2 and ms >= FLOOR_MS:
+        return None
+    if slots == MAX_SLOTS:  # the frames are too small, not the ring
+        need = (rate * FLOOR_MS + MAX_SLOTS * 1000 - 1) // (MAX_SLOTS * 1000)
+        most = room // (nch * bps)
+        if need > most:  # no frame size helps: say so, not "raise"
+            return "CONFIGURE: rate %d with %d channel(s) is too fast for this board: at most %d" % (
+                rate, nch, MAX_SLOTS * most * 1000 // FLOOR_MS)
+        return "CONFIGURE: %d frames/s: the ring's %d frames hold %d ms (%d needed); raise samples_per_frame to %d" % (
+            (rate + spf - 1) // spf, MAX_SLOTS, ms, FLOOR_MS, need)
+    return "CONFIGURE: the ring holds %d ms of %d B/s (%d ms needed); this board's ring is %d B: at most %d B/s" % (
+        ms, rate * nch * bps, FLOOR_MS, nbytes, nbytes * (1000 // FLOOR_MS))
 
 
 class SampleRing:
-    def __init__(self, nbytes):
-        self.buf = _largest(nbytes)  # allocated once, at boot
+    def __init__(self, buf):
+        # buf: the ring's bytearray (main.py takes it at boot), or a size to allocate now
+        self.buf = largest(buf) if isinstance(buf, int) else buf
         self.st = array("i", bytes(4 * _NST))
         self.t0 = array("I", bytes(4 * MAX_SLOTS))
         self.first = array("H", bytes(4 * MAX_SLOTS))  # first index of each chunk, halves

@@ -85,8 +85,9 @@ def test_every_command_and_error_code(fw_link):
         said[name] = link.log_texts()[-1]
     assert "samples_per_frame" in said["too many frames/s"]  # a refusal says what to change
     # ... and never advises frames larger than a frame can be: 32 int16 channels fit 63 instants in one
+    # (the ring's 128 frames of 63 instants must hold 100 ms)
     assert said["too fast for any frame"] == ("CONFIGURE: rate 100000 with 32 channel(s) is too fast for this "
-                                              f"board: at most {1023 * 63}")
+                                              f"board: at most {128 * 63 * 10}")
     assert status_code(link, C.OP_CONFIGURE, b"\x00" * 8) == C.ST_BAD_ARGUMENT  # arguments too short
     assert status_code(link, 0x63) == C.ST_UNKNOWN_OPCODE
     assert status_code(link, C.OP_MARK) == C.ST_BAD_ARGUMENT  # the u16 code is missing

@@ -99,9 +99,11 @@ def test_a_bad_board_file_still_boots(sim):
     assert code == C.ST_UNSUPPORTED and "ADS1299 setup failed" in why
 
 
+@pytest.mark.parametrize("path", ["dma", "irq"])
 @pytest.mark.parametrize("mask", [0xFF, 0x0F])
-def test_ads1299_streams_24_bit_samples_bit_exactly(sim, mask):
-    link, board = sim()
+def test_ads1299_streams_24_bit_samples_bit_exactly(sim, mask, path):
+    """Both ways the driver reads frames: DMA paced from DRDY (the default) and the DRDY IRQ."""
+    link, board = sim(board_json={"ads1299": {"dma": path == "dma"}})
     nch = bin(mask).count("1")
     rec = Recording(C.FMT_INT24, nch)
     final = stream(link, rec, 1500, rate=1000, mask=mask, source=C.SRC_ADS1299, fmt=C.FMT_INT24, spf=25)
@@ -160,7 +162,8 @@ def test_internal_adc_timer_path_with_the_temperature_channel(sim):
 
 
 def test_gpio_marker_edges_become_markers(sim):
-    link, _ = sim(env={"FWTEST_MARKER_EVERY": "200"}, board_json={"marker_pin": 15})
+    # every 50th pass of the streaming loop (it sleeps until a frame is due: ~4 passes a frame)
+    link, _ = sim(env={"FWTEST_MARKER_EVERY": "50"}, board_json={"marker_pin": 15})
     rec = Recording(C.FMT_INT16, 4, expected=adc_counts)
     link.configure(25_000, 0xF, C.SRC_ADC, C.FMT_INT16, 250)
     link.receiver.block_handlers.append(rec)

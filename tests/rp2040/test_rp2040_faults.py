@@ -21,11 +21,12 @@ from waiting import wait_for
 
 @pytest.mark.parametrize("source", ["adc", "ramp"])
 def test_ring_overflows_when_the_host_stops_reading_for_2_s(rp2040, source):
-    """The host holds the port and reads nothing for 2 s of the chip's time: the CDC IN
-    transfers stall, the firmware's writes block, the sampler keeps filling the ring
-    (adc: 4 x 5 kHz on the DMA path, 40 kB/s into a 40 kB ring; ramp: 4 x 4 kHz from
-    the main loop's pacer, which catches up after each blocked write), then drops and
-    counts; the jump in first_sample_index equals STATUS samples_dropped."""
+    """The host holds the port and reads nothing for 2 s of the chip's time, or 1 s more than
+    the ring holds if that is longer: the CDC IN transfers stall, the firmware's writes block,
+    the sampler keeps filling the ring (adc: 4 x 5 kHz on the DMA path, 128 frames of 50
+    instants, 1.28 s; ramp: 4 x 4 kHz from the main loop's pacer, which catches up after each
+    blocked write, 128 frames of 80 instants, 2.56 s), then drops and counts; the jump in
+    first_sample_index equals STATUS samples_dropped."""
     board = rp2040()
     chans = [0, 1, 2, 3]
     if source == "adc":
@@ -42,8 +43,11 @@ def test_ring_overflows_when_the_host_stops_reading_for_2_s(rp2040, source):
         port.rx.block_handlers.append(rec)
         assert port.command(C.OP_START).status == C.ST_OK
         assert port.read_until(lambda: len(rec.first) >= 20, 30), "no data before the stall"
+        assert port.read_until(lambda: port.rx.status is not None and port.rx.status.ring_capacity > 0, 30)
+        rate = 5000 if source == "adc" else 4000
+        stall = max(2.0, port.rx.status.ring_capacity / rate + 1.0)
         t = board.control("time")["ns"]
-        board.wait_emulated(t + 2e9)  # reading nothing meanwhile
+        board.wait_emulated(t + stall * 1e9)  # reading nothing meanwhile
         held = board.control("stats")["in_held"]
 
         def went_on() -> bool:  # the ring drained, and the stream went on well past the gap

@@ -32,7 +32,9 @@ def test_an_empty_pico_is_flashed_with_armv6m_mpy_and_verified(flashed):
     assert sorted(check["unchanged"]) == sorted(w for w in written if w != "picodaq_fw/manifest.json")
     info = flashed.info
     assert info["contract_ok"] and info["hello"]["board_id"] == hello["board_id"]
-    assert info["status"]["state"] == "idle" and info["status"]["free_heap"] > 100_000
+    # the sample ring takes the heap at boot (picodaq_fw/budget.py), a reserve is left
+    assert info["status"]["state"] == "idle" and info["status"]["free_heap"] > 10_000
+    assert info["hello"]["ring_bytes"] > 150_000
     assert "main.py" in flashed.ls and "picodaq_fw/" in flashed.ls and "picodaq_board.json" in flashed.ls
     print("template:", flashed.seconds)
 

@@ -213,7 +213,8 @@ def test_soft_reset_mid_stream_is_recorded_as_a_gap(rp2040, tmp_path):
     ids=["ramp", "sine", "adc-dma", "adc-timer"],
 )
 def test_free_heap_is_equal_before_and_after_a_stream(rp2040, source, rate, mask, fmt):
-    """On the real heap (the rp2 port's, ~125 kB): the heap lock holds, nothing leaks."""
+    """On the real heap (the rp2 port's; the sample ring took most of it at boot, a reserve is
+    left): the heap lock holds, nothing leaks."""
     board = rp2040()
     with Link.open(board.port) as link:
         link.get_info()
@@ -225,7 +226,7 @@ def test_free_heap_is_equal_before_and_after_a_stream(rp2040, source, rate, mask
         assert link.pump_until(lambda: link.receiver.stats.samples >= n + rate // 2, 60)
         final = stop(link)
     assert final.last_error == C.ST_OK and final.samples_dropped == 0
-    assert during.free_heap == final.free_heap > 100_000
+    assert during.free_heap == final.free_heap > 10_000
 
 
 @pytest.mark.parametrize("source", ["ramp", "adc"])

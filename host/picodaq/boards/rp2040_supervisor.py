@@ -31,7 +31,7 @@ from pathlib import Path
 from .node import IMAGES_DIR, RUNNER_DIR, NodeUnavailable, ensure_rp2040js, find_node
 from .pty import HostPort
 
-GAPS = ("cdc-flow", "flash", "adc-ainsel", "adc-rrobin", "uid", "reset")
+GAPS = ("cdc-flow", "flash", "adc-ainsel", "adc-rrobin", "uid", "reset", "pio", "spi-dmacr")
 FLASH_IMAGE = "flash.bin"
 LOG = "rp2040.log"
 DRIVE = "RPI-RP2"  # the board folder's stand-in for the BOOTSEL drive (its volume label on a Pico)

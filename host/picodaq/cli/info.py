@@ -9,13 +9,19 @@ from contextlib import ExitStack
 from .. import contracts as C
 from ..errors import ContractMismatch
 from ..protocol.messages import Hello, Status
-from .args import add_json, add_port
+from ..recording.config import RING_FLOOR_S, StreamConfig
+from .args import FORMATS, add_json, add_port, channel_mask, positive_int
 from .connect import connect
 
 
 def args_info(p: argparse.ArgumentParser) -> None:
     add_port(p)
     add_json(p)
+    g = p.add_argument_group("the ring's duration for a stream (as `picodaq record` would configure it)")
+    g.add_argument("--rate", type=positive_int, default=1000, help="sample instants per second (default 1000)")
+    g.add_argument("--channels", type=channel_mask, default=1, help="channel count (8) or list (0,2,4-7)")
+    g.add_argument("--fmt", choices=sorted(FORMATS, key=FORMATS.__getitem__), default="int16")
+    g.add_argument("--samples-per-frame", type=positive_int, help="instants per SAMPLES frame (default: ~20 ms)")
 
 
 def do_info(args: argparse.Namespace) -> int:
@@ -25,17 +31,22 @@ def do_info(args: argparse.Namespace) -> int:
         hello = link.get_info(check_contract=False)
         status = link.get_status()
         ok = hello.contract_hash == C.CONTRACT_HASH
+        cfg = StreamConfig(
+            args.rate, args.channels, fmt=FORMATS[args.fmt], samples_per_frame=args.samples_per_frame or 0
+        )
         if args.json:
             doc = {
                 "port": link.url,
                 "hello": hello.as_dict(),
                 "status": status.as_dict(),
+                "ring": ring_doc(hello, cfg),
                 "host_contract_hash": f"0x{C.CONTRACT_HASH:08X}",
                 "contract_ok": ok,
             }
             print(json.dumps(doc, indent=2))
         else:
             print(describe(link.url, hello, status))
+            print(ring_line(hello, cfg))
         if not ok:
             raise ContractMismatch(hello.contract_hash, C.CONTRACT_HASH)
         return 0
@@ -66,6 +77,42 @@ def describe(url: str, hello: Hello, status: Status) -> str:
             f"free heap       {status.free_heap:,} bytes",
         ]
     )
+
+
+def _stream(cfg: StreamConfig) -> str:
+    return (
+        f"{cfg.rate:,} Hz x {cfg.n_channels} ch {C.FORMAT_NAMES[cfg.fmt]}, "
+        f"{cfg.frame_samples()} instants per frame, {cfg.bytes_per_second():,.0f} B/s"
+    )
+
+
+def ring_doc(hello: Hello, cfg: StreamConfig) -> dict | None:
+    """The ring's duration for the stream cfg describes (None: the board's HELLO does not say its size)."""
+    if hello.ring_bytes is None:
+        return None
+    seconds = cfg.ring_seconds(hello.ring_bytes)
+    return {
+        "ring_bytes": hello.ring_bytes,
+        "rate": cfg.rate,
+        "n_channels": cfg.n_channels,
+        "fmt": C.FORMAT_NAMES[cfg.fmt],
+        "samples_per_frame": cfg.frame_samples(),
+        "frames": cfg.ring_frames(hello.ring_bytes),
+        "seconds": round(seconds, 4),
+        "floor_seconds": RING_FLOOR_S,
+        "fits": seconds >= RING_FLOOR_S,
+    }
+
+
+def ring_line(hello: Hello, cfg: StreamConfig) -> str:
+    """The ring's duration at a stream's rate, channels and format, as the board's rule has it."""
+    if hello.ring_bytes is None:
+        return "ring duration   unknown (the board's HELLO does not say its ring's size)"
+    seconds = cfg.ring_seconds(hello.ring_bytes)
+    text = f"ring duration   {seconds:.3g} s at {_stream(cfg)}"
+    if seconds < RING_FLOOR_S:
+        text += f": less than the {RING_FLOOR_S:g} s the board requires, so it refuses this stream"
+    return text
 
 
 def _duration(ms: int) -> str:

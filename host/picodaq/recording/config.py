@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 from .. import contracts as C
 
+# The firmware's sample ring (firmware/picodaq_fw/ring.py): a stream uses as many whole frames of
+# the ring's bytes as fit, at most RING_MAX_FRAMES, and is refused below RING_FLOOR_S of itself.
+RING_MAX_FRAMES = 128
+RING_FLOOR_S = 0.1
+
 
 @dataclass
 class StreamConfig:
@@ -31,6 +36,15 @@ class StreamConfig:
         if self.samples_per_frame:
             return self.samples_per_frame
         return max(1, min(self.max_frame_samples(), max(1, self.rate // 50)))
+
+    def ring_frames(self, ring_bytes: int) -> int:
+        """How many frames of this stream a ring of ring_bytes holds (the firmware's rule)."""
+        frame = self.frame_samples() * self.n_channels * C.BYTES_PER_SAMPLE[self.fmt]
+        return min(RING_MAX_FRAMES, ring_bytes // frame)
+
+    def ring_seconds(self, ring_bytes: int) -> float:
+        """How much of this stream a ring of ring_bytes holds; below RING_FLOOR_S the board refuses it."""
+        return self.ring_frames(ring_bytes) * self.frame_samples() / self.rate
 
     def bytes_per_second(self) -> float:
         """What the stream puts on the link: its SAMPLES frames, headers and CRCs included."""

@@ -12,6 +12,12 @@
 #   SPI          an ADS1299: command decoder, registers, RDATAC frames whose
 #                samples are the PROTOCOL.md ramp in 24 bits (so the host can
 #                check them bit-exactly), DRDY edges at the CONFIG1 rate
+#   rp2.StateMachine, rp2.asm_pio, SSPDMACR
+#                the DMA path of the ADS1299 driver at the level of what it
+#                does: while its PIO state machine runs and the SPI's DMA
+#                requests are on, each DRDY puts one whole frame into the
+#                running receive DMA channel (treq SPI RX), which completes,
+#                chains and calls its IRQ as the ADC's channels do
 # Hardware time is ticks_us: tick() (called from hal.service by the driver,
 # inside the heap-locked streaming loop) fires every event now due, in order,
 # calling the firmware's handlers as the interrupts would. Nothing on that path
@@ -182,17 +188,24 @@ class _Adc:
 adc = _Adc()
 
 
+_SPI_DMACR = (0x4003C024, 0x40040024, 0x40080024, 0x40088024)
+
+
 class _Mem32:
     def __getitem__(self, addr):
         for base in _ADC_BASES:
             if base <= addr < base + 0x24:
                 return adc.read(addr - base)
-        return 0
+        if addr in _SPI_DMACR:
+            return ads.dmacr
+        return 0  # SSPSR: nothing received (RNE clear)
 
     def __setitem__(self, addr, v):
         for base in _ADC_BASES:
             if base <= addr < base + 0x24:
                 adc.write(addr - base, v)
+        if addr in _SPI_DMACR:
+            ads.dmacr = v
 
 
 # -- rp2.DMA ----------------------------------------------------------------------
@@ -209,14 +222,19 @@ class DMA:
         self.n = 0  # transfers per trigger (TRANS_COUNT's reload value)
         self.left = 0
         self.chain = self.channel
+        self.size = 1  # bytes per transfer: 1 << pack_ctrl's size
+        self.inc_write = True
+        self.treq = 0
         self.busy = False
         self.handler = None
         self.closed = False
 
     def pack_ctrl(self, **kw):
-        assert kw.get("size") == 1 and not kw.get("inc_read") and kw.get("inc_write")
-        assert kw.get("irq_quiet") is False
-        return kw.get("chain_to", self.channel)
+        assert not kw.get("inc_read")
+        if kw.get("inc_write"):
+            assert kw.get("irq_quiet") is False  # a channel filling a buffer says when it is done
+        return (kw.get("chain_to", self.channel), 1 << kw.get("size", 2), bool(kw.get("inc_write")),
+                kw.get("treq_sel", 0))
 
     def config(self, read=None, write=None, count=None, ctrl=None, trigger=False):
         if write is not None:
@@ -225,7 +243,7 @@ class DMA:
         if count is not None:
             self.n = count
         if ctrl is not None:
-            self.chain = ctrl
+            self.chain, self.size, self.inc_write, self.treq = ctrl
         if trigger:
             self.active(1)
 
@@ -236,7 +254,7 @@ class DMA:
         if v is None:
             return self.busy
         if v and not self.busy:
-            if self.pos + 2 * self.n > len(self.buf):
+            if self.inc_write and self.pos + self.size * self.n > len(self.buf):
                 raise RuntimeError("DMA started past its buffer: not re-armed in time")
             self.left = self.n
         self.busy = bool(v)
@@ -253,12 +271,27 @@ class DMA:
         self.handler = None
 
 
+def _running(treq):
+    for ch in DMA.channels:
+        if ch.busy and ch.treq == treq and ch.inc_write:
+            return ch
+    return None
+
+
+def _done(d):
+    d.busy = False
+    if d.chain != d.channel:
+        DMA.channels[d.chain].active(1)
+    if d.handler is not None:
+        d.handler(d)
+
+
 def _dma_feed(n):
     """n conversion results for whichever channel is running."""
     for _ in range(n):
         d = None
         for ch in DMA.channels:
-            if ch.busy:
+            if ch.busy and ch.size == 2 and ch.inc_write:
                 d = ch
                 break
         v = adc.convert()
@@ -269,11 +302,25 @@ def _dma_feed(n):
         d.pos += 2
         d.left -= 1
         if d.left == 0:
-            d.busy = False
-            if d.chain != d.channel:
-                DMA.channels[d.chain].active(1)
-            if d.handler is not None:
-                d.handler(d)
+            _done(d)
+
+
+def _ads_dma_frame():
+    """A DRDY on the DMA path: the frame, clocked out whole, into the running receive channel."""
+    f = ads.frame
+    ads.read_into(f)
+    d = _running(17) or _running(19) or _running(25) or _running(27)  # SPI0/1 RX, RP2040 and RP2350
+    if d is None:
+        return  # nobody takes it
+    for b in f:
+        d.buf[d.pos] = b
+        d.pos += 1
+        d.left -= 1
+        if d.left == 0:
+            _done(d)
+            d = _running(d.treq)
+            if d is None:
+                return
 
 
 # -- SPI with an ADS1299 behind it ---------------------------------------------------
@@ -297,6 +344,8 @@ class _Ads:
         self.next = 0
         self.period = 4000
         self.dump = None
+        self.dmacr = 3  # machine.SPI leaves the SPI's DMA requests on
+        self.frame = bytearray(27)
 
     def select(self, level):
         if level:
@@ -410,8 +459,29 @@ def tick():
         for _ in range(n):
             if drdy is not None and drdy.handler is not None:
                 drdy.handler(drdy)
+            elif StateMachine.running and ads.dmacr & 3 == 3:
+                _ads_dma_frame()
             else:
                 ads.n += 1  # a frame nobody read
+
+
+# -- rp2.StateMachine, rp2.asm_pio ------------------------------------------------------
+
+
+class StateMachine:
+    running = False  # one state machine here: the ADS1299 driver's DRDY watcher
+
+    def __init__(self, id, prog=None, freq=-1, in_base=None):
+        self.id = id
+
+    def active(self, v=None):
+        if v is not None:
+            StateMachine.running = bool(v)
+        return StateMachine.running
+
+
+def asm_pio(**kw):
+    return lambda program: program  # never run: the chain above does what it would
 
 
 def install():
@@ -424,6 +494,8 @@ def install():
     machine.unique_id = lambda: b"\xe6\x61\x41\x04\x03\x2f\x1a\x2b"
     rp2 = _Namespace()
     rp2.DMA = DMA
+    rp2.StateMachine = StateMachine
+    rp2.asm_pio = asm_pio
     mp = _Namespace()
     for name in ("const", "heap_lock", "heap_unlock", "kbd_intr", "mem_info", "schedule"):
         setattr(mp, name, getattr(_mp, name))

@@ -6,8 +6,10 @@
 // once started, a conversion every 1/fs (fs = 16000 >> CONFIG1.DR): DRDY pulses
 // high, then falls with a new 27-byte frame (status 0xC00000, then 8 channels
 // of int24 big-endian), clocked out by the next 27 SPI bytes while CS is low; a
-// frame not read is overwritten by the next one, as on the chip. SPI bytes take
-// 1 us each (8 MHz).
+// frame not read is overwritten by the next one, as on the chip, and counted
+// (state: missed, frames not read whole before the next DRDY). An SPI byte takes 8
+// periods of the clock the firmware set (SSPCPSR, SCR), 1 us if none; a clock
+// above the chip's 20 MHz is counted too (state: fast_bytes).
 //
 // Modes (runner --ads1299, or the control channel {"cmd": "ads1299", "mode": ...}):
 //   none    no chip on the bus: MISO reads 0 (the firmware finds no ADS1299)
@@ -24,7 +26,8 @@
 const CS_PIN = 17;
 const DRDY_PIN = 20;
 const RESET_PIN = 21;
-const BYTE_NS = 1000;
+const BYTE_NS = 1000; // without a clock set
+const SCLK_MAX = 20e6; // the ADS1299's tSCLK >= 50 ns
 const VREF = 4.5;
 const FCLK = 2048000;
 const GAINS = [1, 2, 4, 6, 8, 12, 24];
@@ -53,6 +56,7 @@ export class Ads1299Model {
   state() {
     const c = this.chip;
     return { mode: this.mode, id: this.id, running: !!c?.running, rdatac: !!c?.rdatac, frames: c?.n ?? 0,
+             missed: c?.missed ?? 0, fast_bytes: c?.fastBytes ?? 0, sclk_hz: c?.spi.clockFrequency ?? 0,
              regs: c ? Array.from(c.regs) : null };
   }
 
@@ -77,9 +81,13 @@ class Ads1299 {
     this.convAlarm = rp.clock.createAlarm(() => this.convert());
     this.latchAlarm = rp.clock.createAlarm(() => this.latch());
     this.pendingRx = 0;
+    this.missed = 0;
+    this.fastBytes = 0;
     this.spi.onTransmit = (b) => {
       this.pendingRx = this.exchange(b & 0xff);
-      this.byteAlarm.schedule(BYTE_NS);
+      const hz = this.spi.clockFrequency;
+      if (hz > SCLK_MAX) this.fastBytes++;
+      this.byteAlarm.schedule(hz > 0 ? 8e9 / hz : BYTE_NS);
     };
     this.drdy(true);
     const cs = rp.gpio[CS_PIN];
@@ -196,6 +204,7 @@ class Ads1299 {
   }
 
   latch() {
+    if (this.out >= 0 && this.n > 0) this.missed++; // the last frame was not read whole
     const f = this.frame;
     f[0] = 0xc0;
     f[1] = 0;

@@ -25,6 +25,8 @@
 //   adc-rrobin   (4) ADC round robin: wrap from channel 4  adc.mjs
 //   uid          (5) the flash unique ID                   uid.mjs
 //   reset        (6) system reset (watchdog, machine.reset()) below
+//   pio          (7) PIO state machines stepped on the emulated clock  pio.mjs
+//   spi-dmacr    (8) SPI DMA requests follow SSPDMACR                  spi.mjs
 //
 // Emulated time: the core is stepped with its cycle counts at 125 MHz (8 ns a
 // cycle); while it waits for an interrupt the clock jumps to the next alarm, but
@@ -41,9 +43,11 @@ import { UsbBoot, boot2Valid, serveResetUsbBoot } from './bootsel.mjs';
 import { answer, lineReader, serveControl } from './control.mjs';
 import { FlashImage, readVerified, serveFlashRom } from './flash.mjs';
 import { CdcLink } from './usbcdc.mjs';
+import { clockPio } from './pio.mjs';
+import { gateSpiDreq } from './spi.mjs';
 import { parseId, serveUniqueId } from './uid.mjs';
 
-const GAPS = ['cdc-flow', 'flash', 'adc-ainsel', 'adc-rrobin', 'uid', 'reset'];
+const GAPS = ['cdc-flow', 'flash', 'adc-ainsel', 'adc-rrobin', 'uid', 'reset', 'pio', 'spi-dmacr'];
 const CYCLE_NS = 8; // 125 MHz
 const BOOT_PC = 0x10000000; // boot2 at the start of flash, as the boot ROM would jump to it
 const SLICE_MS = 8; // run at most this long before serving I/O
@@ -185,6 +189,8 @@ function boot(why) {
   if (handled('uid')) serveUniqueId(chip, args.uid);
   if (handled('adc-ainsel')) fixAinsel(chip.adc);
   if (handled('adc-rrobin')) fixRoundRobin(chip.adc);
+  if (handled('pio')) clockPio(chip);
+  if (handled('spi-dmacr')) gateSpiDreq(chip);
   adcModel.attach(chip);
   adsModel.attach(chip);
   chip.onBreak = (code) => {
