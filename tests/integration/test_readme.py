@@ -34,20 +34,28 @@ CANNOT_RUN_HERE = {
     "/dev/ttyACM0": "needs a real Pico on /dev/ttyACM0 (none is attached here)",
     "make test": "is this test suite itself (and the Robot suites after it): CI runs it",
     "robot --outputdir": "is every Robot suite one after another (many minutes); `make test` runs them in CI",
+    "a Pico held in BOOTSEL": "needs a real Pico held in BOOTSEL (none is attached here); the emulated RP2040's "
+    "BOOTSEL mode below takes the same command",
 }
 
 
-def readme_commands() -> list[str]:
+def readme_lines() -> list[tuple[str, str]]:
+    """Each command in the README's code blocks, with the comment after it ("" without one)."""
     text = (ROOT / "README.md").read_text()
     out = []
     for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S):
         joined = re.sub(r"\\\n\s*", "", block)
         for line in joined.splitlines():
             line = re.sub(r"^(labpc|desk)\$ ", "", line.strip())
-            line = re.sub(r"\s+#.*$", "", line)
+            comment = re.search(r"\s+#(.*)$", line)
+            line = line[: comment.start()] if comment else line
             if re.match(r"^([A-Z_]+=\S+\s+)*(make|picodaq|\.venv/bin/)\S*(\s|$)", line):
-                out.append(line)
+                out.append((line, comment.group(1).strip() if comment else ""))
     return out
+
+
+def readme_commands() -> list[str]:
+    return [command for command, _ in readme_lines()]
 
 
 def why_not(command: str) -> str | None:
@@ -78,6 +86,8 @@ def folder(tmp_path):
 
 def as_run(command: str) -> list[str]:
     words = shlex.split(command)
+    if words[-1] == "&":  # started in the background: here, Background runs it until Ctrl-C
+        words.pop()
     env_words = []
     while re.match(r"^[A-Z_]+=", words[0]):
         env_words.append(words.pop(0))
@@ -153,10 +163,11 @@ def test_every_readme_command_runs_as_printed_on_emulated_boards(folder):
     stream = None
     ran, skipped = [], []
     try:
-        for command in readme_commands():
-            why = why_not(command)
+        for command, comment in readme_lines():
+            line = f"{command}  # {comment}" if comment else command
+            why = why_not(line)
             if why:
-                skipped.append((command, why))
+                skipped.append((line, why))
                 continue
             words = as_run(command)
             if words[-1:] == ["eeg"] and "lsl_inlet.py" in command:  # what an inlet sees of the running stream
@@ -167,6 +178,9 @@ def test_every_readme_command_runs_as_printed_on_emulated_boards(folder):
                 assert code == 0, (command, err)
                 stream = None
             elif until_ctrl_c(command):
+                if "emulate" in words and emulator is not None:  # as a reader would: the board before stops first
+                    code, _, err = emulator.stop()
+                    assert code == 0, (command, err)
                 bg = Background(words, cwd, env, keys="--mark-on-key" in words)
                 if "emulate" in words:
                     assert bg.first_line().startswith("/"), command  # its port
