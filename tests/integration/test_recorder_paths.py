@@ -19,6 +19,7 @@ from cli_helpers import (
     captured,
     events,
     expected_grid,
+    outs,
     start_picodaq,
 )
 from picodaq import contracts as C
@@ -27,11 +28,6 @@ from picodaq.protocol.messages import Ack
 from picodaq.transport.link import Link
 from relay import Relay
 from waiting import wait_for
-
-
-def outs(d, stem="rec"):
-    paths = {s: d / f"{stem}.{s}" for s in ("tlv", "npy", "csv", "bdf")}
-    return paths, [a for p in paths.values() for a in ("--out", str(p))]
 
 
 def finish(p, lines, timeout=120):
