@@ -17,6 +17,7 @@ import re
 import select
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,11 +94,21 @@ def as_run(command: str) -> list[str]:
         env_words.append(words.pop(0))
     if "--seconds" in words:
         words[words.index("--seconds") + 1] = "1"
+    # a fixed port another program here may hold: the view listens where it is free instead
+    if "--view" in words and ":" in words[words.index("--view") + 1]:
+        host = words[words.index("--view") + 1].rsplit(":", 1)[0]
+        words[words.index("--view") + 1] = f"{host}:{free_port(host)}"
     # recordings here last 1 s (above), so a window into them is moved inside that second
     for flag, at in (("--from", "0.25"), ("--to", "0.75")):
         if flag in words:
             words[words.index(flag) + 1] = at
     return env_words + words
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def until_ctrl_c(command: str) -> bool:
@@ -161,6 +172,7 @@ def test_every_readme_command_runs_as_printed_on_emulated_boards(folder):
     )
     emulator = None
     stream = None
+    started: list[Background] = []  # every command left running, stopped at the end whatever happened
     ran, skipped = [], []
     try:
         for command, comment in readme_lines():
@@ -178,10 +190,13 @@ def test_every_readme_command_runs_as_printed_on_emulated_boards(folder):
                 assert code == 0, (command, err)
                 stream = None
             elif until_ctrl_c(command):
-                if "emulate" in words and emulator is not None:  # as a reader would: the board before stops first
-                    code, _, err = emulator.stop()
-                    assert code == 0, (command, err)
+                # as a reader would: the board, or the stream, before stops first
+                for before in (emulator if "emulate" in words else None, stream if "stream" in words else None):
+                    if before is not None:
+                        code, _, err = before.stop()
+                        assert code == 0, (command, err)
                 bg = Background(words, cwd, env, keys="--mark-on-key" in words)
+                started.append(bg)
                 if "emulate" in words:
                     assert bg.first_line().startswith("/"), command  # its port
                     emulator = bg  # flash and flash --check take the running emulator
@@ -205,8 +220,8 @@ def test_every_readme_command_runs_as_printed_on_emulated_boards(folder):
                     json.loads(r.stdout)
             ran.append(command)
     finally:
-        for bg in (stream, emulator):
-            if bg is not None and bg.p.poll() is None:
+        for bg in started:
+            if bg.p.poll() is None:
                 bg.p.send_signal(signal.SIGINT)
                 try:
                     bg.p.wait(30)

@@ -268,9 +268,12 @@ def test_a_board_ring_overflow_is_one_annotated_gap_in_every_format(make_board, 
     rate, nch = 4000, 4
     board = make_board(driver=True, env={"FWTEST_STALL": "300,1500"})
     paths, args = outs(tmp_path)
+    # frames of 32 instants: the ring's 128 frames hold 1.024 s of this stream, less than the stall
+    # (in record's default frames of 20 ms they hold 2.56 s: the board's ring is sized from its heap)
     p = start_picodaq(
-        "record", "--port", board.port, "--rate", str(rate), "--channels", str(nch), *args, "--stats-json", "-"
-    )
+        "record", "--port", board.port, "--rate", str(rate), "--channels", str(nch), "--samples-per-frame", "32",
+        *args, "--stats-json", "-",
+    )  # fmt: skip
     lines = Lines(p.stderr)
     wait_for(lambda: captured(paths["tlv"]).stats.samples_lost > 0, 120, what="the overflow's jump")
     n = captured(paths["tlv"]).stats.samples
