@@ -95,9 +95,10 @@ def as_run(command: str) -> list[str]:
     if "--seconds" in words:
         words[words.index("--seconds") + 1] = "1"
     # a fixed port another program here may hold: the view listens where it is free instead
-    if "--view" in words and ":" in words[words.index("--view") + 1]:
-        host = words[words.index("--view") + 1].rsplit(":", 1)[0]
-        words[words.index("--view") + 1] = f"{host}:{free_port(host)}"
+    view = words.index("--view") + 1 if "--view" in words else len(words)
+    if view < len(words) and ":" in words[view]:
+        host = words[view].rsplit(":", 1)[0]
+        words[view] = f"{host}:{free_port(host)}"
     # recordings here last 1 s (above), so a window into them is moved inside that second
     for flag, at in (("--from", "0.25"), ("--to", "0.75")):
         if flag in words:
