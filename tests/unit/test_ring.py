@@ -393,3 +393,60 @@ def test_bytes_lent_to_a_consumer_that_raises_are_not_lent_again():
     ring.push(b"gh")
     seen = []
     assert ring.pop_each(16, lambda v: seen.append(bytes(v))) == 2 and seen == [b"gh"]
+
+
+def _reader_of(data: bytes):
+    """A readinto that hands data out in pieces of at most 5 bytes, then None (EAGAIN)."""
+    src = memoryview(data)
+    at = [0]
+
+    def readinto(region: memoryview) -> int | None:
+        n = min(5, len(region), len(src) - at[0])
+        if not n:
+            return None
+        region[:n] = src[at[0] : at[0] + n]
+        at[0] += n
+        return n
+
+    return readinto
+
+
+def _parked(ring: ByteRing) -> None:
+    while not ring.consumer_waiting:
+        threading.Event().wait(0.001)
+
+
+def test_writes_without_wake_leave_the_consumer_parked_until_wake_receiver():
+    ring = ByteRing(64)
+    woke = threading.Event()
+    t = threading.Thread(target=lambda: ring.wait_readable(timeout=30) and woke.set())
+    t.start()
+    _parked(ring)
+    readinto = _reader_of(b"0123456789abc")
+    while ring.write_from(readinto, wake=False):
+        pass
+    assert len(ring) == 13 and ring.consumer_waiting and not woke.is_set()  # parked: nobody woke it
+    ring.wake_receiver()
+    t.join(30)
+    assert woke.is_set() and ring.recv(64) == b"0123456789abc"
+
+
+def test_a_full_ring_wakes_a_consumer_left_parked_before_the_producer_waits():
+    ring = ByteRing(16)
+    data = bytes(range(40))
+    got = bytearray()
+
+    def consumer() -> None:
+        while len(got) < len(data):
+            if ring.wait_readable(timeout=30):
+                got.extend(ring.recv(16))
+
+    t = threading.Thread(target=consumer)
+    t.start()
+    _parked(ring)
+    readinto = _reader_of(data)
+    while ring.write_from(readinto, timeout=30, wake=False):  # a full ring wakes it, or the producer times out
+        pass
+    ring.wake_receiver()  # the end of the burst: the last bytes
+    t.join(30)
+    assert bytes(got) == data and ring.producer_waits >= 1

@@ -203,3 +203,22 @@ def test_a_duplicate_inside_a_run_is_dropped_and_a_joined_copy_is_a_new_base():
     assert s["seq_lost"] == s["samples_lost"] == 0 and s["frames_ok"] == 80
     idx, _ = many["instants"]
     assert idx == list(range(320)) * 2  # each copy's instants once: none delivered twice in a row
+
+
+@pytest.mark.parametrize("gap", [0, 1])
+@pytest.mark.parametrize("seq0", [2**32 - 20, 2**32 - 3, 2**32 - 40])
+def test_seq_and_index_wrapping_inside_a_read_deliver_exactly_what_frames_do(seq0, gap):
+    # seq wraps mod 2**32 (a run stops short of the wrap: seq and the sample index are checked as
+    # one u64, where seq's wrap would carry into the index, and a one-sample gap right there would
+    # pass for no gap); the sample index wraps too
+    first0 = 2**32 - 8 * 25
+    wrap = 2**32 - seq0  # the frame whose seq is 0
+
+    def first(i: int) -> int:
+        return (first0 + 8 * i + (gap if i >= wrap else 0)) % 2**32
+
+    frames = [samples((seq0 + i) % 2**32, first(i), 8, 2, C.FMT_INT16) for i in range(60)]
+    one, many, runs = both(b"".join(frames), [])
+    assert many == one and runs >= 1
+    s = one["stats"]
+    assert s["frames_ok"] == 60 and s["seq_lost"] == 0 and s["samples_lost"] == gap and s["seq_resets"] == 0

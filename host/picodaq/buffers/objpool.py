@@ -13,6 +13,7 @@ Thread-safe: one thread may take while another gives back.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Generic, TypeVar
@@ -48,7 +49,7 @@ class Pool(Generic[T]):
             raise ValueError("cap must not be negative")
         self._factory = factory
         self.cap = cap
-        self._free: list[T] = []
+        self._free: deque[T] = deque()  # not a list: one shrinking to empty and growing again reallocates
         self._lock = threading.Lock()
         # Only the take count moves on every take, in two digits of base 256
         # (the low one stays a small int, which Python does not allocate); a

@@ -133,7 +133,9 @@ class BufferPool:
             need = min(k * step, self._max)
             table.append(next(i for i, c in enumerate(classes) if c >= need))
         self._class_of = table  # for class_for(); acquire() compares, which allocates no int
-        self._free: list[list[Loaned]] = [[] for _ in classes]
+        # free buffers by class, as deques: a list shrinking and growing by one around a
+        # resize threshold reallocates its array each time; a deque keeps its block
+        self._free: list[deque[Loaned]] = [deque() for _ in classes]
         self._count = [0] * len(classes)
         self._lock = threading.Lock()
         self._leaked: deque[tuple[int, bytearray]] = deque()  # filled by Loaned.__del__, drained under the lock

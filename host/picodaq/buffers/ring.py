@@ -18,7 +18,12 @@ Layout and invariants (as micropython-lib's usb `Buffer`):
   bug and raises `WaiterBusy`. A waiter publishes itself, then re-checks its
   condition, then sleeps; the other side updates its counter, then looks for a
   waiter. Under the GIL one of the two always sees the other, so no wake-up is
-  lost.
+  lost. A producer that reads in pieces (a pty hands 4 KiB a read) may write
+  with `wake=False` and call `wake_receiver()` once it has read all there was:
+  the consumer then wakes once per burst, not once per piece (each wake is a
+  futex call each way, and the woken consumer contends for the GIL with the
+  producer's next read). A full ring wakes the consumer before the producer
+  waits for room, so a deferred wake cannot deadlock.
 
 Overflow policy, chosen at construction and counted:
 - `Overflow.BLOCK` (the default, and the Link's): a full ring makes the
@@ -201,14 +206,20 @@ class ByteRing:
 
     # -- producer ----------------------------------------------------------------
 
-    def _produced(self, n: int) -> None:
+    def _produced(self, n: int, wake: bool = True) -> None:
         head = self._head + n
         self._head = head
         used = head - self._tail
         if used > self.high_water:
             self.high_water = used
         r = self._reader
-        if r.active and used >= r.need:
+        if wake and r.active and used >= r.need:
+            r.wake()
+
+    def wake_receiver(self) -> None:
+        """Wake the consumer if what it waits for is here (after writes with wake=False)."""
+        r = self._reader
+        if r.active and self._head - self._tail >= r.need:
             r.wake()
 
     def _writable_or_closed(self) -> bool:
@@ -222,17 +233,21 @@ class ByteRing:
         if self.free >= n:
             return True
         self.producer_waits += 1
+        self.wake_receiver()  # what a write with wake=False left unannounced: room comes from the consumer
         ok = self._wait(self._writer, self._writable_or_closed, n, timeout)
         if self._receiver_closed:
             raise ReceiversDisconnected()
         return ok
 
-    def write_from(self, readinto: Callable[[memoryview], int | None], timeout: float | None = None) -> int | None:
+    def write_from(
+        self, readinto: Callable[[memoryview], int | None], timeout: float | None = None, wake: bool = True
+    ) -> int | None:
         """Let `readinto` fill free space in place; returns what it returned.
 
         That is the bytes it read (0 at end of input, None if it would block).
         Under BLOCK a full ring first waits for room (0 on timeout); under DROP
         a full ring reads into a discard buffer and counts the bytes dropped.
+        wake=False: leave waking the consumer to a later `wake_receiver()`.
         """
         if self._receiver_closed:
             raise ReceiversDisconnected()
@@ -253,7 +268,7 @@ class ByteRing:
         finally:
             region.release()
         if n:
-            self._produced(n)
+            self._produced(n, wake)
         return n
 
     def try_push(self, data: bytes | bytearray | memoryview) -> int:

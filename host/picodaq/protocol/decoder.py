@@ -19,22 +19,20 @@ Rules implemented:
 - a HELLO with seq 0 is a board that (re)booted: seq and sample indices take a
   new base instead of counting a bogus gap.
 
-Copies: `feed` does not copy. The decoder reads the data in place until
-`next_frame()` returns NEED_DATA, and only then keeps a copy of the
-incomplete frame at its end (at most one largest frame, MAX_FRAME bytes: the
-length field is checked against its type's maximum before anything waits).
-So the caller must not change the data before NEED_DATA, or before `stash()`
-(which takes that copy at once). An accepted frame is copied exactly once: into
-a buffer lent by `pool` (release each frame), or into a bytes payload.
+Copies: `feed` does not copy. The decoder reads the data in place until `next_frame()` returns
+NEED_DATA, and only then keeps a copy of the incomplete frame at its end (at most one largest
+frame, MAX_FRAME bytes: the length field is checked against its type's maximum before anything
+waits). So the caller must not change the data before NEED_DATA, or before `stash()` (which takes
+that copy at once). An accepted frame is copied exactly once: into a buffer lent by `pool`
+(release each frame), or into a bytes payload.
 
 The CRC is checked as CRC-32 over the frame including its stored CRC, which for
 an intact frame is the fixed residue 0x2144DF1C: no field to unpack.
 
-Runs (`drain(handler, run_handler)`): after accepting a SAMPLES frame the decoder
-looks ahead for frames that continue it and checks them all at once (runs.py); a
-run is copied once, into one pooled buffer, and handed to
-`run_handler(loan, head, n_frames, stride, seq)`. Counters stay exactly those of
-frame-by-frame decoding: a run only extends with seq + 1.
+Runs (`drain(handler, run_handler)`): after accepting a SAMPLES frame the decoder looks ahead
+for frames that continue it and checks them all at once (runs.py); a run is copied once, into one
+pooled buffer, and handed to `run_handler(loan, head, n_frames, stride, seq)`. Counters stay
+exactly those of frame-by-frame decoding: a run only extends with seq + 1.
 """
 
 from __future__ import annotations
@@ -146,22 +144,24 @@ class FrameDecoder:
             return
         # a partial frame is kept: join the start of the new data to it, as much as it needs
         # when its header tells (the rest is then read in place, where runs can be taken)
-        k = min(len(mv), self._carry_needs())
+        k = self._carry_needs(len(mv))
         self._switch_at = len(self._carry)
         self._append(mv[:k])
         if k < len(mv):
             self._next = mv
             self._skip = k
 
-    def _carry_needs(self) -> int:
-        """Bytes the kept partial frame lacks, if its header is whole and fits; else a largest frame's worth."""
+    def _carry_needs(self, most: int) -> int:
+        """Bytes the kept partial frame lacks, if its header is whole and fits, else a largest frame's
+        worth; at most `most` (no min() or max() here: their two-argument forms allocate an iterator)."""
         carry = self._carry
         n = len(carry)
+        need = _TOPUP
         if n >= _HEADER and carry[0] == _M0 and carry[1] == _M1 and carry[2] == _VERSION:
             length = carry[4] | carry[5] << 8
             if length <= _LIMIT[carry[3]]:
-                return max(_TOTAL[length] - n, 1)
-        return _TOPUP
+                need = _TOTAL[length] - n if _TOTAL[length] > n else 1
+        return need if need < most else most
 
     def stash(self) -> None:
         """Copy what the decoder still needs of the data it reads in place.
@@ -182,7 +182,7 @@ class FrameDecoder:
         """Borrowed -> carry: keep the unread rest of the caller's data (the carry is empty)."""
         rest = self._src[self._pos :]
         self._src.release()
-        self._carry[:] = rest
+        self._carry += rest  # the carry is empty: += copies in place (`[:] =` makes a temporary copy)
         rest.release()
         self._src = memoryview(self._carry)
         self._pos = 0

@@ -4,7 +4,10 @@ A stream is mostly SAMPLES frames of one layout back to back, each continuing th
 (seq + 1, first_sample_index + n_samples). The frames after an accepted one must repeat its
 header but for seq + i and first_sample_index + i * n_samples (magic, version, type, length,
 layout; t0 and the period are the device's to set): their headers are compared with the
-headers they must have in one numpy comparison, with arrays made once. Their CRCs are checked
+headers they must have in one numpy comparison, with arrays made once. seq and first_sample_index
+are adjacent u32s, so together they are one little-endian u64 that grows by 1 + (n_samples << 32)
+a frame: the headers a run must have are one addition and one copy away (no u32 wrap of seq inside
+a run: a run stops before it, the low word would carry into the high one). Their CRCs are checked
 by one CRC-32 over all of them: CRC-32 is affine, so an intact frame's CRC from any start value
 depends only on that value and the frame's length, and k intact frames of one length always
 give the same value, tabled from the first frame. A run that fails is cut to its longest intact
@@ -24,7 +27,8 @@ from .layouts import SAMPLES_HEAD_SIZE, SamplesKey
 # Runs: as many frames as the pool's largest buffer holds (RUN_CLASS when the pool has it)
 _STEPS = np.arange(1, RUN_CLASS // (C.OVERHEAD + SAMPLES_HEAD_SIZE) + 1, dtype=np.uint32)  # 1, 2, 3, ...
 _U1 = np.dtype(np.uint8)
-_U4 = np.dtype("<u4")
+_U8 = np.dtype("<u8")
+_SEQ_END = 1 << 32  # seq wraps here: a run stops short of it
 # offsets in a SAMPLES frame's first _RUN_HEAD bytes (frame header, then SAMPLES header): seq, first
 # sample index, t0 and period, then n_channels, fmt and n_samples to the end
 _RUN_HEAD = C.HEADER_SIZE + SAMPLES_HEAD_SIZE
@@ -50,11 +54,13 @@ class RunChecker:
         self._crcs: dict[int, list[int]] = {}  # CRC-32 of 0..k intact frames, by stride
         self._want = np.zeros((_RUN_MOST, _RUN_HEAD), _U1)  # the headers a run's frames must have
         self._diff = np.zeros((_RUN_MOST, _RUN_HEAD), np.bool_)  # where they differ
-        self._want_seq = np.ndarray((_RUN_MOST,), _U4, self._want, _AT_SEQ, (_RUN_HEAD,))
-        self._want_first = np.ndarray((_RUN_MOST,), _U4, self._want, _AT_FIRST, (_RUN_HEAD,))
-        self._seq0 = np.zeros((), _U4)
-        self._first0 = np.zeros((), _U4)
-        self._ns = np.zeros((), _U4)
+        # seq and first_sample_index of frames 1, 2, ... of a run: (seq, first) of frame 0 as one u64
+        # plus i * (1 + n_samples << 32), made in aligned arrays (no ufunc buffers), then copied in
+        self._steps = np.zeros(_RUN_MOST, _U8)  # i * (1 + n_samples << 32), per layout
+        self._base = np.zeros((), _U8)
+        self._seq_first = np.zeros(_RUN_MOST, _U8)
+        self._seq_first_bytes = self._seq_first.view(_U1).reshape(_RUN_MOST, 8)
+        self._want_seq_first = self._want[:, _AT_SEQ : _AT_FIRST + 4]
         self._want_stride = 0
         self._want_layout: tuple[int, ...] = ()
         self._rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per run length: row views
@@ -69,25 +75,27 @@ class RunChecker:
         (arrays made once, per run length), and their CRCs are checked by one CRC-32 over all of
         them. This is the per-run cost that replaces a per-frame one: it allocates a handful
         of objects, not one per frame."""
-        most = min((end - start) // stride, self.room // stride)
+        most = (end - start if end - start < self.room else self.room) // stride  # not min(): no iterator
         if most < MIN_RUN:
             return 1, 0
         n = most - 1
+        if seq + n >= _SEQ_END:  # seq wraps inside: the run stops before it
+            n = _SEQ_END - 1 - seq
+            if n < MIN_RUN - 1:
+                return 1, 0
         at = start + stride
         if stride != self._want_stride or head[1:] != self._want_layout:
             self._expect_layout(src, start, stride, head)
-        self._first0.fill(head[0])
-        self._seq0.fill(seq)
-        np.add(_STEPS, self._seq0, self._want_seq)
-        np.multiply(_STEPS, self._ns, self._want_first)
-        np.add(self._want_first, self._first0, self._want_first)
+        self._base.fill(seq | head[0] << 32)
+        np.add(self._steps, self._base, self._seq_first)  # wraps mod 2**64: first_sample_index mod 2**32
+        np.copyto(self._want_seq_first, self._seq_first_bytes)
         rows = self._rows.get(n)
         if rows is None:
             rows = self._rows[n] = (self._want[:n], self._diff[:n], _FREE[:n])
         want, diff, free = rows
         np.not_equal(np.ndarray((n, _RUN_HEAD), _U1, src, at, (stride, 1)), want, diff)
         np.logical_and(diff, free, diff)  # t0 and the period may differ
-        if diff.any():
+        if np.count_nonzero(diff):  # not diff.any(): a reduction allocates its iterator
             k = int(diff.any(1).argmax())  # frames before the first that breaks the run
             if k == 0:
                 return 1, 0
@@ -115,7 +123,7 @@ class RunChecker:
         want = self._want
         want[:, :_AT_SEQ] = np.frombuffer(src, _U1, _AT_SEQ, start)  # magic, version, type, length
         want[:, _AT_SHAPE:] = np.frombuffer(src, _U1, _RUN_HEAD - _AT_SHAPE, start + _AT_SHAPE)
-        self._ns.fill(head[3])
+        np.multiply(_STEPS, 1 + (head[3] << 32), self._steps, dtype=_U8)
         self._want_stride = stride
         self._want_layout = head[1:]
 
