@@ -63,7 +63,7 @@ class App:
         # ring: the sample ring's bytearray, taken at boot (main.py); else made here
         self.hal = hal
         self.framer = Framer()
-        self.ring = SampleRing(hal.RING_BYTES if ring is None else ring)
+        self.ring = SampleRing(hal.RING_BYTES if ring is None else ring, hal.RING_SLOTS)
         self.rx = bytearray(OVERHEAD + COMMAND_MAX)  # the command being received
         self.rxn = 0
         self.need = 0
@@ -333,7 +333,7 @@ class App:
         why = hal.check(source, fmt, rate, mask_lo | mask_hi << 16)
         if why:
             return ST_UNSUPPORTED, "CONFIGURE: " + why
-        why = ring_refusal(len(self.ring.buf), rate, nch, bps, spf, MAX_PAYLOAD - _SAMPLES_HEAD)
+        why = ring_refusal(len(self.ring.buf), rate, nch, bps, spf, MAX_PAYLOAD - _SAMPLES_HEAD, self.ring.most)
         if why:
             return ST_BAD_ARGUMENT, why
         self.rate = rate
@@ -349,7 +349,7 @@ class App:
         try:
             self.source = self.hal.source(self.source_kind)
             ibytes = self.nch * BYTES_PER_SAMPLE[self.fmt]
-            slots, ms = geometry(len(self.ring.buf), self.spf, ibytes, self.rate)
+            slots, ms = geometry(len(self.ring.buf), self.spf, ibytes, self.rate, self.ring.most)
             if slots < 2 or ms < FLOOR_MS:
                 return ST_BAD_ARGUMENT, "START: configuration does not fit the ring"
             self.ring.configure(slots, self.spf, ibytes)

@@ -38,6 +38,7 @@ from machine import Pin
 from micropython import const
 from .contracts import SRC_RAMP, SRC_SINE, SRC_ADC, SRC_ADS1299
 from .markers import MarkerQueue, push_ahead as _push_marker
+from .ring import MAX_SLOTS
 from .pacer import Pacer
 from .ring import SampleRing
 from .sources import Ramp, Sine
@@ -65,6 +66,7 @@ def _load_config() -> dict:
 class Hal:
     PLATFORM = b"rp2\0\0\0\0\0"
     MAX_CHANNELS = const(8)
+    RING_SLOTS = MAX_SLOTS  # the ring's frames at most: their metadata costs RAM a Pico's ring needs
     MAX_RATE = _MAX_RATE
 
     def __init__(self) -> None:

@@ -29,6 +29,9 @@ class Hal:
     # channels and rates, so the host's scaling is checked end to end here too
     SOURCES: tuple = (SRC_RAMP, SRC_SINE, SRC_ADC, SRC_ADS1299)
     MAX_RATE = const(4000000)
+    # the ring's frames at most: a host stalled for a second still loses nothing at 1 MB/s in
+    # frames of 4 ms (a Pico's 128 frames would hold half a second of that)
+    RING_SLOTS = const(1024)
 
     def __init__(self, unpaced=None):
         gc.collect()
@@ -36,6 +39,10 @@ class Hal:
         self.RING_BYTES = min(gc.mem_free() // 2, 8 * 1024 * 1024)
         if unpaced is None:
             unpaced = os.getenv("PICODAQ_UNPACED") == "1"
+        # a ring cut into a Pico's frames (tests of its geometry and overflow): PICODAQ_RING_SLOTS=128
+        slots = os.getenv("PICODAQ_RING_SLOTS")
+        if slots:
+            self.RING_SLOTS = int(slots)
         # a board with fewer front ends (as a Pico without an ADS1299): PICODAQ_SOURCES=ramp,sine
         only = os.getenv("PICODAQ_SOURCES")
         if only:

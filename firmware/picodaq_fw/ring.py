@@ -28,7 +28,8 @@ from micropython import const
 from . import counter32
 from .budget import largest
 
-MAX_SLOTS = const(128)  # chunks at most: 8 bytes of metadata each, made at boot
+MAX_SLOTS = const(128)  # chunks at most on a small board: 8 bytes of metadata each, made at boot
+# (a board with RAM to spare says more in its Hal.RING_SLOTS: the unix port, 1024)
 FLOOR_MS = const(100)  # the least a stream's ring may hold
 # indices into counts (u32 counters as u16 halves)
 NEXT = const(0)  # absolute index of the next instant
@@ -146,47 +147,49 @@ def commit_at(st: ptr32, counts: ptr16, t0: ptr32, first: ptr16, k: int, t_end: 
     commit(st, counts, t0, first, k, t & 0x3FFFFFFF)
 
 
-def geometry(nbytes, spf, ibytes, rate):
+def geometry(nbytes, spf, ibytes, rate, most=MAX_SLOTS):
     """(slots, ms): the chunks of spf instants of ibytes each that a ring of nbytes
-    holds (at most MAX_SLOTS), and how many ms of a stream at rate that is."""
+    holds (at most `most`), and how many ms of a stream at rate that is."""
     slots = nbytes // (spf * ibytes)
-    if slots > MAX_SLOTS:
-        slots = MAX_SLOTS
-    # slots * spf * 1000 < 2**30: spf <= 4080 instants (one frame), slots <= MAX_SLOTS
+    if slots > most:
+        slots = most
+    # slots * spf * 1000 < 2**30: spf <= 4080 instants (one frame), slots <= 1024
     return slots, slots * spf * 1000 // rate
 
 
-def refusal(nbytes, rate, nch, bps, spf, room):
+def refusal(nbytes, rate, nch, bps, spf, room, most=MAX_SLOTS):
     """None, or why a ring of nbytes would hold less than FLOOR_MS of this stream
     (room: the sample bytes one frame holds), naming its duration and the board's
-    limit: the ring's bytes, or its MAX_SLOTS frames. A LOG text: < 128 bytes."""
-    slots, ms = geometry(nbytes, spf, nch * bps, rate)
+    limit: the ring's bytes, or its `most` frames. A LOG text: < 128 bytes."""
+    slots, ms = geometry(nbytes, spf, nch * bps, rate, most)
     if slots >= 2 and ms >= FLOOR_MS:
         return None
-    if slots == MAX_SLOTS:  # the frames are too small, not the ring
-        need = (rate * FLOOR_MS + MAX_SLOTS * 1000 - 1) // (MAX_SLOTS * 1000)
-        most = room // (nch * bps)
-        if need > most:  # no frame size helps: say so, not "raise"
+    if slots == most:  # the frames are too small, not the ring
+        need = (rate * FLOOR_MS + most * 1000 - 1) // (most * 1000)
+        widest = room // (nch * bps)  # instants in the largest frame
+        if need > widest:  # no frame size helps: say so, not "raise"
             return "CONFIGURE: rate %d with %d channel(s) is too fast for this board: at most %d" % (
-                rate, nch, MAX_SLOTS * most * 1000 // FLOOR_MS)
+                rate, nch, most * widest * 1000 // FLOOR_MS)
         return "CONFIGURE: %d frames/s: the ring's %d frames hold %d ms (%d needed); raise samples_per_frame to %d" % (
-            (rate + spf - 1) // spf, MAX_SLOTS, ms, FLOOR_MS, need)
+            (rate + spf - 1) // spf, most, ms, FLOOR_MS, need)
     return "CONFIGURE: the ring holds %d ms of %d B/s (%d ms needed); this board's ring is %d B: at most %d B/s" % (
         ms, rate * nch * bps, FLOOR_MS, nbytes, nbytes * (1000 // FLOOR_MS))
 
 
 class SampleRing:
-    def __init__(self, buf):
-        # buf: the ring's bytearray (main.py takes it at boot), or a size to allocate now
+    def __init__(self, buf, most=MAX_SLOTS):
+        # buf: the ring's bytearray (main.py takes it at boot), or a size to allocate now;
+        # most: the chunks it may be cut into (their metadata is made here, once)
         self.buf = largest(buf) if isinstance(buf, int) else buf
+        self.most = most
         self.st = array("i", bytes(4 * _NST))
-        self.t0 = array("I", bytes(4 * MAX_SLOTS))
-        self.first = array("H", bytes(4 * MAX_SLOTS))  # first index of each chunk, halves
+        self.t0 = array("I", bytes(4 * most))
+        self.first = array("H", bytes(4 * most))  # first index of each chunk, halves
         self.counts = array("H", bytes(8))
         self.configure(2, 1, 1)
 
     def fits(self, slots, spf, ibytes):
-        return 2 <= slots <= MAX_SLOTS and slots * spf * ibytes <= len(self.buf)
+        return 2 <= slots <= self.most and slots * spf * ibytes <= len(self.buf)
 
     def configure(self, slots, spf, ibytes):
         st = self.st

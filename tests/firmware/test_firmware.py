@@ -38,6 +38,11 @@ def boards():
         b.stop()
 
 
+# the unix port cuts its ring into 1024 frames; a Pico into 128 (hal_rp2.RING_SLOTS): tests of the
+# ring's limits and overflows take a Pico's, so a stall of a second or two outlasts the ring
+PICO_RING = {"PICODAQ_RING_SLOTS": "128"}
+
+
 @pytest.fixture
 def fw_link(make_board, boards):
     """fw_link(unpaced, env=..., driver=...) -> a Link to a fresh board.
@@ -45,7 +50,7 @@ def fw_link(make_board, boards):
     links: list[Link] = []
 
     def make(unpaced: bool = True, driver: bool = True, env: dict | None = None) -> Link:
-        board = boot_board(boards, env, unpaced) if driver else make_board(unpaced=unpaced)
+        board = boot_board(boards, env, unpaced) if driver else make_board(unpaced=unpaced, env=env)
         link = Link.open(board.port)
         links.append(link)
         return link
@@ -56,7 +61,7 @@ def fw_link(make_board, boards):
 
 
 def test_every_command_and_error_code(fw_link):
-    link = fw_link(unpaced=False, driver=False)
+    link = fw_link(unpaced=False, driver=False, env=PICO_RING)  # a Pico's 128 frames: every refusal exists
     assert link.ping().status == C.ST_OK
     hello = link.get_info()
     assert hello.platform == "linux" and hello.protocol_version == 1 and hello.max_channels == 32
@@ -273,7 +278,7 @@ def test_ring_overflow_when_the_host_stops_reading(boards):
     emulator's relay fill (~0.5 s of this stream), then the firmware's 1 s ring.
     Older data is kept, newer instants are dropped and counted, and the jump in
     first_sample_index equals STATUS samples_dropped."""
-    board = boot_board(boards, unpaced=False)
+    board = boot_board(boards, env=PICO_RING, unpaced=False)
     port = RawPort(board.port)
     try:
         assert port.command(C.OP_CONFIGURE, configure_args(rate=8000, mask=0xFF, fmt=C.FMT_INT32, spf=64)).status == 0
@@ -296,7 +301,7 @@ def test_a_stalled_link_never_stalls_the_sampler(boards):
     progress (it blocks up to 500 ms, then returns short). The driver emulates
     that at the HAL for 1.8 s; the sampler must keep filling the ring meanwhile
     and count what does not fit, and the pending frame must resume intact."""
-    board = boot_board(boards, env={"FWTEST_STALL": "300,1800"}, unpaced=False)
+    board = boot_board(boards, env={"FWTEST_STALL": "300,1800", **PICO_RING}, unpaced=False)
     port = RawPort(board.port)
     try:
         assert port.command(C.OP_CONFIGURE, configure_args(rate=4000, mask=0xF, fmt=C.FMT_INT16, spf=32)).status == 0

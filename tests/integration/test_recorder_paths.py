@@ -266,10 +266,10 @@ def test_a_board_ring_overflow_is_one_annotated_gap_in_every_format(make_board, 
     every format, and every instant on either side bit-exact. Broken once (the Timeline placing a
     jump in the index without a gap): the CSV and BDF glued the two sides together."""
     rate, nch = 4000, 4
-    board = make_board(driver=True, env={"FWTEST_STALL": "300,1500"})
+    board = make_board(driver=True, env={"FWTEST_STALL": "300,1500", "PICODAQ_RING_SLOTS": "128"})  # a Pico's
     paths, args = outs(tmp_path)
-    # frames of 32 instants: the ring's 128 frames hold 1.024 s of this stream, less than the stall
-    # (in record's default frames of 20 ms they hold 2.56 s: the board's ring is sized from its heap)
+    # frames of 32 instants: a Pico's 128 frames hold 1.024 s of this stream, less than the stall
+    # (in record's default frames of 20 ms they would hold 2.56 s)
     p = start_picodaq(
         "record", "--port", board.port, "--rate", str(rate), "--channels", str(nch), "--samples-per-frame", "32",
         *args, "--stats-json", "-",

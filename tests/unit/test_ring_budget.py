@@ -10,7 +10,7 @@ from picodaq import contracts as C
 from picodaq.cli.info import ring_doc, ring_line
 from picodaq.flash.firmware import firmware_dir
 from picodaq.protocol.messages import Hello
-from picodaq.recording.config import RING_FLOOR_S, RING_MAX_FRAMES, StreamConfig
+from picodaq.recording.config import RING_FLOOR_S, RING_MAX_FRAMES, StreamConfig, ring_max_frames
 
 CORE = struct.pack("<BBBBI8s8sBBI", 0, 1, 0, 1, C.CONTRACT_HASH, b"\x01" * 8, b"rp2\0\0\0\0\0", 8, 0, 200_000)
 
@@ -24,6 +24,11 @@ def hello(ring_bytes: int | None) -> Hello:
 def test_the_host_mirrors_the_firmwares_constants():
     src = (firmware_dir() / "picodaq_fw" / "ring.py").read_text()
     assert int(re.search(r"^MAX_SLOTS = const\((\d+)\)", src, re.M).group(1)) == RING_MAX_FRAMES
+    # each HAL's RING_SLOTS, by the platform its HELLO names
+    rp2 = (firmware_dir() / "picodaq_fw" / "hal_rp2.py").read_text()
+    assert re.search(r"^    RING_SLOTS = MAX_SLOTS\b", rp2, re.M) and ring_max_frames("rp2") == RING_MAX_FRAMES
+    unix = (firmware_dir() / "picodaq_fw" / "hal_unix.py").read_text()
+    assert int(re.search(r"^    RING_SLOTS = const\((\d+)\)", unix, re.M).group(1)) == ring_max_frames("linux") > 128
     assert int(re.search(r"^FLOOR_MS = const\((\d+)\)", src, re.M).group(1)) == RING_FLOOR_S * 1000
 
 

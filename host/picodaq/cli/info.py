@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from .. import contracts as C
 from ..errors import ContractMismatch
 from ..protocol.messages import Hello, Status
-from ..recording.config import RING_FLOOR_S, StreamConfig
+from ..recording.config import RING_FLOOR_S, StreamConfig, ring_max_frames
 from .args import FORMATS, add_json, add_port, channel_mask, positive_int
 from .connect import connect
 
@@ -90,14 +90,15 @@ def ring_doc(hello: Hello, cfg: StreamConfig) -> dict | None:
     """The ring's duration for the stream cfg describes (None: the board's HELLO does not say its size)."""
     if hello.ring_bytes is None:
         return None
-    seconds = cfg.ring_seconds(hello.ring_bytes)
+    most = ring_max_frames(hello.platform)
+    seconds = cfg.ring_seconds(hello.ring_bytes, most)
     return {
         "ring_bytes": hello.ring_bytes,
         "rate": cfg.rate,
         "n_channels": cfg.n_channels,
         "fmt": C.FORMAT_NAMES[cfg.fmt],
         "samples_per_frame": cfg.frame_samples(),
-        "frames": cfg.ring_frames(hello.ring_bytes),
+        "frames": cfg.ring_frames(hello.ring_bytes, most),
         "seconds": round(seconds, 4),
         "floor_seconds": RING_FLOOR_S,
         "fits": seconds >= RING_FLOOR_S,
@@ -108,7 +109,7 @@ def ring_line(hello: Hello, cfg: StreamConfig) -> str:
     """The ring's duration at a stream's rate, channels and format, as the board's rule has it."""
     if hello.ring_bytes is None:
         return "ring duration   unknown (the board's HELLO does not say its ring's size)"
-    seconds = cfg.ring_seconds(hello.ring_bytes)
+    seconds = cfg.ring_seconds(hello.ring_bytes, ring_max_frames(hello.platform))
     text = f"ring duration   {seconds:.3g} s at {_stream(cfg)}"
     if seconds < RING_FLOOR_S:
         text += f": less than the {RING_FLOOR_S:g} s the board requires, so it refuses this stream"

@@ -7,9 +7,16 @@ from dataclasses import dataclass
 from .. import contracts as C
 
 # The firmware's sample ring (firmware/picodaq_fw/ring.py): a stream uses as many whole frames of
-# the ring's bytes as fit, at most RING_MAX_FRAMES, and is refused below RING_FLOOR_S of itself.
+# the ring's bytes as fit, at most the board's RING_SLOTS frames (RING_MAX_FRAMES on a Pico, more
+# on the unix port: RING_FRAMES_BY_PLATFORM), and is refused below RING_FLOOR_S of itself.
 RING_MAX_FRAMES = 128
+RING_FRAMES_BY_PLATFORM = {"linux": 1024}
 RING_FLOOR_S = 0.1
+
+
+def ring_max_frames(platform: str) -> int:
+    """The most frames a board's ring is cut into, by the platform its HELLO names."""
+    return RING_FRAMES_BY_PLATFORM.get(platform, RING_MAX_FRAMES)
 
 
 @dataclass
@@ -37,14 +44,14 @@ class StreamConfig:
             return self.samples_per_frame
         return max(1, min(self.max_frame_samples(), max(1, self.rate // 50)))
 
-    def ring_frames(self, ring_bytes: int) -> int:
-        """How many frames of this stream a ring of ring_bytes holds (the firmware's rule)."""
+    def ring_frames(self, ring_bytes: int, most: int = RING_MAX_FRAMES) -> int:
+        """How many frames of this stream a ring of ring_bytes cut into at most `most` holds (the firmware's rule)."""
         frame = self.frame_samples() * self.n_channels * C.BYTES_PER_SAMPLE[self.fmt]
-        return min(RING_MAX_FRAMES, ring_bytes // frame)
+        return min(most, ring_bytes // frame)
 
-    def ring_seconds(self, ring_bytes: int) -> float:
+    def ring_seconds(self, ring_bytes: int, most: int = RING_MAX_FRAMES) -> float:
         """How much of this stream a ring of ring_bytes holds; below RING_FLOOR_S the board refuses it."""
-        return self.ring_frames(ring_bytes) * self.frame_samples() / self.rate
+        return self.ring_frames(ring_bytes, most) * self.frame_samples() / self.rate
 
     def bytes_per_second(self) -> float:
         """What the stream puts on the link: its SAMPLES frames, headers and CRCs included."""
