@@ -25,6 +25,8 @@ A Soft Reset Does Not Re-flash
 A Forced Flash Rewrites And Verifies Every File
     ${written}=    Flash Firmware    force=True
     Should Be True    ${written}
+    Flash Should Have Rewritten Every File
+    Firmware Files Should Match This Checkout
     Firmware Should Be Up To Date
     Board Should Run This Firmware
     Stream For    1 s    rate=1000    channels=2

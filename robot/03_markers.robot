@@ -23,7 +23,8 @@ Markers Arrive In Order Within The Stream
     Stream Should Be Complete
 
 Marker Codes Keep All 16 Bits
-    Start Stream    rate=16000    channels=1
+    ${rate}=    Rate That Fits    channels=1    at_most=${TOP RATE}
+    Start Stream    rate=${rate}    channels=1
     Keep Streaming    0.2 s
     Send Marker    0
     Send Marker    65535

@@ -13,6 +13,7 @@ Test Template     Recording Round Trip
 *** Keywords ***
 Recording Round Trip
     [Arguments]    ${rate}    ${channels}    ${fmt}    ${bdf}=True
+    Skip If Board Cannot Stream    ${rate}    ${channels}    ${fmt}
     ${dir}=    Recording Directory
     ${files}=    Set Variable    ${dir}${/}rec.npy,${dir}${/}rec.csv,${dir}${/}rec.tlv
     IF    ${bdf}    VAR    ${files}    ${files},${dir}${/}rec.bdf

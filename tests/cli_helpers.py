@@ -189,7 +189,7 @@ class Lines:
             self.lines.append((time.monotonic(), None))  # end of stream
             self._cond.notify_all()
 
-    def wait_for(self, text: str, timeout: float = 30.0) -> float:
+    def wait_for(self, text: str, timeout: float = 60.0) -> float:
         """The arrival time of the first line containing text."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -218,6 +218,25 @@ def ramp_value(index: np.ndarray, n_channels: int, fmt: int) -> np.ndarray:
     n = np.asarray(index, dtype=np.int64)[:, None]
     c = np.arange(n_channels, dtype=np.int64)[None, :]
     return (n * C.RAMP_MUL + c * C.RAMP_CHAN_MUL) % (1 << bits) - (1 << (bits - 1))
+
+
+def sine_value(index: np.ndarray, n_channels: int, rate: int, fmt: int) -> np.ndarray:
+    """The firmware's sine source (firmware/picodaq_fw/sources.py, Sine) for absolute sample indices,
+    instants x channels: stream slot c is (c + 1) * 5 Hz (halved until under Nyquist), a 256-entry
+    int16 table of 29490 * sin, read at the top byte of a u32 phase that steps (f << 32) // rate
+    per instant, shifted up to the format's width."""
+    import math
+
+    table = np.array([int(29490 * math.sin(2 * math.pi * k / 256)) for k in range(256)], dtype=np.int64)
+    n = np.asarray(index, dtype=np.int64)
+    out = np.empty((len(n), n_channels), dtype=np.int64)
+    for c in range(n_channels):
+        f = (c + 1) * 5
+        while 2 * f >= rate and f > 1:
+            f //= 2
+        phase = (n * ((f << 32) // rate)) & 0xFFFFFFFF
+        out[:, c] = table[phase >> 24] << (8 * C.BYTES_PER_SAMPLE[fmt] - 16)
+    return out
 
 
 def read_csv_rows(path: Path) -> np.ndarray:
@@ -259,8 +278,8 @@ def serve(port: str, *extra: str) -> Iterator[Served]:
     try:
         assert proc.stdout is not None and proc.stderr is not None
         log = Lines(proc.stderr)
-        ready, _, _ = select.select([proc.stdout], [], [], 20)
-        assert ready, "picodaq serve printed no URL within 20 s:\n" + log.text()
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "picodaq serve printed no URL within 60 s:\n" + log.text()
         url = proc.stdout.readline().strip()
         assert url.startswith(("rfc2217://127.0.0.1:", "socket://127.0.0.1:")), (url, log.text())
         yield Served(proc, url, log)
@@ -268,7 +287,7 @@ def serve(port: str, *extra: str) -> Iterator[Served]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(10)
+                proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -288,3 +307,104 @@ def assert_exact_recording(
     assert data.shape[0] >= 0.75 * rate * seconds
     assert np.array_equal(data, ramp_counts(0, data.shape[0], n_channels, fmt))
     return stats
+
+
+# -- a recording's exact content: the grid every format shares -------------------------
+
+PADDING_NOTE = "no data: padding to a whole record"
+
+
+def _gap_label(detail: str, span: int) -> str:
+    """The BDF annotation of a gap from its events-list detail (timeline.Gap.describe)."""
+    reason, _, timing = detail.partition("; timing: ")
+    if reason == "samples lost":
+        return f"gap: {span} samples lost"
+    if timing == "unknown":
+        return f"gap: {reason}, duration unknown"
+    if timing == "host clock":
+        return f"gap: {reason} (host clock)"
+    return f"gap: {reason}"
+
+
+def expected_grid(npy: Path, rate: int, fmt: int | None = C.FMT_INT16) -> tuple[np.ndarray, list, np.ndarray]:
+    """A recording's instants on its time grid, rebuilt from its `.npy` and `.events.csv` alone:
+    (counts on the grid with each gap zero-filled over its span, the annotations its BDF must hold
+    apart from the padding, the device sample index of every row).
+
+    With fmt, every row must be the PROTOCOL.md ramp of its index, the index counting on from its
+    segment's first sample_index across lost instants (a `samples lost` gap of span n skips n)."""
+    data = np.load(npy)
+    rows = events(events_path_of(npy))
+    gaps = [e for e in rows if e["kind"] == "gap"]
+    segments = [e for e in rows if e["kind"] == "segment"]
+    pieces, notes, at, pos = [], [], 0, 0
+    index = np.empty(len(data), dtype=np.int64)
+    seg_iter = iter(segments)
+    seg = next(seg_iter)
+    next_index = int(seg["sample_index"]) if data.shape[0] else 0
+    for g in gaps:
+        r = int(g["row"])
+        pieces.append(data[at:r])
+        index[at:r] = next_index + np.arange(r - at)
+        next_index += r - at
+        pos += r - at
+        assert float(g["t_s"]) == round(pos / rate, 9), (g, pos)  # the gap sits where its rows end
+        span = round(float(g["duration_s"]) * rate) if g["duration_s"] else 0
+        pieces.append(np.zeros((span, data.shape[1]), dtype=data.dtype))
+        notes.append((pos / rate, span / rate if g["duration_s"] else -1.0, _gap_label(g["detail"], span)))
+        pos += span
+        if g["detail"].startswith("samples lost"):
+            next_index += span
+        else:  # a new stream: its segment row says where its indices start
+            seg = next(seg_iter)
+            assert int(seg["row"]) == r and float(seg["t_s"]) == round(pos / rate, 9), (seg, r, pos)
+            next_index = int(seg["sample_index"])
+        at = r
+    pieces.append(data[at:])
+    index[at:] = next_index + np.arange(len(data) - at)
+    notes += [(float(e["t_s"]), -1.0, f"marker {e['code']}") for e in rows if e["kind"] == "marker"]
+    grid = np.concatenate(pieces) if pieces else data
+    if fmt is not None and len(data):
+        assert np.array_equal(data, ramp_value(index & 0xFFFFFFFF, data.shape[1], fmt)), "rows are not the ramp"
+    return grid, notes, index
+
+
+def events_path_of(npy: Path) -> Path:
+    return npy.with_name(npy.stem + ".events.csv")
+
+
+def assert_bdf_is_the_recording(bdf_path: Path, npy: Path, rate: int, fmt: int | None = C.FMT_INT16) -> dict:
+    """The BDF holds exactly the recording, sample by sample: each received instant at its place on
+    the grid (the ramp, with fmt), each gap zero-filled over exactly its span and annotated with its
+    onset, duration and reason, each marker annotated, the last record padded with zeros and that
+    padding annotated; nothing else. Returns the BDF as read."""
+    grid, notes, _ = expected_grid(npy, rate, fmt)
+    b = read_bdf(bdf_path)
+    dig = b["digital"].astype(np.int64)
+    total = grid.shape[0]
+    assert dig.shape[1] == grid.shape[1] and dig.shape[0] >= max(total, 1), (dig.shape, grid.shape)
+    assert np.array_equal(dig[:total], grid), "the BDF's samples differ from the recording on the grid"
+    assert not dig[total:].any(), "the padding is not zeros"
+    pad = dig.shape[0] - total
+    want = sorted(notes + ([(total / rate, pad / rate, PADDING_NOTE)] if pad else []))
+    want.sort(key=lambda n: (round(n[0], 6), n[2]))
+    got = sorted(
+        ((o, d, t) for o, d, t in b["annotations"] if not t.startswith("sample 0 at run start")),
+        key=lambda n: (round(n[0], 6), n[2]),
+    )  # the clock note of several boards recorded at once is checked by their own tests
+    assert [t for _, _, t in got] == [t for _, _, t in want], (got, want)
+    for (o, d, t), (wo, wd, _) in zip(got, want):
+        # as pyedflib's writeAnnotation stores them: in units of 0.1 ms (exact at 10 kHz and below
+        # only where the instant falls on one; the zero fill above is exact to the sample)
+        assert abs(o - wo) < 1e-4 + 1e-9 and abs(d - wd) < 1e-4 + 1e-9, (t, (o, d), (wo, wd))
+    return b
+
+
+def captured(tlv: Path):
+    """A `.tlv` capture as written so far, decoded (a Receiver: stats.samples, statuses, markers, ...)."""
+    from picodaq.core.receiver import Receiver
+
+    rx = Receiver()
+    if tlv.exists():
+        rx.receive(tlv.read_bytes())
+    return rx

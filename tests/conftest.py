@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tty
 from pathlib import Path
 
 import pytest
 
+import hypo
 from picodaq.boards.unix import EmulatedBoard
 from picodaq.transport.link import Link
+
+# every hypothesis test runs under one profile: "ci" (derandomized, a fixed number of
+# examples) unless HYPOTHESIS_PROFILE=dev asks for more (tests/hypo.py)
+HYPOTHESIS_PROFILE = hypo.register()
 
 FW_DRIVER = Path(__file__).parent / "firmware" / "fw" / "driver.py"
 
@@ -42,3 +49,16 @@ def emu_link(make_board):
     link = Link.open(board.port)
     yield link
     link.close()
+
+
+@pytest.fixture
+def pty_pair():
+    """A raw pty: (master fd, the slave's path) for a Link to open."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    yield master, os.ttyname(slave)
+    for fd in (master, slave):
+        try:
+            os.close(fd)
+        except OSError:
+            pass

@@ -84,7 +84,7 @@ class RawPort:
         if r:
             self.rx.receive(os.read(self.fd, 1 << 16))
 
-    def command(self, opcode: int, args: bytes = b"", timeout: float = 5.0) -> Ack:
+    def command(self, opcode: int, args: bytes = b"", timeout: float = 30.0) -> Ack:
         self._cmd_id += 1
         cmd_id = self._cmd_id
         self.port.write(encode_command(self._seq, opcode, cmd_id, args))
@@ -98,7 +98,7 @@ class RawPort:
         self.port.close()
 
 
-def stop_stream(link: Link, timeout: float = 5.0) -> Status:
+def stop_stream(link: Link, timeout: float = 30.0) -> Status:
     """STOP, then the STATUS the board sends once the stream has ended (a
     periodic STATUS may arrive between the ACK and that one)."""
     link.stop()
@@ -139,6 +139,37 @@ class Recording:
             if self.first[i] != end:
                 out.append((end, (self.first[i] - end) % (1 << 32)))
         return out
+
+
+def instants_after_last_gap(rec: Recording) -> int:
+    """Instants received after the last jump in first_sample_index (0 while there is none)."""
+    gaps = rec.gaps()
+    if not gaps:
+        return 0
+    where = gaps[-1][0]
+    return sum(n for f, n in zip(rec.first, rec.sizes) if f > where)
+
+
+def read_until_resumed(port: RawPort, rec: Recording, capacity_share: float = 0.5, timeout: float = 120) -> None:
+    """Read until the stream overflowed (a jump in first_sample_index) and went on for
+    capacity_share of the ring after it: the condition check_overflow checks, waited for
+    instead of read for a fixed time (timeout is only a hang guard for a loaded machine)."""
+
+    def resumed() -> bool:
+        st = port.rx.status
+        return st is not None and instants_after_last_gap(rec) >= st.ring_capacity * capacity_share
+
+    assert port.read_until(resumed, timeout), (
+        f"no overflow then {capacity_share} of the ring after it within {timeout} s: gaps {rec.gaps()}"
+    )
+
+
+def stop_raw(port: RawPort, timeout: float = 30) -> Status:
+    """STOP, then the STATUS the board sends once the stream has ended."""
+    n = port.rx.statuses
+    assert port.command(C.OP_STOP, timeout=timeout).status == C.ST_OK
+    assert port.read_until(lambda: port.rx.statuses > n and port.rx.status.state == C.STATE_IDLE, timeout)
+    return port.rx.status
 
 
 def check_overflow(port: RawPort, rec: Recording, final: Status, capacity_share: float = 0.5) -> None:

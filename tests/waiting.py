@@ -11,7 +11,7 @@ from typing import TypeVar
 V = TypeVar("V")
 
 
-def wait_for(cond: Callable[[], V], timeout: float = 20.0, every: float = 0.02, what: str = "condition") -> V:
+def wait_for(cond: Callable[[], V], timeout: float = 60.0, every: float = 0.02, what: str = "condition") -> V:
     """Poll cond() until it is truthy and return its value; fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -162,13 +162,15 @@ def render_host(m: dict) -> str:
     out += ["", "SOURCE_NAMES = {"]
     for name in c["sources"]:
         out.append(f"    SRC_{name.upper()}: {name!r},")
-    out += ["}", "", "# sample formats: code, bytes per sample, byte order"]
+    out += ["}", "", "SOURCE_CODES = {name: code for code, name in SOURCE_NAMES.items()}"]
+    out += ["", "# sample formats: code, bytes per sample, byte order"]
     for name, f in c["formats"].items():
         out.append(f"FMT_{name.upper()} = {f['code']}")
     out += ["", "FORMAT_NAMES = {"]
     for name in c["formats"]:
         out.append(f"    FMT_{name.upper()}: {name!r},")
-    out += ["}", "", "BYTES_PER_SAMPLE = {"]
+    out += ["}", "", "FORMAT_CODES = {name: code for code, name in FORMAT_NAMES.items()}"]
+    out += ["", "BYTES_PER_SAMPLE = {"]
     for name, f in c["formats"].items():
         out.append(f"    FMT_{name.upper()}: {f['bytes']},")
     out += ["}", "", "BIG_ENDIAN_FORMATS = frozenset({"]

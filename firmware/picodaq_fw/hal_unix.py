@@ -15,15 +15,19 @@ import sys
 import select
 import micropython
 from micropython import const
-from .contracts import SRC_RAMP, SRC_SINE
+from .contracts import SRC_RAMP, SRC_SINE, SRC_ADC, SRC_ADS1299, FMT_INT16, FMT_INT24
 from .pacer import Pacer
-from .sources import Ramp, Sine
+from .sources import Ramp, Sine, AdcTriangle, AdsSquare
+
+_ADS_RATES = (250, 500, 1000, 2000, 4000, 8000, 16000)
 
 
 class Hal:
     PLATFORM = b"linux\0\0\0"
     MAX_CHANNELS = const(32)
-    SOURCES = (SRC_RAMP, SRC_SINE)
+    # adc and ads1299 are deterministic stand-ins (sources.py) with the rp2 front ends' formats,
+    # channels and rates, so the host's scaling is checked end to end here too
+    SOURCES: tuple = (SRC_RAMP, SRC_SINE, SRC_ADC, SRC_ADS1299)
     MAX_RATE = const(4000000)
 
     def __init__(self, unpaced=None):
@@ -32,12 +36,19 @@ class Hal:
         self.RING_BYTES = min(gc.mem_free() // 2, 8 * 1024 * 1024)
         if unpaced is None:
             unpaced = os.getenv("PICODAQ_UNPACED") == "1"
+        # a board with fewer front ends (as a Pico without an ADS1299): PICODAQ_SOURCES=ramp,sine
+        only = os.getenv("PICODAQ_SOURCES")
+        if only:
+            names = only.split(",")
+            self.SOURCES = tuple(k for k in self.SOURCES if ("ramp", "sine", "adc", "ads1299")[k] in names)
         self._in = sys.stdin.buffer
         self._out = sys.stdout.buffer
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
         self._ramp = Ramp()
         self._sine = Sine()
+        self._adc = AdcTriangle()
+        self._ads = AdsSquare()
         self.pacer = Pacer(unpaced)
 
     def board_id(self):
@@ -51,10 +62,29 @@ class Hal:
         return bytes(b)
 
     def check(self, source, fmt, rate, mask):
-        return None  # the synthetic sources take any format and rate
+        # the synthetic sources take any format and rate; the stand-ins, what their chips would
+        if source == SRC_ADC:
+            if fmt != FMT_INT16:
+                return "the adc ships its 12-bit counts as int16 (fmt 1)"
+            if mask >> 5:
+                return "the adc has channels 0-3 and 4 (temperature) only"
+        elif source == SRC_ADS1299:
+            if fmt != FMT_INT24:
+                return "the ads1299 delivers 24-bit big-endian samples: use fmt 2 (int24)"
+            if rate not in _ADS_RATES:
+                return "the ads1299 runs at 250, 500, 1000, 2000, 4000, 8000 or 16000 Hz"
+            if mask >> 8:
+                return "the ads1299 has channels 0-7"
+        return None
 
     def source(self, kind):
-        return self._sine if kind == SRC_SINE else self._ramp
+        if kind == SRC_SINE:
+            return self._sine
+        if kind == SRC_ADC:
+            return self._adc
+        if kind == SRC_ADS1299:
+            return self._ads
+        return self._ramp
 
     # -- link ----------------------------------------------------------------
 

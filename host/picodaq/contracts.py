@@ -141,6 +141,8 @@ SOURCE_NAMES = {
     SRC_ADS1299: 'ads1299',
 }
 
+SOURCE_CODES = {name: code for code, name in SOURCE_NAMES.items()}
+
 # sample formats: code, bytes per sample, byte order
 FMT_INT16 = 1
 FMT_INT24 = 2
@@ -151,6 +153,8 @@ FORMAT_NAMES = {
     FMT_INT24: 'int24',
     FMT_INT32: 'int32',
 }
+
+FORMAT_CODES = {name: code for code, name in FORMAT_NAMES.items()}
 
 BYTES_PER_SAMPLE = {
     FMT_INT16: 2,

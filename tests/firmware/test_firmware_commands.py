@@ -14,11 +14,12 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, assume, example, given, settings
+from hypothesis import Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
 from cli_helpers import picodaq
 from fwhelpers import Recording, stop_stream
+from hypo import examples
 from picodaq import contracts as C
 from picodaq.flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
 from picodaq.flash.flasher import Flasher
@@ -52,7 +53,7 @@ class Commands:
     def send(self, data: bytes) -> None:
         self.link.write(data)
 
-    def until_acked(self, cmd_id: int, timeout: float = 10.0) -> bool:
+    def until_acked(self, cmd_id: int, timeout: float = 30.0) -> bool:
         """Wait for the ACK to cmd_id: every command sent before it is answered by then."""
         return self.link.pump_until(lambda: cmd_id in self.acked, timeout)
 
@@ -164,7 +165,7 @@ def test_the_escape_then_ctrl_a_reaches_the_raw_repl(idle_board, before, escape)
     idle_board.send(before)
     pause()
     idle_board.send(escape + b"\x01")
-    assert idle_board.link.pump_until(lambda: b"raw REPL; CTRL-B to exit\r\n>" in said.buf, 10), bytes(said.buf)
+    assert idle_board.link.pump_until(lambda: b"raw REPL; CTRL-B to exit\r\n>" in said.buf, 30), bytes(said.buf)
 
 
 def test_a_human_at_a_terminal_reaches_the_repl_and_ctrl_d_restarts_the_firmware(idle_board):
@@ -174,10 +175,10 @@ def test_a_human_at_a_terminal_reaches_the_repl_and_ctrl_d_restarts_the_firmware
     for key in (b"\r", b"\x03", b"\r"):  # Enter, Ctrl-C, Enter, typed by hand
         link.write(key)
         pause()
-    assert link.pump_until(lambda: b">>> " in said.buf, 10), bytes(said.buf)
+    assert link.pump_until(lambda: b">>> " in said.buf, 30), bytes(said.buf)
     hellos = link.receiver.hellos
     link.write(b"\x04")  # Ctrl-D: a soft reboot runs main.py
-    assert link.pump_until(lambda: link.receiver.hellos > hellos, 10)
+    assert link.pump_until(lambda: link.receiver.hellos > hellos, 30)
     assert idle_board.exchange(ping(0x0404), 0x0404) == [0x0404]
 
 
@@ -190,10 +191,10 @@ def test_the_escape_does_not_end_a_stream(make_board):
         rec = Recording(C.FMT_INT16, 2)
         link.receiver.block_handlers.append(rec)
         link.start()
-        assert link.pump_until(lambda: len(rec.first) >= 20, 10)
+        assert link.pump_until(lambda: len(rec.first) >= 20, 30)
         pause()
         assert cmds.exchange(REPL_ESCAPE + b"\x01" + ping(0x0505), 0x0505) == [0x0505]
-        assert link.pump_until(lambda: len(rec.first) >= 60, 10)
+        assert link.pump_until(lambda: len(rec.first) >= 60, 30)
         final = stop_stream(link)
         assert final.last_error == C.ST_OK and final.samples_dropped == 0
         assert rec.bad == [] and rec.gaps() == []
@@ -217,7 +218,7 @@ def test_mpremote_and_flash_check_reach_the_running_firmware(make_board):
         assert link.ping().status == C.ST_OK
         link.configure(4000, 0xF, C.SRC_RAMP, C.FMT_INT16, 32)
         link.start()
-        assert link.pump_until(lambda: link.receiver.stats.samples > 4000, 10)
+        assert link.pump_until(lambda: link.receiver.stats.samples > 4000, 30)
     # a host that died without STOP: the board streams on
     r = picodaq("flash", "--check", "--port", board.port)
     assert r.returncode == 0 and "verified" in r.stdout, r.stdout + r.stderr
@@ -303,10 +304,10 @@ def junk(draw) -> bytes:
     return bytes(data)
 
 
-# one profile for CI and for a laptop: the same examples on every run, few enough for ~20 s
-DAMAGE = settings(derandomize=True, database=None, max_examples=60, deadline=None,
-                  phases=[Phase.explicit, Phase.generate],  # no shrinking: the board carries state
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# the suite's profile (tests/hypo.py: derandomized, the same examples on every run), few
+# enough examples for ~20 s
+DAMAGE = settings(max_examples=examples(60),
+                  phases=[Phase.explicit, Phase.generate])  # no shrinking: the board carries state
 
 
 def _send_junk(cmds: Commands, data: bytes, after_pause: bool, final: int) -> None:
@@ -324,7 +325,7 @@ def _send_junk(cmds: Commands, data: bytes, after_pause: bool, final: int) -> No
     before = len(cmds.acked)
     cmds.send(out)
     got = lambda: cmds.acked[before:]
-    assert cmds.link.pump_until(lambda: len(got()) >= len(expected), 10), (out.hex(), expected, got())
+    assert cmds.link.pump_until(lambda: len(got()) >= len(expected), 30), (out.hex(), expected, got())
     assert got() == expected, (out.hex(), expected, got())
 
 
@@ -358,7 +359,7 @@ def test_random_and_damaged_streams_leave_a_stream_exact(make_board):
         rec = Recording(C.FMT_INT16, 2)
         link.receiver.block_handlers.append(rec)
         link.start()
-        assert link.pump_until(lambda: len(rec.first) >= 2, 10)
+        assert link.pump_until(lambda: len(rec.first) >= 2, 30)
         s0 = link.receiver.stats.as_dict()
 
         @DAMAGE
@@ -369,7 +370,7 @@ def test_random_and_damaged_streams_leave_a_stream_exact(make_board):
 
         run()
         n = len(rec.first)
-        assert link.pump_until(lambda: len(rec.first) >= n + 10, 10), "the stream stopped"
+        assert link.pump_until(lambda: len(rec.first) >= n + 10, 30), "the stream stopped"
         final = stop_stream(link)
         assert final.last_error == C.ST_OK and final.samples_dropped == 0
         assert rec.bad == [] and rec.gaps() == []

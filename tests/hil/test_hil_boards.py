@@ -149,7 +149,7 @@ def test_soft_reset_recovers_from_a_raw_repl_and_a_stream(emulated):
     link.raw_taps.append(said.extend)
     emulated.drain(quiet=REPL_ESCAPE_PAUSE)  # the escape counts after a pause
     link.write(REPL_ESCAPE + b"\x01")  # leave the app, enter the raw REPL (as a crashed flashing tool would)
-    assert link.pump_until(lambda: b"raw REPL; CTRL-B to exit\r\n>" in said, 5), bytes(said)
+    assert link.pump_until(lambda: b"raw REPL; CTRL-B to exit\r\n>" in said, 30), bytes(said)
     link.raw_taps.remove(said.extend)
     hello = emulated.soft_reset()
     assert hello.contract_hash == link.get_info().contract_hash

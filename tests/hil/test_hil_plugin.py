@@ -12,6 +12,7 @@ import pytest
 from hil_helpers import junit_properties, run_pytest
 from picodaq import contracts as C
 from picodaq_hil.faults import FaultSpec, apply_offline
+from picodaq_hil.fits import fastest_rate
 from picodaq_hil.stream import StreamSession, stream_config
 
 
@@ -27,7 +28,8 @@ def test_board_is_flashed_reset_synced_and_logged(board, link, request):
 
 
 def test_a_stream_is_bit_exact_and_complete(board):
-    s = StreamSession(board, stream_config(16000, 8, "int24"))
+    """8 channels of int24 at the highest rate up to 16 kHz the board takes (a Pico's ring: less)."""
+    s = StreamSession(board, stream_config(fastest_rate(board, 8, "int24", 16000).rate, 8, "int24"))
     s.start()
     s.run(1.0)
     r = s.stop()
@@ -39,10 +41,13 @@ def test_a_stream_is_bit_exact_and_complete(board):
     "bitflip=2e-5,drop=2e-5,dup=2e-5,stall=2e-6,disconnect=1e-6,disconnect_s=0.3", seed=7, enabled=False
 )
 def test_every_frame_is_accounted_for_through_a_faulty_link(faulty_link):
-    s = StreamSession(faulty_link.board, stream_config(16000, 8), keep_bytes=True)
+    rate = fastest_rate(faulty_link.board, 8, "int16", 16000).rate
+    s = StreamSession(faulty_link.board, stream_config(rate, 8), keep_bytes=True)
     s.start()
     faulty_link.proxy.set_enabled(True)
     s.run(3.0)
+    # a slower board carries fewer bytes in 3 s: on until seed 7's first disconnect has come too
+    s.run(120.0, until=lambda: any(f.kind == "disconnect" for f in faulty_link.proxy.faults))
     r = s.stop()
     audit = faulty_link.audit(r)
     assert audit.ok, audit.problems
@@ -60,9 +65,10 @@ def test_the_seed_reproduces_what_the_host_received(faulty_link):
     got = bytearray()
     link = faulty_link.link
     link.raw_taps.append(got.extend)
-    link.configure(16000, 0xFF, C.SRC_RAMP, C.FMT_INT16, 64)
+    rate = fastest_rate(board, 8, "int16", 16000).rate
+    link.configure(rate * 9 // 10, 0xFF, C.SRC_RAMP, C.FMT_INT16, 64)  # 64 per frame: a ring a little bigger
     link.start()
-    link.pump_until(lambda: False, 1.0)
+    assert link.pump_until(lambda: len(got) > 100_000 and len(proxy.faults) > 5, 60.0)  # bytes, not seconds
     link.stop()
     board.drain(quiet=0.3)
     expected, faults = apply_offline(proxy.board_bytes(), FaultSpec.parse("bitflip=3e-5,drop=3e-5,dup=3e-5"), 12345)
@@ -79,8 +85,9 @@ def test_unplug_and_reconnect_mid_stream(board):
     board.unplug()
     s.run(2.0)
     r = s.stop()
-    # the cable carries the power: the host reconnects to a board that rebooted and sits idle
-    assert r.reconnects == 1 and r.ramp.bit_exact and r.samples >= 250
+    # the cable carries the power: the host reconnects to a board that rebooted and sits idle;
+    # what came before the unplug is all there and exact (however many instants a wall second held)
+    assert r.reconnects == 1 and r.ramp.bit_exact and r.samples > 0 and r.ramp.blocks > 0
     assert r.stats["seq_lost"] == r.stats["crc_errors"] == r.samples_lost == 0
     assert r.status.state == C.STATE_IDLE and r.status.frames_sent < r.stats["frames_ok"]
     again = StreamSession(board, stream_config(1000, 8))
@@ -112,10 +119,10 @@ import pytest
 from picodaq import contracts as C
 
 def test_a_leaves_a_stream_running(board):
-    board.link.configure(16000, 0xFF, C.SRC_RAMP, C.FMT_INT16, 64)
+    board.link.configure(1000, 0xFF, C.SRC_RAMP, C.FMT_INT16, 20)
     board.link.start()
-    board.link.pump_until(lambda: board.link.receiver.stats.samples > 2000, 5)
-    assert board.link.receiver.stats.samples > 2000
+    board.link.pump_until(lambda: board.link.receiver.stats.samples > 200, 60)
+    assert board.link.receiver.stats.samples > 200
 
 def test_b_sees_nothing_of_it(board):
     link = board.link

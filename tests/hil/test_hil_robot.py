@@ -61,7 +61,7 @@ def test_reports_name_the_board_and_link_the_device_logs(tmp_path):
     r = run_robot(tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr  # one test fails on purpose
     assert "picodaq_hil: suite 'Board Check' runs on emulated board" in r.stderr
-    assert "(emulator fallback: no PICODAQ_PORT and no board with USB id 0x2E8A)" in r.stderr
+    assert "(emulator fallback: no PICODAQ_PORT and no board with USB id 0x2E8A; PICODAQ_TIER=" in r.stderr
     out = tmp_path / "out"
     root = ET.parse(out / "output.xml").getroot()
     suite = root.find("suite")

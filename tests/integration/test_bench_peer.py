@@ -62,9 +62,10 @@ def test_cyton_emulator_answers_brainflows_session_and_streams_the_ramp():
             got = []
             for _ in range(2):  # each `b` starts a stream from sample 0; `s` stops it
                 s.write(b"b")
-                time.sleep(0.4)
+                s.timeout = 60  # a hang guard: the read returns once 300 packets came
+                head = s.read(300 * PACKET_SIZE)
                 s.write(b"s")
-                p = _packets(_read_quiet(s))
+                p = _packets(head + _read_quiet(s))
                 assert len(p) >= 300
                 assert np.all(p[:, 0] == 0xA0) and np.all(p[:, 32] == 0xC0) and not p[:, 26:32].any()
                 assert np.array_equal(p[:, 1], np.arange(len(p)) % 256)
@@ -191,7 +192,8 @@ def _check_schema(fig: dict, brainflow: bool) -> None:
     for r in fig["rates"]:
         pd = r["picodaq"]
         assert pd["cpu_percent"] >= 0 and pd["seconds"] > 0
-        assert pd["received"] > 0 and abs(pd["received"] - pd["expected"]) < pd["frame_instants"]
+        # exactly rate x seconds (record --seconds counts the board's instants, not the host's time)
+        assert pd["received"] == pd["expected"] > 0
         assert pd["exact"] is True
         assert not any(pd["lost"].values())
         if brainflow:

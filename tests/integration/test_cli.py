@@ -144,15 +144,34 @@ def test_replay_of_a_file_that_is_no_capture_is_one_line_and_makes_nothing(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
-def test_replay_warns_when_no_frame_or_no_hello_was_found(tmp_path):
+def test_replay_of_garbage_or_an_empty_file_is_one_line_exit_1_and_makes_nothing(tmp_path):
+    """They exited 0 and wrote empty outputs (and counters of nothing)."""
     junk = tmp_path / "junk.tlv"
     junk.write_bytes(bytes(range(256)) * 4)
-    r = picodaq("replay", str(junk))
+    outs = ["--out", str(tmp_path / "a.npy"), "--out", str(tmp_path / "a.bdf"), "--stats-json", "-"]
+    r = picodaq("replay", str(junk), *outs)
+    assert_one_clear_line(r, "no picodaq frame in its 1,024 bytes")
+    assert r.returncode == 1 and r.stdout == ""
+    (tmp_path / "empty.tlv").write_bytes(b"")
+    r = picodaq("replay", str(tmp_path / "empty.tlv"), *outs)
+    assert_one_clear_line(r, "empty.tlv: empty: nothing was captured")
+    assert r.returncode == 1 and r.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.tlv", "junk.tlv"]
+
+
+def test_a_truncated_capture_says_how_many_bytes_at_its_end_were_a_cut_frame(tmp_path):
+    cap = Capture().hello()
+    for k in range(0, 100, 10):
+        cap.samples(k, 1000 * k, np.zeros((10, 2), dtype=np.int64))
+    data = bytes(cap.data)
+    (tmp_path / "cut.tlv").write_bytes(data[:-25])  # the last frame (70 bytes) cut 25 bytes short
+    r = picodaq("replay", str(tmp_path / "cut.tlv"), "--out", str(tmp_path / "a.npy"), "--stats-json", "-")
     assert r.returncode == 0, r.stderr
-    assert "warning  " in r.stderr and "no picodaq frame in its 1,024 bytes" in r.stderr
-    (tmp_path / "empty.tlv").write_bytes(b"")  # a recording that got nothing: replays to nothing, and says so
-    r = picodaq("replay", str(tmp_path / "empty.tlv"))
-    assert r.returncode == 0 and "warning  " in r.stderr and "empty.tlv: empty: nothing was captured" in r.stderr
+    assert "the last 45 bytes are an incomplete frame" in r.stderr
+    assert json.loads(r.stdout)["samples"] == 90 and np.load(tmp_path / "a.npy").shape == (90, 2)
+
+
+def test_replay_warns_when_no_hello_was_found(tmp_path):
     # a capture cut from the middle of a stream: decoded, and said to lack its source
     mid = Capture().samples(100, 0, np.ones((20, 2), dtype=np.int64)).write(tmp_path / "mid.tlv")
     r = picodaq("replay", str(mid), "--out", str(tmp_path / "mid.npy"))
@@ -163,7 +182,7 @@ def test_replay_warns_when_no_frame_or_no_hello_was_found(tmp_path):
     assert r.returncode == 0 and "warning" not in r.stderr
     one = Capture().hello().samples(0, 0, np.zeros((20, 1), dtype=np.int64)).write(tmp_path / "one.tlv")
     r = picodaq("replay", str(one))
-    assert r.returncode == 0 and "received 1 channel at 1000 Hz" in r.stderr
+    assert r.returncode == 0 and "replayed 1 channel at 1000 Hz" in r.stderr
     r = picodaq("replay", str(mid), "--source", "ramp", "--channels", "4")
     assert r.returncode == 0 and "--channels names 4 channels but the capture holds 2" in r.stderr
 
@@ -175,13 +194,13 @@ def test_emulate_refuses_a_flash_folder_that_is_a_file(tmp_path):
     assert r.returncode == 2
 
 
-def test_replay_of_garbage_reports_counters(tmp_path):
+def test_replay_of_a_damaged_capture_reports_counters(tmp_path):
     f = tmp_path / "junk.tlv"
-    f.write_bytes(b"\x00" * 100 + b"\xa5\x5a\x09" + b"\x01" * 50)
+    f.write_bytes(b"\x00" * 100 + b"\xa5\x5a\x09" + b"\x01" * 50 + bytes(Capture().hello().data))
     r = picodaq("replay", str(f), "--stats-json", "-", "--quiet")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
-    assert s["frames_ok"] == 0 and s["header_errors"] == 1 and s["skipped_bytes"] == 152
+    assert s["frames_ok"] == 1 and s["header_errors"] == 1 and s["skipped_bytes"] == 152
     for key in (
         "frames_ok",
         "crc_errors",
@@ -310,3 +329,36 @@ def test_a_long_replay_says_how_far_it_is(monkeypatch, capsys):
         "replaying: 25% (100 of 400 MB, 1 s)",
         "replaying: 75% (300 of 400 MB, 6 s)",
     ]
+
+
+def test_recording_over_existing_files_is_refused_naming_them_unless_overwrite(make_board, tmp_path):
+    """A repeated command line replaced yesterday's recording silently: now it is refused before
+    the board is touched, naming every file that exists, and --overwrite replaces them."""
+    board = make_board()
+    old = {tmp_path / "run.npy": b"yesterday", tmp_path / "run.events.csv": b"kind", tmp_path / "run.bdf": b"x"}
+    for f, data in old.items():
+        f.write_bytes(data)
+    outs = ["--out", str(tmp_path / "run.npy"), "--out", str(tmp_path / "run.bdf"), "--out", str(tmp_path / "new.csv")]
+    r = picodaq("record", "--port", board.port, "--seconds", "1", *outs)
+    assert_one_clear_line(r, "run.npy", "run.events.csv", "run.bdf", "already exist", "--overwrite")
+    assert r.returncode == 2 and "new.csv" not in r.stderr
+    assert all(f.read_bytes() == data for f, data in old.items()) and not (tmp_path / "new.csv").exists()
+    r = picodaq("record", "--port", board.port, "--seconds", "1", *outs, "--overwrite", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "run.npy").shape == (1000, 1)
+    # replay too: its outputs are files like any other
+    cap = Capture().hello().write(tmp_path / "c.tlv")
+    r = picodaq("replay", str(cap), "--out", str(tmp_path / "run.npy"))
+    assert_one_clear_line(r, "run.npy", "already exist", "--overwrite")
+
+
+def test_replay_says_the_recordings_duration_and_its_own_run_time_apart(tmp_path):
+    """It said "3,540 instants in 0.00 s": the replay's run time where the recording's belongs."""
+    cap = Capture().hello().status(100)
+    for k in range(0, 3540, 20):
+        cap.samples(k, 1000 * k, np.zeros((20, 1), dtype=np.int64))
+    r = picodaq("replay", str(cap.write(tmp_path / "c.tlv")))
+    assert r.returncode == 0, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("replayed 1 channel at 1000 Hz (ramp, int16): 3,540 instants, 3.540 s of recording")
+    assert "(replayed in " in first and "instants in" not in first

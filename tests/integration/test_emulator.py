@@ -4,6 +4,7 @@ mpremote's own byte sequences, a hard reset, and an unplug."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from mpremote.transport_serial import SerialTransport
@@ -47,19 +48,19 @@ def test_soft_reboots_follow_the_repl_the_board_is_in(board):
             "print('\\n>>> ')\nprint('raw REPL; CTRL-B to exit')\nprint('Type \"help()\" for more information.\\n>>> ')"
         )
         t.exec("open('state', 'w').write('kept')")
-        t.read_until(1, b">", timeout=5)  # the prompt after the last command
+        t.read_until(1, b">", timeout=30)  # the prompt after the last command
         t.serial.write(b"\x04")  # Ctrl-D on an empty raw-REPL line
-        said = t.read_until(1, b"raw REPL; CTRL-B to exit\r\n>", timeout=5)
+        said = t.read_until(1, b"raw REPL; CTRL-B to exit\r\n>", timeout=30)
         assert b"MPY: soft reboot\r\n" in said and said.endswith(b"raw REPL; CTRL-B to exit\r\n>")
         assert b"BOOTED-MAIN" not in said  # main.py does not run when rebooting in the raw REPL
         t.serial.write(b"\x01")  # back to exec'ing in the (re-entered) raw REPL
-        t.read_until(1, b"raw REPL; CTRL-B to exit\r\n", timeout=5)
+        t.read_until(1, b"raw REPL; CTRL-B to exit\r\n", timeout=30)
         assert t.eval("open('state').read()") == "kept"  # the flash survives
         # Ctrl-B then Ctrl-D in the friendly REPL: a soft reboot that runs main.py
         t.exit_raw_repl()
-        t.read_until(1, b">>> ", timeout=5)
+        t.read_until(1, b">>> ", timeout=30)
         t.serial.write(b"\x04")
-        said = t.read_until(1, b"BOOTED-MAIN\r\n", timeout=5)
+        said = t.read_until(1, b"BOOTED-MAIN\r\n", timeout=30)
         assert said.endswith(b"MPY: soft reboot\r\nBOOTED-MAIN\r\n")
     finally:
         t.close()
@@ -70,33 +71,47 @@ def test_a_hard_reset_reboots_a_streaming_board(firmware_board):
         link.get_info()
         link.configure(1000, 0x3, C.SRC_RAMP, C.FMT_INT16, 32)
         link.start()
-        assert link.pump_until(lambda: link.receiver.stats.samples > 100, 10)
+        assert link.pump_until(lambda: link.receiver.stats.samples > 100, 30)
         hellos = link.receiver.hellos
+        t_reset = time.monotonic()
         firmware_board.hard_reset()
-        assert link.pump_until(lambda: link.receiver.hellos > hellos, 10), "no HELLO after the reset"
+        assert link.pump_until(lambda: link.receiver.hellos > hellos, 60), "no HELLO after the reset"
         status = link.get_status()
-        assert status.state == C.STATE_IDLE and status.uptime_ms < 5000
+        # a fresh boot: the board has been up for less time than has passed since the reset
+        assert status.state == C.STATE_IDLE and status.uptime_ms <= (time.monotonic() - t_reset) * 1000
         before = link.receiver.stats.samples
         link.start()  # the rebooted board streams again, from sample 0
-        assert link.pump_until(lambda: link.receiver.stats.samples > before + 100, 10)
+        assert link.pump_until(lambda: link.receiver.stats.samples > before + 100, 30)
         link.stop()
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The port as a file (the symlink itself): a port made again is another one, even at the same path."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_ctime_ns
 
 
 def test_an_unplug_takes_the_port_and_the_power_away(firmware_board):
     port = firmware_board.port
+    before = _identity(port)
     with Link.open(port) as link:
         link.get_info()
         link.configure(1000, 0x1, C.SRC_RAMP, C.FMT_INT16, 32)
         link.start()
-        assert link.pump_until(lambda: link.receiver.stats.samples > 50, 10)
+        assert link.pump_until(lambda: link.receiver.stats.samples > 50, 60)
+        t_unplug = time.monotonic()
         firmware_board.unplug()
         with pytest.raises(LinkError):
-            link.pump_until(lambda: False, 10)  # the open port fails, as a vanished ttyACM does
-    wait_for(lambda: not os.path.exists(port), 5, what="the port to vanish")
-    wait_for(lambda: os.path.exists(port), 5, what="the port to come back")
+            link.pump_until(lambda: False, 60)  # the open port fails, as a vanished ttyACM does
+    # the port went away and a new one came back under the same path (however short the unplug
+    # was against this test's scheduling: the vanished moment itself is not waited for)
+    wait_for(lambda: _identity(port) not in (None, before), 60, what="a new port at the same path")
     with Link.open(port) as link:
         status = link.get_status()
-        assert status.state == C.STATE_IDLE and status.uptime_ms < 5000  # it lost power: a fresh boot
+        assert status.state == C.STATE_IDLE and status.uptime_ms <= (time.monotonic() - t_unplug) * 1000  # a fresh boot
         assert link.get_info().contract_hash == C.CONTRACT_HASH
 
 

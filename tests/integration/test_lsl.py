@@ -65,7 +65,7 @@ def xml_of(info) -> ET.Element:
     return ET.fromstring(info.as_xml())
 
 
-def resolve(name: str, timeout: float = 20.0):
+def resolve(name: str, timeout: float = 60.0):
     found = pylsl.resolve_byprop("name", name, 1, timeout)
     assert found, f"no LSL stream named {name} within {timeout} s"
     return found[0]
@@ -213,8 +213,8 @@ def test_an_inlet_receives_every_block_and_marker_exactly_as_mapped():
     with LslOutlet(spec) as outlet:
         inlet = pylsl.StreamInlet(resolve(name), processing_flags=0)
         markers = pylsl.StreamInlet(resolve(spec.marker_name), processing_flags=0)
-        inlet.open_stream(10.0)
-        markers.open_stream(10.0)
+        inlet.open_stream(60.0)
+        markers.open_stream(60.0)
         assert inlet.info().name() == name and markers.info().type() == "Markers"
         x = xml_of(inlet.info())
         assert [c.findtext("label") for c in x.findall("desc/channels/channel")] == ["ch0", "ch1", "ch2"]
@@ -235,7 +235,7 @@ def test_an_inlet_receives_every_block_and_marker_exactly_as_mapped():
     assert outlet.stats.refused == outlet.stats.push_errors == 0
 
 
-def pull(inlet, n: int, timeout: float = 10.0) -> tuple[list, np.ndarray]:
+def pull(inlet, n: int, timeout: float = 60.0) -> tuple[list, np.ndarray]:
     got: list = []
     ts: list = []
     deadline = time.monotonic() + timeout
@@ -280,7 +280,7 @@ def test_a_stuck_push_never_holds_up_the_receiver_the_tap_counts_what_it_refused
     try:
         c = np.zeros((20, 1), dtype=np.int32)
         taps.deliver(view(0, c, 1.0))
-        wait_for(outlet._q.empty, 10, what="the worker to take the first block")  # and hang in its push
+        wait_for(outlet._q.empty, 60, what="the worker to take the first block")  # and hang in its push
         for k in range(1, 100):  # with a blocking observer this loop would hang (pytest-timeout)
             taps.deliver(view(20 * k, c, 1.0 + 0.02 * k))
         outlet.on_marker(MarkerEvent(0, 1, 5))
@@ -315,19 +315,22 @@ def test_without_liblsl_lsl_is_one_clear_error(monkeypatch):
 # -- end to end: picodaq record --lsl / picodaq stream -------------------------------
 
 
-def device_times(tlv: Path) -> tuple[dict[int, float], list]:
-    """Device clock (s, unwrapped) of every instant in a capture by sample index, and its MARKERs."""
+def device_times(tlv: Path) -> tuple[dict[int, float], list, set[int]]:
+    """Device clock (s, unwrapped) of every instant in a capture by sample index, its MARKERs, and
+    the index each block starts at."""
     rx = Receiver()
     times: dict[int, float] = {}
+    starts: set[int] = set()
 
     def on_block(b) -> None:
         t = b.device_t0_us * 1e-6 + np.arange(b.n_samples) * (b.period_ns * 1e-9)
         times.update(zip(range(b.first_index, b.first_index + b.n_samples), t.tolist()))
+        starts.add(b.first_index)
 
     rx.block_handlers.append(on_block)
     rx.receive(tlv.read_bytes())
     rx.finish()
-    return times, list(rx.markers)
+    return times, list(rx.markers), starts
 
 
 def test_record_lsl_delivers_the_ramp_bit_exactly_on_the_device_clock_with_markers(make_board, tmp_path):
@@ -366,10 +369,13 @@ def test_record_lsl_delivers_the_ramp_bit_exactly_on_the_device_clock_with_marke
     try:
         inlet = pylsl.StreamInlet(resolve(name), processing_flags=0)
         minlet = pylsl.StreamInlet(resolve(name + "-markers"), processing_flags=0)
-        inlet.open_stream(10.0)
-        minlet.open_stream(10.0)
-        # one machine, one clock: the stamps as sent are the inlet's own time, so they compare directly
-        assert abs(inlet.time_correction(10.0)) < 0.001
+        inlet.open_stream(60.0)
+        minlet.open_stream(60.0)
+        # one machine, one clock: the stamps as sent are the inlet's own time (local_clock is
+        # CLOCK_MONOTONIC in every process), so they compare directly with no correction
+        before = time.monotonic()
+        now = pylsl.local_clock()
+        assert before <= now <= time.monotonic()
         samples: list = []
         stamps: list = []
         marks: list = []
@@ -399,25 +405,43 @@ def test_record_lsl_delivers_the_ramp_bit_exactly_on_the_device_clock_with_marke
 
     data = np.array(samples, dtype=np.int64)
     ts = np.array(stamps)
-    assert len(data) > 2000  # most of the 5 s: the inlet joined within a second or so
+    assert len(data) > 500  # the marker key was pressed after 500
     first = int(np.flatnonzero(ramp_counts(0, 20_000, 1, C.FMT_INT32)[:, 0] == data[0, 0])[0])
     assert np.array_equal(data, ramp_counts(first, len(data), 4, C.FMT_INT32))  # contiguous and bit-exact
     assert np.all(np.diff(ts) > 0)
 
     # the device clock, from the capture recorded alongside: each stamp is its instant's device time
-    # plus one constant (the HostClock's mapping onto local_clock) to within 2 ms
-    times, device_markers = device_times(tlv)
+    # plus an offset (the HostClock's line onto local_clock) that moves only when the line is refit,
+    # never with an instant's arrival: the stamps carry no USB or scheduling jitter, however loaded
+    # the machine (how far the line sits from the arrivals is the fit's business, tests/unit)
+    times, device_markers, starts = device_times(tlv)
+    # from wherever the inlet joined (a loaded machine may take seconds), every instant to the last one
+    # the board sent: the outlet kept up and lost nothing
+    assert first + len(data) == max(times) + 1 and first >= 0
     dev = np.array([times[first + i] for i in range(len(data))])
     res = ts - dev
+    # within a block every instant is one period after the last: the offset moves only between
+    # blocks (or while catching up after the line was lowered: then by half a period a step, rising)
+    bs = np.array([i for i in range(len(data)) if first + i in starts])
+    inside = np.setdiff1d(np.flatnonzero(np.abs(np.diff(res)) > 1e-7) + 1, bs)
+    assert np.all(np.diff(ts)[inside - 1] >= 0.0005 - 1e-9), inside
+    # between blocks it follows one straight line per fit (the fitted rate against the nominal one)
+    # and breaks only where the line was refit: once per 100 ms of device time at most (and per
+    # block while the first 100 ms bucket fills), far fewer times than blocks arrive; stamps made
+    # from arrival times would break at every block
+    r, d = res[bs], dev[bs]
+    predicted = r[1:-1] + (r[1:-1] - r[:-2]) / (d[1:-1] - d[:-2]) * (d[2:] - d[1:-1])
+    breaks = int(np.count_nonzero(np.abs(r[2:] - predicted) > 1e-7))
+    assert len(bs) > 100 and breaks <= (d[-1] - d[0]) / 0.1 + 2 * 16, (breaks, len(bs))
     offset = float(np.median(res))
-    assert np.max(np.abs(res - offset)) < 0.002, np.max(np.abs(res - offset))
     # the emulated board's ticks_us is CLOCK_MONOTONIC (mod 2**30 us), as is local_clock(): the offset
-    # is the link's least delay, a few ms at most, past a whole number of tick periods
-    assert -0.002 < (offset + P / 2) % P - P / 2 < 0.1, offset
-    # the MARKER's stamp is its instant's
+    # is the link's least delay, past a whole number of tick periods (a hang guard's worth of slack)
+    assert -0.002 < (offset + P / 2) % P - P / 2 < 1.0, offset
+    # the MARKER's stamp is its instant's on the line of the block mapped before it: exactly one of
+    # the offsets the samples carry
     assert [m.code for m in device_markers] == [7]
     idx = device_markers[0].sample_index
-    assert abs(mstamps[0] - (times[idx] + offset)) < 0.002
+    assert np.min(np.abs(res - (mstamps[0] - times[idx]))) < 1e-6
 
 
 def streamed(cwd: Path, args: list[str], names: list[str]) -> tuple[list, list[np.ndarray]]:
@@ -433,7 +457,7 @@ def streamed(cwd: Path, args: list[str], names: list[str]) -> tuple[list, list[n
     )
     try:
         inlets = [pylsl.StreamInlet(resolve(n), processing_flags=0) for n in names]
-        infos = [xml_of(inlet.info(10.0)) for inlet in inlets]
+        infos = [xml_of(inlet.info(60.0)) for inlet in inlets]
         data = [np.array(pull(inlet, 500)[0], dtype=np.int64) for inlet in inlets]
         _, err = proc.communicate(timeout=60)
     finally:
@@ -520,3 +544,31 @@ def test_liblsl_is_kept_quiet_unless_configured(monkeypatch, tmp_path):
     lsl._quiet_liblsl()
     cfg = os.environ["LSLAPICFG"]
     assert os.path.dirname(cfg) == str(tmp_path) and "[log]\nlevel = -2" in open(cfg).read()
+
+
+def test_stream_seconds_publishes_exactly_seconds_times_rate_instants(make_board, tmp_path):
+    """`stream --seconds 15` published 15,020 instants (what was in flight when the host's timer
+    ran out); it publishes N x rate, the recording's own count."""
+    board = make_board()
+    r = picodaq("stream", "--port", board.port, "--seconds", "2", "--rate", "500", "--name", unique("exact"))
+    assert r.returncode == 0, r.stderr
+    assert "lsl      1,000 instants in " in r.stderr, r.stderr
+    assert "received 1 channel at 500 Hz (ramp, int16): 1,000 instants" in r.stderr
+
+
+def test_quiet_means_silent_with_lsl_and_no_lsl_configuration(make_board, tmp_path):
+    """liblsl writes INFO lines on stderr unless configured; with no LSLAPICFG, no lsl_api.cfg in the
+    working folder or the home folder, `--quiet` must still print nothing."""
+    board = make_board()
+    env = {k: v for k, v in os.environ.items() if k != "LSLAPICFG"}
+    env.update(HOME=str(tmp_path), TMPDIR=str(tmp_path))
+    r = subprocess.run(
+        [sys.executable, "-m", "picodaq.cli.main", "stream", "--port", board.port, "--seconds", "1", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0 and r.stderr == "" and r.stdout == "", r.stderr

@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 import numpy as np
 import pytest
 
-from cli_helpers import Lines, assert_one_clear_line, events, picodaq, read_csv_rows, serve, start_picodaq
+from cli_helpers import (
+    Lines,
+    assert_bdf_is_the_recording,
+    assert_one_clear_line,
+    captured,
+    events,
+    picodaq,
+    read_csv_rows,
+    serve,
+    start_picodaq,
+)
 from picodaq import contracts as C
 from picodaq.core.blocks import ramp_counts
 from picodaq.recording.outputs import read_npy_shape
+from waiting import wait_for
 
 
 def assert_board_exact(stats: dict, npy, n_channels: int, min_rows: int) -> np.ndarray:
@@ -155,12 +165,15 @@ def test_ctrl_c_finishes_every_boards_files(make_board, tmp_path):
         str(tmp_path / "c.npy"),
         "--out",
         str(tmp_path / "c.bdf"),
+        "--out",
+        str(tmp_path / "c.tlv"),
         "--stats-json",
         "-",
     )
     err = Lines(rec.stderr)
     err.wait_for("board2      ")
-    time.sleep(0.5)
+    for tlv in (tmp_path / "c.board1.tlv", tmp_path / "c.board2.tlv"):  # both streaming into their files
+        wait_for(lambda tlv=tlv: captured(tlv).stats.samples >= 500, what=f"data in {tlv.name}")
     rec.send_signal(signal.SIGINT)
     stdout = rec.stdout.read()  # stderr is Lines' to read
     rec.wait(60)
@@ -170,7 +183,12 @@ def test_ctrl_c_finishes_every_boards_files(make_board, tmp_path):
         assert stats[label]["ended"] == "stopped"
         data = assert_board_exact(stats[label], tmp_path / f"c.{label}.npy", 3, 500)
         assert read_npy_shape(tmp_path / f"c.{label}.npy") == data.shape
-        assert (tmp_path / f"c.{label}.bdf").stat().st_size > 256 * 4  # a header and data records
+        # the BDF by content: this board's ramp sample by sample, the padding zeros and annotated,
+        # and where its sample 0 sits against the shared start
+        b = assert_bdf_is_the_recording(tmp_path / f"c.{label}.bdf", tmp_path / f"c.{label}.npy", 1000)
+        assert b["labels"] == ["ch0", "ch1", "ch2"]
+        note = f"sample 0 at run start {stats[label]['start_offset_s']:+.6f} s"
+        assert [(o, t) for o, _, t in b["annotations"] if t.startswith("sample 0")] == [(0.0, note)]
 
 
 def test_several_boards_usage_errors(make_board, tmp_path):

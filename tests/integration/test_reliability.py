@@ -15,8 +15,11 @@ import pytest
 
 from cli_helpers import (
     Lines,
+    assert_bdf_is_the_recording,
     assert_csv_rows_are_the_ramp,
+    captured,
     events,
+    expected_grid,
     file_grows_past,
     picodaq,
     read_bdf,
@@ -25,6 +28,7 @@ from cli_helpers import (
 from picodaq import contracts as C
 from picodaq.boards.unix import EmulatedBoard
 from picodaq.cli.console import comparable_stats as comparable
+from picodaq.core.receiver import Receiver
 from waiting import wait_for
 
 
@@ -48,11 +52,15 @@ def finish(p, lines, timeout=60):
 
 
 def check_files(paths, tmp_path):
-    """Every output valid and complete, and the capture replays to the same samples."""
+    """Every output valid and complete, and the capture replays to the same samples: the CSV and
+    .npy rows the ramp of their indices, the BDF that same data sample by sample on the time grid
+    with every gap zero-filled over its span and annotated (assert_bdf_is_the_recording)."""
     rows = assert_csv_rows_are_the_ramp(paths["csv"])
     a = np.load(paths["npy"])
     assert a.shape == (len(rows), 3) and np.array_equal(a, rows[:, 3:].astype(np.int64))
-    b = read_bdf(paths["bdf"])
+    _, _, index = expected_grid(paths["npy"], 1000)
+    assert np.array_equal(index, rows[:, 1].astype(np.int64))  # the events list explains every index jump
+    b = assert_bdf_is_the_recording(paths["bdf"], paths["npy"], 1000)
     assert b["digital"].shape[0] >= len(rows)
     r = picodaq("replay", str(paths["tlv"]), "--out", str(tmp_path / "again.npy"), "--stats-json", "-")
     assert r.returncode == 0, r.stderr
@@ -82,6 +90,7 @@ def test_unplug_with_reconnect_resumes_into_the_same_files(make_board, tmp_path)
     board = make_board()
     p, paths, lines = recording(board, tmp_path, "--reconnect")
     wait_for(file_grows_past(paths["tlv"], 3000), what="data")
+    t_unplug = time.monotonic()
     board.unplug()
     lines.wait_for("link lost")
     lines.wait_for("reconnected")
@@ -89,39 +98,30 @@ def test_unplug_with_reconnect_resumes_into_the_same_files(make_board, tmp_path)
     wait_for(file_grows_past(paths["tlv"], size + 3000), what="data after the reconnect")
     p.send_signal(signal.SIGINT)
     code, out, err = finish(p, lines)
+    t_end = time.monotonic()
     assert code == 0, err
     stats = json.loads(out)
-    # unplugging a USB-powered Pico cuts its power too: it comes back rebooted
-    assert stats["reconnects"] == 1 and stats["gaps"] >= 1
-    assert stats["stream_restarts"] + stats["board_restarts"] >= 1
+    # unplugging a USB-powered Pico cuts its power too: it comes back rebooted, and only that
+    assert stats["reconnects"] == 1 and stats["gaps"] == 1, stats
+    assert stats["board_restarts"] == 1 and stats["stream_restarts"] == 1 and stats["samples_lost"] == 0, stats
     a, b, _ = check_files(paths, tmp_path)
     ev = events(tmp_path / "rec.events.csv")
-    gaps = [e for e in ev if e["kind"] == "gap"]
-    assert gaps and all(
-        e["detail"]
-        in (
-            "stream restarted; timing: device clock",
-            "samples lost; timing: exact",
-            "board restarted; timing: host clock",
-        )
-        for e in gaps
-    )
-    restarted = [e for e in gaps if "restarted" in e["detail"]]
-    # the unplug lasted about a second: the gap, timed by a clock, says so (and BDF fills it)
-    assert sum(float(e["duration_s"]) for e in gaps) >= 0.5
-    notes = [t for _, _, t in b["annotations"]]
-    assert any(t.startswith(("gap: stream restarted", "gap: board restarted")) or "samples lost" in t for t in notes)
+    (gap,) = [e for e in ev if e["kind"] == "gap"]
+    assert gap["detail"] == "board restarted; timing: host clock"
+    # the board was gone for the 0.5 s unplug at least, timed by the host clock (and BDF fills it)
+    assert 0.5 <= float(gap["duration_s"]) < t_end - t_unplug
+    assert "gap: board restarted (host clock)" in [t for _, _, t in b["annotations"]]
     # after the restart the board counts from 0 again: rows are the ramp of index 0, 1, 2 ...
-    first_new = int(restarted[-1]["row"]) if restarted else None
-    if first_new is not None:
-        rows = np.loadtxt(paths["csv"], delimiter=",", skiprows=1, usecols=1, dtype=np.int64)
-        assert rows[first_new] == 0
+    rows = np.loadtxt(paths["csv"], delimiter=",", skiprows=1, usecols=1, dtype=np.int64)
+    first_new = int(gap["row"])
+    assert rows[first_new] == 0 and rows[first_new - 1] > 0
+    assert np.array_equal(rows[first_new:], np.arange(len(rows) - first_new))
 
 
 def test_a_board_reset_mid_stream_is_a_gap_not_garbage(make_board, tmp_path):
     board = make_board()
     p, paths, lines = recording(board, tmp_path)
-    wait_for(file_grows_past(paths["tlv"], 3000), what="data")
+    wait_for(lambda: captured(paths["tlv"]).stats.samples > 0, what="data")
     board.hard_reset()
     lines.wait_for("the board reset")
     size = paths["tlv"].stat().st_size
@@ -140,6 +140,15 @@ def test_a_board_reset_mid_stream_is_a_gap_not_garbage(make_board, tmp_path):
     again = [e for e in events(tmp_path / "again.events.csv") if e["kind"] == "gap"]
     assert [(e["row"], e["detail"]) for e in again] == [(gap[0]["row"], "board restarted; timing: unknown")]
     assert replay_stats["board_restarts"] == 1 and replay_stats["samples"] == stats["samples"]
+    # why the restart kind is certain: the stream's first frame after the HELLO is a STATUS (the
+    # firmware's periodic one is due at once), so its uptime is known before any block; a reboot
+    # is an uptime going back, told from a stream restart however early it comes
+    kinds = []
+    rx = Receiver()
+    rx.frame_handlers.append(lambda f: kinds.append(f.type))
+    rx.receive(paths["tlv"].read_bytes())
+    said = [k for k in kinds if k != C.MSG_ACK]
+    assert said[:3] == [C.MSG_HELLO, C.MSG_STATUS, C.MSG_SAMPLES], kinds[:8]
 
 
 def test_emulator_death_while_waiting_to_reconnect_then_ctrl_c(make_board, tmp_path):
@@ -238,7 +247,7 @@ def test_ports_lists_running_emulators(tmp_path):
         assert any(line.startswith("* ") and port in line and "emulated" in line for line in text.splitlines())
     finally:
         p.send_signal(signal.SIGTERM)  # as `kill` would: the emulated board must stop with it
-        p.wait(20)
+        p.wait(60)
     assert p.returncode == 0
     assert port not in picodaq("ports").stdout and not os.path.exists(port)
 
@@ -298,7 +307,7 @@ def test_mark_on_key_in_a_terminal(make_board, tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
-        p.wait(10)
+        p.wait(60)
     text = screen.decode("utf-8", "replace")
     assert p.returncode == 0, text
     for cell in ("elapsed", "MB/s", "frames", "CRC", "lost", "device ring", "dropped", "pool hit rate", "markers"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
 
 import numpy as np
 import pytest
@@ -123,10 +122,9 @@ def test_one_client_at_a_time_and_the_server_outlives_them(make_board):
         first = Link.open(srv.url)
         try:
             assert first.get_info().contract_hash == C.CONTRACT_HASH
-            t = time.monotonic()
-            r = picodaq("info", "--port", srv.url, timeout=30)
+            # turned away by the server's own answer (the words are its), not a client timing out
+            r = picodaq("info", "--port", srv.url, timeout=120)
             assert_one_clear_line(r, srv.url, "busy with another client")
-            assert time.monotonic() - t < 15
             srv.log.wait_for("turned away 127.0.0.1:")
             assert first.ping().status == C.ST_OK  # the first client did not notice
         finally:
@@ -137,7 +135,7 @@ def test_one_client_at_a_time_and_the_server_outlives_them(make_board):
 
         # Ctrl-C stops the server cleanly, with its count
         srv.proc.send_signal(signal.SIGINT)
-        assert srv.proc.wait(10) == 0
+        assert srv.proc.wait(60) == 0
         assert "stopped after 2 client(s)" in srv.log.join()
         assert "Traceback" not in srv.log.text()
 
@@ -192,14 +190,13 @@ def test_nothing_listening_is_one_line_naming_the_url():
     try:
         port = hold.getsockname()[1]
         for url in (f"rfc2217://127.0.0.1:{port}", f"socket://127.0.0.1:{port}"):
-            t = time.monotonic()
-            r = picodaq("record", "--port", url, "--seconds", "1", "--out", "/dev/null.npy", timeout=30)
-            assert r.returncode != 0
-            t = time.monotonic() - t
-            r = picodaq("info", "--port", url, timeout=30)
+            # refused at once, and said so (not a connection attempt timing out); timeouts are hang guards
+            r = picodaq("record", "--port", url, "--seconds", "1", "--out", "/dev/null.npy", timeout=120)
+            assert r.returncode != 0 and url in r.stderr and "Connection refused" in r.stderr, r.stderr
+            assert "Traceback" not in r.stderr
+            r = picodaq("info", "--port", url, timeout=120)
             assert_one_clear_line(r, url, "Connection refused")
-            assert t < 10
-            r = picodaq("flash", "--port", url, timeout=30)
+            r = picodaq("flash", "--port", url, timeout=120)
             assert_one_clear_line(r, url)
     finally:
         hold.close()

@@ -107,20 +107,21 @@ def _flash_template(d: Path) -> None:
 
 @pytest.fixture
 def rp2040(tmp_path, flashed):
-    """rp2040(blank=False, ready=True, **Rp2040Board kwargs) -> a started board from a copy of the
-    flashed image, its firmware answering (ready=False: just started; blank=True: a Pico fresh
-    from the MicroPython uf2)."""
+    """rp2040(fresh=False, ready=True, **Rp2040Board kwargs) -> a started board from a copy of the
+    flashed image, its firmware answering (ready=False: just started; fresh=True: a Pico fresh
+    from the MicroPython uf2; blank=True, Rp2040Board's: nothing in flash, in BOOTSEL)."""
     made: list[Rp2040Board] = []
 
-    def make(blank: bool = False, ready: bool = True, **kw) -> Rp2040Board:
+    def make(fresh: bool = False, ready: bool = True, **kw) -> Rp2040Board:
         folder = tmp_path / f"board{len(made)}"
         folder.mkdir()
-        if not blank:
+        empty = fresh or kw.get("blank", False)
+        if not empty:
             shutil.copyfile(flashed.image, folder / FLASH_IMAGE)
         b = Rp2040Board(flash=folder, **kw)
         made.append(b)
         b.start()
-        if ready and not blank:
+        if ready and not empty:
             wait_for_firmware(b)
         return b
 

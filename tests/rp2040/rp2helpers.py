@@ -34,6 +34,37 @@ def picodaq(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     return run(sys.executable, "-m", "picodaq", *args, timeout=timeout)
 
 
+def record_instants(port: str, out: Path, instants: int, *args: str, timeout: float = 300) -> dict:
+    """`picodaq record ARGS --out OUT` (and a .tlv beside it) until `instants` instants have arrived,
+    then Ctrl-C: a count of instants, never a count per wall second (the emulated chip runs at a
+    fraction of a real one, less on a loaded machine). Exit status 0 (an open-ended recording ended
+    by Ctrl-C); returns the stats."""
+    import json
+    import signal
+
+    from cli_helpers import captured, start_picodaq
+    from waiting import wait_for
+
+    tlv = out.with_suffix(".tlv")
+    p = start_picodaq(
+        "record", "--port", port, "--quiet", "--out", str(out), "--out", str(tlv), "--stats-json", "-", *args
+    )
+    try:
+        wait_for(
+            lambda: p.poll() is not None or captured(tlv).stats.samples >= instants,
+            timeout,
+            what=f"{instants} instants",
+        )
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, stderr
+    return json.loads(stdout)
+
+
 def mpremote(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return run(str(Path(sys.executable).with_name("mpremote")), *args, timeout=timeout)
 

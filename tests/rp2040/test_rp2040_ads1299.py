@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from rp2helpers import BOARD_JSON, mpremote, picodaq, stream, wait_for_firmware
+from rp2helpers import BOARD_JSON, mpremote, record_instants, stream, wait_for_firmware
 
 from picodaq import contracts as C
 from picodaq.core.blocks import ramp_counts
@@ -43,33 +43,15 @@ def test_ads1299_test_signal_through_picodaq_record(rp2040, tmp_path):
     board.hard_reset()
     wait_for_firmware(board)
     out = tmp_path / "x.npy"
-    r = picodaq(
-        "record",
-        "--port",
-        board.port,
-        "--quiet",
-        "--source",
-        "ads1299",
-        "--fmt",
-        "int24",
-        "--rate",
-        "250",
-        "--channels",
-        "2",
-        "--seconds",
-        "3",
-        "--out",
-        str(out),
-        "--stats-json",
-        "-",
+    # both halves of the square wave: 128 frames high, then 128 low (a count, not wall seconds)
+    stats = record_instants(
+        board.port, out, 300, "--source", "ads1299", "--fmt", "int24", "--rate", "250", "--channels", "2"
     )
-    assert r.returncode == 0, r.stderr
-    stats = json.loads(r.stdout)
     assert stats["samples_lost"] == stats["gaps"] == 0, stats
     a = np.load(out)
     n = np.arange(len(a))
     want = np.where((n // 128) % 2 == 0, 83886, -83886)
-    assert len(a) >= 100 and np.array_equal(a, np.stack([want, want], axis=1))
+    assert len(a) >= 300 and np.array_equal(a, np.stack([want, want], axis=1))
     assert board.control("ads1299")["regs"][2] == 0xD0  # CONFIG2: internal test signal
 
 

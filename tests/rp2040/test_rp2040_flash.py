@@ -5,6 +5,7 @@ flash persisting across a hard reset and a restart of the emulator."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from rp2helpers import mpremote, picodaq
 
@@ -90,9 +91,12 @@ def test_picodaq_emulate_chip_rp2040(flashed, tmp_path):
     finally:
         p.send_signal(signal.SIGINT)
         try:
-            p.wait(20)
+            p.wait(60)  # a hang guard: on a loaded machine stopping the chip and its supervisor takes seconds
         except subprocess.TimeoutExpired:
+            status = Path(f"/proc/{p.pid}/status").read_text()  # SigIgn/SigBlk: was Ctrl-C ignored?
             p.kill()
+            p.wait()
+            raise AssertionError(f"picodaq emulate did not stop within 60 s of Ctrl-C:\n{status}") from None
             p.wait()
     assert p.returncode == 0, p.stderr.read()
     assert not (tmp_path / "pico.tty").exists()

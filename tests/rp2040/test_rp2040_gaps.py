@@ -27,7 +27,7 @@ def _exec(board, code: bytes, timeout: float = 30.0) -> bytes | None:
 @pytest.mark.parametrize("handled", [True, False], ids=["handled", "without"])
 def test_gap1_cdc_host_to_device_flow_control(rp2040, handled):
     """6 KB of code written in one piece: rp2040js's 512-byte FIFO drops most of it."""
-    board = rp2040(blank=True, without=() if handled else ("cdc-flow",))
+    board = rp2040(fresh=True, without=() if handled else ("cdc-flow",))
     payload = b"s = b'" + bytes(b"0123456789abcdef"[i % 16] for i in range(6000)) + b"'\n"
     code = payload + b"import hashlib, binascii\nprint(len(s), binascii.hexlify(hashlib.sha256(s).digest()))\n"
     out = _exec(board, code, timeout=30 if handled else 10)
@@ -46,7 +46,7 @@ def test_gap1_cdc_host_to_device_flow_control(rp2040, handled):
 @pytest.mark.parametrize("handled", [True, False], ids=["handled", "without"])
 def test_gap2_flash_erase_and_program(rp2040, handled):
     """A fresh Pico formats littlefs on its flash at first boot: only with erase/program."""
-    board = rp2040(blank=True, without=() if handled else ("flash",))
+    board = rp2040(fresh=True, without=() if handled else ("flash",))
     out = _exec(
         board,
         b"import os\nprint(os.statvfs('/'))\n"

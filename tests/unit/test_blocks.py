@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypo import examples
 from picodaq import contracts as C
 from picodaq.bench.frames import encode_counts
 from picodaq.buffers.pool import PoolError
@@ -44,7 +45,7 @@ def counts_strategy(fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_decodes_exactly_through_the_receiver(fmt):
-    @settings(max_examples=40, deadline=None)
+    @settings(max_examples=examples(40))
     @given(counts_strategy(fmt))
     def check(counts):
         q = BlockQueue()

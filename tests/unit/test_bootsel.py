@@ -147,3 +147,60 @@ def test_waiting_for_a_drive_and_for_the_new_port(tmp_path, monkeypatch):
 
 def test_the_families_are_the_boot_roms():
     assert RP2040 == 0xE48BFF56 and RP2350_ARM_S == 0xE48BFF59
+
+
+# -- the command's bad cases, one line each: a read-only and a full drive (the emulated drive is a
+# folder, writable by root and never full: these stay here, with a folder standing in for the drive)
+
+
+def _flash_cli(capsys, *argv: str) -> tuple[int, list[str]]:
+    from picodaq.cli.main import main
+
+    rc = main(["flash", *argv])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return rc, err
+
+
+def test_flash_micropython_onto_a_read_only_drive_is_one_line(tmp_path, monkeypatch, capsys):
+    path = drive(tmp_path)
+    uf2 = tmp_path / "mp.uf2"
+    uf2.write_bytes(bytes(image(40)))
+    real = os.access
+    monkeypatch.setattr(B.os, "access", lambda p, mode: False if Path(p) == path else real(p, mode))
+    monkeypatch.setattr(B, "wait_for_serial", lambda *a, **k: pytest.fail("nothing was installed"))
+    rc, err = _flash_cli(capsys, "--micropython", str(uf2), "--drive", str(path))
+    assert rc != 0 and "read-only; nothing was written (mount it writable)" in err[-1], err
+    assert not list(path.glob("*.uf2"))
+
+
+def test_flash_micropython_onto_a_full_drive_is_one_line(tmp_path, monkeypatch, capsys):
+    path = drive(tmp_path)
+    uf2 = tmp_path / "mp.uf2"
+    uf2.write_bytes(bytes(image(40)))
+    real = os.statvfs(path)
+
+    class Tiny:
+        f_bavail, f_frsize = 1, real.f_frsize
+
+    monkeypatch.setattr(B.os, "statvfs", lambda p: Tiny)
+    rc, err = _flash_cli(capsys, "--micropython", str(uf2), "--drive", str(path))
+    assert rc != 0 and f"bytes free, the image needs {40 * 512:,}; nothing was written" in err[-1], err
+    assert not list(path.glob("*.uf2"))
+
+
+def test_flash_micropython_through_a_drive_that_fills_midway_says_how_far_it_got(tmp_path, monkeypatch, capsys):
+    path = drive(tmp_path)
+    uf2 = tmp_path / "mp.uf2"
+    uf2.write_bytes(bytes(image(400)))
+    calls = [0]
+    real_write = os.write
+
+    def write(fd, data):
+        calls[0] += 1
+        if calls[0] > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(B.os, "write", write)
+    rc, err = _flash_cli(capsys, "--micropython", str(uf2), "--drive", str(path))
+    assert rc != 0 and f"full: {B.CHUNK:,} of {400 * 512:,} bytes written" in err[-1], err

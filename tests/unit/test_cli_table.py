@@ -69,6 +69,7 @@ def test_record_with_several_boards_attached_says_why_it_uses_an_emulated_board(
     monkeypatch.setattr("picodaq.transport.ports.serial_ports", lambda: [PICO, PICO2])
     monkeypatch.setattr(cli_connect, "start_emulated", lambda stack: tty)
     monkeypatch.setattr(cli_connect, "Link", FakeLink)
+    monkeypatch.setattr(cli_connect, "wake_firmware", lambda link, say: None)  # no firmware to PING here
     try:
         with ExitStack() as stack:
             link, usb = cli_connect.connect(None, stack)

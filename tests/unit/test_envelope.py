@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypo import examples
 from picodaq.plot.envelope import STAGE_ROWS, Envelope, reduce_columns
 
 
@@ -87,7 +88,7 @@ def test_bad_windows_are_refused():
         Envelope(1, columns=0)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(30))
 @given(
     data=st.data(),
     nch=st.integers(1, 3),

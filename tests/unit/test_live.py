@@ -78,3 +78,24 @@ def test_keys():
     assert key_action("q") == ("stop", 0)
     assert key_action("x") == ("", 0)
     assert key_action("٣") == ("", 0)  # a non-ASCII digit is not a code
+
+
+def test_stream_talks_about_streaming_not_files():
+    """`picodaq stream` writes no file, but its help said "how long to record" and its panel
+    "finished; saving files" and "Ctrl-C stops and saves"."""
+    from picodaq.cli.main import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    text = sub["stream"].format_help().split("options:")[1]  # (the description says: no files)
+    assert "how long to stream" in text and "record" not in text and "files" not in text
+    assert "how long to record" in sub["record"].format_help()
+    out = io.StringIO()
+    view = LiveView(fake_recording(), "picodaq stream: test", "rich", seconds=10, stream=out, files=False)
+    with view:
+        view.tick(1.0)
+    text = out.getvalue()
+    assert "finished" in text and "saving" not in text and "saves" not in text
+    out = io.StringIO()
+    with LiveView(fake_recording(), "picodaq record: test", "rich", seconds=10, stream=out) as view:
+        view.tick(1.0)
+    assert "finished; saving files" in out.getvalue()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from cli_helpers import Capture, assert_one_clear_line, events, physical_to_counts, picodaq, read_bdf
+from cli_helpers import Capture, assert_one_clear_line, events, physical_to_counts, read_bdf
 from picodaq import contracts as C
 from picodaq.cli.main import main
 from picodaq.core.blocks import ramp_counts
@@ -106,7 +107,7 @@ def test_replay_puts_gaps_and_markers_in_every_format(eventful_capture, tmp_path
 
     # .bdf: the gap is filled and annotated, the reset's gap has no known length
     b = read_bdf(d / "r.bdf")
-    assert b["labels"] == ["ch0", "ch1"] and b["rates"] == [1000.0, 1000.0] and b["dimension"] == ["count"] * 2
+    assert b["labels"] == ["ch0", "ch1"] and b["rates"] == [1000.0, 1000.0] and b["dimension"] == [""] * 2
     g = b["digital"]
     assert np.array_equal(g[:100], ramp_counts(0, 100, 2, I16))
     assert not g[100:140].any()
@@ -140,8 +141,8 @@ def test_replay_is_the_same_fed_at_once_or_in_small_pieces(eventful_capture, tmp
 @pytest.mark.parametrize(
     "source,fmt,gain,dimension,per_count",
     [
-        (C.SRC_RAMP, C.FMT_INT16, 24, "count", 1.0),
-        (C.SRC_SINE, C.FMT_INT24, 24, "count", 1.0),
+        (C.SRC_RAMP, C.FMT_INT16, 24, "", 1.0),
+        (C.SRC_SINE, C.FMT_INT24, 24, "", 1.0),
         (C.SRC_ADC, C.FMT_INT16, 24, "V", 3.3 / 4096),
         (C.SRC_ADS1299, C.FMT_INT24, 24, "uV", 2 * 4.5 / 24 / 2**24 * 1e6),
         (C.SRC_ADS1299, C.FMT_INT24, 1, "uV", 2 * 4.5 / 1 / 2**24 * 1e6),
@@ -179,7 +180,7 @@ def test_units_and_bdf_header_limits():
     lo, hi = s.bdf_limits()
     assert lo == -hi and abs(hi / s.digital_max / s.per_count - 1) < 2e-7  # gain error under 0.2 ppm
     assert scale_for(C.SRC_ADC, C.FMT_INT16).bdf_limits() == (0.0, _fit8(4095 * 3.3 / 4096))
-    assert scale_for(None, C.FMT_INT16) == Scale("count", 1.0, -32768, 32767, "unknown source, 1 unit per count")
+    assert scale_for(None, C.FMT_INT16) == Scale("", 1.0, -32768, 32767, "unknown source, 1 unit per count")
     for g in ADS1299_GAINS:
         assert abs(ads1299_uv_per_count(g) * g - 0.5364418029785156) < 1e-12
     with pytest.raises(ValueError):
@@ -223,18 +224,26 @@ def test_channel_labels_and_source_can_be_given_for_a_replay(tmp_path, capsys):
     assert b["labels"] == ["ch1", "ch4", "ch5"] and b["dimension"] == ["V"] * 3
 
 
-def test_an_int32_stream_cannot_become_bdf_and_says_so(tmp_path):
+def ran(capsys, *args: str) -> SimpleNamespace:
+    """`picodaq ARGS` in this process (tests/unit starts no process), as assert_one_clear_line reads it."""
+    code, out, err = run(capsys, *args)
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
+def test_an_int32_stream_cannot_become_bdf_and_says_so(tmp_path, capsys):
     cap = Capture().hello(seq=1)
     ramp_blocks(cap, 0, 20, fmt=C.FMT_INT32)
     cap.write(tmp_path / "w.tlv")
-    r = picodaq("replay", str(tmp_path / "w.tlv"), "--out", str(tmp_path / "w.bdf"), "--out", str(tmp_path / "w.npy"))
+    r = ran(
+        capsys, "replay", str(tmp_path / "w.tlv"), "--out", str(tmp_path / "w.bdf"), "--out", str(tmp_path / "w.npy")
+    )
     assert_one_clear_line(r, "24-bit", "int32")
     assert not (tmp_path / "w.bdf").exists() and not list(tmp_path.glob(".w.bdf*"))
     np.load(tmp_path / "w.npy")  # the other outputs are closed and valid
 
 
 def test_a_capture_without_samples(tmp_path, capsys):
-    (tmp_path / "e.tlv").write_bytes(b"")
+    Capture().hello().write(tmp_path / "e.tlv")  # frames, but no SAMPLES
     code, out, err = run(
         capsys,
         "replay",
@@ -252,15 +261,22 @@ def test_a_capture_without_samples(tmp_path, capsys):
     assert np.load(tmp_path / "e.npy").shape == (0, 0)
 
 
-def test_a_full_disk_under_one_output_is_one_line_and_the_others_are_complete(tmp_path):
+def test_a_full_disk_under_one_output_is_one_line_and_the_others_are_complete(tmp_path, capsys):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
     cap = Capture().hello(seq=1)
     ramp_blocks(cap, 0, 200)
     cap.write(tmp_path / "f.tlv")
     (tmp_path / "full.csv").symlink_to("/dev/full")
-    r = picodaq(
-        "replay", str(tmp_path / "f.tlv"), "--out", str(tmp_path / "full.csv"), "--out", str(tmp_path / "ok.npy")
+    r = ran(
+        capsys,
+        "replay",
+        str(tmp_path / "f.tlv"),
+        "--out",
+        str(tmp_path / "full.csv"),
+        "--out",
+        str(tmp_path / "ok.npy"),
+        "--overwrite",  # full.csv is there: the link to /dev/full
     )
     assert_one_clear_line(r, "full.csv", "No space left")
     assert np.array_equal(
@@ -288,3 +304,102 @@ def test_an_events_list_that_cannot_be_rewritten_leaves_no_tmp_and_keeps_the_las
         ev.flush()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.events.csv"]
     assert (tmp_path / "r.events.csv").read_text() == before
+
+
+# -- BDF data records: no padding for whole seconds, the least otherwise (issue 16, item 3) --
+
+
+@pytest.mark.parametrize(
+    "total,rate,nch,pad",
+    [
+        (5000, 1000, 8, 0),  # make demo: 1 s records
+        (750, 250, 2, 0),
+        (4010, 1000, 8, 0),  # the issue's 4,010 instants: read back as 4,050 before
+        (4010, 1000, 1, 0),
+        (997, 1000, 8, 0),
+        (1500, 1000, 3, 0),
+        (44_107, 44_100, 3, 434),  # edflib's 10 us resolution: records of 441 instants at least
+        (3, 1, 1, 0),
+    ],
+)
+def test_bdf_records_need_no_padding_where_a_record_length_divides_the_recording(total, rate, nch, pad):
+    from picodaq.recording.outputs.bdf import plan_records
+
+    seconds, spr, records, slots = plan_records(total, rate, nch, 1)
+    assert records * spr - total == pad
+    assert spr * 100_000 % rate == 0 and 0.001 <= seconds <= 60  # what edflib can write exactly
+    if total % rate == 0:
+        assert seconds == 1.0
+
+
+def _capture_of(n: int, rate: int, nch: int = 2, per: int = 10) -> Capture:
+    period = 10**9 // rate
+    cap = Capture().hello(C.SRC_RAMP, seq=3).status(1000)
+    for k in range(0, n, per):
+        m = min(per, n - k)
+        cap.samples(k, k * period // 1000, ramp_counts(k, m, nch, I16), period_ns=period)
+    return cap
+
+
+@pytest.mark.parametrize("n,rate,padded", [(4010, 1000, 0), (5000, 1000, 0), (997, 1000, 0), (44_107, 44_100, 434)])
+def test_readers_see_exactly_the_recorded_instants_in_the_bdf(tmp_path, capsys, n, rate, padded):
+    """pyedflib and MNE read the BDF's length as the recording's, plus only unavoidable padding,
+    which is annotated."""
+    mne = pytest.importorskip("mne")
+    cap = _capture_of(n, rate).write(tmp_path / "c.tlv")
+    code, _, err = run(capsys, "replay", str(cap), "--out", str(tmp_path / "r.bdf"))
+    assert code == 0, err
+    b = read_bdf(tmp_path / "r.bdf")
+    assert len(b["digital"]) == n + padded
+    assert np.array_equal(b["digital"][:n], ramp_counts(0, n, 2, I16))
+    pads = [a for a in b["annotations"] if a[2] == "no data: padding to a whole record"]
+    assert len(pads) == (1 if padded else 0)
+    if padded:  # BDF+ annotation times are whole 100 us
+        assert pads[0][:2] == (pytest.approx(n / rate, abs=1e-4), pytest.approx(padded / rate, abs=1e-4))
+    raw = mne.io.read_raw_bdf(tmp_path / "r.bdf", preload=True, verbose="error")
+    assert raw.n_times == n + padded and raw.info["sfreq"] == rate
+    assert np.array_equal(np.round(raw.get_data()[:, :n].T).astype(np.int64), ramp_counts(0, n, 2, I16))
+
+
+@pytest.mark.parametrize(
+    "source,fmt,orig_unit,volts_per_count",
+    [
+        (C.SRC_RAMP, C.FMT_INT16, "n/a", None),
+        (C.SRC_SINE, C.FMT_INT24, "n/a", None),
+        (C.SRC_ADC, C.FMT_INT16, "V", 3.3 / 4096),
+        (C.SRC_ADS1299, C.FMT_INT24, "µV", 2 * 4.5 / 24 / 2**24),
+    ],
+)
+def test_mne_reads_volts_only_where_the_source_is_in_volts(tmp_path, capsys, source, fmt, orig_unit, volts_per_count):
+    """The synthetic sources wrote the dimension "count", which MNE read as volts (a ramp became
+    -8,388,608 V and MNE refused to be told otherwise). They have no unit now: MNE finds none in
+    the file (and takes one from its caller); the ADC and the ADS1299 scale to volts exactly."""
+    mne = pytest.importorskip("mne")
+    cap = Capture().hello(source, seq=3).status(1000)
+    counts = ramp_counts(0, 200, 2, fmt)
+    if source == C.SRC_ADC:
+        counts = np.abs(counts) % 4096  # the ADC's 12-bit codes
+    for k in range(0, 200, 10):
+        cap.samples(k, 1000 * k, counts[k : k + 10], fmt)
+    cap.write(tmp_path / "c.tlv")
+    code, _, err = run(capsys, "replay", str(tmp_path / "c.tlv"), "--out", str(tmp_path / "r.bdf"))
+    assert code == 0, err
+    raw = mne.io.read_raw_bdf(tmp_path / "r.bdf", preload=True, verbose="error")
+    assert set(raw._orig_units.values()) == {orig_unit}
+    if volts_per_count is None:
+        assert read_bdf(tmp_path / "r.bdf")["dimension"] == ["", ""]
+        named = mne.io.read_raw_bdf(tmp_path / "r.bdf", units="uV", verbose="error")  # no unit to overrule
+        assert set(named._orig_units.values()) == {"µV"}
+    else:
+        assert np.allclose(raw.get_data().T, counts * volts_per_count, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("gain", ADS1299_GAINS)
+def test_bdf_header_limits_keep_every_digit_and_zero_at_zero(gain):
+    """_fit8 stripped the zeros of a whole number ("-750000" became "-75" at gains 1, 6 and 8), and the
+    two ends rounded apart ("-750000", "749999.9") shifted every value by 0.05 uV."""
+    s = scale_for(C.SRC_ADS1299, C.FMT_INT24, gain)
+    lo, hi = s.bdf_limits()
+    assert lo == -hi and len(str(lo)) <= 8
+    per_count = (hi - lo) / (s.digital_max - s.digital_min)
+    assert abs(per_count / s.per_count - 1) < 2e-7

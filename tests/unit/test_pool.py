@@ -11,6 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from hypo import examples
 from picodaq import contracts as C
 from picodaq.buffers.objpool import Pool
 from picodaq.buffers.pool import BufferPool, PoolError
@@ -30,25 +31,51 @@ def test_size_classes_come_from_the_contract():
 
 
 class PoolModel(RuleBasedStateMachine):
+    """A model of the pool that predicts every acquire: the class that serves it, whether it is a hit
+    (and then which buffer: the last one returned to that class, LIFO), a new pooled buffer (while the
+    class is under its cap) or a fallback (a plain allocation of exactly the size asked for)."""
+
+    CLASSES = (128, 256, 1024)
+
     @initialize(cap=st.integers(0, 3))
     def start(self, cap):
-        self.pool = BufferPool(classes=(128, 256, 1024), cap=cap)
+        self.pool = BufferPool(classes=self.CLASSES, cap=cap)
+        self.cap = cap
         self.held = []
         self.acquires = 0
         self.released = 0
+        self.free: list[list[bytearray]] = [[] for _ in self.CLASSES]  # per class, last returned last
+        self.made = [0] * len(self.CLASSES)  # pooled buffers created per class
+        self.seen: set[int] = set()  # ids of every pooled buffer ever lent (kept alive by self.known)
+        self.known: list[bytearray] = []
+        self.hits = self.allocations = self.fallbacks = 0
 
-    @rule(size=st.one_of(st.integers(0, 1100), st.sampled_from([128, 129, 256, 1024, 1025])))
+    @rule(size=st.one_of(st.integers(0, 1100), st.sampled_from([0, 128, 129, 256, 257, 1024, 1025])))
     def acquire(self, size):
+        cls = next((i for i, c in enumerate(self.CLASSES) if c >= size), None)
         loan = self.pool.acquire(size)
         self.acquires += 1
-        assert len(loan.buffer) >= size and loan.size == size and not loan.released
+        assert loan.size == size and not loan.released
+        if cls is not None and self.free[cls]:  # a hit: the buffer returned last to this class
+            assert loan.pooled and loan.buffer is self.free[cls].pop()
+            self.hits += 1
+        elif cls is not None and self.made[cls] < self.cap:  # the class grows by one buffer
+            assert loan.pooled and len(loan.buffer) == self.CLASSES[cls] and id(loan.buffer) not in self.seen
+            self.made[cls] += 1
+            self.allocations += 1
+            self.seen.add(id(loan.buffer))
+            self.known.append(loan.buffer)
+        else:  # class exhausted (or none big enough): a plain buffer of exactly the size, never pooled
+            assert not loan.pooled and len(loan.buffer) == size and id(loan.buffer) not in self.seen
+            self.fallbacks += 1
         loan.buffer[:size] = bytes([len(self.held) % 256]) * size  # the borrower writes all of it
-        self.held.append(loan)
+        self.held.append((loan, cls))
 
     @precondition(lambda self: self.held)
     @rule(which=st.integers(0, 1000), use_with=st.booleans())
     def release(self, which, use_with):
-        loan = self.held.pop(which % len(self.held))
+        loan, cls = self.held.pop(which % len(self.held))
+        pooled = loan.pooled
         if use_with:
             with loan:
                 pass
@@ -56,12 +83,14 @@ class PoolModel(RuleBasedStateMachine):
             loan.release()
         self.released += 1
         assert loan.released
+        if pooled:
+            self.free[cls].append(loan.buffer)  # back to its class, to be lent next
         with pytest.raises(PoolError):
             loan.release()  # exactly once
 
     @invariant()
     def no_buffer_lent_twice(self):
-        ids = [id(loan.buffer) for loan in self.held]
+        ids = [id(loan.buffer) for loan, _ in self.held]
         assert len(ids) == len(set(ids))
 
     @invariant()
@@ -70,19 +99,20 @@ class PoolModel(RuleBasedStateMachine):
         assert s.acquires == self.acquires
         assert s.returns == self.released
         assert s.in_use == len(self.held)
-        assert s.hits + s.allocations + s.fallbacks == s.acquires
+        assert (s.hits, s.allocations, s.fallbacks) == (self.hits, self.allocations, self.fallbacks)
+        assert s.free == sum(len(f) for f in self.free)
         assert s.allocations <= 3 * self.pool.caps[0]
         assert 0.0 <= s.hit_rate <= 1.0
 
     def teardown(self):
-        for loan in self.held:
+        for loan, _ in self.held:
             loan.release()
         s = self.pool.stats
         assert s.in_use == 0 and s.returns == s.acquires and s.leaked == 0
 
 
 TestPoolModel = PoolModel.TestCase
-TestPoolModel.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
+TestPoolModel.settings = settings(max_examples=examples(100), stateful_step_count=40)
 
 
 def test_exhaustion_falls_back_without_blocking_and_is_counted():

@@ -12,6 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from hypo import examples
 from picodaq.buffers.ring import (
     ByteRing,
     ChannelFull,
@@ -121,7 +122,7 @@ class RingModel(RuleBasedStateMachine):
 
 
 TestRingModel = RingModel.TestCase
-TestRingModel.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestRingModel.settings = settings(max_examples=examples(100), stateful_step_count=40)
 
 
 def test_capacity_must_be_a_power_of_two():

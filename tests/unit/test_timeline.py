@@ -217,3 +217,92 @@ def test_samples_reach_the_sink_unchanged():
     b = block(0, 0, n=4, nch=3)
     tl.block(b)
     assert np.array_equal(seen[0], ramp_counts(0, 4, 3, C.FMT_INT16))
+
+
+def test_a_device_clock_step_no_status_vouches_for_is_of_unknown_length():
+    # a capture joined to itself: the index and the clock go back by the capture's length, and
+    # the STATUS between says only a fraction of a second passed: not a 17-minute gap
+    s = Sink()
+    tl = Timeline(s)
+    tl.block(block(0, 50_000_000), status(90_000))
+    tl.block(block(10, 50_010_000), status(90_000))
+    tl.block(block(0, 50_000_000), status(90_300))
+    (gap,) = s.gaps
+    assert (gap.reason, gap.timing, gap.span) == (RESTART, UNKNOWN, 0)
+    assert gap.describe() == "gap: stream restarted, duration unknown"
+    # with no STATUS at all between the streams, nothing vouches either
+    s2 = Sink()
+    tl2 = Timeline(s2)
+    tl2.block(block(0, 1_000_000), status(5000))
+    tl2.block(block(0, 1_020_000 + 250_000), status(5000))
+    assert (s2.gaps[0].timing, s2.gaps[0].span) == (UNKNOWN, 0)
+
+
+def test_live_the_host_clock_overrules_a_device_clock_step_it_disagrees_with():
+    now = [100.0]
+    s = Sink()
+    tl = Timeline(s, clock=lambda: now[0])
+    tl.block(block(0, 50_000_000), status(90_000))
+    now[0] = 102.01  # 2 s later by the host; the device clock steps back (no STATUS between)
+    tl.block(block(0, 10_000_000), status(90_000))
+    (gap,) = s.gaps
+    assert (gap.reason, gap.timing, gap.span) == (RESTART, HOST_CLOCK, 2000)
+    # and where the host clock agrees with the device clock, the device clock times it
+    now[0] = 102.51 + 0.01
+    tl.block(block(0, 10_010_000 + 500_000), status(90_000))
+    assert (s.gaps[-1].timing, s.gaps[-1].span) == (DEVICE_CLOCK, 500)
+
+
+def test_after_a_seq_reset_the_index_alone_does_not_continue_a_stream():
+    s = Sink()
+    tl = Timeline(s)
+    tl.block(block(0, 1_000_000), status(100))
+    tl.sender_reset()  # another capture joined on, whose index happens to follow
+    tl.block(block(10, 9_000_000), status(100))
+    (gap,) = s.gaps
+    assert (gap.reason, gap.timing, gap.span) == (RESTART, UNKNOWN, 0)
+
+
+def test_a_limit_keeps_exactly_that_many_instants_from_the_first():
+    s = Sink()
+    tl = Timeline(s, limit=25)
+    for k in range(4):
+        tl.block(block(10 * k, 10_000 * k), status(100))
+    # blocks of 10: two whole, the third cut to 5, the fourth not placed at all
+    assert [(p, n) for p, _, _, n in s.samples] == [(0, 10), (10, 10), (20, 5)]
+    assert tl.complete and tl.pos == tl.rows == 25 and tl.kept == 0
+
+
+def test_a_limit_counts_gaps_on_the_grid_and_ends_where_a_gap_reaches_it():
+    s = Sink()
+    tl = Timeline(s, limit=40)
+    tl.block(block(0, 0))
+    tl.block(block(15, 15_000))  # 5 lost: the grid is at 25 after it
+    tl.block(block(33, 33_000))  # 8 more lost: this gap ends at 33, so 7 of the block fit
+    assert [g.span for g in s.gaps] == [5, 8] and tl.pos == 40 and tl.rows == 27 and tl.kept == 7
+    s2 = Sink()
+    tl2 = Timeline(s2, limit=40)
+    tl2.block(block(0, 0))
+    tl2.block(block(45, 45_000))  # the gap would reach past the limit: the recording ends before it
+    assert tl2.complete and s2.gaps == [] and tl2.pos == 10 and tl2.counts.gaps == 0
+    tl2.marker(Marker(50, 1))  # nothing after the end
+    assert s2.markers == [] and tl2.counts.markers == 0
+
+
+def test_a_block_of_no_instants_places_nothing():
+    s = Sink()
+    tl = Timeline(s)
+    tl.block(block(0, 0))
+    tl.block(block(500, 900_000, n=0))  # a capture's last frame cut at a gap: no instants, no gap
+    assert s.gaps == [] and len(s.samples) == 1 and tl.pos == 10
+
+
+def test_a_far_jump_the_clock_only_loosely_agrees_with_is_no_loss_of_days():
+    s = Sink()
+    tl = Timeline(s)
+    tl.block(block(0, 0), status(100))
+    jump = (1 << 31) - 1  # 24 days at 1 kHz; the clock agrees modulo its period to within 100 s
+    t0 = (10_000 + jump * 1000 + 100_000_000) % TICKS_US
+    tl.block(block(10 + jump, t0), status(100))
+    (gap,) = s.gaps
+    assert gap.reason == RESTART and gap.span < 10_000_000

@@ -23,8 +23,6 @@ def test_the_vendored_micropython_uf2_is_a_whole_rp2040_image():
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "host" / "picodaq" / "boards" / "images" / "RPI_PICO-v1.28.0.uf2"
-    if not path.exists():  # vendored with the rp2040 tier
-        pytest.skip("the MicroPython uf2 is not vendored in this checkout")
     img = U.read_uf2(path)
     assert img.family == U.RP2040 and img.blocks == 1327 and img.image_bytes == 339_712
     img.check_chip("RPI-RP2")

@@ -40,6 +40,7 @@ from .devicelog import DeviceLog, slug
 from .flashing import FlashResult, ensure_firmware
 from .leases import Lease
 from .selection import EMULATED, BoardChoice, find_port_by_serial, port_present
+from .tiers import board_tier, machine_reset
 
 if TYPE_CHECKING:
     from picodaq.boards.rp2040 import Rp2040Board
@@ -107,9 +108,19 @@ class Board:
         """Who the tests ran on, for reports: kind, port, and why this board."""
         if self.emulated:
             ident = self.emulator.board_id if self.emulator else "not started"
-            return f"emulated board {ident} on {self.port} ({self.choice.reason})"
+            return f"emulated board {ident} on {self.port}, tier {self.tier} ({self.choice.reason})"
         sn = f" USB serial {self.serial_number}" if self.serial_number else ""
         return f"hardware board{sn} on {self.port} ({self.choice.reason})"
+
+    @property
+    def tier(self) -> str:
+        """The board tier, named in every report: "rp2040", "unix" (emulated), "board" (real)."""
+        return board_tier(self.emulated)
+
+    @property
+    def flash_timeout(self) -> float:
+        """The flasher's timeout per answer: an emulated RP2040 runs at a fraction of a real one."""
+        return 60.0 if self.tier == "rp2040" else 10.0
 
     @property
     def label(self) -> str:
@@ -126,10 +137,10 @@ class Board:
         if self.emulated:
             if self.emulator is None or not self.emulator.running:
                 emu: EmulatedBoard | Rp2040Board
-                if os.environ.get("PICODAQ_TIER") == "rp2040":  # the real rp2 port on an emulated RP2040
-                    from picodaq.boards.rp2040 import Rp2040Board
+                if self.tier == "rp2040":  # the real rp2 port on an emulated RP2040, from the run's flashed image
+                    from .rp2040_image import start_flashed_board
 
-                    emu = Rp2040Board(unplug_seconds=0.5).start()
+                    emu = start_flashed_board(unplug_seconds=0.5)
                 else:
                     from picodaq.boards.unix import EmulatedBoard
 
@@ -259,7 +270,7 @@ class Board:
 
         The flasher stops a stream itself, resets the board and waits for its HELLO."""
         self.disconnect()
-        result = ensure_firmware(self, force=force, note=self.note)
+        result = ensure_firmware(self, force=force, note=self.note, timeout=self.flash_timeout)
         self.flash_result = result
         self.note(str(result))
         self.connect()
@@ -332,12 +343,18 @@ class Board:
     def hard_reset(self, timeout: float = 15.0) -> Hello:
         """A reset like the RUN pin's: the board reboots from scratch and runs main.py.
 
-        Emulated: SIGUSR1 to the supervisor. Hardware: the command in
+        Emulated: SIGUSR1 to the supervisor; on the rp2040 tier `machine.reset()` typed at
+        the REPL first, as on a Pico (the chip reboots from its flash, its port goes away and
+        comes back), SIGUSR1 only when the REPL does not answer. Hardware: the command in
         PICODAQ_RESET_CMD (`{port}` is replaced), else `machine.reset()` typed at
         the REPL; the board re-enumerates and is found again by its USB serial
         number."""
         self.note("hard reset")
         self.hard_resets += 1
+        if self.emulated and self.tier == "rp2040":
+            hello = machine_reset(self, timeout)
+            if hello is not None:
+                return hello
         if self.emulated:
             assert self.emulator is not None
             self.connect()

@@ -36,7 +36,7 @@ class FlashResult:
 
 
 def ensure_firmware(
-    board: HasPort | str, force: bool = False, note: Callable[[str], None] | None = None
+    board: HasPort | str, force: bool = False, note: Callable[[str], None] | None = None, timeout: float = 10.0
 ) -> FlashResult:
     """Make sure `board` runs this checkout's firmware; write only files whose hash differs.
 
@@ -46,7 +46,8 @@ def ensure_firmware(
     board's architecture), write and verify only what differs (nothing when all
     match, unless `force`), reset, and wait for a HELLO with the right contract.
 
-    `board` is a port, or a Board (anything with a `port`). The board's link
+    `board` is a port, or a Board (anything with a `port`); `timeout` is the flasher's for each
+    answer and for the HELLO after the reset (longer for an emulated RP2040). The board's link
     must be closed (Board.flash does that); the board is left
     running its firmware, its HELLO already received by the flasher.
     """
@@ -58,7 +59,7 @@ def ensure_firmware(
         if note is not None and (ev.kind == "note" or (ev.kind == "write" and ev.done == ev.total)):
             note(f"flash: {ev.text or ev.kind + ' ' + ev.path}")
 
-    report = Flasher(port, progress).flash(force=force)
+    report = Flasher(port, progress, timeout=timeout, hello_timeout=timeout).flash(force=force)
     return FlashResult(
         bool(report.written or report.removed),
         list(report.written),

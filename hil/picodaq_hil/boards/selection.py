@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from picodaq.errors import UsageError
 from picodaq.transport.ports import RPI_VID, PortInfo, attached_boards, choose_port, serial_ports
 
 from ..errors import BoardLost, NoBoardError
@@ -105,14 +106,18 @@ def choose_boards(
             "PICODAQ_REQUIRE_HARDWARE=1 but no board is attached (no PICODAQ_PORT, and no serial "
             f"port with USB id 0x{RPI_VID:04X}); refusing to fall back to the emulated board"
         )
-    return [BoardChoice(EMULATED, f"emulator fallback: no PICODAQ_PORT and {found.reason}")]
+    from picodaq.boards.tier import DESCRIPTIONS, emulated_tier
+
+    tier = emulated_tier(env)
+    why = f"emulator fallback: no PICODAQ_PORT and {found.reason}; PICODAQ_TIER={tier}, {DESCRIPTIONS[tier]}"
+    return [BoardChoice(EMULATED, why)]
 
 
 def describe_selection(env: Mapping[str, str] | None = None, port: str | None = None) -> str:
     """One line for report headers; never raises."""
     try:
         choices = choose_boards(env, port)
-    except NoBoardError as e:
+    except (NoBoardError, UsageError) as e:
         return f"no usable board: {e}"
     c = choices[0]
     if c.kind == EMULATED:

@@ -13,6 +13,7 @@ from robot.utils import timestr_to_secs
 
 from picodaq import contracts as C
 
+from .. import fits
 from ..boards.pool import BoardPool
 from ..plots import log_failure_plot
 from ..stream import FORMATS
@@ -115,6 +116,7 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
             name = b.name
         bi = BuiltIn()
         bi.set_suite_metadata("Board", name)
+        bi.set_suite_metadata("Tier", self.board.tier)
         rel = os.path.relpath(self.board.log_root / self.board.label, root)
         bi.set_suite_metadata("Device logs", f"[{rel}/|{rel}/]")
         bi.set_suite_metadata("Firmware", str(self.board.flash_result))
@@ -142,14 +144,17 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
         return self.board.emulated
 
     @keyword
-    def start_test_on_board(self) -> None:
-        """Test setup: opens the test's device log, soft-resets the board and synchronises."""
+    def start_test_on_board(self, name: str = "") -> None:
+        """Test setup: opens the test's device log, soft-resets the board and synchronises.
+
+        ``name`` names the device log instead of the test (a test that plays the boundary between
+        two tests itself, with `End Test On Board` then this, keeps both logs)."""
         self._session = None
         self._result = None
         with self._failing():
             bi = BuiltIn()
-            name = f"{bi.get_variable_value('${SUITE NAME}')}.{bi.get_variable_value('${TEST NAME}')}"
-            self.board.begin_test(name)
+            test = name or str(bi.get_variable_value("${TEST NAME}"))
+            self.board.begin_test(f"{bi.get_variable_value('${SUITE NAME}')}.{test}")
 
     @keyword
     def end_test_on_board(self) -> None:
@@ -185,16 +190,50 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
             raise AssertionError(f"board contract 0x{hello.contract_hash:08X} != host 0x{C.CONTRACT_HASH:08X}")
 
     @keyword
-    def skip_if_board_cannot_stream(self, rate: int, channels: int) -> None:
-        """Skips the test when the board's HELLO says it cannot stream this many channels at this
-        rate (a real Pico's aggregate rate is far below the emulated board's)."""
+    def skip_if_board_cannot_stream(self, rate: int, channels: int, fmt: str = "int16", source: str = "ramp") -> None:
+        """Skips the test, with the board's own reason, when the board cannot serve this stream: a
+        limit its HELLO states (channels, aggregate rate), else its refusal of the very CONFIGURE
+        (e.g. its ring cannot hold a second of it). Nothing is started."""
+        with self._failing():
+            why = fits.refusal(self.board, int(rate), int(channels), fmt, source)
+        if why:
+            BuiltIn().skip(f"{self.board.tier} tier: {channels} x {rate} Hz {fmt}: {why}")
+
+    @keyword
+    def rate_that_fits(self, channels: int, fmt: str = "int16", at_most: int = 16000, source: str = "ramp") -> int:
+        """The highest rate up to ``at_most`` that the board takes for ``channels`` channels of
+        ``fmt``, asked of the board (its HELLO, then CONFIGURE; nothing is started). Skips the test
+        with the board's reason if it takes none."""
+        with self._failing(skip_unsupported=True):
+            fit = fits.fastest_rate(self.board, int(channels), fmt, int(at_most), source)
+        logger.info(f"{self.board.tier} tier, {channels} channels of {fmt}: {fit}")
+        BuiltIn().set_test_message(f"{channels} x {fit.rate} Hz ({self.board.tier} tier)", append=True)
+        return fit.rate
+
+    @keyword
+    def rate_for_case(self, rate: str, channels: int, fmt: str = "int16") -> int:
+        """A case's rate: ``<=N`` is the highest the board takes up to N (`Rate That Fits`); a number
+        is that rate, the test skipped with the board's reason if it cannot serve it."""
+        text = str(rate).strip()
+        if text.startswith("<="):
+            return self.rate_that_fits(channels, fmt, int(text[2:]))
+        self.skip_if_board_cannot_stream(int(text), channels, fmt)
+        return int(text)
+
+    @keyword
+    def channels_for_case(self, channels: str) -> int:
+        """A case's channel count: ``<=N`` is the most the board has up to N (its HELLO), a number is itself."""
+        text = str(channels).strip()
+        if not text.startswith("<="):
+            return int(text)
         with self._failing():
             hello = self.board.need_link().get_info()
-        if int(channels) > hello.max_channels or int(rate) * int(channels) > hello.max_rate:
-            BuiltIn().skip(
-                f"{self.board.name} streams at most {hello.max_channels} channels and "
-                f"{hello.max_rate} samples/s; {channels} x {rate} Hz is beyond it"
-            )
+        return min(int(text[2:]), hello.max_channels)
+
+    @keyword
+    def board_tier(self) -> str:
+        """The board's tier: ``unix`` or ``rp2040`` (emulated), ``board`` (real)."""
+        return self.board.tier
 
     @keyword
     def flash_firmware(self, force: bool = False) -> bool:
@@ -204,6 +243,55 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
             r = self.board.flash(force=_bool(force))
         logger.info(str(r))
         return r.flashed
+
+    @keyword
+    def flash_should_have_rewritten_every_file(self) -> None:
+        """The last flash wrote every file of this checkout's firmware image and the manifest (each
+        verified by its SHA-256 on the board as it was written), and removed nothing it should not."""
+        r = self.board.flash_result
+        if r is None or r.report is None:
+            raise AssertionError("no flash yet: use Flash Firmware first")
+        image = r.report.image
+        want = sorted([f.path for f in image.files] + [image.manifest_file().path])
+        if sorted(r.written) != want:
+            raise AssertionError(f"written {sorted(r.written)}, expected every file: {want}")
+        if r.report.differences:
+            raise AssertionError(f"differences after the flash: {r.report.differences}")
+        logger.info(f"every file rewritten and verified: {', '.join(want)}")
+
+    @keyword
+    def firmware_files_should_match_this_checkout(self) -> None:
+        """Reads every firmware file's SHA-256 back from the board (`picodaq flash --check`'s engine,
+        writing nothing) and compares it with this checkout's image and manifest; on the emulated
+        board, also hashes the files in its flash folder here, independently of the board."""
+        import hashlib
+
+        from picodaq.flash import Flasher
+
+        b = self.board
+        if b.port is None:
+            raise AssertionError("the board has no port (not acquired)")
+        port = b.port
+        with self._failing():
+            b.disconnect()
+            try:
+                report = Flasher(port).check()
+            finally:
+                b.connect()
+                b.sync()
+        image = report.image
+        if report.differences or sorted(report.unchanged) != sorted(f.path for f in image.files):
+            raise AssertionError(f"the board's files differ from this checkout: {report.differences}")
+        folder = getattr(b.emulator, "flash", None) if b.emulated else None
+        if folder is not None and getattr(b.emulator, "image", None) is None:
+            for f in image.files:
+                got = hashlib.sha256((folder / f.path).read_bytes()).hexdigest()
+                if got != f.sha256:
+                    raise AssertionError(f"{f.path} in the board's flash folder hashes {got}, not {f.sha256}")
+            manifest = (folder / image.manifest_file().path).read_bytes()
+            if manifest != image.manifest_file().data:
+                raise AssertionError("the manifest on the board does not describe this checkout's image")
+        logger.info(f"{len(image.files)} files and the manifest match this checkout ({image.target})")
 
     @keyword
     def firmware_should_be_up_to_date(self) -> None:
@@ -219,8 +307,8 @@ class PicodaqLibrary(StreamKeywords, FaultKeywords):
 
     @keyword
     def hard_reset_board(self) -> None:
-        """Resets the board from scratch (emulated: a respawn; hardware: PICODAQ_RESET_CMD or machine.reset())
-        and waits until it answers again."""
+        """Resets the board from scratch (emulated: a respawn, on the rp2040 tier machine.reset() as on a
+        Pico; hardware: PICODAQ_RESET_CMD or machine.reset()) and waits until it answers again."""
         with self._failing():
             self.board.hard_reset()
 

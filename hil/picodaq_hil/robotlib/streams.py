@@ -55,6 +55,16 @@ class StreamKeywords(KeywordBase):
             raise AssertionError(f"the board did not reboot within {timeout}")
 
     @keyword
+    def keep_streaming_until_reconnected(self, times: int = 1, timeout: str = "60 s") -> None:
+        """Pumps until the stream has reconnected ``times`` times (after an unplug or a faulty
+        link's disconnect), however long the port takes to come back; fails after timeout."""
+        s = self._need_session()
+        with self._failing():
+            s.run(timestr_to_secs(timeout), until=lambda: s.reconnects >= int(times))
+        if s.reconnects < int(times):
+            raise AssertionError(f"{s.reconnects} reconnects within {timeout}, expected {times}")
+
+    @keyword
     def reset_board_mid_stream(self) -> None:
         """Resets the board without stopping the stream first (emulated: SIGUSR1 to the
         supervisor; hardware: PICODAQ_RESET_CMD, else the test is skipped)."""

@@ -23,8 +23,8 @@ round; the rounds alternate which side runs first. Each side's samples are
 counted and checked value by value against the ramp: BrainFlow's rows
 against the packets the emulator sent (its last few packets are in flight
 when it stops: its driver stops reading before it sends `s`), picodaq's
-rows from its first instant on (`record --seconds` ends on a frame
-boundary, so within one frame of rate x seconds), with no loss counted.
+rows from its first instant on (`record --seconds` holds exactly rate x
+seconds instants), with no loss counted.
 
 Damage. The same seeded damage (damage.py: dropped packets, bit flips and
 inserted garbage, each a probability per byte of the data stream, the same
@@ -221,11 +221,10 @@ def run_picodaq(port: str, rate: float, tmp: Path, warmup: float, window: float,
     res: dict[str, Any] = {"rate": rate, "expected": expected, "received": s["samples"], "frame_instants": spf}
     res.update(w.as_dict())
     res["lost"] = {k: s[k] for k in _LOSS_KEYS}
-    # `record --seconds` ends on a frame boundary: within one frame of rate x seconds, every instant
-    # from the first, each the ramp of its index, nothing counted as lost
-    res["exact"] = (
-        abs(s["samples"] - expected) < spf and not any(res["lost"].values()) and picodaq_exact(tlv, s["samples"])
-    )
+    # `record --seconds` holds exactly rate x seconds instants (counted on the board's own indices,
+    # however late the STOP reaches it): every one from the first, each the ramp of its index,
+    # nothing counted as lost
+    res["exact"] = s["samples"] == expected and not any(res["lost"].values()) and picodaq_exact(tlv, expected)
     res["_capture"] = tlv
     return res
 

@@ -26,6 +26,12 @@ The port appears once the chip's USB CDC is enumerated. Board behaviour:
   then boots and the port comes back under the same path;
 - machine.reset() (a watchdog reset) reboots the chip from its flash, and the
   port goes away and comes back when the chip has enumerated again, as on a Pico.
+- BOOTSEL (the boot ROM's USB boot mode): a chip whose flash holds no valid
+  boot2 (a blank one: `--blank`, or a flash.bin of 0xFF bytes) and a chip that
+  calls machine.bootloader() show the drive folder DIR/RPI-RP2 (INFO_UF2.TXT as
+  on a Pico) instead of the port; a UF2 copied there is checked block by block
+  as the boot ROM checks it, written into the flash, and the chip boots it: the
+  folder goes and the port appears (rp2040js/bootsel.mjs).
 SIGTERM or SIGINT stop it.
 
 The control channel (JSON lines on the unix socket printed as `CONTROL PATH`
@@ -40,16 +46,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from .rp2040_supervisor import FLASH_IMAGE, GAPS, LOG, Supervisor
+from .rp2040_supervisor import DRIVE, FLASH_IMAGE, GAPS, LOG, Supervisor
+from .supervised import SupervisedBoard
 
 UNIQUE_ID = "unique_id"
+FLASH_SIZE = 2 * 1024 * 1024  # RPI_PICO's W25Q16
+
+
+def erase_flash(folder: Path) -> None:
+    """A blank chip: the folder's flash image all 0xFF (nothing in flash; the boot ROM goes to BOOTSEL)."""
+    image = folder / FLASH_IMAGE
+    tmp = image.with_name(image.name + ".new")
+    tmp.write_bytes(b"\xff" * FLASH_SIZE)
+    tmp.replace(image)
 
 
 def board_unique_id(folder: Path, board_id: str = "") -> str:
@@ -98,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         default="ramp",
         help="the ADS1299 on SPI0: its ramp (default), its signals as configured, or no chip",
     )
+    ap.add_argument(
+        "--blank", action="store_true", help="erase the flash first: the chip starts in BOOTSEL, showing its drive"
+    )
     ap.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it exits")
     a = ap.parse_args(argv)
     without = tuple(g for g in a.without.split(",") if g)
@@ -110,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         board_id = board_unique_id(folder, a.board_id)
     except ValueError as e:
         ap.error(str(e))
+    if a.blank:
+        erase_flash(folder)
     return Supervisor(
         folder, a.link.absolute(), board_id, a.unplug_seconds, without, a.clock_start_us, a.exit_with_parent, a.ads1299
     ).run()
@@ -119,7 +139,7 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-class Rp2040Board:
+class Rp2040Board(SupervisedBoard):
     """Handle on a supervisor process: start it, learn its port, reset, unplug, stop.
 
     The same API as the unix tier's EmulatedBoard. A board folder is one chip:
@@ -128,8 +148,13 @@ class Rp2040Board:
     With no folder given, a temporary one is made (and removed by stop()).
     `without` leaves rp2040js gaps unhandled (the gap tests); `clock_start_us`
     starts the chip's timer there at every power-on; `ads1299` is the model on
-    SPI0 (rp2040js/ads1299.mjs: "ramp", "signal" or "none").
+    SPI0 (rp2040js/ads1299.mjs: "ramp", "signal" or "none"); `blank` erases the flash
+    first (a chip with nothing in it: it starts in BOOTSEL, its drive at `drive`, no port
+    until a MicroPython uf2 is copied there).
     """
+
+    WHAT = "the emulated RP2040"
+    STOP_WAIT = 10.0
 
     def __init__(
         self,
@@ -139,27 +164,17 @@ class Rp2040Board:
         without: tuple[str, ...] | list[str] = (),
         clock_start_us: int = 0,
         ads1299: str = "ramp",
+        blank: bool = False,
     ) -> None:
-        import tempfile
-
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        if flash is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="picodaq-rp2040-")
-            root = Path(self._tmp.name)
-        else:
-            root = Path(flash).resolve()
-        self.root = root
-        self.flash = root / "flash" if self._tmp else root
-        self.flash.mkdir(parents=True, exist_ok=True)
-        self.port = str(root / "tty" if self._tmp else root.with_name(root.name + ".tty"))
+        super().__init__(flash, "picodaq-rp2040-")
         self.board_id = board_unique_id(self.flash, board_id)
         self.unplug_seconds = unplug_seconds
         self.without = tuple(without)
         self.clock_start_us = clock_start_us
         self.ads1299 = ads1299
+        self.blank = blank
+        self.started_in_bootsel = False
         self.control_path: str | None = None
-        self.proc: subprocess.Popen | None = None
-        self._entry: Path | None = None
         self._ctl: socket.socket | None = None
         self._ctl_buf = bytearray()
 
@@ -167,9 +182,20 @@ class Rp2040Board:
     def image(self) -> Path:
         return self.flash / FLASH_IMAGE
 
+    @property
+    def drive(self) -> Path:
+        """The folder standing in for the BOOTSEL drive: there only while the chip is in BOOTSEL."""
+        return self.flash / DRIVE
+
+    @property
+    def in_bootsel(self) -> bool:
+        """Whether the chip is in its boot ROM's USB boot mode now (asked on the control channel)."""
+        return bool(self.control("time").get("bootsel"))
+
     def start(self, timeout: float = 60.0) -> Rp2040Board:
-        """Start the chip; returns once its USB CDC port is there."""
-        import select as _select
+        """Start the chip; returns once its USB CDC port is there, or its BOOTSEL drive (a blank chip)."""
+        if self.blank:
+            erase_flash(self.flash)
 
         argv = [
             sys.executable,
@@ -191,26 +217,12 @@ class Rp2040Board:
             argv += ["--clock-start-us", str(self.clock_start_us)]
         if self.ads1299 != "ramp":
             argv += ["--ads1299", self.ads1299]
-        # unbuffered: a line read must not leave the next one in a buffer select() cannot see
-        self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True, bufsize=0
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        said: list[bytes] = []
-        port = False
-        while time.monotonic() < deadline and not port:
-            r, _, _ = _select.select([self.proc.stdout], [], [], 0.1)
-            if r:
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                said.append(line)
-                if line.startswith(b"CONTROL "):
-                    self.control_path = line[8:].decode().strip()
-                port = line.startswith(b"PORT ")
-            elif self.proc.poll() is not None:
-                break
+        said = self._launch(argv, timeout, lambda line: line.startswith((b"PORT ", b"DRIVE ")))
+        for line in said:
+            if line.startswith(b"CONTROL "):
+                self.control_path = line[8:].decode().strip()
+        self.started_in_bootsel = said[-1].startswith(b"DRIVE ")
+        port = said[-1] != b""
         if not port or self.control_path is None:
             self.stop()
             raise RuntimeError(f"the emulated RP2040 did not start (said {b''.join(said)!r}; see {self.flash / LOG})")
@@ -257,73 +269,17 @@ class Rp2040Board:
 
     # -- the EmulatedBoard API ---------------------------------------------------
 
-    def register(self) -> None:
-        """List this board for `picodaq ports` until it stops."""
-        from ..transport.ports import registry_dir
+    def registry_entry(self) -> dict[str, Any]:
+        # the drive: a BOOTSEL drive while its folder is there
+        return super().registry_entry() | {"chip": "rp2040", "drive": str(self.drive)}
 
-        assert self.proc is not None
-        d = registry_dir()
-        d.mkdir(parents=True, exist_ok=True)
-        self._entry = d / f"{self.proc.pid}.json"
-        self._entry.write_text(
-            json.dumps(
-                {
-                    "port": self.port,
-                    "pid": self.proc.pid,
-                    "flash": str(self.flash),
-                    "board_id": self.board_id,
-                    "chip": "rp2040",
-                }
-            )
-        )
-
-    def hard_reset(self) -> None:
-        """Restart the chip from its flash; the port stays."""
-        self._signal(signal.SIGUSR1)
-
-    def unplug(self) -> None:
-        """The port vanishes for unplug_seconds, then the chip boots and the port reappears under the same path."""
-        self._signal(signal.SIGUSR2)
-
-    def _signal(self, sig: int) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            raise RuntimeError("the emulated RP2040 is not running")
-        self.proc.send_signal(sig)
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait(self) -> None:
-        """Until the board's supervisor ends (it stops with this process, or on stop())."""
-        if self.proc is not None:
-            self.proc.wait()
+    def bootsel(self) -> None:
+        """Reset with BOOTSEL held: the port goes and the drive appears, whatever the flash holds."""
+        self.control("bootsel")
 
     def stop(self) -> None:
         if self._ctl is not None:
             self._ctl.close()
             self._ctl = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            if self.proc.stdout:
-                self.proc.stdout.close()
-            self.proc = None
+        super().stop()
         self.control_path = None
-        if self._entry is not None:
-            self._entry.unlink(missing_ok=True)
-            self._entry = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> Rp2040Board:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

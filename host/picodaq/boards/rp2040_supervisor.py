@@ -7,49 +7,38 @@ that stops reading fills them and the runner stops completing the chip's CDC IN
 transfers, so the firmware's writes block as on a Pico. Output is discarded
 while no host holds the port. Signals: SIGUSR1 hard reset, SIGUSR2 unplug,
 SIGTERM/SIGINT stop.
+
+In the boot ROM's USB boot mode (BOOTSEL: a blank chip, machine.bootloader())
+there is no port: the runner shows the drive folder DRIVE (the board folder's
+RPI-RP2), and the port appears once the chip has booted what was copied there.
+The first line printed is `CONTROL PATH`, then `PORT PATH` once the port is
+there, or `DRIVE PATH` if the chip starts in BOOTSEL.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import pty
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import tty
 from pathlib import Path
 
 from .node import IMAGES_DIR, RUNNER_DIR, NodeUnavailable, ensure_rp2040js, find_node
+from .pty import HostPort
 
 GAPS = ("cdc-flow", "flash", "adc-ainsel", "adc-rrobin", "uid", "reset", "pio", "spi-dmacr")
 FLASH_IMAGE = "flash.bin"
 LOG = "rp2040.log"
+DRIVE = "RPI-RP2"  # the board folder's stand-in for the BOOTSEL drive (its volume label on a Pico)
 _CHUNK = 4096
 _HOST_BUFFER = 4096  # chip bytes held for a host that is not reading
 _CHIP_BUFFER = 1 << 16  # host bytes held before the host's writes block
 _SOCK_BUFFER = 4096  # the runner's CDC socket: small, so a stalled host backs up into the chip
-
-
-def open_linked_pty(link: Path) -> int:
-    """A raw pty whose slave is reachable under the stable path `link` (a symlink,
-    swapped in atomically); returns the non-blocking master. (The unix tier's
-    helper, repeated here so the product never imports the test harness.)"""
-    m, s = pty.openpty()
-    tty.setraw(s)
-    name = os.ttyname(s)
-    os.close(s)  # the host holds the slave; EIO on the master means "no host"
-    os.set_blocking(m, False)
-    tmp = link.with_name(link.name + ".new")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(name)
-    tmp.replace(link)
-    return m
 
 
 def control_path(folder: Path) -> Path:
@@ -83,9 +72,8 @@ class Supervisor:
         self.clock_start_us = clock_start_us
         self.parent = os.getppid() if exit_with_parent else None
         self.control = control_path(folder)
-        self.m_out: int | None = None
-        self.host_connected = False
-        self.to_host = bytearray()
+        self.drive = folder / DRIVE
+        self.port = HostPort(link)
         self.to_chip = bytearray()
         self.runner: subprocess.Popen | None = None
         self.data: socket.socket | None = None
@@ -126,7 +114,7 @@ class Supervisor:
             argv += ["--without", ",".join(self.without)]
         if self.clock_start_us:
             argv += ["--clock-start-us", str(self.clock_start_us)]
-        argv += ["--ads1299", self.ads1299]
+        argv += ["--ads1299", self.ads1299, "--drive", str(self.drive)]
         argv += ["--data-fd", str(data_there.fileno()), "--events-fd", str(ev_there.fileno())]
         log = open(self.folder / LOG, "ab")
         self.runner = subprocess.Popen(
@@ -156,52 +144,26 @@ class Supervisor:
     def _on_event(self, ev: dict) -> None:
         kind = ev.get("event")
         if kind == "cdc" and ev.get("up"):
-            if self.m_out is None and self._replug_at is None:
-                self._open_outer()  # enumerated (again): the port appears
+            if self.port.fd is None and self._replug_at is None:
+                self.port.open()  # enumerated (again): the port appears
             if not self.announced:
                 self.announced = True
                 print(f"CONTROL {self.control}", flush=True)
                 print(f"PORT {self.link}", flush=True)
         elif kind == "reboot" and ev.get("why") == "watchdog":
             self._close_outer()  # the chip reset itself: its USB device goes away
+        elif kind == "bootsel":
+            self._close_outer()  # the boot ROM's mass-storage device instead of MicroPython's CDC
+            if not self.announced:
+                self.announced = True
+                print(f"CONTROL {self.control}", flush=True)
+                print(f"DRIVE {self.drive}", flush=True)
         elif kind == "halted":
             print(f"rp2040: the emulated chip halted: {ev.get('why')}", file=sys.stderr, flush=True)
 
-    # -- the host's port ---------------------------------------------------------
-
-    def _open_outer(self) -> None:
-        self.m_out = open_linked_pty(self.link)
-        self.host_connected = False
-
     def _close_outer(self) -> None:
-        if self.link.is_symlink():
-            self.link.unlink()
-        if self.m_out is not None:
-            os.close(self.m_out)
-            self.m_out = None
-        self.host_connected = False
-        self.to_host.clear()
+        self.port.close()
         self.to_chip.clear()
-
-    def _probe_host(self) -> None:
-        """A host is connected when reading the master does not give EIO."""
-        assert self.m_out is not None
-        try:
-            data = os.read(self.m_out, _CHUNK)
-        except BlockingIOError:
-            self.host_connected = True
-            return
-        except OSError as e:
-            if e.errno == errno.EIO:
-                if self.host_connected:
-                    self.to_host.clear()
-                self.host_connected = False
-                return
-            raise
-        self.host_connected = True
-        self.to_chip += data
-
-    # -- main loop ---------------------------------------------------------------
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_quit)
@@ -229,6 +191,7 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     self.runner.kill()
                     self.runner.wait()
+            shutil.rmtree(self.drive, ignore_errors=True)  # the drive goes with the board
         return 0
 
     def _step(self) -> bool:
@@ -247,24 +210,25 @@ class Supervisor:
             if self._replug_at is None:
                 self.to_chip.clear()
                 self._request({"cmd": "reset"})
-        if self.m_out is not None and not self.host_connected:
-            self._probe_host()
+        port = self.port
+        if port.fd is not None and not port.connected:
+            self.to_chip += port.read()
         rl: list = [self.events]
         wl: list = []
-        if len(self.to_host) < _HOST_BUFFER:
+        if len(port.out) < _HOST_BUFFER:
             rl.append(self.data)
-        if self.m_out is not None and self.host_connected and len(self.to_chip) < _CHIP_BUFFER:
-            rl.append(self.m_out)
-        if self.m_out is not None and self.to_host and self.host_connected:
-            wl.append(self.m_out)
+        if port.fd is not None and port.connected and len(self.to_chip) < _CHIP_BUFFER:
+            rl.append(port.fd)
+        if port.fd is not None and port.out and port.connected:
+            wl.append(port.fd)
         if self.to_chip:
             wl.append(self.data)
         try:
             r, w, _ = select.select(rl, wl, [], 0.05)
         except InterruptedError:
             return True
-        if self.m_out is not None and self.m_out in w:
-            self._write_host()
+        if port.fd is not None and port.fd in w:
+            port.flush()
         if self.data in w:
             try:
                 n = self.data.send(self.to_chip[:_CHUNK])
@@ -273,8 +237,8 @@ class Supervisor:
                 pass
             except OSError:
                 return self._runner_gone()
-        if self.m_out is not None and self.m_out in r:
-            self._probe_host()
+        if port.fd is not None and port.fd in r:
+            self.to_chip += port.read()
         if self.data in r:
             try:
                 chunk = self.data.recv(_CHUNK)
@@ -284,9 +248,8 @@ class Supervisor:
                 chunk = b""
             if chunk == b"":
                 return self._runner_gone()
-            if chunk and self.m_out is not None and self.host_connected:
-                self.to_host += chunk
-            # no host: like USB CDC, output goes nowhere
+            if chunk and port.fd is not None:
+                port.send(chunk)
         if self.events in r:
             try:
                 chunk = self.events.recv(_CHUNK)
@@ -320,20 +283,6 @@ class Supervisor:
             pass
         print(f"rp2040: the emulator exited ({rc}): {tail}", file=sys.stderr, flush=True)
         return False
-
-    def _write_host(self) -> None:
-        assert self.m_out is not None
-        try:
-            n = os.write(self.m_out, self.to_host)
-            del self.to_host[:n]
-        except BlockingIOError:
-            pass
-        except OSError as e:
-            if e.errno == errno.EIO:
-                self.host_connected = False
-                self.to_host.clear()
-            else:
-                raise
 
     def _on_quit(self, *_: object) -> None:
         self._quit = True

@@ -38,7 +38,6 @@ USB re-enumerates; and the port has no baud rate, DTR or USB packet timing.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import pty
 import select
@@ -50,7 +49,7 @@ import time
 import tty
 from pathlib import Path
 
-from .pty import open_linked_pty
+from .pty import HostPort
 
 RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_PROMPT = b"\n>>> "
@@ -115,12 +114,10 @@ class Supervisor:
         if flash_size:
             self.image = flash / IMAGE_NAME
             _make_image(self.image, flash_size)
-        self.m_out: int | None = None  # outer pty master: the host's side
+        self.port = HostPort(link)  # the outer pty: the host's side
         self.m_in: int | None = None  # inner pty master: the child's stdio
         self.child: subprocess.Popen | None = None
-        self.to_host = bytearray()
         self.to_child = bytearray()
-        self.host_connected = False
         self.in_raw_repl = False
         self.swallow_until: bytes | None = None  # hide the child's banner on a raw-REPL respawn
         self.swallowed = bytearray()
@@ -133,17 +130,8 @@ class Supervisor:
 
     # -- the host's port ---------------------------------------------------------
 
-    def _open_outer(self) -> None:
-        self.m_out = open_linked_pty(self.link)
-        self.host_connected = False
-
     def _close_outer(self) -> None:
-        if self.link.is_symlink():
-            self.link.unlink()
-        if self.m_out is not None:
-            os.close(self.m_out)
-            self.m_out = None
-        self.to_host.clear()
+        self.port.close()
         self.to_child.clear()
 
     # -- the micropython child ---------------------------------------------------
@@ -235,36 +223,16 @@ class Supervisor:
             self.tail.clear()  # only output after the key can be its answer
 
     def _to_host(self, data: bytes) -> None:
-        if self.host_connected:
-            self.to_host += data
-        # no host: like USB CDC, output goes nowhere
+        self.port.send(data)
 
     # -- main loop ---------------------------------------------------------------
-
-    def _probe_host(self) -> None:
-        """A host is connected when reading the master does not give EIO."""
-        assert self.m_out is not None
-        try:
-            data = os.read(self.m_out, _CHUNK)
-        except BlockingIOError:
-            self.host_connected = True
-            return
-        except OSError as e:
-            if e.errno == errno.EIO:
-                if self.host_connected:
-                    self.to_host.clear()
-                self.host_connected = False
-                return
-            raise
-        self.host_connected = True
-        self.to_child += data
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._on_quit)
         signal.signal(signal.SIGINT, self._on_quit)
         signal.signal(signal.SIGUSR1, self._on_reset)
         signal.signal(signal.SIGUSR2, self._on_unplug)
-        self._open_outer()
+        self.port.open()
         self._spawn(raw_repl=False)
         print(f"PORT {self.link}", flush=True)
         try:
@@ -290,23 +258,24 @@ class Supervisor:
                 time.sleep(min(0.05, max(0.0, self._replug_at - time.monotonic())))
                 return
             self._replug_at = None
-            self._open_outer()
+            self.port.open()
             self._spawn(raw_repl=False)
         if self._reset:
             self._reset = False
             self._kill_child()
             self._spawn(raw_repl=False)
-        if not self.host_connected:
-            self._probe_host()
-        m_out = self.m_out
+        port = self.port
+        if not port.connected:
+            self.to_child += port.read()
+        m_out = port.fd
         assert m_out is not None  # the port is there whenever the board has power
         rl: list[int] = []
         wl: list[int] = []
-        if self.host_connected and len(self.to_child) < 1 << 16:
+        if port.connected and len(self.to_child) < 1 << 16:
             rl.append(m_out)
-        if self.m_in is not None and len(self.to_host) < _HOST_BUFFER:
+        if self.m_in is not None and len(port.out) < _HOST_BUFFER:
             rl.append(self.m_in)
-        if self.to_host and self.host_connected:
+        if port.out and port.connected:
             wl.append(m_out)
         if self.to_child and self.m_in is not None:
             wl.append(self.m_in)
@@ -314,8 +283,8 @@ class Supervisor:
             r, w, _ = select.select(rl, wl, [], 0.05)
         except InterruptedError:
             return
-        if self.m_out in w:
-            self._write_host()
+        if m_out in w:
+            port.flush()
         if self.m_in is not None and self.m_in in w:
             try:
                 n = os.write(self.m_in, self.to_child[:_CHUNK])
@@ -326,8 +295,8 @@ class Supervisor:
             except OSError:
                 self._child_gone()
                 return
-        if self.m_out in r:
-            self._probe_host()
+        if m_out in r:
+            self.to_child += port.read()
         if self.m_in is not None and self.m_in in r:
             try:
                 data = os.read(self.m_in, _CHUNK)
@@ -345,20 +314,6 @@ class Supervisor:
             r, _, _ = select.select([self.m_in], [], [], 0)
             if not r:
                 self._child_gone()
-
-    def _write_host(self) -> None:
-        assert self.m_out is not None
-        try:
-            n = os.write(self.m_out, self.to_host)
-            del self.to_host[:n]
-        except BlockingIOError:
-            pass
-        except OSError as e:
-            if e.errno == errno.EIO:
-                self.host_connected = False
-                self.to_host.clear()
-            else:
-                raise
 
     def _on_quit(self, *_: object) -> None:
         self._quit = True

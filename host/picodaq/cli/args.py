@@ -14,8 +14,8 @@ from ..recording.outputs import SUFFIXES
 from ..view.attach import add_view_arg
 from .console import eprint
 
-SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
-FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
+SOURCES = C.SOURCE_CODES
+FORMATS = C.FORMAT_CODES
 PORT_HELP = "serial port or pyserial URL (default: the one attached board, else an emulator)"
 
 
@@ -106,29 +106,42 @@ def add_out(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", action="append", metavar="FILE", help="output file by suffix: " + ", ".join(SUFFIXES) + " (repeatable)"
     )
-
-
-def add_stream_config(p: argparse.ArgumentParser) -> None:
-    """What record and stream share: the board, the stream's configuration, how to run."""
     p.add_argument(
-        "--port",
-        action="append",
-        help=f"{PORT_HELP}; repeat to record several boards at once, each into its own files "
-        "(run.npy -> run.board1.npy, run.board2.npy, ... in --port order)",
+        "--overwrite", action="store_true", help="replace --out files that exist (else they are refused, untouched)"
     )
-    p.add_argument("--seconds", type=positive_float, help="how long to record (default: until Ctrl-C)")
+
+
+def add_stream_config(p: argparse.ArgumentParser, files: bool = True) -> None:
+    """What record and stream share: the board, the stream's configuration, how to run.
+    files: the command records into files (record); stream only publishes on LSL."""
+    several = (
+        "record several boards at once, each into its own files (run.npy -> run.board1.npy, "
+        "run.board2.npy, ... in --port order)"
+        if files
+        else "stream several boards at once, each on its own LSL stream (NAME-board1, ... in --port order)"
+    )
+    p.add_argument("--port", action="append", help=f"{PORT_HELP}; repeat to {several}")
+    p.add_argument(
+        "--seconds",
+        type=positive_float,
+        help=f"how long to {'record' if files else 'stream'}: exactly SECONDS x rate instants (default: until Ctrl-C)",
+    )
     p.add_argument("--rate", type=positive_int, default=1000, help="sample instants per second (default 1000)")
     p.add_argument("--channels", type=channel_mask, default=1, help="channel count (8) or list (0,2,4-7)")
     p.add_argument("--source", choices=sorted(SOURCES, key=SOURCES.__getitem__), default="ramp")
-    p.add_argument("--fmt", choices=sorted(FORMATS, key=FORMATS.__getitem__), default="int16")
+    p.add_argument(
+        "--fmt",
+        choices=sorted(FORMATS, key=FORMATS.__getitem__),
+        help="sample format (default: int24 for ads1299, as the chip sends it; int16 otherwise)",
+    )
     add_gain(p)
     p.add_argument("--samples-per-frame", type=positive_int, help="instants per SAMPLES frame (default: ~20 ms)")
     add_stats_json(p)
     p.add_argument(
         "--reconnect",
         action="store_true",
-        help="when the board is unplugged or dies, wait for its port to return and resume into the "
-        "same files (the gap is annotated)",
+        help="when the board is unplugged or dies, wait for its port to return and resume "
+        + ("into the same files (the gap is annotated)" if files else "the same LSL stream"),
     )
     p.add_argument(
         "--mark-on-key",

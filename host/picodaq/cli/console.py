@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..recording.timeline import Layout
 
 # --stats-json keys that only a live recording has (a replay of its capture has all the others)
-HOST_ONLY_STATS = ("seconds", "reconnects", "board_resets", "device_samples_dropped", "pool")
+HOST_ONLY_STATS = ("seconds", "reconnects", "board_resets", "device_samples_dropped", "pool", "failed_outputs")
 
 
 def comparable_stats(stats: dict[str, Any]) -> dict[str, Any]:
@@ -65,9 +65,11 @@ def summary(
     status: Status | None = None,
     notes: Sequence[str] = (),
     indent: str = "",
+    replayed: bool = False,
 ) -> None:
     """What was received, how the link did, what was written: a few lines on stderr, each
-    indented by indent (one board among several)."""
+    indented by indent (one board among several). seconds: how long the recording ran, or,
+    replayed, how long the replay took (said apart from the recording's duration)."""
 
     def line(text: str) -> None:
         eprint(indent, text, sep="")
@@ -78,11 +80,17 @@ def summary(
         if layout
         else "no samples"
     )
-    line(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, {stats.get('duration_s', 0):.3f} s of recording")
+    duration = stats.get("duration_s", 0)
+    if replayed:
+        line(f"replayed {what}: {per_ch:,} instants, {duration:.3f} s of recording (replayed in {seconds:.2f} s)")
+    else:
+        line(f"received {what}: {per_ch:,} instants in {seconds:.2f} s, {duration:.3f} s of recording")
     line(
         f"link     {stats['frames_ok']:,} frames; {stats['crc_errors']} CRC errors, "
         f"{stats['header_errors']} header errors, {stats['decode_errors']} decode errors, "
         f"{stats['skipped_bytes']} bytes skipped, {stats['seq_lost']} frames lost"
+        + (f", {stats['duplicates']} duplicate frames dropped" if stats.get("duplicates") else "")
+        + (f", {stats['seq_resets']} seq resets (the sender went back)" if stats.get("seq_resets") else "")
     )
     line(
         f"gaps     {stats['samples_lost']:,} samples lost, {stats.get('gaps', 0)} gaps "

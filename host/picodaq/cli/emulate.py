@@ -24,6 +24,12 @@ def args_emulate(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--flash", help="the board's flash folder (default: a fresh temporary one)")
     p.add_argument("--empty", action="store_true", help="start with empty flash (to try `picodaq flash`)")
+    p.add_argument(
+        "--blank",
+        action="store_true",
+        help="--chip rp2040: nothing in flash, not even MicroPython: the chip starts in BOOTSEL and shows its "
+        "drive (to try `picodaq flash --micropython FILE.uf2`)",
+    )
     p.add_argument("--unpaced", action="store_true", help="sources run as fast as the link drains")
     p.add_argument(
         "--flash-size",
@@ -53,23 +59,25 @@ def do_emulate(args: argparse.Namespace) -> int:
     if flash is not None:
         _check_flash_folder(flash)
     board: EmulatedBoard | Rp2040Board
+    rp2: Rp2040Board | None = None
     if args.chip == "rp2040":
         from ..boards.node import NodeUnavailable, ensure_rp2040js, find_node
         from ..boards.rp2040 import Rp2040Board
 
         if args.unpaced or args.flash_size:
             raise UsageError("--unpaced and --flash-size are for --chip unix: the RP2040's flash is its own 2 MB")
+        if args.blank and args.empty:
+            raise UsageError("--blank (nothing in flash) or --empty (MicroPython, no firmware): give one of them")
         try:
             ensure_rp2040js(find_node())
         except NodeUnavailable as e:
             raise PicodaqError(str(e)) from None
-        rp2 = Rp2040Board(flash=flash)
+        rp2 = Rp2040Board(flash=flash, blank=args.blank)
         board = rp2
-        running = (
-            f"picodaq: emulated RP2040 (unique id {rp2.board_id}) running; control channel {rp2.control_path}; "
-            "Ctrl-C stops it"
-        )
+        running = f"picodaq: emulated RP2040 (unique id {rp2.board_id}) running; Ctrl-C stops it"
     else:
+        if args.blank:
+            raise UsageError("--blank is for --chip rp2040 (a chip with a boot ROM and a BOOTSEL drive)")
         board = EmulatedBoard(flash=flash, unpaced=args.unpaced, flash_size=args.flash_size)
         running = "picodaq: emulated board running; Ctrl-C stops it"
 
@@ -80,12 +88,20 @@ def do_emulate(args: argparse.Namespace) -> int:
         signal.signal(sig, _stop)
     try:
         board.start()
-        if not args.empty:
+        if not (args.empty or args.blank):
             with RichProgress() as ui:
                 Flasher(board.port, ui).flash()
         board.register()
         print(board.port, flush=True)
         eprint(running)
+        if rp2 is not None:
+            eprint(f"picodaq: its control channel is {rp2.control_path}")
+        if rp2 is not None and args.blank:
+            eprint(
+                f"picodaq: nothing in its flash: it is in BOOTSEL, its drive at {rp2.drive} "
+                f"(INFO_UF2.TXT, Board-ID RPI-RP2); `picodaq flash --micropython FILE.uf2` installs MicroPython "
+                f"there, then the firmware, and its port is then {board.port}"
+            )
         board.wait()  # until the board's supervisor ends (Ctrl-C and the signals above end this wait)
         raise PicodaqError("the emulated board stopped unexpectedly")
     except KeyboardInterrupt:

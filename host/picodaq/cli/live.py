@@ -134,6 +134,7 @@ class LiveView:
         keys_hint: str = "",
         stream: TextIO | None = None,
         labels: Sequence[str] = (),
+        files: bool = True,
     ) -> None:
         self.recs: list[Recording] = list(rec) if isinstance(rec, (list, tuple)) else [rec]  # type: ignore[list-item]
         self.rec = self.recs[0]
@@ -142,6 +143,7 @@ class LiveView:
         self.mode = mode
         self.seconds = seconds
         self.keys_hint = keys_hint
+        self.files = files  # the recording writes files (record), or only publishes (stream)
         self.stream = stream or sys.stderr
         self.meters = [Meter(r) for r in self.recs]
         self.meter = self.meters[0]
@@ -184,7 +186,9 @@ class LiveView:
             if self._live is not None:
                 for snap in self.lasts:
                     if snap is not None:
-                        snap.state = "saving" if self.several else "finished; saving files"
+                        snap.state = (
+                            ("saving" if self.several else "finished; saving files") if self.files else "finished"
+                        )
                 self._live.update(self._renderable(), refresh=True)
                 self._live.__exit__(None, None, None)
                 self._live = None
@@ -282,7 +286,7 @@ class LiveView:
                 str(s.markers),
                 f"[{style}]{s.state}[/]",
             )
-        t.caption = f"{caption}   ·   {self.keys_hint or 'Ctrl-C stops and saves'}"
+        t.caption = f"{caption}   ·   {self.keys_hint or stop_hint(self.files)}"
         return t
 
     def _render(self, s: Snapshot | None) -> Panel:
@@ -306,7 +310,7 @@ class LiveView:
             t.add_row("markers", f"{s.markers}" + (f"   last: {s.last_marker}" if s.last_marker else ""))
             style = {"streaming": "green", "reconnecting": "bold red"}.get(s.state, "yellow")
             t.add_row("state", f"[{style}]{s.state}[/]")
-        subtitle = self.keys_hint or "Ctrl-C stops and saves"
+        subtitle = self.keys_hint or stop_hint(self.files)
         return Panel(t, title=self.title, subtitle=subtitle, expand=False)
 
 
@@ -364,3 +368,11 @@ def key_action(key: str) -> tuple[str, int]:
 
 
 KEYS_HINT = "keys: 0-9 mark with that code · m/space mark 1 · q stop & save"
+
+
+def stop_hint(files: bool) -> str:
+    return "Ctrl-C stops and saves" if files else "Ctrl-C stops"
+
+
+def keys_hint(files: bool) -> str:
+    return KEYS_HINT if files else KEYS_HINT.replace("q stop & save", "q stop")

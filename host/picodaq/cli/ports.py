@@ -18,6 +18,7 @@ def do_ports(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
         return 0
+    _drives()
     if not rows:
         print("no serial ports found (`picodaq emulate` starts an emulated board)")
         return 0
@@ -29,3 +30,11 @@ def do_ports(args: argparse.Namespace) -> int:
         print(f"{mark} {r.device:<40} {kind:<9} {r.description}{serial_no}")
     print("* a board picodaq can talk to (USB VID 0x2E8A, or an emulated board still running)")
     return 0
+
+
+def _drives() -> None:
+    """Boards in BOOTSEL have no port: their drives, where MicroPython can be installed."""
+    from ..flash.bootsel import find_drives
+
+    for d in find_drives():
+        print(f"  BOOTSEL {d.describe()}: `picodaq flash --micropython FILE.uf2` installs MicroPython")

@@ -32,12 +32,13 @@ def args_replay(p: argparse.ArgumentParser) -> None:
 
 def do_replay(args: argparse.Namespace) -> int:
     from ..recording.outputs import Output
-    from ..recording.pipeline import check_capture, replay
+    from ..recording.pipeline import check_capture, probe_capture, replay
 
     src = Path(args.file)
     check_capture(src)
     paths = [Path(p) for p in args.out or []]
-    check_outputs(paths, protect=[src], stats=stats_path(args.stats_json))
+    check_outputs(paths, protect=[src], stats=stats_path(args.stats_json), overwrite=args.overwrite)
+    probe_capture(src)  # empty, or not one frame: one line, exit 1, nothing made
     outputs = open_outputs(paths)
     t = time.monotonic()
     progress = None if args.quiet else ReplayProgress(src.stat().st_size)
@@ -57,7 +58,7 @@ def do_replay(args: argparse.Namespace) -> int:
     notes += replay_notes(src, channels, stats, layout)
     if not args.quiet:
         files = [str(p) for o in outputs if isinstance(o, Output) for p in o.written()]
-        summary(stats, time.monotonic() - t, files, layout=layout, notes=notes)
+        summary(stats, time.monotonic() - t, files, layout=layout, notes=notes, replayed=True)
     write_stats(args.stats_json, stats)
     return 0
 
@@ -109,15 +110,7 @@ def replay_notes(
             f"--channels names {len(channels)} channels but the capture holds "
             f"{layout.n_channels}: labelled ch0..ch{layout.n_channels - 1} instead"
         )
-    size = src.stat().st_size
-    if not size:
-        notes.append(f"{src}: empty: nothing was captured")
-    elif not stats["frames_ok"]:
-        notes.append(
-            f"{src}: no picodaq frame in its {size:,} bytes: not a capture "
-            "(`picodaq record --out NAME.tlv` writes one), or damaged beyond reading"
-        )
-    elif layout is not None and layout.source is None:
+    if layout is not None and layout.source is None:
         notes.append(
             f"{src}: the capture holds no HELLO (it starts mid-stream), so its source is unknown and "
             "values are counts; --source names it"

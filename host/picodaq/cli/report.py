@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..recording.outputs import OutputsFailed
 from .console import eprint, summary, write_stats
 
 if TYPE_CHECKING:
@@ -88,13 +89,18 @@ def _failure(m: Member, several: bool) -> str | None:
     """What went wrong with one board, as said on stderr (None: nothing)."""
     who = f"{m.label} ({m.rec.url}): " if several else ""
     if m.failure is not None:
+        failed = m.failure.failed if isinstance(m.failure, OutputsFailed) else []
+        what = f"{m.failure}"
+        if failed:
+            what = f"{len(failed)} output{'s' * (len(failed) != 1)} failed: {what}"
         if m.result is None:
             saved = ""
         elif m.ended == "failed":
             saved = "; recording stopped, what was received is saved"
-        else:  # an output dropped on the way: the others ran to the end
-            saved = "; the other files hold the whole recording" if m.result.outputs else ""
-        return f"{who}{m.failure}{saved}"
+        else:  # outputs dropped on the way: the others ran to the end
+            others = [o for o in m.result.outputs if o not in {f["path"] for f in failed}]
+            saved = f"; the other files hold the whole recording ({', '.join(others)})" if others else ""
+        return f"{who}{what}{saved}"
     if m.result is not None and m.result.ended == "lost":
         return f"{who}the board on {m.rec.url} did not come back before the recording ended; what was received is saved"
     return None

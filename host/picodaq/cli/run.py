@@ -57,6 +57,7 @@ class StreamOptions:
     quiet: bool = False
     stats_json: str | None = None
     out: tuple[Path, ...] = ()
+    overwrite: bool = False  # replace --out files that exist
     lsl: LslOptions | None = None
     view: str | None = None  # --view HOST:PORT: a live plot in the browser
 
@@ -71,7 +72,7 @@ class StreamOptions:
             rate=args.rate,
             channels=args.channels,
             source=args.source,
-            fmt=args.fmt,
+            fmt=args.fmt or ("int24" if args.source == "ads1299" else "int16"),
             samples_per_frame=args.samples_per_frame or 0,
             gain=args.gain,
             seconds=args.seconds,
@@ -81,6 +82,7 @@ class StreamOptions:
             stats_json=args.stats_json,
             out=tuple(out),
             view=getattr(args, "view", None),
+            overwrite=getattr(args, "overwrite", False),
             lsl=lsl,
         )
 
@@ -184,7 +186,7 @@ def run_stream(opts: StreamOptions) -> int:
     """Record one board, or several at once (a thread each, their own files, one host clock)."""
     from ..recording.group import RecordingGroup
     from ..recording.recorder import prepare_board
-    from .live import KEYS_HINT, KeyReader, LiveView
+    from .live import KeyReader, LiveView, keys_hint, stop_hint
 
     if not opts.out and opts.lsl is None:
         raise UsageError("nothing to record into: give --out FILE (" + ", ".join(SUFFIXES) + ") or --lsl")
@@ -192,7 +194,7 @@ def run_stream(opts: StreamOptions) -> int:
     _check_ports(opts.ports)
     labels = board_labels(len(opts.ports))
     plans = board_paths(opts.out, labels)
-    check_outputs([p for plan in plans for p in plan], stats=stats_path(opts.stats_json))
+    check_outputs([p for plan in plans for p in plan], stats=stats_path(opts.stats_json), overwrite=opts.overwrite)
     cfg = opts.config()
     _check_bdf_fmt(plans[0], cfg.fmt)
     _check_frame_fits(cfg, opts.fmt)
@@ -209,10 +211,11 @@ def run_stream(opts: StreamOptions) -> int:
         recs = _open_recordings(opts, cfg, boards, clock_origin, stack)
 
         mode = LiveView.mode_for(opts.quiet)
-        hint = KEYS_HINT if keys else "Ctrl-C stops and saves"
+        files = bool(opts.out)
+        hint = keys_hint(files) if keys else stop_hint(files)
         title = _title(opts, cfg, boards)
         open_view(opts.view, recs, stack, title, opts.quiet)
-        view = LiveView(recs, title, mode, opts.seconds, hint, labels=labels)
+        view = LiveView(recs, title, mode, opts.seconds, hint, labels=labels, files=files)
         for i, rec in enumerate(recs):
             rec.on_event = view.events_of(i)
         if mode == "plain":

@@ -10,7 +10,7 @@ from .run import StreamOptions, run_stream
 
 
 def args_stream(p: argparse.ArgumentParser) -> None:
-    add_stream_config(p)
+    add_stream_config(p, files=False)
     p.add_argument("--name", help="the LSL stream name (default picodaq-<board id>); markers go to NAME-markers")
     add_format_arg(p)
 

@@ -364,17 +364,24 @@ class SamplesBlock:
 
     def copy(self) -> SamplesBlock:
         """A detached block that owns a copy of the data."""
-        b = SamplesBlock(
-            self.first_index,
-            self.t0_us,
-            self.period_ns,
-            self.n_channels,
-            self.fmt,
-            self.n_samples,
-            np.array(self.values, copy=True),
-        )
+        return self.detached(self, np.array(self.values, copy=True))
+
+    @classmethod
+    def detached(cls, like: SamplesBlock | BlockView | FrameSelection, counts: np.ndarray) -> SamplesBlock:
+        """A detached block of counts (owned), with like's indices, timing, seq, frames and unit."""
+        b = cls(like.first_index, like.t0_us, like.period_ns, like.n_channels, like.fmt, like.n_samples, counts)
+        b.seq = like.seq
+        b.n_frames = like.n_frames
+        b._device_t0 = int(like.device_t0_us)
+        b._host_t0 = like.host_t0
+        b.unit = like.unit
+        return b
+
+    def head(self, n: int) -> SamplesBlock:
+        """A detached block of this block's first n instants, sharing its memory: valid while this
+        block is (a recording cut at its last instant hands it to the outputs, which copy it)."""
+        b = SamplesBlock(self.first_index, self.t0_us, self.period_ns, self.n_channels, self.fmt, n, self.counts[:n])
         b.seq = self.seq
-        b.n_frames = self.n_frames
         b._device_t0 = self.device_t0_us
         b._host_t0 = self.host_t0
         b.unit = self.unit

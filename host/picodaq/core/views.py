@@ -177,21 +177,7 @@ class FrameSelection:
         return times
 
     def copy(self) -> SamplesBlock:
-        b = type(self._b)(
-            self.first_index,
-            self.t0_us,
-            self.period_ns,
-            self.n_channels,
-            self.fmt,
-            self.n_samples,
-            np.array(self.counts, copy=True),
-        )
-        b.seq = self.seq
-        b.n_frames = self.n_frames
-        b._device_t0 = int(self.device_t0_us)
-        b._host_t0 = self.host_t0
-        b.unit = self.unit
-        return b
+        return type(self._b).detached(self, np.array(self.counts, copy=True))
 
     def __repr__(self) -> str:
         return f"<FrameSelection frames {self._first}::{self._step} of {self._b!r}>"

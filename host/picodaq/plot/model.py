@@ -17,6 +17,9 @@ import numpy as np
 
 from ..errors import UsageError
 
+# the axis word for plain counts (the synthetic sources: their BDF dimension is blank, see units.COUNTS)
+COUNTS_UNIT = "count"
+
 
 class PlotError(UsageError):
     """The file cannot be plotted as asked: missing, not a recording, a window outside it."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from .envelope import Envelope
 from .model import (
+    COUNTS_UNIT,
     ChannelPick,
     GapSpan,
     MarkSpot,
@@ -181,7 +182,7 @@ def read_bdf(path: Path, window: Window, channels: ChannelPick, columns: int) ->
         kind="bdf",
         rate=rate,
         labels=[labels[i] for i in pick],
-        unit=dims.pop() if len(dims) == 1 else "mixed units",
+        unit=(dims.pop() or COUNTS_UNIT) if len(dims) == 1 else "mixed units",
         pos=pos,
         lo=lo_p,
         hi=hi_p,

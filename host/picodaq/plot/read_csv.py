@@ -17,7 +17,7 @@ import numpy as np
 
 from ..recording.timeline import DEVICE_CLOCK, EXACT, LOST, RESTART, UNKNOWN, Gap
 from .envelope import Envelope
-from .model import ChannelPick, GapSpan, MarkSpot, Picture, PlotError, Window, window_gaps, window_markers
+from .model import COUNTS_UNIT, ChannelPick, GapSpan, MarkSpot, Picture, PlotError, Window, window_gaps, window_markers
 
 HEADER = "t_s,sample_index,marker,"
 CHUNK_LINES = 100_000
@@ -107,7 +107,7 @@ def read_csv(path: Path, window: Window, channels: ChannelPick, columns: int) ->
         kind="csv",
         rate=rate,
         labels=[labels[i] for i in pick],
-        unit="count",
+        unit=COUNTS_UNIT,
         pos=pos_c,
         lo=lo,
         hi=hi,

@@ -20,6 +20,7 @@ from ..recording.outputs.events import events_path
 from ..recording.timeline import Gap
 from .envelope import Envelope
 from .model import (
+    COUNTS_UNIT,
     ChannelPick,
     GapSpan,
     MarkSpot,
@@ -33,8 +34,8 @@ from .model import (
 
 CHUNK_BYTES = 64 << 20
 _SEGMENT = re.compile(r"(\d+) channels at (\d+) Hz, ([\w-]+), (\w+)")
-_SOURCES = {name: code for code, name in C.SOURCE_NAMES.items()}
-_FORMATS = {name: code for code, name in C.FORMAT_NAMES.items()}
+_SOURCES = C.SOURCE_CODES
+_FORMATS = C.FORMAT_CODES
 
 
 def _events(path: Path) -> list[dict[str, str]]:
@@ -121,7 +122,7 @@ def read_npy(path: Path, window: Window, channels: ChannelPick, columns: int) ->
         kind="npy",
         rate=rate,
         labels=[labels[i] for i in pick],
-        unit=scale.dimension,
+        unit=scale.dimension or COUNTS_UNIT,
         pos=pos,
         lo=lo_p,
         hi=hi_p,

@@ -14,6 +14,7 @@ from ..recording.pipeline import replay
 from ..recording.timeline import Gap, Layout, LayoutChanged, MarkerEvent
 from .envelope import Envelope
 from .model import (
+    COUNTS_UNIT,
     ChannelPick,
     GapSpan,
     MarkSpot,
@@ -118,7 +119,7 @@ def read_tlv(path: Path, window: Window, channels: ChannelPick, columns: int) ->
         kind="tlv",
         rate=lay.rate,
         labels=[lay.labels[i] for i in sink.pick],
-        unit=scale.dimension,
+        unit=scale.dimension or COUNTS_UNIT,
         pos=pos,
         lo=lo,
         hi=hi,

@@ -9,9 +9,13 @@ Rules implemented:
   counted and scanning resumes at p + 1, so an intact frame after garbage or a
   corrupted frame is never lost;
 - bytes passed over while hunting for magic count as skipped;
-- a jump in seq counts the missing frames as seq_lost; a SAMPLES frame whose
-  length disagrees with its own header is a decode error; a jump in
-  first_sample_index past the previous block's end counts samples_lost.
+- seq, d = (seq - previous seq) mod 2**32: 1 < d < 2**31 counts d - 1 seq_lost;
+  d = 0 is a duplicate, dropped first and counted (`duplicates`); d >= 2**31
+  is the sender going back (a restart without a HELLO, captures joined): a
+  `seq_resets`, never loss, and a new base for seq and sample indices.
+- a SAMPLES frame whose length disagrees with its own header is a decode
+  error; a jump in first_sample_index past the previous block's end counts
+  samples_lost, one that goes back starts a new segment (nothing lost).
 - a HELLO with seq 0 is a board that (re)booted: seq and sample indices take a
   new base instead of counting a bogus gap.
 
@@ -19,19 +23,18 @@ Copies: `feed` does not copy. The decoder reads the data in place until
 `next_frame()` returns NEED_DATA, and only then keeps a copy of the
 incomplete frame at its end (at most one largest frame, MAX_FRAME bytes: the
 length field is checked against its type's maximum before anything waits).
-So the caller must not change the data before NEED_DATA, or before calling
-`stash()`, which takes that copy at once. An accepted frame is copied exactly
-once: into a buffer lent by `pool` (a pooled decoder: release each frame), or
-into a bytes payload (a decoder without a pool: frames own their bytes).
+So the caller must not change the data before NEED_DATA, or before `stash()`
+(which takes that copy at once). An accepted frame is copied exactly once: into
+a buffer lent by `pool` (release each frame), or into a bytes payload.
 
-The CRC is checked as CRC-32 over the frame including its stored CRC, which
-for an intact frame is the fixed residue 0x2144DF1C: no field to unpack.
+The CRC is checked as CRC-32 over the frame including its stored CRC, which for
+an intact frame is the fixed residue 0x2144DF1C: no field to unpack.
 
 Runs (`drain(handler, run_handler)`): after accepting a SAMPLES frame the decoder
 looks ahead for frames that continue it and checks them all at once (runs.py); a
 run is copied once, into one pooled buffer, and handed to
 `run_handler(loan, head, n_frames, stride, seq)`. Counters stay exactly those of
-frame-by-frame decoding.
+frame-by-frame decoding: a run only extends with seq + 1.
 """
 
 from __future__ import annotations
@@ -40,27 +43,15 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from .. import contracts as C
-from ..buffers.pool import RUN_CLASS, BufferPool
-from .frames import LOAN_FRAME_OFFSET, Frame
+from ..buffers.pool import RUN_CLASS, BufferPool, Loaned
+from .frames import LOAN_FRAME_OFFSET, NEED_DATA, Frame, _NeedData, byte_view
 from .layouts import SAMPLES_HEAD_SIZE, SAMPLES_KEY, SamplesKey
 from .runs import RunChecker
 from .stats import DecoderStats
 
-if TYPE_CHECKING:
-    from ..buffers.pool import Loaned
-
-
-class _NeedData:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
+__all__ = ["NEED_DATA", "DecoderStats", "FrameDecoder", "RunHandler"]
 
 _HEAD = struct.Struct("<BB" + C.HEADER_FORMAT[3:])  # magic as two bytes, version, type, length, seq
 assert C.HEADER_FORMAT.startswith("<2s") and _HEAD.size == C.HEADER_SIZE
@@ -90,14 +81,7 @@ _LOAN_END = _LOAN_SIZE
 _TOPUP = C.MAX_FRAME  # bytes of new data joined to a kept partial frame: enough to finish it
 
 
-def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:
-    mv = memoryview(data)
-    if mv.ndim != 1 or mv.itemsize != 1 or mv.format not in ("B", "b", "c"):
-        mv = mv.cast("B")
-    return mv
-
-
-RunHandler = Callable[["Loaned", SamplesKey, int, int, int], object]
+RunHandler = Callable[[Loaned, SamplesKey, int, int, int], object]
 
 
 class FrameDecoder:
@@ -109,6 +93,8 @@ class FrameDecoder:
         self._prev_first: int | None = None
         self._prev_ns = 0
         self._run = 0  # SAMPLES frames of the cached layout not yet added to stats.samples
+        self._inflight = 0  # during a handler's call: frames accepted by this drain, not yet in stats
+        self.truncated_tail = 0  # bytes at the end of input from the first frame it cut short
         self._eof = False
         # Input. `_src` is what is being scanned, from `_pos`: either a view of
         # the caller's data (borrowed) or of `_carry`, the decoder's own copy
@@ -132,7 +118,6 @@ class FrameDecoder:
         self._run_handler: RunHandler | None = None
         self._runs = RunChecker()
         self.runs = 0  # runs handed to a run handler (frames in them are counted in frames_ok)
-        self.runs = 0  # runs handed to a run handler (frames in them are counted in frames_ok)
 
     # -- input -------------------------------------------------------------
 
@@ -141,7 +126,7 @@ class FrameDecoder:
         if not len(data):
             self._eof = True
             return
-        mv = _byte_view(data)
+        mv = byte_view(data)
         self._no_run_before = 0  # positions from now on are in other data
         if self._borrowed:
             if self._pos >= len(self._src):  # drained: read the new data in place
@@ -306,7 +291,9 @@ class FrameDecoder:
                                 if mtype == _HELLO_ID and seq == 0:
                                     self._prev_first = None  # the board booted: a new stream starts
                                 elif last is not None and seq - last != 1 and (seq or last != _U32):
-                                    st.seq_lost += (seq - last - 1) & _U32
+                                    if self._seq_step(seq, last):
+                                        fv.release()  # a duplicate: dropped, never delivered twice
+                                        continue
                                 self._last_seq = seq
                                 head = None
                                 if mtype == _SAMPLES_ID:
@@ -344,6 +331,7 @@ class FrameDecoder:
                                             fv.release()
                                             count += k
                                             pos = nxt - stride + k * stride  # consumed, even if the handler raises
+                                            self._inflight = count
                                             run(loan, head, k, stride, seq)
                                             continue
                                 count += 1
@@ -365,6 +353,7 @@ class FrameDecoder:
                                 fv.release()
                                 if handler is None:
                                     return frame
+                                self._inflight = count
                                 handler(frame)
                                 frame.head = None  # the envelope keeps nothing of the frame alive
                                 frame.seq = 0
@@ -379,9 +368,30 @@ class FrameDecoder:
         finally:
             self._pos = pos
             self._drained = count
+            self._inflight = 0
             if count:
                 st.frames_ok += count
                 self._count_run()
+
+    def counters(self) -> dict[str, int]:
+        """The counters, exact in a handler's call too (drain adds its frames to `stats` at the end)."""
+        d = self.stats.as_dict()
+        d["frames_ok"], d["samples"] = d["frames_ok"] + self._inflight, d["samples"] + self._run * self._layout_ns
+        return d
+
+    def _seq_step(self, seq: int, last: int) -> bool:
+        """A seq that does not follow the last one (d != 1), by the rules above: True for a duplicate."""
+        st = self.stats
+        d = (seq - last) & _U32
+        if d == 0:
+            st.duplicates += 1
+            return True
+        if d < _HALF:
+            st.seq_lost += d - 1
+        else:
+            st.seq_resets += 1
+            self._prev_first = None
+        return False
 
     def _take_run(self, src: memoryview, start: int, stride: int, k: int, head: SamplesKey, seq: int) -> Loaned:
         """Count a checked run of k frames (the first already counted) and copy it into one pooled buffer."""
@@ -475,7 +485,8 @@ class FrameDecoder:
             return True
         if not self._eof:
             return self._need()
-        # end of input inside a frame: it can never complete; rescan past it
+        # end of input inside a frame: it can never complete; rescan past it (and say how much it cut)
+        self.truncated_tail = self.truncated_tail or len(self._src) - pos
         self.stats.truncated += 1
         self._pos = pos + 1
         return True

@@ -17,6 +17,24 @@ _CRC = struct.Struct("<I")
 _COMMAND = struct.Struct(C.COMMAND_FORMAT)
 
 
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()  # what a decoder returns when the bytes fed so far end inside a frame
+
+
+def byte_view(data: bytes | bytearray | memoryview) -> memoryview:
+    """data as a flat view of unsigned bytes."""
+    mv = memoryview(data)
+    if mv.ndim != 1 or mv.itemsize != 1 or mv.format not in ("B", "b", "c"):
+        mv = mv.cast("B")
+    return mv
+
+
 # Where a frame starts inside a pooled buffer: 6 puts a SAMPLES frame's sample
 # data (frame offset 26) at buffer offset 32, so numpy views of it are aligned.
 LOAN_FRAME_OFFSET = 6

@@ -12,6 +12,8 @@ class DecoderStats:
     header_errors: int = 0
     skipped_bytes: int = 0
     seq_lost: int = 0
+    duplicates: int = 0  # frames with the previous frame's seq (d = 0): dropped, never delivered twice
+    seq_resets: int = 0  # frames whose seq went back (d >= 2**31): a new base, never counted as loss
     samples: int = 0
     samples_lost: int = 0
     decode_errors: int = 0

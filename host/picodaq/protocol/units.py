@@ -2,8 +2,8 @@
 
 | source  | unit  | one count                                                    |
 |---------|-------|--------------------------------------------------------------|
-| ramp    | count | 1 (a synthetic test pattern: physical value = digital value)  |
-| sine    | count | 1 (synthetic, 90 % of the 16-bit full scale, shifted to fmt)  |
+| ramp    | (none) | 1 (a synthetic test pattern: physical value = digital value) |
+| sine    | (none) | 1 (synthetic, 90 % of the 16-bit full scale, shifted to fmt) |
 | adc     | V     | 3.3 V / 4096: the rp2 ADC's 12-bit codes (0..4095), as the firmware ships them |
 | ads1299 | uV    | 2 * Vref / gain / 2**24 with Vref = 4.5 V (0.0224 uV at gain 24) |
 
@@ -21,6 +21,11 @@ from dataclasses import dataclass
 
 from .. import contracts as C
 
+# The dimension of plain counts (the synthetic sources, an unknown one): none. Readers take a
+# BDF signal's dimension at its word, and MNE reads every signal but uV and mV as volts: "count"
+# made a ramp -8,388,608 V. A blank dimension is what MNE's own export writes for signals that
+# are not voltages, and what MNE reads as "no unit in the file" (its `units=` may then name one).
+COUNTS = ""
 ADC_VREF = 3.3
 ADC_BITS = 12  # hal_rp2 ships the converter's own 12-bit codes (read_u16() >> 4, FIFO, DMA)
 ADC_VOLTS_PER_COUNT = ADC_VREF / (1 << ADC_BITS)
@@ -47,6 +52,11 @@ class Scale:
 
     def bdf_limits(self) -> tuple[float, float]:
         """(physical_min, physical_max) as they fit BDF's 8-character fields (ints when whole)."""
+        if self.digital_min == -self.digital_max:
+            # a symmetric range keeps zero at zero: both ends rounded alike, by the negative one's
+            # 8 characters (its sign takes one), else "-750000" and "749999.9" shift every value
+            low = _fit8(self.digital_min * self.per_count)
+            return low, -low
         return _fit8(self.digital_min * self.per_count), _fit8(self.digital_max * self.per_count)
 
 
@@ -56,7 +66,9 @@ def _fit8(x: float) -> float:
         return int(x)
     for decimals in range(7, -1, -1):
         v = round(x, decimals)
-        text = f"{v:.{decimals}f}".rstrip("0").rstrip(".")
+        text = f"{v:.{decimals}f}"
+        if "." in text:  # trailing zeros of a fraction only: "-750000" is not "-75"
+            text = text.rstrip("0").rstrip(".")
         if len(text) <= 8:
             v = float(text)
             return int(v) if v.is_integer() else v
@@ -77,4 +89,4 @@ def scale_for(source: int | None, fmt: int, gain: int = ADS1299_DEFAULT_GAIN) ->
             raise ValueError(f"ADS1299 gain must be one of {ADS1299_GAINS}, got {gain}")
         return Scale("uV", ads1299_uv_per_count(gain), -hi, hi, f"ADS1299, Vref 4.5 V, gain {gain}")
     what = C.SOURCE_NAMES.get(source, "unknown") if source is not None else "unknown"
-    return Scale("count", 1.0, lo, hi, f"{what} source, 1 unit per count")
+    return Scale(COUNTS, 1.0, lo, hi, f"{what} source, 1 unit per count")

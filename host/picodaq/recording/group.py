@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import PicodaqError
+from .outputs import OutputsFailed
 from .recorder import Recording, RecordingResult
 
 
@@ -92,7 +93,7 @@ class RecordingGroup:
     def _board(self, m: Member) -> None:
         rec = m.rec
         try:
-            rec.start()
+            rec.start(self.seconds)
             m.ended = rec.run(self.seconds, None, self.should_stop, lambda: self._send_marks(m))
         except PicodaqError as e:
             m.failure = e
@@ -102,7 +103,9 @@ class RecordingGroup:
             m.ran.set()
         try:
             m.result = rec.finish(m.ended)
-            m.failure = m.failure or m.result.failure
+            later = m.result.failure
+            if m.failure is None or isinstance(later, OutputsFailed) and isinstance(m.failure, OutputsFailed):
+                m.failure = later  # every failed output, at the end, over those failed before the stream stopped
         except PicodaqError as e:
             m.failure = m.failure or e
         except BaseException as e:

@@ -48,14 +48,14 @@ import numpy as np
 from .. import contracts as C
 from ..errors import UsageError
 from ..protocol.messages import Hello
-from ..protocol.units import Scale, scale_for
+from ..protocol.units import COUNTS, Scale, scale_for
 from .timeline import MarkerEvent
 
 log = logging.getLogger("picodaq.recording.lsl")
 
 VALUE_FORMATS = ("auto", "int32", "float32")
 # XDF's meta-data conventions spell units out
-UNIT_NAMES = {"uV": "microvolts", "V": "volts", "count": "counts"}
+UNIT_NAMES = {"uV": "microvolts", "V": "volts", COUNTS: "counts"}
 STREAM_TYPES = {C.SRC_ADS1299: "EEG", C.SRC_ADC: "Analog"}  # the synthetic sources: "Test"
 CHANNEL_TYPES = {C.SRC_ADS1299: "EEG", C.SRC_ADC: "Analog"}
 NAME_MAX = 100
@@ -120,7 +120,7 @@ class StreamSpec:
             raise UsageError(f"LSL value format must be one of {', '.join(VALUE_FORMATS)}, got {value_format!r}")
         scale = scale_for(source, fmt, gain)
         if value_format == "auto":
-            value_format = "int32" if scale.dimension == "count" else "float32"
+            value_format = "int32" if scale.dimension == COUNTS else "float32"
         return cls(
             check_name(name),
             rate,
@@ -150,7 +150,7 @@ class StreamSpec:
     def unit(self) -> str:
         """The unit of the values as pushed."""
         return (
-            UNIT_NAMES["count"]
+            UNIT_NAMES[COUNTS]
             if self.channel_format == "int32"
             else UNIT_NAMES.get(self.scale.dimension, self.scale.dimension)
         )
@@ -363,6 +363,7 @@ class LslOutlet:
         self._q: queue.Queue = queue.Queue(maxsize=queue_blocks)
         self._logged = False
         self._closed = False
+        self._kept: Callable[[], int] = lambda: 1 << 62  # instants of each block to publish: all
         self._worker = threading.Thread(target=self._run, name=f"lsl-{spec.name}", daemon=True)
         self._worker.start()
 
@@ -371,6 +372,11 @@ class LslOutlet:
     def on_block(self, view: Any) -> bool:
         """A TapRegistry observer: queue this block's values and timestamps; False if the queue is full."""
         values, ts = self.mapper.map(view)
+        kept = self._kept()
+        if kept < len(values):  # a recording's last block, cut at its last instant (--seconds)
+            if not kept:
+                return True
+            values, ts = values[:kept], ts[:kept]
         try:
             self._q.put_nowait((values, ts))
         except queue.Full:
@@ -391,6 +397,7 @@ class LslOutlet:
     def attach(self, receiver: Any, pipeline: Any) -> Any:
         """Hang this outlet on a receiver's taps and a pipeline's markers; returns the Tap."""
         pipeline.marker_listeners.append(self.on_marker)
+        self._kept = lambda: pipeline.kept  # the block the pipeline just placed: as many instants
         return receiver.taps.add(self, name="lsl")
 
     # -- the worker ---------------------------------------------------------------------

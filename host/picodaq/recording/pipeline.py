@@ -23,9 +23,9 @@ from typing import Any
 from ..core.blocks import SamplesBlock
 from ..core.receiver import Receiver
 from ..errors import PicodaqError, UsageError
-from ..protocol.messages import Hello
+from ..protocol.messages import Hello, Marker
 from ..protocol.units import ADS1299_DEFAULT_GAIN
-from .outputs import Output, OutputError
+from .outputs import Output, OutputError, OutputsFailed
 from .timeline import Gap, Layout, MarkerEvent, Timeline
 
 # the counters every --stats-json carries (ARCHITECTURE.md), plus the timeline's
@@ -35,6 +35,8 @@ STATS_KEYS = (
     "header_errors",
     "skipped_bytes",
     "seq_lost",
+    "duplicates",
+    "seq_resets",
     "samples",
     "samples_lost",
     "decode_errors",
@@ -58,7 +60,12 @@ class Pipeline:
         gain: int = ADS1299_DEFAULT_GAIN,
         live: bool = False,
         clock_origin: float | None = None,
+        limit: int | None = None,
     ) -> None:
+        """limit: the instants the recording holds from its first one (`--seconds` x rate): the
+        outputs get exactly those (fewer only where instants were lost), a raw capture ends
+        with the frame holding the last of them, cut to it, and the counters are those of a
+        replay of that capture. `complete` says when it is reached."""
         self.receiver = receiver
         self.outputs = list(outputs)
         self.raw_outputs = [o for o in self.outputs if o.wants_raw]
@@ -71,14 +78,18 @@ class Pipeline:
             clock=time.monotonic if live else None,
             wall=time.time if live else None,
             clock_origin=clock_origin,
+            limit=limit,
         )
+        self._final: dict[str, int] | None = None  # the decoder's counters as of the last instant kept
         self.hello_listeners: list[Callable[[Hello], None]] = []
         self.marker_listeners: list[Callable[[MarkerEvent], None]] = []
         self.gap_listeners: list[Callable[[Gap], None]] = []
         self.failure_listeners: list[Callable[[OutputError], None]] = []
         self.failures: list[OutputError] = []  # outputs dropped on the way, first first
+        self.failed: list[dict[str, Any]] = []  # each failed output: path, error, what it holds (stats)
         self.last_marker: MarkerEvent | None = None
         self._attached = False
+        self._seq_resets = receiver.stats.seq_resets  # seq resets seen: each may start a new stream
 
     # -- wiring ------------------------------------------------------------------
 
@@ -90,8 +101,9 @@ class Pipeline:
             self.detach()
             self.receiver = receiver
         r = self.receiver
+        self._seq_resets = r.stats.seq_resets
         r.block_handlers.append(self._on_block)
-        r.marker_handlers.append(self.timeline.marker)
+        r.marker_handlers.append(self._on_marker)
         r.hello_handlers.append(self._on_hello)
         self._attached = True
         return self
@@ -102,7 +114,7 @@ class Pipeline:
         r = self.receiver
         pairs: tuple[tuple[list, Callable], ...] = (
             (r.block_handlers, self._on_block),
-            (r.marker_handlers, self.timeline.marker),
+            (r.marker_handlers, self._on_marker),
             (r.hello_handlers, self._on_hello),
         )
         for lst, h in pairs:
@@ -110,15 +122,60 @@ class Pipeline:
                 lst.remove(h)
         self._attached = False
 
+    def limit_to(self, instants: int) -> None:
+        """Hold exactly this many instants from the first one (set before any block arrives)."""
+        self.timeline.limit = max(1, instants)
+
+    @property
+    def complete(self) -> bool:
+        """The limit is reached: nothing more goes to the outputs, the recording can stop."""
+        return self.timeline.complete
+
+    @property
+    def kept(self) -> int:
+        """Instants of the latest block that went to the outputs (observers publish as many)."""
+        return self.timeline.kept
+
     def _on_block(self, block: SamplesBlock) -> None:
-        self.timeline.block(block, self.receiver.status)
+        tl = self.timeline
+        if tl.complete:
+            tl.kept = 0
+            return
+        resets = self.receiver.stats.seq_resets
+        if resets != self._seq_resets:
+            self._seq_resets = resets
+            tl.sender_reset()
+        tl.block(block, self.receiver.status)
+        if tl.complete:
+            self._cut(block, tl.kept)
+
+    def _cut(self, block: SamplesBlock, kept: int) -> None:
+        """The limit was reached in block, of which kept instants went out: the recording ends
+        with the frame holding the last of them (with none when a gap ended it first)."""
+        per = block.n_samples // max(block.n_frames, 1)
+        j = (kept - 1) // per if kept else 0  # the frame of the block that ends the recording
+        counters = self.receiver.decoder.counters()
+        counters["frames_ok"] -= block.n_frames - 1 - j  # a run's frames after it are not in the capture
+        counters["samples"] -= block.n_samples - kept
+        self._final = counters
+        first = (block.first_index + j * per) % (1 << 32)
+        for o in self.raw_outputs:
+            o.cut((block.seq + j) & 0xFFFFFFFF, first, kept - j * per)
+
+    def _on_marker(self, marker: Marker) -> None:
+        if not self.timeline.complete:
+            self.timeline.marker(marker)
 
     def _on_hello(self, hello: Hello) -> None:
+        if self.timeline.complete:
+            return
         self.timeline.hello(hello)
         for f in self.hello_listeners:
             f(hello)
 
     def raw(self, chunk: memoryview) -> None:
+        if self.timeline.complete:
+            return  # what follows the last instant kept is no part of the recording
         for o in self.raw_outputs:
             try:
                 o.on_raw(chunk)
@@ -135,10 +192,35 @@ class Pipeline:
         except (PicodaqError, OSError):
             pass  # the disk that failed it fails its close too; the first error is the one to report
         self.failures.append(error)
+        self.failed.append(self._failed_entry(output, error))
         for f in self.failure_listeners:
             f(error)
         if not self.outputs:
-            raise error
+            raise OutputsFailed(self.failed)
+
+    def _failed_entry(self, output: Output, error: OutputError) -> dict[str, Any]:
+        """A failed output by its real name, why, and what it holds: the instants placed before the
+        failure at most (less where its last writes were lost too), or nothing."""
+        path = error.path or output.path
+        rows = self.timeline.rows
+        lay = self.timeline.layout
+        seconds = round(self.timeline.pos / lay.rate, 6) if lay else 0.0
+        try:
+            empty = path.stat().st_size == 0
+        except OSError:
+            empty = True
+        holds = (
+            "it holds nothing"
+            if empty or not rows
+            else f"it holds at most the first {rows:,} instants, to {seconds:.3f} s"
+        )
+        return {
+            "path": str(path),
+            "error": error.reason,
+            "instants": 0 if empty else rows,
+            "seconds": seconds,
+            "holds": holds,
+        }
 
     # -- the Timeline's sink -------------------------------------------------------
 
@@ -194,19 +276,26 @@ class Pipeline:
         The first failure (an output dropped on the way included) is raised after all outputs
         were given their chance to close."""
         self.detach()
-        error: BaseException | None = self.failures[0] if self.failures else None
+        error: BaseException | None = None
         try:
             self.timeline.finish()
         except PicodaqError as e:
             error = e
-        for o in self.outputs:
+        for o in list(self.outputs):
             try:
                 o.on_end(end_time)
                 o.close()
+            except OutputError as e:  # it failed as it was finished: it is a failed output too
+                self.outputs = [x for x in self.outputs if x is not o]
+                self.raw_outputs = [x for x in self.raw_outputs if x is not o]
+                self.failures.append(e)
+                self.failed.append(self._failed_entry(o, e))
             except PicodaqError as e:
                 error = error or e
         if error is not None:
             raise error
+        if self.failed:
+            raise OutputsFailed(self.failed)
         return [w for o in self.outputs for w in o.warnings]
 
     def written(self) -> list[Path]:
@@ -214,7 +303,7 @@ class Pipeline:
 
     def stats(self) -> dict[str, Any]:
         """Decoder counters (the keys every --stats-json has), the timeline's, and the pool's when offered."""
-        d: dict[str, Any] = dict(self.receiver.stats.as_dict())
+        d: dict[str, Any] = dict(self._final if self._final is not None else self.receiver.stats.as_dict())
         tc = self.timeline.counts
         lay = self.timeline.layout
         d.update(
@@ -226,6 +315,7 @@ class Pipeline:
             rows=self.timeline.rows,
             duration_s=round(self.timeline.pos / lay.rate, 6) if lay else 0.0,
         )
+        d["failed_outputs"] = [{k: v for k, v in f.items() if k != "holds"} for f in self.failed]
         d["pool"] = self.receiver.pool_stats.as_dict()  # host-side: differs between record and replay
         return d
 
@@ -257,6 +347,33 @@ def check_capture(path: Path) -> None:
             raise UsageError(
                 f"{path}: {what}, not a .tlv capture (replay reads what `picodaq record --out NAME.tlv` wrote)"
             )
+
+
+class NotACapture(PicodaqError):
+    """A file replay cannot make anything of: empty, or without one intact frame."""
+
+
+def probe_capture(path: Path, chunk: int = 1 << 20) -> None:
+    """NotACapture, before any output is made, unless path holds at least one intact frame."""
+    from ..protocol.decoder import FrameDecoder
+
+    d = FrameDecoder()
+    size = 0
+    with open(path, "rb") as f:
+        while data := f.read(chunk):
+            size += len(data)
+            d.feed(data)
+            if next(iter(d), None) is not None:
+                return
+    d.feed(b"")
+    if next(iter(d), None) is not None:
+        return
+    if not size:
+        raise NotACapture(f"{path}: empty: nothing was captured")
+    raise NotACapture(
+        f"{path}: no picodaq frame in its {size:,} bytes: not a capture "
+        "(`picodaq record --out NAME.tlv` writes one), or damaged beyond reading"
+    )
 
 
 def replay(
@@ -294,6 +411,7 @@ def replay(
                 if progress is not None:
                     progress(f.tell())
         receiver.finish()
+        tail = receiver.decoder.truncated_tail
         ok = True
     finally:
         try:
@@ -302,4 +420,6 @@ def replay(
             if ok:
                 raise
             notes = []
+    if tail:
+        notes.append(f"{path}: the last {tail:,} bytes are an incomplete frame (the capture was cut short there)")
     return pipe.stats(), notes, pipe.layout

@@ -38,7 +38,7 @@ from ..transport.link import Link
 from .config import StreamConfig
 from .outputs import Output
 from .pipeline import Pipeline
-from .session import Session, SessionState
+from .session import TIME, Session, SessionState
 
 __all__ = [
     "Event",
@@ -177,7 +177,12 @@ class Recording(Session):
     def batch_seconds(self) -> float:
         return self.config.batch_seconds() if self.batching else 0.0
 
-    def start(self) -> None:
+    def start(self, seconds: float | None = None) -> None:
+        """Hang the pipeline on the link, ask for a HELLO, START. seconds: the recording holds
+        exactly seconds x rate instants from its first one (the board's instants, not the
+        host's timer), and run() ends once they are in."""
+        if seconds:
+            self.pipeline.limit_to(round(seconds * self.config.rate))
         link = self._need_link()
         link.batch_seconds = self.batch_seconds
         link.pump(0.05)
@@ -204,9 +209,17 @@ class Recording(Session):
         should_stop: Callable[[], bool] | None = None,
         poll: Callable[[], None] | None = None,
     ) -> str:
-        """Record until seconds have passed since start() or should_stop(); returns "time",
-        "stopped" or "lost" (Session.run_until)."""
-        return self.run_until(self.started + seconds if seconds else None, tick, should_stop, poll)
+        """Record until the instants start(seconds) asked for are in, or should_stop(); returns
+        "time", "stopped" or "lost" (Session.run_until). The host's timer only bounds a board
+        that stops delivering: seconds plus a grace of its own."""
+        pipe = self.pipeline
+
+        def done() -> bool:
+            return pipe.complete or bool(should_stop and should_stop())
+
+        deadline = self.started + seconds + max(2.0, seconds / 10) if seconds else None
+        ended = self.run_until(deadline, tick, done, poll)
+        return TIME if pipe.complete else ended
 
     def _flush(self) -> None:
         self.pipeline.flush()

@@ -25,16 +25,24 @@ be used):
   (after a HELLO the device clock must agree too, else it is a new stream).
 - It jumps forward and the device clock (t0_us) agrees with the jump: the board
   or the link lost those instants ("samples lost"); the gap spans exactly them.
-- Anything else (the index went back, or the clock disagrees) is a new stream:
-  a STOP/START, a reconnect's re-handshake, or a board reset. The latest STATUS
-  tells which: its uptime going backwards means the board restarted.
-  - Same boot: the device clock runs on across streams, so the gap lasts
-    t0(new) - end(old) on the device clock (mod 2**30 us, the ticks period;
-    a STATUS uptime difference picks the right multiple for long gaps).
+- Anything else (the index went back, or the clock disagrees, or the sender's
+  seq went back: a restart without a HELLO, or two captures joined) is a new
+  stream: a STOP/START, a reconnect's re-handshake, or a board reset. The latest
+  STATUS tells which: its uptime going backwards means the board restarted.
+  - Same boot: the device clock runs on across streams, but t0_us is only
+    known modulo its ticks period (2**30 us, 17.9 min), so its step is taken
+    only when something vouches for it (PROTOCOL.md): a STATUS sent between
+    the two streams whose uptime advanced by as much (it also picks the right
+    multiple of the period for long gaps), or, live, the host clock. The
+    device clock then times the gap ("device clock").
   - Board restarted: the device clock restarted too. Live, the host clock
-    estimates the gap (arrival times, +- a frame's latency); in a replay, where
-    no host clock exists, the gap has no measurable length and is annotated
-    "duration unknown" with zero span.
+    estimates the gap (arrival times, +- a frame's latency).
+  - Live, a device clock step the host clock disagrees with gives way to the
+    host clock. In a replay, where no host clock exists, a gap nothing vouches
+    for (a board restart, a clock step no STATUS confirms, as in a capture
+    joined to itself) has no measurable length: "duration unknown", zero span,
+    and no output fills it. So a file is never longer than the data it holds
+    plus the gaps that were measured.
 
 A marker's sample_index belongs to the stream that was running when it was
 sent; one that arrives after a HELLO (a handshake or reset) waits for the next
@@ -55,6 +63,7 @@ from ..protocol.units import ADS1299_DEFAULT_GAIN, Scale, scale_for
 _U32 = 1 << 32
 _HALF = 1 << 31
 _TICKS_NS = C.TICKS_PERIOD * 1000  # the device clock wraps at 2**30 us
+_VOUCH_TOLERANCE_NS = 1_500_000_000  # how far a voucher may be from the device clock's step
 
 LOST = "samples lost"
 RESTART = "stream restarted"
@@ -160,6 +169,22 @@ def infer_rate(period_ns: int) -> int:
     return max(range(lo, hi + 1), key=lambda r: (zeros(r), -abs(r - 1e9 / period_ns)))
 
 
+def _vouched(d: int, *vouchers: int | None) -> int | None:
+    """The device clock's step d (ns, modulo its ticks period) as a gap length, if a voucher (ns:
+    the device's uptime, the host clock) agrees with d plus some whole number of periods; else None.
+
+    The uptime comes from STATUS frames sent up to half a second before each stream's edge, the
+    host clock from arrival times: each agrees with the true gap to within a second or so."""
+    for v in vouchers:
+        if v is None:
+            continue
+        k = max(0, round((v - d) / _TICKS_NS))
+        candidate = d + k * _TICKS_NS
+        if abs(candidate - v) <= _VOUCH_TOLERANCE_NS + v // 1000:
+            return candidate
+    return None
+
+
 def _signed32(x: int) -> int:
     x %= _U32
     return x - _U32 if x >= _HALF else x
@@ -186,11 +211,16 @@ class Timeline:
         clock=None,
         wall=None,
         clock_origin: float | None = None,
+        limit: int | None = None,
     ) -> None:
         """rate/source/channels: what the host configured, when known (else from the stream).
         clock (monotonic seconds) and wall (epoch seconds) exist live only; clock_origin (epoch
-        seconds) is the start several boards recorded together share."""
+        seconds) is the start several boards recorded together share. limit: the grid instants
+        the recording holds (`--seconds` x rate), None for all."""
         self.sink = sink
+        self.limit = limit
+        self.complete = False  # the limit is reached: nothing more is placed
+        self.kept = 0  # instants of the latest block placed (fewer than it holds at the limit)
         self._hints = (rate, source, channels)
         self._gain = gain
         self._clock = clock
@@ -216,7 +246,15 @@ class Timeline:
         if self.layout is not None:
             self._after_hello = True
 
+    def sender_reset(self) -> None:
+        """The sender's seq went back (a restart without a HELLO, or two captures joined): the next
+        block continues this stream only if the device clock agrees, as after a HELLO."""
+        if self.layout is not None:
+            self._after_hello = True
+
     def marker(self, marker: Marker) -> None:
+        if self.complete:
+            return
         self.counts.markers += 1
         if self.layout is None or self._after_hello:
             self._pending.append(marker)
@@ -224,22 +262,39 @@ class Timeline:
             self._emit_marker(marker)
 
     def block(self, block: SamplesBlock, status: Status | None = None) -> None:
+        """Place a block (and the gap before it); with a limit, only the instants within it:
+        `kept` says how many of the block's, `complete` that the limit is reached. A gap that
+        reaches the limit ends the recording where it starts. A block of no instants (the last
+        frame of a capture cut at a gap) places nothing."""
+        self.kept = 0
+        if self.complete or not block.n_samples:
+            return
         now = self._clock() if self._clock else None
         if self.layout is None:
             self._begin(block, now)
         else:
             self._check_layout(block)
-            self._place(block, status, now)
+            gap = self._place(block, status, now)
+            if gap is not None:
+                if self.limit is not None and gap.pos + gap.span >= self.limit:
+                    self.complete = True  # the limit falls in the gap: the recording ends before it
+                    return
+                self._gap(gap)
         self._next_index = block.first_index  # self.pos is where this block's first instant goes
         self._after_hello = False
         if self._pending:
             pending, self._pending = self._pending, []
             for m in pending:
                 self._emit_marker(m)
-        self.sink.on_samples(self.pos, self.rows, block)
         n = block.n_samples
-        self.pos += n
-        self.rows += n
+        kept = n
+        if self.limit is not None and self.pos + n >= self.limit:
+            kept = self.limit - self.pos
+            self.complete = True
+        self.kept = kept
+        self.sink.on_samples(self.pos, self.rows, block if kept == n else block.head(kept))
+        self.pos += kept
+        self.rows += kept
         self._next_index = (block.first_index + n) % _U32
         self._t_end_ns = (block.t0_us * 1000 + n * block.period_ns) % _TICKS_NS
         if status is not None:
@@ -294,52 +349,60 @@ class Timeline:
                 f"{block.period_ns} ns; one recording holds one layout"
             )
 
-    def _place(self, block: SamplesBlock, status: Status | None, now: float | None) -> None:
+    def _place(self, block: SamplesBlock, status: Status | None, now: float | None) -> Gap | None:
+        """The gap before this block, if any (not yet emitted)."""
         period = block.period_ns
         jump = (block.first_index - self._next_index) % _U32
         if jump == 0 and not self._after_hello:
-            return  # the index continues: contiguous, whatever jitter the clock stamps carry
+            return None  # the index continues: contiguous, whatever jitter the clock stamps carry
         if jump < _HALF:
             expected = (self._t_end_ns + jump * period) % _TICKS_NS
             off = (block.t0_us * 1000 - expected) % _TICKS_NS
             off = min(off, _TICKS_NS - off)
-            tolerance = 2 * period + 1_000_000 + jump * period // 10_000
+            # jitter, plus drift up to 100 ppm, capped: a clock that agrees only loosely modulo the
+            # ticks period is no proof of a long loss
+            tolerance = 2 * period + 1_000_000 + min(jump * period // 10_000, 50_000_000)
             if off <= tolerance:
-                if jump:
-                    self._gap(Gap(self.pos, self.rows, jump, LOST, EXACT, block.first_index))
-                return
-        self._new_stream(block, status, now)
+                return Gap(self.pos, self.rows, jump, LOST, EXACT, block.first_index) if jump else None
+        return self._new_stream(block, status, now)
 
-    def _new_stream(self, block: SamplesBlock, status: Status | None, now: float | None) -> None:
+    def _new_stream(self, block: SamplesBlock, status: Status | None, now: float | None) -> Gap:
         rate = self.layout.rate  # type: ignore[union-attr]
-        rebooted = status is not None and self._uptime is not None and (status.uptime_ms - self._uptime) % _U32 >= _HALF
+        # what can vouch for the gap's length, in ns: the device's uptime, when a STATUS came
+        # between the two streams, and the host clock, live
+        uptime_ns = None
+        rebooted = False
+        if status is not None and self._uptime is not None and status.uptime_ms != self._uptime:
+            up = (status.uptime_ms - self._uptime) % _U32
+            rebooted = up >= _HALF
+            uptime_ns = up * 1_000_000
+        host_ns = None
+        if now is not None and self._arrival is not None:
+            host_ns = max(0, round(((now - block.n_samples / rate) - self._arrival) * 1e9))
+        reason, timing, ns = REBOOT, UNKNOWN, 0
         if not rebooted:
+            reason = RESTART
             d = (block.t0_us * 1000 - self._t_end_ns) % _TICKS_NS
             if d > _TICKS_NS - (2 * block.period_ns + 1_000_000):
                 d = 0  # starts a hair before the old stream's end: rounding, not a 17-minute gap
-            if status is not None and self._uptime is not None:
-                # the ticks wrap every 17.9 min; the uptime (ms) says how many wraps passed
-                up = (status.uptime_ms - self._uptime) % _U32 * 1_000_000
-                if up > _TICKS_NS // 2:
-                    d += max(0, round((up - d) / _TICKS_NS)) * _TICKS_NS
-            span = (d * rate + 500_000_000) // 1_000_000_000
-            gap = Gap(self.pos, self.rows, span, RESTART, DEVICE_CLOCK, block.first_index)
-        else:
-            self.counts.board_restarts += 1
-            if now is not None and self._arrival is not None:
-                seconds = (now - block.n_samples / rate) - self._arrival
-                gap = Gap(self.pos, self.rows, max(0, round(seconds * rate)), REBOOT, HOST_CLOCK, block.first_index)
-            else:
-                gap = Gap(self.pos, self.rows, 0, REBOOT, UNKNOWN, block.first_index)
-        self.counts.restarts += 1
-        self._gap(gap)
-        self._seg_pos = self.pos
+            vouched = _vouched(d, uptime_ns, host_ns)
+            if vouched is not None:
+                timing, ns = DEVICE_CLOCK, vouched
+        if timing == UNKNOWN and host_ns is not None:
+            timing, ns = HOST_CLOCK, host_ns
+        span = (ns * rate + 500_000_000) // 1_000_000_000
+        return Gap(self.pos, self.rows, span, reason, timing, block.first_index)
 
     def _gap(self, gap: Gap) -> None:
         self.counts.gaps += 1
         self.counts.gap_instants += gap.span
         self.sink.on_gap(gap)
         self.pos += gap.span
+        if gap.reason != LOST:  # a new stream
+            self.counts.restarts += 1
+            if gap.reason == REBOOT:
+                self.counts.board_restarts += 1
+            self._seg_pos = self.pos
 
     def _emit_marker(self, m: Marker) -> None:
         # relative to the next expected instant: exact across u32 index wraps

@@ -337,7 +337,7 @@ class Link:
         return self.command(
             C.OP_CONFIGURE,
             configure_args(
-                rate_hz, channel_mask, _code(source, C.SOURCE_NAMES), _code(fmt, C.FORMAT_NAMES), samples_per_frame
+                rate_hz, channel_mask, _code(source, C.SOURCE_CODES), _code(fmt, C.FORMAT_CODES), samples_per_frame
             ),
         )
 
@@ -427,11 +427,10 @@ def describe_port_error(e: BaseException, url: str = "") -> str:
     return text.split("] ")[-1] if "] " in text else text or type(e).__name__
 
 
-def _code(value: int | str, names: dict[int, str]) -> int:
+def _code(value: int | str, codes: dict[str, int]) -> int:
     """A source or format given by name, as its code (a code passes through)."""
     if isinstance(value, int):
         return value
-    for code, name in names.items():
-        if name == value:
-            return code
-    raise UsageError(f"unknown name {value!r}: one of {', '.join(names.values())}")
+    if value not in codes:
+        raise UsageError(f"unknown name {value!r}: one of {', '.join(codes)}")
+    return codes[value]

@@ -90,6 +90,7 @@ def open_view(
         )
     except OSError as e:
         raise UsageError(f"--view {listen}: cannot listen on {host}:{port}: {e.strerror or e}") from None
+    observer.follow(rec.pipeline)  # the recording's instants, not past its end (--seconds)
     tap = rec.receiver.taps.add(observer, name="view")
     rec.pipeline.gap_listeners.append(observer.on_gap)
     rec.pipeline.marker_listeners.append(observer.on_marker)

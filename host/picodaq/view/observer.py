@@ -24,6 +24,7 @@ blocks does not matter). An index jump no gap explained is placed by the index.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,12 @@ class EnvelopeObserver:
         self.blocks_dropped = 0
         self.instants_dropped = 0
         self.columns_made = 0
+        self._kept: Callable[[], int] = lambda: 1 << 62  # instants of each block to draw: all
+
+    def follow(self, pipeline: Any) -> None:
+        """Draw what a recording keeps: its last block only up to its last instant (--seconds),
+        nothing after it (as the LSL outlet publishes)."""
+        self._kept = lambda: pipeline.kept
 
     # -- the receiver's thread ------------------------------------------------------------
 
@@ -80,6 +87,11 @@ class EnvelopeObserver:
         self.events.append(("marker", marker))
 
     def on_block(self, view: Any) -> bool:
+        kept = self._kept()
+        if kept < view.n_samples:  # a recording's last block, cut at its last instant
+            if not kept:
+                return True
+            view = _Head(view, kept)
         n = view.n_samples
         first = view.first_index
         pos = self._placed.pop(first, None) if self._placed else None
@@ -172,3 +184,15 @@ class EnvelopeObserver:
             "columns_made": self.columns_made,
             "bucket": self.bucket,
         }
+
+
+class _Head:
+    """The first n instants of a block's view (what on_block reads of it)."""
+
+    __slots__ = ("first_index", "n_channels", "n_samples", "counts")
+
+    def __init__(self, view: Any, n: int) -> None:
+        self.first_index = view.first_index
+        self.n_channels = view.n_channels
+        self.n_samples = n
+        self.counts = view.counts[:n]

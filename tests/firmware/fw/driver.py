@@ -8,6 +8,7 @@
 #   FWTEST_INJECT_AT=N     allocate inside the locked loop on its Nth pass
 #   FWTEST_SAMPLER_FAULT_AT=N  on the Nth pass, flag the ring as an rp2 IRQ
 #                          sampler does when it fails
+#   FWTEST_SAMPLER_FAULT_EVERY=N  the same on every Nth pass: every stream faults
 #   FWTEST_SHORT_WRITES=S  write() behaves like rp2's USB CDC under load: with
 #                          seed S, it accepts a random 0..n bytes (0 as None)
 #   FWTEST_STALL=A,B       write() makes no progress for B ms once A ms into the
@@ -117,9 +118,10 @@ if short_seed or stall:
 
 inject_at = int(env("FWTEST_INJECT_AT") or "0")
 fault_at = int(env("FWTEST_SAMPLER_FAULT_AT") or "0")
+fault_every = int(env("FWTEST_SAMPLER_FAULT_EVERY") or "0")
 marker_every = int(env("FWTEST_MARKER_EVERY") or "0")
 sim = env("FWTEST_RP2SIM") == "1"
-if inject_at or fault_at or marker_every or sim:
+if inject_at or fault_at or fault_every or marker_every or sim:
     _service = hal.service
     _passes = [0]
 
@@ -128,7 +130,7 @@ if inject_at or fault_at or marker_every or sim:
         p = _passes[0]
         if p == inject_at:
             _passes.append(bytearray(16))  # an allocation under the heap lock
-        if p == fault_at:
+        if p == fault_at or (fault_every and p % fault_every == 0):
             ring.st[FAULT] = 1
         if marker_every and p % marker_every == 0:
             if sim:

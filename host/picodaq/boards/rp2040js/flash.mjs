@@ -68,11 +68,20 @@ export class FlashImage {
     this.fd = openSync(path, 'r+');
   }
 
-  /** Load the image into a chip's flash array (at every boot). */
-  loadInto(flash) {
+  get size() {
+    return FLASH_SIZE;
+  }
+
+  /** The image's bytes (read at every boot). */
+  read() {
     const data = readFileSync(this.path);
     if (data.length !== FLASH_SIZE) throw new Error(`${this.path}: ${data.length} bytes, expected ${FLASH_SIZE}`);
-    flash.set(data, 0);
+    return data;
+  }
+
+  /** Write bytes at a flash offset straight into the image (the boot ROM's USB boot, chip not running). */
+  write(off, bytes) {
+    writeSync(this.fd, bytes, 0, bytes.length, off);
   }
 
   /** Persist flash[off, off+n) (after an erase or a program). */
@@ -94,7 +103,7 @@ export function romFunction(chip, code) {
 }
 
 /** Put a BKPT #imm8 at a ROM address (the ROM is a Uint32Array in rp2040js). */
-function patchBkpt(chip, addr, imm8) {
+export function patchBkpt(chip, addr, imm8) {
   const word = chip.bootrom[addr >>> 2];
   const half = 0xbe00 | imm8;
   chip.bootrom[addr >>> 2] = addr & 2 ? (word & 0x0000ffff) | (half << 16) : (word & 0xffff0000) | half;

@@ -3,13 +3,20 @@
 //
 //   node runner.mjs --rp2040js DIR --images DIR --flash FILE --uid HEX
 //                   [--control NAME] [--without GAP,...] [--clock-start-us N]
-//                   [--ads1299 ramp|signal|none] [--data-fd 3] [--events-fd 4]
+//                   [--ads1299 ramp|signal|none] [--drive DIR] [--data-fd 3] [--events-fd 4]
 //
 // data fd: the CDC byte stream, both ways (the supervisor relays it to the pty).
 // events fd: JSON lines both ways: requests from the supervisor (control.mjs), and
 //       events to it: {"event": "cdc", "up": true}, {"event": "reboot", "why":
-//       "watchdog" | "reset" | "power"}, {"event": "halted", "why": "..."}.
+//       "watchdog" | "reset" | "power" | "bootsel"}, {"event": "halted", "why": "..."},
+//       {"event": "bootsel", "drive": DIR, "why": "..."} (the chip is in its boot ROM's USB
+//       boot mode: no CDC, the drive folder DIR shown; bootsel.mjs).
 // --control: a unix socket path serving the control channel (control.mjs) to tests.
+// --drive: the folder standing in for the BOOTSEL drive (RPI-RP2). The chip enters its USB
+//       boot mode as a real one does: at power-on or reset with no valid boot2 in flash (a
+//       blank chip), on machine.bootloader() (the ROM's reset_usb_boot), or on the control
+//       channel's {"cmd": "bootsel"} (BOOTSEL held during a reset). A UF2 copied there is
+//       written into the flash, and the chip boots it (bootsel.mjs).
 //
 // Each rp2040js gap of NOTES.md is handled here unless named in --without:
 //   cdc-flow     (1) USB CDC host-to-device flow control   usbcdc.mjs
@@ -32,6 +39,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AdcModel, fixAinsel, fixRoundRobin } from './adc.mjs';
 import { Ads1299Model } from './ads1299.mjs';
+import { UsbBoot, boot2Valid, serveResetUsbBoot } from './bootsel.mjs';
 import { answer, lineReader, serveControl } from './control.mjs';
 import { FlashImage, readVerified, serveFlashRom } from './flash.mjs';
 import { CdcLink } from './usbcdc.mjs';
@@ -65,6 +73,7 @@ function parseArgs(argv) {
     else if (k === '--without') a.without.push(...v().split(',').filter(Boolean));
     else if (k === '--clock-start-us') a.clockStartUs = Number(v());
     else if (k === '--ads1299') a.ads1299 = v();
+    else if (k === '--drive') a.drive = v();
     else if (k === '--data-fd') a.dataFd = Number(v());
     else if (k === '--events-fd') a.eventsFd = Number(v());
     else throw new Error(`unknown argument ${k}`);
@@ -97,8 +106,9 @@ const image = new FlashImage(args.flash, join(args.images, UF2));
 const adcModel = new AdcModel();
 const adsModel = new Ads1299Model(args.ads1299);
 
-const stats = { erases: 0, programs: 0, watchdog_reboots: 0, boots: 0, halts: 0 };
+const stats = { erases: 0, programs: 0, watchdog_reboots: 0, boots: 0, halts: 0, bootsel: 0 };
 let chip = null;
+let inBootsel = false; // in the boot ROM's USB boot mode: no core running, the drive shown
 let cdc = null;
 let powered = true;
 let bootWall = 0; // performance.now() at power-on of this boot
@@ -133,14 +143,49 @@ const emit = (ev) => events.write(JSON.stringify(ev) + '\n');
 
 // -- the chip ----------------------------------------------------------------
 
+const usbBoot = args.drive
+  ? new UsbBoot(args.drive, image, (text) => process.stderr.write(`rp2040: ${text}\n`), () => {
+      boot('bootsel'); // the ROM reboots into what it wrote (a watchdog reset)
+      kick();
+    })
+  : null;
+
+function enterBootsel(why) {
+  chip = null;
+  cdc = null;
+  halted = null;
+  if (!usbBoot) {
+    halted = `${why}, and this runner has no --drive for the boot ROM's USB boot mode`;
+    emit({ event: 'halted', why: halted });
+    return;
+  }
+  inBootsel = true;
+  stats.bootsel++;
+  usbBoot.enter();
+  emit({ event: 'bootsel', drive: args.drive, why });
+}
+
 function boot(why) {
+  const flash = image.read();
+  if (!boot2Valid(flash)) {
+    // the boot ROM finds no valid boot2 (a blank chip, or a half-written one): USB boot mode
+    enterBootsel(`${why ? why + ': ' : ''}no valid boot2 in flash`);
+    return;
+  }
+  usbBoot?.leave();
+  inBootsel = false;
   chip = new rp.RP2040();
   chip.logger = new rp.ConsoleLogger(rp.LogLevel.Warn, false);
   chip.loadBootrom(bootrom); // also erases the flash array
-  image.loadInto(chip.flash);
+  chip.flash.set(flash, 0);
   chip.clock.nanosCounter = bootNs = args.clockStartUs * 1000;
   const onBreak = [];
   if (handled('flash')) onBreak.push(serveFlashRom(chip, image, stats));
+  onBreak.push(
+    serveResetUsbBoot(chip, () => {
+      rebootWhy = 'bootloader';
+    }),
+  );
   if (handled('uid')) serveUniqueId(chip, args.uid);
   if (handled('adc-ainsel')) fixAinsel(chip.adc);
   if (handled('adc-rrobin')) fixRoundRobin(chip.adc);
@@ -180,6 +225,8 @@ function powerOff() {
   chip = null;
   cdc = null;
   powered = false;
+  inBootsel = false;
+  usbBoot?.leave();
 }
 
 // -- running -----------------------------------------------------------------
@@ -216,7 +263,10 @@ function run() {
   } catch (e) {
     halted = `emulator error: ${e && e.message ? e.message : e}`;
   }
-  if (rebootWhy) {
+  if (rebootWhy === 'bootloader') {
+    rebootWhy = null;
+    enterBootsel('machine.bootloader()');
+  } else if (rebootWhy) {
     const why = rebootWhy;
     rebootWhy = null;
     stats.watchdog_reboots++;
@@ -276,6 +326,7 @@ function control(req) {
         cdc: !!cdc?.connected,
         powered,
         halted,
+        bootsel: inBootsel,
       };
     }
     case 'gpio':
@@ -301,6 +352,11 @@ function control(req) {
       boot('reset');
       kick();
       return {};
+    case 'bootsel':
+      // BOOTSEL held during a reset: the boot ROM's USB boot mode, whatever the flash holds
+      if (!powered) throw new Error('the board is unplugged');
+      enterBootsel('BOOTSEL held at reset');
+      return { drive: args.drive ?? null };
     case 'power':
       if (req.on && !powered) {
         powered = true;
@@ -317,6 +373,7 @@ function control(req) {
         in_held: cdc?.heldIn.length ?? 0,
         out_pending: data.writableLength,
         without: args.without,
+        uf2: usbBoot?.stats ?? null,
       };
     default:
       throw new Error(`unknown cmd ${req.cmd}`);
@@ -329,6 +386,8 @@ if (args.control) {
   } catch {}
   serveControl(args.control, control);
 }
+process.on('exit', () => usbBoot?.leave()); // the drive goes with the board
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => process.exit(0));
 boot(null);
 kick();
 emit({ event: 'ready', control: args.control ?? null });

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...errors import PicodaqError, UsageError
-from .base import Output, OutputError, check_writable
+from .base import Output, OutputError, OutputsFailed, check_writable
 from .bdf import BdfOutput
 from .csv import CsvOutput
 from .events import events_path
@@ -42,6 +42,7 @@ __all__ = [
     "SUFFIXES",
     "Output",
     "OutputError",
+    "OutputsFailed",
     "BdfOutput",
     "CsvOutput",
     "NpyOutput",
@@ -80,8 +81,15 @@ def check_output_path(path: Path) -> None:
         check_writable(p)
 
 
-def check_outputs(paths: list[Path], protect: tuple[Path, ...] | list[Path] = (), stats: Path | None = None) -> None:
-    """Every path writable, no two outputs writing the same file, none overwriting a protected one.
+def check_outputs(
+    paths: list[Path],
+    protect: tuple[Path, ...] | list[Path] = (),
+    stats: Path | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Every path writable, no two outputs writing the same file, none overwriting a protected one,
+    and none replacing a file that exists unless overwrite (a repeated command line must not
+    destroy yesterday's recording).
 
     stats: the --stats-json file, written at the end: it must not replace a recording or the capture."""
     for p in paths:
@@ -100,6 +108,11 @@ def check_outputs(paths: list[Path], protect: tuple[Path, ...] | list[Path] = ()
             if key in seen:
                 raise UsageError(f"{f}: written twice (by {seen[key]} and {flag})")
             seen[key] = flag
+    if not overwrite:
+        there = [str(f) for p in paths for f in planned_files(p) if f.exists()]
+        if there:
+            they = "exists" if len(there) == 1 else "exist"
+            raise UsageError(f"{', '.join(there)}: already {they}; give --overwrite to replace")
 
 
 def open_output(path: Path) -> Output:

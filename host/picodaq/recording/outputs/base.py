@@ -18,6 +18,21 @@ class OutputError(PicodaqError):
         super().__init__(message)
         self.path = path
 
+    @property
+    def reason(self) -> str:
+        """The message without the path it starts with."""
+        text = str(self)
+        prefix = f"{self.path}: "
+        return text[len(prefix) :] if self.path is not None and text.startswith(prefix) else text
+
+
+class OutputsFailed(PicodaqError):
+    """Outputs that failed on the way (the others were finished): each named, with what it holds."""
+
+    def __init__(self, failed: list[dict]):
+        self.failed = failed
+        super().__init__("; ".join(f"{f['path']}: {f['error']} ({f['holds']})" for f in failed))
+
 
 class Output:
     """The interface every output implements; each method is optional."""
@@ -28,6 +43,10 @@ class Output:
 
     def on_raw(self, chunk: memoryview) -> None:
         """Link bytes as received."""
+
+    def cut(self, seq: int, first_index: int, instants: int) -> None:
+        """A raw capture ends with the SAMPLES frame of this seq and first index, holding only its
+        first `instants` instants: the recording's last (a limited recording's end)."""
 
     def on_layout(self, layout: Layout) -> None:
         """What the recording holds; before any samples."""

@@ -13,8 +13,12 @@ What lands in the file:
 - BDF+ as pyedflib writes it is continuous (BDF+C), so a gap is filled with
   zeros over its measured span *and* annotated (`gap: 120 samples lost`,
   `gap: stream restarted`, `gap: board restarted, duration unknown`, ...);
-  nothing is glued silently. Markers are annotated `marker <code>`. The last
-  data record is padded to whole-record length and the padding annotated.
+  nothing is glued silently. Markers are annotated `marker <code>`.
+- Data records (plan_records): a recording of whole seconds has 1 s records and no
+  padding; otherwise a record length that divides the recording is taken if
+  edflib can write it, and only when none can is the last record padded with
+  zeros, as little as possible, and the padding annotated ("no data: padding to
+  a whole record"). Readers (MNE, pyedflib, edfio) read those zeros as samples.
 
 pyedflib stores annotations in a fixed number of slots per data record, chosen
 before the first record is written, and silently drops any that do not fit.
@@ -33,7 +37,6 @@ import time
 import warnings
 from collections.abc import Iterator
 from datetime import datetime
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -44,38 +47,80 @@ from .base import Output, OutputError, flush_file, open_file, write
 
 BDF_DIGITAL_MIN = -(1 << 23)
 BDF_DIGITAL_MAX = (1 << 23) - 1
-# record lengths whose decimal text is exact (the header field has 8 characters)
-_RECORD_SECONDS = (
-    "1",
-    "0.5",
-    "0.25",
-    "0.2",
-    "0.1",
-    "0.05",
-    "0.04",
-    "0.025",
-    "0.02",
-    "0.01",
-    "0.005",
-    "0.004",
-    "0.002",
-    "0.001",
-)
 _MAX_RECORD_BYTES = 4 << 20
 _MAX_ANNOTATION_SIGNALS = 64  # edflib's limit; each holds one annotation per record
+_ANNOTATION_BYTES = 114  # what one annotation signal adds to every data record (edflib, BDF+)
+# records shorter than this much sample data are avoided where a longer one does as well: each
+# record carries its annotation signals, so short ones cost more in annotations than they hold
+_RECORD_DATA_MIN = 10 * _ANNOTATION_BYTES
 _TEXT_MAX = 40  # edflib cuts annotation texts at 40 bytes
 _DATA, _FILL = 0, 1
+_SCAN = 100_000  # record lengths tried, at most, when none divides the recording
 
 
-def record_shapes(rate: int, n_channels: int) -> list[tuple[float, int]]:
-    """(record seconds, samples per record) that fit, longest first."""
-    shapes = []
-    for text in _RECORD_SECONDS:
-        spr = Fraction(rate) * Fraction(text)
-        if spr.denominator == 1 and spr >= 1:
-            shapes.append((float(text), int(spr)))
-    fitting = [s for s in shapes if s[1] * n_channels * 3 <= _MAX_RECORD_BYTES]
-    return fitting or shapes[-1:]
+def _divisors(n: int) -> list[int]:
+    small, large = [], []
+    d = 1
+    while d * d <= n:
+        if n % d == 0:
+            small.append(d)
+            if d * d != n:
+                large.append(n // d)
+        d += 1
+    return small + large[::-1]
+
+
+def _duration_text(spr: int, rate: int) -> str:
+    """A record's duration as the header holds it: whole 10 us, no trailing zeros."""
+    units = spr * 100_000 // rate
+    whole, frac = divmod(units, 100_000)
+    return f"{whole}.{frac:05d}".rstrip("0").rstrip(".")
+
+
+def plan_records(total: int, rate: int, n_channels: int, annotations: int) -> tuple[float, int, int, int]:
+    """(record seconds, samples per record, records, annotation signals) for `total` instants.
+
+    edflib writes a record duration in whole 10 us between 1 ms and 60 s, so a record holds a
+    multiple of q = rate / gcd(rate, 100000) instants. Chosen, in this order: annotations that
+    fit (at most 64 per record); the least padding (none when a record length divides the
+    recording: a recording of whole seconds gets 1 s records); records that tile whole seconds;
+    the length nearest 1 s. Records holding less than ~1 kB of samples are taken only when no
+    longer one does as well (a 1 s record, or one record for it all, always counts as long
+    enough)."""
+    q = rate // math.gcd(rate, 100_000)
+    lo = q * max(1, -(-rate // (1000 * q)))  # 1 ms at least
+    hi = min(60 * rate, max(lo, _MAX_RECORD_BYTES // (3 * n_channels))) // q * q
+    floor = -(-_RECORD_DATA_MIN // (3 * n_channels))
+    floor = q * max(1, -(-floor // q))
+    need = annotations
+
+    def key(spr: int) -> tuple[bool, int, bool, float]:
+        records = max(1, -(-total // spr))
+        return (
+            -(-need // records) > _MAX_ANNOTATION_SIGNALS,
+            records * spr - total,
+            not (rate % spr == 0 or spr % rate == 0),
+            abs(math.log(spr / rate)),
+        )
+
+    def candidates(first: int) -> set[int]:
+        first = max(lo, q * -(-first // q))
+        out = {d for d in _divisors(max(total, 1)) if first <= d <= hi and d % q == 0}
+        out |= {k * rate for k in range(1, 61) if lo <= k * rate <= hi}
+        out |= {d for d in _divisors(rate) if first <= d <= hi and d % q == 0}
+        out |= set(range(first, min(hi, first + _SCAN * q) + 1, q))
+        # readers take the rate as samples per record over the header's duration (MNE in floats)
+        exact = {d for d in out if d / float(_duration_text(d, rate)) == rate}
+        return exact or out or {lo}
+
+    # one record holding it all costs one record's annotations, however short
+    long_enough = candidates(min(floor, rate if rate % q == 0 else floor, max(total, 1)))
+    best = min(long_enough, key=key)
+    if key(best)[0]:  # too many annotations for records that long: shorter ones
+        best = min(candidates(lo), key=key)
+    records = max(1, -(-total // best))
+    slots = min(_MAX_ANNOTATION_SIGNALS, max(1, -(-need // records)))
+    return best / rate, best, records, slots
 
 
 class BdfOutput(Output):
@@ -83,7 +128,7 @@ class BdfOutput(Output):
         self.path = path
         self.warnings: list[str] = []
         self.spool_path = path.with_name("." + path.name + ".spool")
-        self._spool = open_file(self.spool_path, "w+b")
+        self._spool = open_file(self.spool_path, "w+b")  # a hidden file: its failures name self.path
         self.layout: Layout | None = None
         self.pos = 0  # grid instants so far, data and fill
         self._runs: list[list[int]] = []  # [kind, instants]
@@ -125,7 +170,8 @@ class BdfOutput(Output):
             outside = int(np.count_nonzero((counts < s.digital_min) | (counts > s.digital_max)))
             self.clipped += outside
             counts = np.clip(counts, s.digital_min, s.digital_max)
-        write(self._spool, np.ascontiguousarray(counts, dtype="<i4").data, self.spool_path)
+        # a failure names the BDF, not the hidden spool it is written through
+        write(self._spool, np.ascontiguousarray(counts, dtype="<i4").data, self.path)
         self._run(_DATA, block.n_samples)
 
     def on_gap(self, gap: Gap) -> None:
@@ -143,7 +189,7 @@ class BdfOutput(Output):
         self.end_time = end_time
 
     def flush(self) -> None:
-        flush_file(self._spool, self.spool_path)
+        flush_file(self._spool, self.path)
 
     # -- at the end ----------------------------------------------------------------
 
@@ -152,7 +198,7 @@ class BdfOutput(Output):
             return
         self._closed = True
         try:
-            flush_file(self._spool, self.spool_path)
+            flush_file(self._spool, self.path)
             if self.layout is None:
                 self._empty = True
                 self.warnings.append(f"{self.path}: no samples arrived, so no BDF was written")
@@ -169,24 +215,10 @@ class BdfOutput(Output):
         return [] if self._empty else [self.path]
 
     def _plan(self) -> tuple[float, int, int, int]:
-        """(record seconds, samples per record, records, annotation signals).
-
-        The shortest padding among records of at least 0.1 s (longer records on a tie), with
-        as many annotation slots per record as the annotations need; shorter records only
-        when 64 slots per record are not enough."""
+        """(record seconds, samples per record, records, annotation signals): plan_records."""
         lay = self.layout
         assert lay is not None
-        need = len(self.annotations) + 1  # + the padding note
-        shapes = record_shapes(lay.rate, lay.n_channels)
-        preferred = [s for s in shapes if s[0] >= 0.1] or shapes[:1]
-        preferred.sort(key=lambda s: ((-self.pos) % s[1] / lay.rate, -s[0]))
-        for seconds, spr in preferred + shapes:
-            records = max(1, math.ceil(self.pos / spr))
-            slots = math.ceil(need / records)
-            if slots <= _MAX_ANNOTATION_SIGNALS:
-                return seconds, spr, records, max(1, slots)
-        seconds, spr = shapes[-1]
-        return seconds, spr, max(1, math.ceil(self.pos / spr)), _MAX_ANNOTATION_SIGNALS
+        return plan_records(self.pos, lay.rate, lay.n_channels, len(self.annotations) + 1)  # + a padding note
 
     def _write_bdf(self) -> None:
         from pyedflib import FILETYPE_BDFPLUS, EdfWriter
@@ -218,9 +250,6 @@ class BdfOutput(Output):
         except OSError as e:
             raise OutputError(f"{self.path}: cannot write the BDF: {e}", self.path) from None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # pyedflib warns whenever the record length is set
-                w.setDatarecordDuration(seconds)
             w.set_number_of_annotation_signals(slots)
             # whole seconds, as the BDF header holds them: edflib's sub-second start shifts every
             # annotation onset when the file is read back (seen: -80 us), and onsets must stay exact
@@ -250,6 +279,12 @@ class BdfOutput(Output):
                     for label in lay.labels
                 ]
             )
+            # after the signals: every header update before it checks the record against pyedflib's
+            # default 100 Hz, which a record like 0.997 s cannot hold (and warns)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pyedflib warns whenever the record length is set
+                # edflib keeps whole 10 us and truncates: a hair over, so 0.29 s is not 0.28999 s
+                w.setDatarecordDuration(spr * 100_000 // lay.rate / 100_000 + 1e-9)
             for record in self._records(spr, lay.n_channels):
                 if w.blockWriteDigitalSamples(record) < 0:
                     raise OutputError(f"{self.path}: writing a data record failed", self.path)
