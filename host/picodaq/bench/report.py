@@ -3,7 +3,8 @@
 `markdown(doc)` renders a results document (runner.run, or its JSON);
 `update_readme(path, doc)` rewrites the part of a README between the
 markers START and END (appending a "Benchmarks" section with them when the
-README has none), leaving the rest byte for byte.
+README has none), leaving the rest byte for byte; the Pico's capacity
+(figure 8) has its own section and renderer, report_rp2040.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+
+from . import report_rp2040
 
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
@@ -26,9 +29,9 @@ def _ratio(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}x"
 
 
-def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(figure, measured, next to, reproduce) for each figure in doc."""
-    f = doc.get("figures", {})
+def rows(doc: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, str, str, str]]:
+    """(figure, measured, next to, reproduce) for each figure in doc, but those in skip."""
+    f = {k: v for k, v in doc.get("figures", {}).items() if k not in skip}
     out = []
     if "pipeline" in f:
         p = f["pipeline"]
@@ -135,121 +138,8 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if "peer" in f:
         out += _peer_rows(f["peer"])
     if "rp2040" in f:
-        out += _rp2040_rows(f["rp2040"])
+        out += report_rp2040.rows(f["rp2040"])
     return out
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f} %"
-
-
-def _kcycles(x: float | None) -> str:
-    return "n/a" if x is None else f"{x / 1000:,.0f} k"
-
-
-def _point(r: dict[str, Any]) -> str:
-    return f"{r['source']} {_n(r['rate'])} Hz x {r['channels']} {r['fmt']}"
-
-
-def _parts(r: dict[str, Any]) -> str:
-    b = r.get("breakdown") or {}
-    names = {"source": "source", "framing": "framing + CRC", "writing": "USB writes"}
-    return ", ".join(f"{names.get(k, 'loop, IRQs, rest')} {_pct(v)}" for k, v in b.items())
-
-
-def _next(r: dict[str, Any]) -> str:
-    n = r.get("next")
-    if not n:
-        return ""
-    if n.get("rate") is None:
-        return f"next step: {n['why']}"
-    return f"next step {_n(n['rate'])} Hz ({n['seconds']:g} s): {n['why']}"
-
-
-def _rp2040_rows(q: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    cmd = q["command"]
-    rows = []
-    starts = [b for b in q.get("budget", []) if b.get("kind") == "start"]
-    most = max(starts, key=lambda b: b["allocated"]) if starts else None
-    rows.append(
-        (
-            "8. Pico (RP2040, emulated): the sample ring, taken at boot",
-            f"**{_n(q.get('ring_bytes'))} B** (HELLO ring_bytes); the streaming loop alone: **{_pct(q['floor']['busy_share'])}** "
-            "of the CPU (ramp 10 Hz x 1)",
-            (f"START allocates at most {_n(most['allocated'])} B ({most['source']}); " if most else "")
-            + f"writing to USB CDC: {q['write']['busy_cycles_per_byte']:.1f} busy cycles a byte",
-            cmd,
-        )
-    )
-    fr = q.get("framing_ratio_old_new", {})
-    if fr:
-        rows.append(
-            (
-                "8. Pico (RP2040, emulated): cycles per SAMPLES frame, 8 channels, the largest frame of each format "
-                "(header, copy and CRC-32; the framer on the real rp2 port, heap locked)",
-                "; ".join(f"{k} {_n(v['frame_bytes'])} B: **{_kcycles(v['cycles_new'])}**" for k, v in fr.items()),
-                "the same framer with the viper CRC it had: "
-                + "; ".join(f"{k} {_kcycles(v['cycles_old'])} (**{v['ratio']:.2f}x**)" for k, v in fr.items()),
-                cmd,
-            )
-        )
-    for r in q.get("capacity", []):
-        if not r.get("rate"):
-            rows.append(
-                (
-                    f"8. Pico (RP2040, emulated): {r['source']} {r['fmt']} x {r['channels']}",
-                    "no rate streamed",
-                    r.get("why", ""),
-                    cmd,
-                )
-            )
-            continue
-        rows.append(
-            (
-                f"8. Pico (RP2040, emulated): {r['source']} {r['fmt']} x {r['channels']}, "
-                + (
-                    "one point (--quick: no search)"
-                    if q.get("quick")
-                    else "the highest rate of the ladder with 0 drops and every value exact"
-                ),
-                f"**{_n(r['rate'])} Hz x {r['channels']} ({_n(r['samples_per_s'])} samples/s)** for {r['seconds']:g} "
-                f"emulated s; CPU {_pct(r['busy_share'])} ({_pct(1 - r['busy_share'])} left), "
-                f"{_kcycles(r['cycles_per_frame'])} cycles per frame",
-                "; ".join(x for x in (_next(r), _parts(r)) if x),
-                cmd,
-            )
-        )
-    return rows
-
-
-RP2040_START = "<!-- rp2040:start -->"
-RP2040_END = "<!-- rp2040:end -->"
-
-
-def capacity_markdown(doc: dict[str, Any]) -> str:
-    """The Pico (RP2040) capacity table from a results document's rp2040 figure ("" without one)."""
-    q = doc.get("figures", {}).get("rp2040")
-    if not q:
-        return ""
-    lines = [
-        "| source | format | highest rate x channels with 0 drops | samples/s | on the wire | emulated CPU busy (left) "
-        "| cycles per frame | where the cycles go | next step up |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in q.get("capacity", []):
-        if not r.get("rate"):
-            lines.append(f"| {r['source']} | {r['fmt']} | none | | | | | | {r.get('why', '')} |")
-            continue
-        lines.append(
-            f"| {r['source']} | {r['fmt']} | **{_n(r['rate'])} Hz x {r['channels']}** | {_n(r['samples_per_s'])} "
-            f"| {_n(r['wire_bytes_per_s'])} B/s | {_pct(r['busy_share'])} ({_pct(1 - r['busy_share'])}) "
-            f"| {_n(r['cycles_per_frame'])} | {_parts(r)} | {_next(r).removeprefix('next step ')} |"
-        )
-    return (
-        f"Measured by `{q['command']}` ({doc.get('created', '?')}): each row streamed {q['seconds']:g} emulated "
-        "seconds with 0 instants dropped by the board, 0 lost on the link and every value checked; the ring was "
-        f"{_n(q.get('ring_bytes'))} B. Limits of the emulation: {q['limits']}.\n\n" + "\n".join(lines) + "\n"
-    )
 
 
 def _rate(hz: float) -> str:
@@ -336,8 +226,9 @@ def machine_line(doc: dict[str, Any]) -> str:
 
 
 def markdown(doc: dict[str, Any]) -> str:
+    """The table between START and END: every figure but the Pico's capacity (its own section)."""
     lines = [machine_line(doc), "", "| figure | measured | next to | reproduce |", "|---|---|---|---|"]
-    for fig, measured, base, cmd in rows(doc):
+    for fig, measured, base, cmd in rows(doc, skip=("rp2040",)):
         lines.append(f"| {fig} | {measured} | {base} | `{cmd}` |")
     return "\n".join(lines) + "\n"
 
@@ -365,9 +256,12 @@ def replace_section(readme: str, body: str) -> str:
 
 
 def update_readme(path: Path, doc: dict[str, Any]) -> None:
-    text = replace_section(path.read_text(), markdown(doc))
-    table = capacity_markdown(doc)
-    if table and RP2040_START in text and RP2040_END in text:
-        pattern = re.compile(re.escape(RP2040_START) + r".*?" + re.escape(RP2040_END), re.S)
-        text = pattern.sub(lambda _: f"{RP2040_START}\n{table.rstrip()}\n{RP2040_END}", text, count=1)
+    """Rewrite the sections doc has figures for: the benchmark table (any figure but rp2040) and the
+    Pico's capacity table (rp2040, between report_rp2040's markers, when the README has them); a
+    run of `--only rp2040` leaves the benchmark table as it was, and the other figures the Pico's."""
+    text = path.read_text()
+    if rows(doc, skip=("rp2040",)):
+        text = replace_section(text, markdown(doc))
+    if table := report_rp2040.markdown(doc):
+        text = report_rp2040.replace_section(text, table)
     path.write_text(text)

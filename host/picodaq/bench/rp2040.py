@@ -27,6 +27,10 @@ machine is; the runner reports cycles elapsed and cycles the core executed
    A prediction from 1-3 picks where to start; short runs find the step; the
    full-length run confirms it; the next step up is shown with why it failed.
 
+Here: the search (3 and 4) and the figure's document. The board and the
+probe runs are rp2040_board.py's, one checked stream is rp2040_stream.py's,
+the cost model rp2040_costs.py's, the README section report_rp2040.py's.
+
 What the emulation cannot show (said with the results): XIP cache misses
 (rp2040js fetches from flash at no cost, so real cycles are higher), real USB
 timing (IN transfers complete after a fixed delay; a real host polls), analog
@@ -35,33 +39,18 @@ behaviour, bus contention between the DMA and the core, a real ADS1299.
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import select
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import serial
-
-from .. import contracts as C
-from ..core.blocks import SamplesBlock, ramp_counts
-from ..errors import PicodaqError
-from ..flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
-from ..recording.config import StreamConfig
 from ..transport.link import Link
+from .rp2040_board import BUDGET, PROBE, Pico, Say, run_probe, write_cost
+from .rp2040_costs import Costs, breakdown, framing_ratio
+from .rp2040_stream import Point, stream
 
-PROBE = Path(__file__).with_name("rp2040_probe.py")
-BUDGET = Path(__file__).with_name("rp2040_budget.py")
-CYCLES_PER_S = 125_000_000
+# a flash image `picodaq flash` made of this firmware to start from instead of flashing one (the
+# rp2040 tests' session image: their --quick run then fits a test's budget)
+IMAGE_ENV = "PICODAQ_BENCH_RP2040_IMAGE"
 LIMITS = (
     "rp2040js: no XIP cache misses (code runs from flash at no cost: real cycles are higher), fixed USB "
     "packet timing (IN transfers complete after 10 us; a real host polls every 1 ms frame, up to 19 "
@@ -87,399 +76,6 @@ COMBOS = (
     ("ads1299", "int24", 8),
 )
 QUICK_POINTS = (("ramp", "int16", 8, 1000), ("adc", "int16", 4, 5000))
-SAFE_FILES = ("flash.bin", "unique_id")
-
-Say = Callable[[str], None]
-
-
-class Rp2040BenchError(PicodaqError):
-    pass
-
-
-# -- the emulated Pico -----------------------------------------------------------------
-
-
-class Pico:
-    """A flash image made once by `picodaq flash`; boards started from copies of it."""
-
-    def __init__(self, say: Say) -> None:
-        self.say = say
-        self._tmp = tempfile.TemporaryDirectory(prefix="picodaq-bench-rp2040-")
-        self.root = Path(self._tmp.name)
-        self.image = self.root / "template" / "flash.bin"
-        self.boards = 0
-
-    def close(self) -> None:
-        self._tmp.cleanup()
-
-    def flash(self) -> float:
-        from picodaq.boards.rp2040 import Rp2040Board
-
-        t0 = time.monotonic()
-        with Rp2040Board(flash=self.root / "template") as board:
-            board.start()
-            r = subprocess.run(
-                [sys.executable, "-m", "picodaq", "flash", "--port", board.port, "--timeout", "90"],
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-        if r.returncode:
-            raise Rp2040BenchError(f"picodaq flash on the emulated RP2040 failed: {r.stderr.strip()[-300:]}")
-        return time.monotonic() - t0
-
-    def board(self) -> Any:
-        from picodaq.boards.rp2040 import Rp2040Board
-
-        self.boards += 1
-        folder = self.root / f"board{self.boards}"
-        folder.mkdir()
-        shutil.copyfile(self.image, folder / "flash.bin")
-        board = Rp2040Board(flash=folder).start()
-        _wait_for_firmware(board.port)
-        return board
-
-
-def _wait_for_firmware(port: str, timeout: float = 120.0) -> None:
-    from picodaq.errors import CommandTimeout
-
-    deadline = time.monotonic() + timeout
-    with Link.open(port) as link:
-        while not link.pump_until(lambda: link.receiver.hellos > 0, 2.0):
-            try:
-                link.get_info()
-                return
-            except CommandTimeout:
-                if time.monotonic() > deadline:
-                    raise Rp2040BenchError(f"the firmware on {port} never answered") from None
-
-
-class RawRepl:
-    """The board's REPL by hand: the firmware's escape, the raw REPL, a soft reset, exec."""
-
-    BANNER = b"raw REPL; CTRL-B to exit\r\n>"
-
-    def __init__(self, port: str) -> None:
-        self.s = serial.serial_for_url(port, timeout=0, exclusive=True)
-        self.fd = self.s.fileno()
-        self.got = bytearray()
-
-    def close(self) -> None:
-        self.s.close()
-
-    def read_until(self, token: bytes, timeout: float, keep: int = 1 << 20) -> bool:
-        deadline = time.monotonic() + timeout
-        while token not in self.got[-len(token) - 65536 :]:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            r, _, _ = select.select([self.fd], [], [], min(left, 0.05))
-            if r:
-                self.got += os.read(self.fd, 65536)
-                if len(self.got) > keep:
-                    del self.got[: len(self.got) - keep]
-        return True
-
-    def enter(self) -> None:
-        """Leave the firmware (its escape while idle), enter the raw REPL and soft-reset: a fresh heap."""
-        time.sleep(REPL_ESCAPE_PAUSE)
-        self.s.write(REPL_ESCAPE)
-        self.read_until(b">>> ", 5)
-        self.got.clear()
-        self.s.write(b"\x01")
-        if not self.read_until(self.BANNER, 20):
-            raise Rp2040BenchError(f"no raw REPL: {bytes(self.got[-200:])!r}")
-        self.got.clear()
-        self.s.write(b"\x04")  # soft reset: in the raw REPL main.py does not run again
-        if not self.read_until(self.BANNER, 20):
-            raise Rp2040BenchError(f"no soft reset: {bytes(self.got[-200:])!r}")
-        self.got.clear()
-
-    def exec(self, code: bytes, timeout: float) -> str:
-        self.got.clear()
-        self.s.write(code + b"\x04")
-        if not self.read_until(b"\x04>", timeout):
-            raise Rp2040BenchError(f"the board did not finish: {bytes(self.got[-300:])!r}")
-        out = bytes(self.got).decode(errors="replace")
-        self.got.clear()
-        if not out.startswith("OK"):
-            raise Rp2040BenchError(f"the board refused the code: {out[:300]!r}")
-        text, _, err = out[2:].partition("\x04")
-        if err.strip("\x04>").strip():
-            raise Rp2040BenchError(f"the probe failed on the board: {err.strip()[-400:]}")
-        return text
-
-
-# -- 1 and 2: the probe, and writing ---------------------------------------------------
-
-
-def run_probe(board: Any, quick: bool, script: Path) -> list[dict[str, Any]]:
-    repl = RawRepl(board.port)
-    try:
-        repl.enter()
-        code = f"PROBE_QUICK = {quick!r}\n".encode() + script.read_bytes()
-        text = repl.exec(code, timeout=600)
-    finally:
-        repl.close()
-    rows = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-    if not rows or not rows[-1].get("done"):
-        raise Rp2040BenchError(f"the probe stopped early: {text[-300:]!r}")
-    return rows[:-1]
-
-
-WRITER = """
-import sys, micropython
-def go(n, size):
-    out = sys.stdout.buffer
-    buf = bytearray(size)
-    for i in range(size):
-        buf[i] = 0x41 + i % 26
-    micropython.heap_lock()
-    for i in range(n):
-        k = 0
-        while k < size:
-            w = out.write(buf, k, size - k)
-            if w:
-                k += w
-    micropython.heap_unlock()
-go(N_WRITES, WRITE_SIZE)
-"""
-
-
-def write_cost(board: Any, size: int, total: int) -> dict[str, Any]:
-    """Busy cycles per byte while the firmware writes blocks of `size` bytes and the host reads:
-    between the first tenth and nine tenths of `total` bytes (the rest is start and end)."""
-    repl = RawRepl(board.port)
-    try:
-        repl.enter()
-        repl.s.write(WRITER.replace("N_WRITES", str(total // size)).replace("WRITE_SIZE", str(size)).encode() + b"\x04")
-        got = 0
-        marks: list[tuple[int, dict[str, Any]]] = []
-        deadline = time.monotonic() + 600
-        tail = b""
-        while b"\x04>" not in tail:
-            if time.monotonic() > deadline:
-                raise Rp2040BenchError("the write test did not finish")
-            r, _, _ = select.select([repl.fd], [], [], 0.05)
-            if r:
-                chunk = os.read(repl.fd, 65536)
-                got += len(chunk)
-                tail = (tail + chunk)[-8:]
-            if not marks and got > total // 10 or len(marks) == 1 and got > total * 9 // 10:
-                marks.append((got, board.control("time")))
-    finally:
-        repl.close()
-    (g0, t0), (g1, t1) = marks
-    busy = t1["busy"] - t0["busy"]
-    return {
-        "write_bytes": size,
-        "bytes": g1 - g0,
-        "busy_cycles_per_byte": round(busy / (g1 - g0), 2),
-        "busy_share": round(busy / (t1["cycles"] - t0["cycles"]), 4),
-        "emulated_mb_per_s": round((g1 - g0) / ((t1["ns"] - t0["ns"]) / 1e9) / 1e6, 3),
-    }
-
-
-# -- 3 and 4: streams ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Point:
-    source: str
-    fmt: str
-    channels: int
-    rate: int
-
-    @property
-    def config(self) -> StreamConfig:
-        return StreamConfig(
-            self.rate, (1 << self.channels) - 1, _code(self.source, C.SOURCE_NAMES), _code(self.fmt, C.FORMAT_NAMES)
-        )
-
-    def name(self) -> str:
-        return f"{self.source} {self.rate} Hz x {self.channels} {self.fmt}"
-
-
-def _code(name: str, names: dict[int, str]) -> int:
-    return next(k for k, v in names.items() if v == name)
-
-
-class Checker:
-    """Every block against what the source must have produced there."""
-
-    def __init__(self, p: Point) -> None:
-        self.p = p
-        self.fmt = _code(p.fmt, C.FORMAT_NAMES)
-        self.instants = 0
-        self.bad_blocks = 0
-        self.blocks = 0
-        self.last_end: int | None = None
-        self.gaps = 0
-        if p.source == "sine":
-            self.table = np.array([int(29490 * math.sin(2 * math.pi * k / 256)) for k in range(256)], dtype=np.int64)
-            self.steps = []
-            for c in range(p.channels):
-                f = (c + 1) * 5
-                while 2 * f >= p.rate and f > 1:
-                    f //= 2
-                self.steps.append((f << 32) // p.rate)
-
-    def expected(self, first: int, n: int) -> tuple[np.ndarray, int]:
-        p = self.p
-        if p.source == "ramp" or p.source == "ads1299":
-            return ramp_counts(first, n, p.channels, self.fmt).astype(np.int64), 0
-        k = first + np.arange(n, dtype=np.int64)[:, None]
-        if p.source == "adc":  # the ADC model's codes: conversion j of the stream, channel c
-            j = k * p.channels + np.arange(p.channels)[None, :]
-            return (np.arange(p.channels)[None, :] << 9) | (j % 512), 0
-        bits = 8 * C.BYTES_PER_SAMPLE[self.fmt]
-        out = np.empty((n, p.channels), dtype=np.int64)
-        idx = (first + np.arange(n)).astype(np.uint64)
-        for c, step in enumerate(self.steps):
-            phase = (idx * np.uint64(step)) & np.uint64(0xFFFFFFFF)
-            out[:, c] = self.table[(phase >> np.uint64(24)).astype(np.int64)] << (bits - 16)
-        # the board's table comes from single-precision math.sin: one 16-bit count either way
-        return out, 1 << (bits - 16)
-
-    def __call__(self, block: SamplesBlock) -> None:
-        self.blocks += 1
-        first, n = block.first_index, block.n_samples
-        if self.last_end is not None and first != self.last_end:
-            self.gaps += 1
-        self.last_end = first + n
-        want, tol = self.expected(first, n)
-        got = np.asarray(block.counts, dtype=np.int64)
-        if got.shape != want.shape or np.abs(got - want).max(initial=0) > tol:
-            self.bad_blocks += 1
-        self.instants += n
-
-
-def stream(board: Any, link: Link, p: Point, seconds: float) -> dict[str, Any]:
-    """Stream p for `seconds` of the chip's time after 0.5 s of settling; what it cost and lost."""
-    cfg = p.config
-    spf = cfg.frame_samples()
-    out: dict[str, Any] = {
-        "source": p.source,
-        "fmt": p.fmt,
-        "channels": p.channels,
-        "rate": p.rate,
-        "samples_per_frame": spf,
-        "seconds": seconds,
-    }
-    if p.source == "adc":
-        board.control("adc", mode="code", unit_ns=1e9 / (p.rate * p.channels), origin="first")
-    try:
-        link.configure(p.rate, cfg.channel_mask, cfg.source, cfg.fmt, spf)
-    except PicodaqError as e:
-        out.update(ok=False, why=str(e))
-        return out
-    check = Checker(p)
-    link.receiver.block_handlers.append(check)
-    base = link.receiver.stats.as_dict()
-    missed0 = board.control("ads1299").get("missed", 0) if p.source == "ads1299" else 0
-    try:
-        link.start()
-        a = board.control("time")
-        while board.control("time")["ns"] - a["ns"] < 0.5e9:
-            link.pump_until(lambda: False, 0.1)
-        a, sa, w0 = board.control("time"), link.get_status(), time.monotonic()
-        while board.control("time")["ns"] - a["ns"] < seconds * 1e9:
-            link.pump_until(lambda: False, 0.2)
-        z, sz, w1 = board.control("time"), link.get_status(), time.monotonic()
-        missed = board.control("ads1299").get("missed", 0) - missed0 if p.source == "ads1299" else 0
-        final = link.stop()
-    finally:
-        link.receiver.block_handlers.remove(check)
-    stats = link.receiver.stats.as_dict()
-    losses = {k: stats[k] - base.get(k, 0) for k in ("crc_errors", "seq_lost", "samples_lost", "decode_errors")}
-    busy = z["busy"] - a["busy"]
-    cycles = z["cycles"] - a["cycles"]
-    frames = sz.frames_sent - sa.frames_sent
-    dropped = final.samples_dropped if final is not None else -1
-    out.update(
-        busy_share=round(busy / cycles, 4),
-        cycles_per_frame=round(busy / max(1, frames)),
-        frames_per_s=round(frames / (cycles / CYCLES_PER_S), 2),
-        wire_bytes_per_s=round(cfg.bytes_per_second()),
-        samples_per_s=p.rate * p.channels,
-        dropped=dropped,
-        losses=losses,
-        gaps=check.gaps,
-        instants=check.instants,
-        bad_blocks=check.bad_blocks,
-        missed_frames=missed,
-        ring_high_water=final.ring_high_water if final is not None else None,
-        ring_capacity=final.ring_capacity if final is not None else None,
-        free_heap=sz.free_heap,
-        last_error=C.STATUS_NAMES.get(final.last_error, str(final.last_error)) if final is not None else None,
-        emulated_per_wall=round((z["ns"] - a["ns"]) / 1e9 / (w1 - w0), 3),
-    )
-    why = []
-    if dropped:
-        why.append(f"{dropped} instants dropped by the board")
-    if sum(losses.values()):
-        why.append(f"host losses {losses}")
-    if check.gaps:
-        why.append(f"{check.gaps} gaps")
-    if check.bad_blocks:
-        why.append(f"{check.bad_blocks} blocks with wrong values")
-    if missed:
-        why.append(f"{missed} ADS1299 frames not read before the next")
-    if out["busy_share"] >= 0.995:
-        why.append("the CPU never slept (busy 100 %)")
-    if check.instants < p.rate * seconds * 0.9:
-        why.append(f"only {check.instants} instants arrived of ~{int(p.rate * seconds)}")
-    out.update(ok=not why, why="; ".join(why))
-    return out
-
-
-# -- the cost model ------------------------------------------------------------------------
-
-
-class Costs:
-    """Cycles of each part of the hot path, from the probe and the write test."""
-
-    def __init__(self, probe: list[dict[str, Any]], write: dict[str, Any], floor: float) -> None:
-        self.floor = floor
-        self.write = write["busy_cycles_per_byte"]
-        self.sources = {
-            (r["source"], r["fmt"]): r["cycles_per_instant"] / r["channels"] for r in probe if r.get("kind") == "source"
-        }
-        self.framing: dict[int, tuple[float, float]] = {}  # fmt -> (cycles per frame, per byte), new framing
-        for fmt in (1, 2, 3):
-            pts = [(r["frame_bytes"], r["cycles_new"]) for r in probe if r.get("kind") == "framing" and r["fmt"] == fmt]
-            if len(pts) >= 2:
-                (x0, y0), (x1, y1) = min(pts), max(pts)
-                slope = (y1 - y0) / (x1 - x0)
-                self.framing[fmt] = (y0 - slope * x0, slope)
-
-    def parts(self, p: Point) -> dict[str, float]:
-        """Cycles per second of each part at p (the rest of a measured total is the loop and IRQ entries)."""
-        cfg = p.config
-        spf = cfg.frame_samples()
-        fps = p.rate / spf
-        frame = C.OVERHEAD + 16 + spf * p.channels * C.BYTES_PER_SAMPLE[cfg.fmt]
-        fmt = cfg.fmt
-        per_sample = self.sources.get((p.source, fmt)) or self.sources.get((p.source, 1)) or 0.0
-        a, b = self.framing.get(fmt, (0.0, 0.0))
-        return {
-            "source": p.rate * p.channels * per_sample,
-            "framing": fps * (a + b * frame),
-            "writing": fps * frame * self.write,
-        }
-
-    def predict(self, p: Point) -> float:
-        return self.floor + sum(self.parts(p).values()) / CYCLES_PER_S
-
-
-def breakdown(costs: Costs, run: dict[str, Any]) -> dict[str, float]:
-    p = Point(run["source"], run["fmt"], run["channels"], run["rate"])
-    parts = {k: v / CYCLES_PER_S for k, v in costs.parts(p).items()}
-    parts["loop, IRQ entries, USB interrupts (the rest)"] = run["busy_share"] - sum(parts.values())
-    return {k: round(v, 4) for k, v in parts.items()}
-
-
-# -- the figure ------------------------------------------------------------------------------
 
 
 def capacity(
@@ -540,10 +136,11 @@ def capacity(
 
 
 def measure(quick: bool, seconds: float, short: float, say: Say) -> dict[str, Any]:
-    pico = Pico(say)
-    out: dict[str, Any] = {"limits": LIMITS, "quick": quick}
+    given = os.environ.get(IMAGE_ENV)
+    pico = Pico(say, Path(given) if given else None)
+    out: dict[str, Any] = {"limits": LIMITS, "quick": quick, "image": given or "flashed by picodaq flash"}
     try:
-        say("flashing an emulated RP2040 with picodaq flash")
+        say(f"starting from {given}" if given else "flashing an emulated RP2040 with picodaq flash")
         out["flash_seconds"] = round(pico.flash(), 1)
         board = pico.board()
         try:
@@ -552,7 +149,7 @@ def measure(quick: bool, seconds: float, short: float, say: Say) -> dict[str, An
             say("cycle probe (raw REPL, heap locked)")
             probe = run_probe(board, quick, PROBE)
             say("writing cost: full frames to the USB CDC link")
-            write = write_cost(board, 4110, 200_000 if quick else 1_000_000)
+            write = write_cost(board, 4110, 100_000 if quick else 1_000_000)
         finally:
             board.stop()
         out["probe"] = probe
@@ -564,7 +161,7 @@ def measure(quick: bool, seconds: float, short: float, say: Say) -> dict[str, An
                 out["ring_bytes"] = hello.ring_bytes
                 out["max_rate"] = hello.max_rate
                 say("the streaming loop's floor: ramp 10 Hz x 1")
-                floor = stream(board, link, Point("ramp", "int16", 1, 10), 1.0 if quick else 5.0)
+                floor = stream(board, link, Point("ramp", "int16", 1, 10), 0.5 if quick else 5.0)
                 out["floor"] = floor
                 costs = Costs(probe, write, floor["busy_share"])
                 rows = []
@@ -582,21 +179,5 @@ def measure(quick: bool, seconds: float, short: float, say: Say) -> dict[str, An
             board.stop()
     finally:
         pico.close()
-    out["framing_ratio_old_new"] = _framing_ratio(out["probe"])
+    out["framing_ratio_old_new"] = framing_ratio(out["probe"])
     return out
-
-
-def _framing_ratio(probe: list[dict[str, Any]]) -> dict[str, Any]:
-    """Old (viper CRC) over new (Thumb CRC) cycles per frame, for the largest frame of each format."""
-    res = {}
-    for fmt in (1, 2, 3):
-        rows = [r for r in probe if r.get("kind") == "framing" and r["fmt"] == fmt]
-        if rows:
-            r = max(rows, key=lambda r: r["frame_bytes"])
-            res[C.FORMAT_NAMES[fmt]] = {
-                "frame_bytes": r["frame_bytes"],
-                "cycles_old": r["cycles_old"],
-                "cycles_new": r["cycles_new"],
-                "ratio": round(r["cycles_old"] / r["cycles_new"], 2),
-            }
-    return res

@@ -1,5 +1,5 @@
 # MicroPython script for the rp2 port (the emulated RP2040), not a CPython module:
-# picodaq.bench.rp2040 runs it in the raw REPL after a soft reset. The ring budget:
+# picodaq.bench.rp2040_board runs it in the raw REPL after a soft reset. The ring budget:
 # main.py's boot sequence on the fresh heap (budget.early, budget.take, the App),
 # then START of each source at its heaviest with the GC off, so gc.mem_free()
 # falls by every byte START allocates. Kept small: its own bytecode takes heap too.

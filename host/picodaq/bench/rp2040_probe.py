@@ -1,5 +1,5 @@
 # MicroPython script for the rp2 port (the emulated RP2040), not a CPython module:
-# picodaq.bench.rp2040 runs it in the raw REPL after a soft reset, with the
+# picodaq.bench.rp2040_board runs it in the raw REPL after a soft reset, with the
 # firmware's modules on the board. Cycles (at 125 MHz) of each piece of the hot
 # path, with the heap locked as in the streaming loop: on rp2 a call into
 # bytecode puts its frame on the heap unless the heap is locked, which changes
