@@ -36,13 +36,42 @@ def _parts(r: dict[str, Any]) -> str:
     return ", ".join(f"{names.get(k, 'loop, IRQs, rest')} {_pct(v)}" for k, v in b.items())
 
 
-def _next(r: dict[str, Any]) -> str:
+def _step(r: dict[str, Any]) -> str:
+    """Why the next rate up failed (or that there is none), with its CPU share."""
     n = r.get("next")
     if not n:
         return ""
     if n.get("rate") is None:
-        return f"next step: {n['why']}"
-    return f"next step {_n(n['rate'])} Hz ({n['seconds']:g} s): {n['why']}"
+        return f"none: {n['why']}"
+    busy = f"CPU {_pct(n['busy_share'])} busy; " if n.get("busy_share") is not None else ""
+    return f"{_n(n['rate'])} Hz ({n['seconds']:g} emulated s): {busy}{n['why']}"
+
+
+def _next(r: dict[str, Any]) -> str:
+    return f"next step {_step(r)}" if r.get("next") else ""
+
+
+# the issue's targets: (source, fmt, channels, rate)
+TARGETS = (("adc", "int16", 4, 25_000), ("ads1299", "int24", 8, 16_000))
+
+
+def targets(q: dict[str, Any]) -> str:
+    """Whether each target streamed: met at the highest rate found, or the ceiling and why."""
+    out = []
+    for source, fmt, nch, rate in TARGETS:
+        r = next((r for r in q.get("capacity", []) if (r["source"], r["fmt"]) == (source, fmt)), None)
+        name = f"{source} {nch} x {_n(rate)} Hz {fmt}"
+        if r is None:
+            continue
+        if r.get("rate") and r["rate"] >= rate and r["channels"] >= nch:
+            out.append(
+                f"{name}: **met** (up to {_n(r['rate'])} Hz x {r['channels']}, "
+                f"CPU {_pct(r['busy_share'])} busy there, {_pct(1 - r['busy_share'])} left)"
+            )
+        else:
+            top = f"{_n(r['rate'])} Hz x {r['channels']}" if r.get("rate") else "nothing"
+            out.append(f"{name}: **not met**, the ceiling is {top} ({_step(r) or r.get('why', '')})")
+    return "; ".join(out)
 
 
 def rows(q: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -118,7 +147,7 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(
             f"| {r['source']} | {r['fmt']} | **{_n(r['rate'])} Hz x {r['channels']}** | {_n(r['samples_per_s'])} "
             f"| {_n(r['wire_bytes_per_s'])} B/s | {_pct(r['busy_share'])} ({_pct(1 - r['busy_share'])}) "
-            f"| {_n(r['cycles_per_frame'])} | {_parts(r)} | {_next(r).removeprefix('next step ')} |"
+            f"| {_n(r['cycles_per_frame'])} | {_parts(r)} | {_step(r)} |"
         )
     scope = (
         "one point each (--quick: no search)"
@@ -135,6 +164,8 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         *lines,
     ]
+    if (met := targets(q)) and not q.get("quick"):
+        out += ["", f"Targets: {met}."]
     fr = q.get("framing_ratio_old_new", {})
     if fr:
         out += [

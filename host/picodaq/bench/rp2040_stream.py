@@ -160,11 +160,11 @@ def stream(board: Any, link: Link, p: Point, seconds: float) -> dict[str, Any]:
     )
     why = []
     if dropped:
-        why.append(f"{dropped} instants dropped by the board")
-    if sum(losses.values()):
-        why.append(f"host losses {losses}")
-    if check.gaps:
-        why.append(f"{check.gaps} gaps")
+        why.append(f"{dropped:,} instants dropped by the board (its ring overflowed)")
+    if losses["samples_lost"] or check.gaps:  # the board's drops show here too, as jumps in first_sample_index
+        why.append(f"the host saw {losses['samples_lost']:,} instants missing in {check.gaps:,} gaps")
+    if link_losses := {k: v for k, v in losses.items() if v and k != "samples_lost"}:
+        why.append("lost on the link: " + ", ".join(f"{v:,} {k}" for k, v in link_losses.items()))
     if check.bad_blocks:
         why.append(f"{check.bad_blocks} blocks with wrong values")
     if missed:
