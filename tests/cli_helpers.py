@@ -55,6 +55,12 @@ def assert_one_clear_line(r: subprocess.CompletedProcess, *words: str) -> None:
         assert w in lines[0], lines[0]
 
 
+def outs(d: Path, stem: str = "rec") -> tuple[dict[str, Path], list[str]]:
+    """A recording in every format: the paths by suffix, and the --out arguments naming them."""
+    paths = {s: d / f"{stem}.{s}" for s in ("tlv", "npy", "csv", "bdf")}
+    return paths, [a for p in paths.values() for a in ("--out", str(p))]
+
+
 def file_grows_past(path: Path, size: int):
     return lambda: path.exists() and path.stat().st_size > size
 

@@ -448,6 +448,19 @@ def test_no_board_found(tmp_path):
         Flasher(str(tmp_path / "ttyACM9")).flash()
 
 
+def test_micropython_onto_a_unix_port_board_is_refused_and_the_board_stays_usable(boards):
+    """The unix port has no boot ROM: `flash --micropython` says so at once (it waited 30 s for a BOOTSEL
+    drive that could never come), writes nothing and leaves the board's REPL as it found it."""
+    board = boards()
+    Flasher(board.port).flash()
+    before = flash_folder_files(board.flash)
+    image = Path(__file__).resolve().parents[2] / "host/picodaq/boards/images/RPI_PICO-v1.28.0.uf2"
+    r = picodaq("flash", "--port", board.port, "--micropython", str(image), "--timeout", "60")
+    one_clear_line(r, board.port, "linux port", "no BOOTSEL", "emulate --chip rp2040 --blank")
+    assert flash_folder_files(board.flash) == before
+    assert stream_ramp(board.port) > 0
+
+
 def test_a_busy_port_is_named(boards):
     board = boards()
     with Link.open(board.port):  # e.g. a `picodaq record` running

@@ -17,6 +17,7 @@ import re
 import select
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,20 +35,28 @@ CANNOT_RUN_HERE = {
     "/dev/ttyACM0": "needs a real Pico on /dev/ttyACM0 (none is attached here)",
     "make test": "is this test suite itself (and the Robot suites after it): CI runs it",
     "robot --outputdir": "is every Robot suite one after another (many minutes); `make test` runs them in CI",
+    "a Pico held in BOOTSEL": "needs a real Pico held in BOOTSEL (none is attached here); the emulated RP2040's "
+    "BOOTSEL mode below takes the same command",
 }
 
 
-def readme_commands() -> list[str]:
+def readme_lines() -> list[tuple[str, str]]:
+    """Each command in the README's code blocks, with the comment after it ("" without one)."""
     text = (ROOT / "README.md").read_text()
     out = []
     for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S):
         joined = re.sub(r"\\\n\s*", "", block)
         for line in joined.splitlines():
             line = re.sub(r"^(labpc|desk)\$ ", "", line.strip())
-            line = re.sub(r"\s+#.*$", "", line)
+            comment = re.search(r"\s+#(.*)$", line)
+            line = line[: comment.start()] if comment else line
             if re.match(r"^([A-Z_]+=\S+\s+)*(make|picodaq|\.venv/bin/)\S*(\s|$)", line):
-                out.append(line)
+                out.append((line, comment.group(1).strip() if comment else ""))
     return out
+
+
+def readme_commands() -> list[str]:
+    return [command for command, _ in readme_lines()]
 
 
 def why_not(command: str) -> str | None:
@@ -78,16 +87,28 @@ def folder(tmp_path):
 
 def as_run(command: str) -> list[str]:
     words = shlex.split(command)
+    if words[-1] == "&":  # started in the background: here, Background runs it until Ctrl-C
+        words.pop()
     env_words = []
     while re.match(r"^[A-Z_]+=", words[0]):
         env_words.append(words.pop(0))
     if "--seconds" in words:
         words[words.index("--seconds") + 1] = "1"
+    # a fixed port another program here may hold: the view listens where it is free instead
+    if "--view" in words and ":" in words[words.index("--view") + 1]:
+        host = words[words.index("--view") + 1].rsplit(":", 1)[0]
+        words[words.index("--view") + 1] = f"{host}:{free_port(host)}"
     # recordings here last 1 s (above), so a window into them is moved inside that second
     for flag, at in (("--from", "0.25"), ("--to", "0.75")):
         if flag in words:
             words[words.index(flag) + 1] = at
     return env_words + words
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def until_ctrl_c(command: str) -> bool:
@@ -151,12 +172,14 @@ def test_every_readme_command_runs_as_printed_on_emulated_boards(folder):
     )
     emulator = None
     stream = None
+    started: list[Background] = []  # every command left running, stopped at the end whatever happened
     ran, skipped = [], []
     try:
-        for command in readme_commands():
-            why = why_not(command)
+        for command, comment in readme_lines():
+            line = f"{command}  # {comment}" if comment else command
+            why = why_not(line)
             if why:
-                skipped.append((command, why))
+                skipped.append((line, why))
                 continue
             words = as_run(command)
             if words[-1:] == ["eeg"] and "lsl_inlet.py" in command:  # what an inlet sees of the running stream
@@ -167,7 +190,13 @@ def test_every_readme_command_runs_as_printed_on_emulated_boards(folder):
                 assert code == 0, (command, err)
                 stream = None
             elif until_ctrl_c(command):
+                # as a reader would: the board, or the stream, before stops first
+                for before in (emulator if "emulate" in words else None, stream if "stream" in words else None):
+                    if before is not None:
+                        code, _, err = before.stop()
+                        assert code == 0, (command, err)
                 bg = Background(words, cwd, env, keys="--mark-on-key" in words)
+                started.append(bg)
                 if "emulate" in words:
                     assert bg.first_line().startswith("/"), command  # its port
                     emulator = bg  # flash and flash --check take the running emulator
@@ -191,8 +220,8 @@ def test_every_readme_command_runs_as_printed_on_emulated_boards(folder):
                     json.loads(r.stdout)
             ran.append(command)
     finally:
-        for bg in (stream, emulator):
-            if bg is not None and bg.p.poll() is None:
+        for bg in started:
+            if bg.p.poll() is None:
                 bg.p.send_signal(signal.SIGINT)
                 try:
                     bg.p.wait(30)

@@ -19,6 +19,7 @@ from cli_helpers import (
     captured,
     events,
     expected_grid,
+    outs,
     start_picodaq,
 )
 from picodaq import contracts as C
@@ -27,11 +28,6 @@ from picodaq.protocol.messages import Ack
 from picodaq.transport.link import Link
 from relay import Relay
 from waiting import wait_for
-
-
-def outs(d, stem="rec"):
-    paths = {s: d / f"{stem}.{s}" for s in ("tlv", "npy", "csv", "bdf")}
-    return paths, [a for p in paths.values() for a in ("--out", str(p))]
 
 
 def finish(p, lines, timeout=120):
@@ -272,9 +268,12 @@ def test_a_board_ring_overflow_is_one_annotated_gap_in_every_format(make_board, 
     rate, nch = 4000, 4
     board = make_board(driver=True, env={"FWTEST_STALL": "300,1500"})
     paths, args = outs(tmp_path)
+    # frames of 32 instants: the ring's 128 frames hold 1.024 s of this stream, less than the stall
+    # (in record's default frames of 20 ms they hold 2.56 s: the board's ring is sized from its heap)
     p = start_picodaq(
-        "record", "--port", board.port, "--rate", str(rate), "--channels", str(nch), *args, "--stats-json", "-"
-    )
+        "record", "--port", board.port, "--rate", str(rate), "--channels", str(nch), "--samples-per-frame", "32",
+        *args, "--stats-json", "-",
+    )  # fmt: skip
     lines = Lines(p.stderr)
     wait_for(lambda: captured(paths["tlv"]).stats.samples_lost > 0, 120, what="the overflow's jump")
     n = captured(paths["tlv"]).stats.samples

@@ -21,6 +21,7 @@ from cli_helpers import (
     events,
     expected_grid,
     file_grows_past,
+    outs,
     picodaq,
     read_bdf,
     start_picodaq,
@@ -30,11 +31,6 @@ from picodaq.boards.unix import EmulatedBoard
 from picodaq.cli.console import comparable_stats as comparable
 from picodaq.core.receiver import Receiver
 from waiting import wait_for
-
-
-def outs(d, stem="rec"):
-    paths = {s: d / f"{stem}.{s}" for s in ("tlv", "npy", "csv", "bdf")}
-    return paths, [a for p in paths.values() for a in ("--out", str(p))]
 
 
 def recording(board, d, *extra):

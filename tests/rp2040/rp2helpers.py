@@ -70,13 +70,14 @@ def mpremote(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def wait_for_firmware(board: Rp2040Board, timeout: float = 90.0) -> None:
-    """Until the firmware answers: its boot HELLO (the port is there a second of the
-    chip's time before main.py has loaded the app; slower on a loaded machine)."""
+    """Until the firmware answers a command (the port is there a second of the chip's time
+    before main.py has loaded the app, slower on a loaded machine; its boot HELLO alone once
+    came seconds before the app answered GET_INFO on a loaded machine)."""
     from picodaq.errors import CommandTimeout
 
     deadline = time.monotonic() + timeout
     with Link.open(board.port) as link:
-        while not link.pump_until(lambda: link.receiver.hellos > 0, 2.0):
+        while True:
             try:
                 link.get_info()
                 return

@@ -1,7 +1,7 @@
 """The live view's parts without a board: the observer's columns are the min/max of the right
 instants on the grid (gaps from the Timeline or from index jumps), it refuses blocks and counts them
-when its ring is full (the TapRegistry counts them too) and never waits; it keeps up with 32
-channels at 16 kHz with room to spare; the server's pages drop and count columns when behind; the
+when its ring is full (the TapRegistry counts them too) and never waits; it takes 32 channels
+at 16 kHz in the board's frames exactly; the server's pages drop and count columns when behind; the
 --view address parses or says what is wrong."""
 
 from __future__ import annotations
@@ -81,22 +81,27 @@ def test_a_full_ring_refuses_blocks_and_counts_them_without_waiting():
     assert obs.on_block(block(1000, 20).view) is True
 
 
-def test_it_follows_32_channels_at_16_khz_with_room_to_spare():
-    """Two seconds of 32 channels at 16 kHz in the frames the board sends (63 instants): the observer's
-    work on the receiver's thread is a small fraction of real time (measured, with a wide margin)."""
+def test_it_follows_32_channels_at_16_khz_in_the_boards_frames():
+    """Two seconds of 32 channels at 16 kHz in the frames the board sends (63 instants, never aligned
+    with a column): every block is taken and every finished column is exactly the min/max of its
+    instants. What that costs in CPU is a benchmark figure, not a timed unit test."""
     obs = EnvelopeObserver(16000)
-    blocks = [block(k, 63, 32) for k in range(0, 32000, 63)]
-    views = [b.view for b in blocks]
-    for v in views:
-        v.counts  # noqa: B018 -- decoded before the clock starts, as the receiver hands them over
-    t = time.perf_counter()
-    for v in views:
-        assert obs.on_block(v)
+    blocks = [block(k, 63, 32) for k in range(0, 32004, 63)]
+    cols, los, his = [], [], []
+    for b in blocks:
+        assert obs.on_block(b.view)
         if obs.pending() > 100:
-            obs.drain()
-    spent = time.perf_counter() - t
-    assert spent < 0.5, f"{spent:.3f} s of work for 2 s of data"
-    assert obs.stats()["instants_dropped"] == 0
+            c, lo, hi = obs.drain()
+            cols.append(c), los.append(lo), his.append(hi)
+    c, lo, hi = obs.drain()
+    cols.append(c), los.append(lo), his.append(hi)
+    col, lo, hi = np.concatenate(cols), np.concatenate(los), np.concatenate(his)
+    n = blocks[-1].first_index + 63
+    grid = ramp_counts(0, n, 32, I16).astype(np.int32)
+    assert np.array_equal(col, np.arange(n // obs.bucket))  # every finished column once, in order
+    whole = grid[: len(col) * obs.bucket].reshape(len(col), obs.bucket, 32)
+    assert np.array_equal(lo, whole.min(axis=1)) and np.array_equal(hi, whole.max(axis=1))
+    assert obs.stats()["instants_dropped"] == 0 and obs.stats()["blocks_dropped"] == 0
 
 
 def test_a_page_behind_loses_columns_counted_and_keeps_the_rest():

@@ -201,6 +201,9 @@ def wait_for_serial(before: set[str], timeout: float = 30.0, poll: float = 0.2) 
         time.sleep(poll)
 
 
+BOOTSEL_PLATFORMS = ("rp2",)  # sys.platform of ports whose chip has a USB boot ROM
+
+
 def enter_bootsel(port: str, timeout: float = 10.0) -> None:
     """A board running MicroPython reboots into its boot ROM: machine.bootloader() over the raw REPL."""
     from mpremote.transport_serial import SerialTransport, TransportError
@@ -214,6 +217,17 @@ def enter_bootsel(port: str, timeout: float = 10.0) -> None:
     try:
         quiet_board(t.serial, port, timeout, "flash --micropython")  # a picodaq stream stops, then quiet
         t.enter_raw_repl(soft_reset=False)
+        # only the rp2 port has a boot ROM to reboot into; the unix port (an emulated board) has none
+        platform = t.exec("import sys; print(sys.platform, end='')").decode(errors="replace")
+        if platform not in BOOTSEL_PLATFORMS:
+            t.exit_raw_repl()  # left running as found: Ctrl-D at the friendly REPL runs main.py again
+            t.read_until(1, b">>> ", timeout=timeout)
+            t.serial.write(b"\x04")
+            t.serial.flush()
+            raise UsageError(
+                f"{port} runs MicroPython's {platform} port, which has no BOOTSEL mode to install a uf2 through "
+                "(`picodaq emulate --chip rp2040 --blank` starts an emulated Pico that has one)"
+            )
         t.exec_raw_no_follow("import machine; machine.bootloader()")
     except (TransportError, OSError) as e:
         raise LinkError(f"{port}: could not reach MicroPython's REPL to enter BOOTSEL: {e}", port=port) from None
