@@ -149,7 +149,7 @@ def measure(quick: bool, seconds: float, short: float, say: Say) -> dict[str, An
             say("cycle probe (raw REPL, heap locked)")
             probe = run_probe(board, quick, PROBE)
             say("writing cost: full frames to the USB CDC link")
-            write = write_cost(board, 4110, 100_000 if quick else 1_000_000)
+            write = write_cost(board, 4110, 50_000 if quick else 1_000_000)
         finally:
             board.stop()
         out["probe"] = probe
@@ -161,7 +161,7 @@ def measure(quick: bool, seconds: float, short: float, say: Say) -> dict[str, An
                 out["ring_bytes"] = hello.ring_bytes
                 out["max_rate"] = hello.max_rate
                 say("the streaming loop's floor: ramp 10 Hz x 1")
-                floor = stream(board, link, Point("ramp", "int16", 1, 10), 0.5 if quick else 5.0)
+                floor = stream(board, link, Point("ramp", "int16", 1, 10), 0.3 if quick else 5.0)
                 out["floor"] = floor
                 costs = Costs(probe, write, floor["busy_share"])
                 rows = []

@@ -86,8 +86,8 @@ QUICK = Settings(
     peer_rates=(1000,),
     peer_warmup=0.5,
     peer_window=1.0,
-    rp2040_seconds=1.0,
-    rp2040_short=1.0,
+    rp2040_seconds=0.5,
+    rp2040_short=0.5,
 )
 
 Progress = Callable[[str], None]
