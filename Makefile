@@ -86,7 +86,8 @@ docs-images: $(STAMP) chromium
 codegen: $(STAMP)
 	$(PY) tools/codegen.py
 
-# every figure of `picodaq bench` (a few minutes): build/bench.json and the table in README.md.
+# every figure of `picodaq bench` (about 25 minutes, 21 of them the Pico's capacity on the emulated
+# RP2040): build/bench.json, the table in README.md and its Pico (RP2040) capacity section.
 # The peer figure needs brainflow (the `bench` extra): installed here; if that fails, the figure says so.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)

@@ -7,12 +7,12 @@
 # (thumb.py) even a 4 KB frame buffer may find no block. So early() takes the
 # frame buffer and the DMA paths' two block buffers, then take() the ring, and
 # what is left, RP2_RESERVE, holds the modules, the App's small buffers, what
-# START makes and what commands format; how it was measured is in
-# firmware/README.md ("Ring budget").
+# START makes and what commands format, with at least 10 KB to spare while
+# streaming; how it was measured is in firmware/README.md ("Ring budget").
 import gc
 from micropython import const
 
-RP2_RESERVE = const(58 * 1024)
+RP2_RESERVE = const(62 * 1024)
 FRAME_BYTES = const(4110)  # a frame of MAX_PAYLOAD: OVERHEAD 14 + 4096 (a test checks contracts.py)
 # the largest DMA block: 128 ADS1299 frames of 27 bytes (16 kHz, 8 ms; an ADC block is at most
 # 256 instants x 5 channels x 2 bytes = 2560)

@@ -17,7 +17,8 @@ import micropython
 from micropython import const
 from .contracts import SRC_RAMP, SRC_SINE, SRC_ADC, SRC_ADS1299, FMT_INT16, FMT_INT24
 from .pacer import Pacer
-from .sources import Ramp, Sine, AdcTriangle, AdsSquare
+from .sources import Ramp, Sine
+from .sources_unix import AdcTriangle, AdsSquare
 
 _ADS_RATES = (250, 500, 1000, 2000, 4000, 8000, 16000)
 

@@ -12,9 +12,12 @@ import pytest
 
 from cli_helpers import assert_one_clear_line, picodaq
 from picodaq.bench import pipeline as P
-from picodaq.bench import report
+from picodaq.bench import report, report_rp2040
 from picodaq.bench.frames import capture
 from picodaq.bench.runner import FIGURES, SCHEMA
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST_FIGURES = [n for n in FIGURES if n != "rp2040"]
 
 README = """# project
 
@@ -33,7 +36,8 @@ More text.
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory) -> tuple[dict, str]:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    r = picodaq("bench", "--quick", "--json", str(out), timeout=240)
+    # the rp2040 figure's --quick run is tests/rp2040/test_rp2040_capacity.py's (from the tier's flashed image)
+    r = picodaq("bench", "--quick", "--only", ",".join(HOST_FIGURES), "--json", str(out), timeout=240)
     assert r.returncode == 0, r.stderr
     return json.loads(out.read_text()), r.stderr
 
@@ -41,7 +45,7 @@ def quick_results(tmp_path_factory) -> tuple[dict, str]:
 def test_quick_bench_writes_every_figure_with_sane_cross_checked_numbers(quick_results):
     doc, stderr = quick_results
     assert doc["schema"] == SCHEMA and doc["quick"] is True
-    assert set(doc["figures"]) == set(FIGURES)
+    assert set(doc["figures"]) == set(HOST_FIGURES)
     m = doc["machine"]
     assert m["cores"] >= 1 and m["cpu"] and m["python"].count(".") == 2 and m["micropython"][0].isdigit()
     for name, fig in doc["figures"].items():
@@ -117,7 +121,7 @@ def test_readme_table_renders_from_the_json(quick_results, tmp_path):
     assert "old table" not in text
     section = text.split(report.START)[1].split(report.END)[0]
     assert doc["machine"]["cpu"] in section and doc["machine"]["micropython"] in section
-    for name in FIGURES:
+    for name in HOST_FIGURES:
         assert f"`picodaq bench --only {name} --quick`" in section
     pipeline_fps = f"{doc['figures']['pipeline']['pipeline']['frames_per_cpu_s']:,.0f} frames/s"
     assert pipeline_fps in section and pipeline_fps in r.stdout
@@ -206,3 +210,14 @@ def test_bad_input_is_one_line_and_exit_2_before_measuring(tmp_path, args, words
     assert "| the table |" in readme.read_text()  # never replaced by an empty one
     assert "bench [" not in r.stderr  # nothing was measured
     assert not (tmp_path / "no").exists()
+
+
+def test_the_readme_keeps_the_picos_capacity_in_its_own_section_beside_the_unix_port_figures():
+    """`picodaq bench --only rp2040 --readme README.md` rewrites only what is between these markers
+    (tests/rp2040/test_rp2040_capacity.py runs it); they sit under their heading, after the table."""
+    text = (ROOT / "README.md").read_text()
+    heading = text.index("### Pico (RP2040) capacity")
+    assert text.index(report.END) < heading < text.index(report_rp2040.START) < text.index(report_rp2040.END)
+    assert text.count(report_rp2040.START) == text.count(report_rp2040.END) == 1
+    section = text[heading : text.index(report_rp2040.START)]
+    assert "XIP" in section and "USB" in section and "picodaq bench --only rp2040" in section

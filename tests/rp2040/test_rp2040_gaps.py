@@ -163,3 +163,44 @@ def _wait(cond, timeout: float) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+# -- gaps 7 and 8: what the ADS1299's DMA path needs (PIO in emulated time, SPI DMA requests) --
+
+
+def _ads_dma(board, rate: int = 2000, instants: int = 1000):
+    from picodaq.core.blocks import ramp_counts
+
+    with Link.open(board.port) as link:
+        link.get_info()
+        missed = board.control("ads1299")["missed"]
+        s = stream(link, rate, 0xFF, C.SRC_ADS1299, C.FMT_INT24, spf=rate // 50, instants=instants, timeout=60)
+    exact = len(s.counts) > 0 and np.array_equal(s.counts, ramp_counts(0, len(s.counts), 8, C.FMT_INT24))
+    return s, exact, board.control("ads1299")["missed"] - missed
+
+
+@pytest.mark.parametrize("handled", [True, False], ids=["handled", "without"])
+def test_gap7_pio_runs_on_the_emulated_clock(rp2040, handled):
+    """The state machine that paces the ADS1299's DMA by DRDY: without, rp2040js runs it in
+    batches between the runner's slices, so it sees DRDY fall milliseconds late or never, and
+    the chip's frames are not read (the model counts them)."""
+    board = rp2040(without=() if handled else ("pio",))
+    if handled:
+        s, exact, missed = _ads_dma(board)
+        assert exact and missed == 0 and s.final.samples_dropped == 0 and s.gaps() == []
+    else:
+        with pytest.raises(AssertionError):  # no frame read in time: too few instants, or wrong ones
+            s, exact, missed = _ads_dma(board, instants=1000)
+            assert exact and missed == 0
+        assert board.control("ads1299")["missed"] > 0
+
+
+@pytest.mark.parametrize("handled", [True, False], ids=["handled", "without"])
+def test_gap8_spi_dma_requests_follow_sspdmacr(rp2040, handled):
+    """The driver sends START by a blocking write with SSPDMACR off while its receive DMA already
+    waits: without, the DMA takes START's byte, every frame after is one byte off, and no value
+    is the chip's."""
+    board = rp2040(without=() if handled else ("spi-dmacr",))
+    s, exact, missed = _ads_dma(board)
+    assert s.final.samples_dropped == 0 and s.gaps() == []
+    assert exact is handled, s.counts[:2]

@@ -3,7 +3,8 @@
 `markdown(doc)` renders a results document (runner.run, or its JSON);
 `update_readme(path, doc)` rewrites the part of a README between the
 markers START and END (appending a "Benchmarks" section with them when the
-README has none), leaving the rest byte for byte.
+README has none), leaving the rest byte for byte; the Pico's capacity
+(figure 8) has its own section and renderer, report_rp2040.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+
+from . import report_rp2040
 
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
@@ -26,9 +29,9 @@ def _ratio(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}x"
 
 
-def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(figure, measured, next to, reproduce) for each figure in doc."""
-    f = doc.get("figures", {})
+def rows(doc: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, str, str, str]]:
+    """(figure, measured, next to, reproduce) for each figure in doc, but those in skip."""
+    f = {k: v for k, v in doc.get("figures", {}).items() if k not in skip}
     out = []
     if "pipeline" in f:
         p = f["pipeline"]
@@ -134,6 +137,8 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     if "peer" in f:
         out += _peer_rows(f["peer"])
+    if "rp2040" in f:
+        out += report_rp2040.rows(f["rp2040"])
     return out
 
 
@@ -221,8 +226,9 @@ def machine_line(doc: dict[str, Any]) -> str:
 
 
 def markdown(doc: dict[str, Any]) -> str:
+    """The table between START and END: every figure but the Pico's capacity (its own section)."""
     lines = [machine_line(doc), "", "| figure | measured | next to | reproduce |", "|---|---|---|---|"]
-    for fig, measured, base, cmd in rows(doc):
+    for fig, measured, base, cmd in rows(doc, skip=("rp2040",)):
         lines.append(f"| {fig} | {measured} | {base} | `{cmd}` |")
     return "\n".join(lines) + "\n"
 
@@ -250,4 +256,12 @@ def replace_section(readme: str, body: str) -> str:
 
 
 def update_readme(path: Path, doc: dict[str, Any]) -> None:
-    path.write_text(replace_section(path.read_text(), markdown(doc)))
+    """Rewrite the sections doc has figures for: the benchmark table (any figure but rp2040) and the
+    Pico's capacity table (rp2040, between report_rp2040's markers, when the README has them); a
+    run of `--only rp2040` leaves the benchmark table as it was, and the other figures the Pico's."""
+    text = path.read_text()
+    if rows(doc, skip=("rp2040",)):
+        text = replace_section(text, markdown(doc))
+    if table := report_rp2040.markdown(doc):
+        text = report_rp2040.replace_section(text, table)
+    path.write_text(text)

@@ -47,6 +47,8 @@ class Settings:
     peer_rates: tuple[int, ...]
     peer_warmup: float  # seconds of stream before the CPU window opens
     peer_window: float
+    rp2040_seconds: float  # emulated seconds a capacity point must stream with zero drops
+    rp2040_short: float  # emulated seconds of the short runs that find the step
 
 
 FULL = Settings(
@@ -65,6 +67,8 @@ FULL = Settings(
     peer_rates=(250, 1000, 4000, 16000),
     peer_warmup=2.0,
     peer_window=10.0,
+    rp2040_seconds=30.0,
+    rp2040_short=3.0,
 )
 QUICK = Settings(
     quick=True,
@@ -82,6 +86,8 @@ QUICK = Settings(
     peer_rates=(1000,),
     peer_warmup=0.5,
     peer_window=1.0,
+    rp2040_seconds=0.5,
+    rp2040_short=0.5,
 )
 
 Progress = Callable[[str], None]
@@ -279,6 +285,14 @@ def fig_peer(s: Settings, say: Progress) -> dict[str, Any]:
     return out
 
 
+def fig_rp2040(s: Settings, say: Progress) -> dict[str, Any]:
+    from . import rp2040 as R
+
+    out: dict[str, Any] = {"command": _command("rp2040", s), "runs": 1, "seconds": s.rp2040_seconds}
+    out.update(R.measure(s.quick, s.rp2040_seconds, s.rp2040_short, say))
+    return out
+
+
 FIGURES: dict[str, tuple[str, Callable[[Settings, Progress], dict[str, Any]]]] = {
     "pipeline": ("host pipeline, offline replay", fig_pipeline),
     "alloc": ("allocations on the hot path", fig_alloc),
@@ -287,6 +301,7 @@ FIGURES: dict[str, tuple[str, Callable[[Settings, Progress], dict[str, Any]]]] =
     "latency": ("latency, device instant to consumer", fig_latency),
     "firmware": ("firmware framing on the unix port", fig_firmware),
     "peer": ("beside BrainFlow's Cyton driver: CPU per rate, the same damage", fig_peer),
+    "rp2040": ("what a Pico (RP2040) sustains, on the emulated chip: capacity and cycles", fig_rp2040),
 }
 
 
