@@ -226,7 +226,7 @@ def test_free_heap_is_equal_before_and_after_a_stream(rp2040, source, rate, mask
         assert link.pump_until(lambda: link.receiver.stats.samples >= n + rate // 2, 60)
         final = stop(link)
     assert final.last_error == C.ST_OK and final.samples_dropped == 0
-    assert during.free_heap == final.free_heap > 4096  # the ring takes the heap at boot, less a reserve (budget.py)
+    assert during.free_heap == final.free_heap > 10_000  # the ring takes the heap at boot, less a 62 KB reserve
 
 
 @pytest.mark.parametrize("source", ["ramp", "adc"])
