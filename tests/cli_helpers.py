@@ -411,6 +411,9 @@ def captured(tlv: Path):
     from picodaq.core.receiver import Receiver
 
     rx = Receiver()
-    if tlv.exists():
-        rx.receive(tlv.read_bytes())
+    try:
+        data = tlv.read_bytes()
+    except FileNotFoundError:  # not written yet, or between a recorder's attempts
+        return rx
+    rx.receive(data)
     return rx

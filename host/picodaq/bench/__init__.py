@@ -13,8 +13,8 @@ Figures (one module each; runner.py runs them, report.py renders them):
 7. peer.py      beside BrainFlow's Cyton driver: CPU per rate, and the same damage fed to both
                 (cyton.py: the Cyton emulator; peer_client.py: BrainFlow's side; damage.py: the damage)
 8. rp2040.py    what a Pico sustains, on the emulated RP2040: the capacity search per source and format
-                (rp2040_board.py: the flashed Pico, its raw REPL, the write test; rp2040_probe.py and
-                rp2040_budget.py: MicroPython run on it; rp2040_stream.py: one checked stream in emulated
+                (rp2040_board.py: the flashed Pico, its raw REPL, the write test; device/rp2040_probe.py and
+                device/rp2040_budget.py: MicroPython run on it; rp2040_stream.py: one checked stream in emulated
                 cycles; rp2040_costs.py: the cost model; report_rp2040.py: its README section)
 
 frames.py makes synthetic frames at memory speed (also used by the tests);

@@ -7,7 +7,7 @@ folder. Time on the emulated chip is its own: instructions' cycles at 125 MHz
 machine is; the runner reports cycles elapsed and cycles the core executed
 (busy) over its control channel.
 
-1. The cycle probe (rp2040_probe.py, run in the raw REPL after a soft reset,
+1. The cycle probe (device/rp2040_probe.py, run in the raw REPL after a soft reset,
    heap locked as in the streaming loop): cycles per SAMPLES frame of the
    framer per format and frame size, with the Thumb CRC and with the viper CRC
    it replaced (the old framing), in one run; CRC cycles per byte; each source's

@@ -2,8 +2,8 @@
 
 One flash image made by `picodaq flash`; boards started from copies of it. The
 board's raw REPL by hand (the firmware's escape, the raw REPL, a soft reset,
-exec), the MicroPython probe scripts run there (rp2040_probe.py,
-rp2040_budget.py), and the write test: busy cycles per byte the firmware spends
+exec), the MicroPython probe scripts run there (device/rp2040_probe.py,
+device/rp2040_budget.py), and the write test: busy cycles per byte the firmware spends
 writing to the USB CDC link while the host reads.
 """
 
@@ -27,8 +27,8 @@ from ..errors import PicodaqError
 from ..flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
 from ..transport.link import Link
 
-PROBE = Path(__file__).with_name("rp2040_probe.py")
-BUDGET = Path(__file__).with_name("rp2040_budget.py")
+PROBE = Path(__file__).with_name("device") / "rp2040_probe.py"
+BUDGET = Path(__file__).with_name("device") / "rp2040_budget.py"
 
 Say = Callable[[str], None]
 
