@@ -207,7 +207,10 @@ def run_picodaq(port: str, rate: float, tmp: Path, warmup: float, window: float,
                 raise PeerError(f"picodaq record did not start streaming: {_log_tail(err)}")
             time.sleep(0.05)
         time.sleep(warmup)
-        w = cpu_window(p.pid, window, lambda: p.poll() is None)
+        try:
+            w = cpu_window(p.pid, window, lambda: p.poll() is None)
+        except ProcessLookupError:
+            raise PeerError(f"picodaq record ended inside its CPU window ({p.poll()}): {_log_tail(err)}") from None
         p.wait(seconds + 30)
         if p.returncode != 0:
             raise PeerError(f"picodaq record failed ({p.returncode}): {_log_tail(err)}")
@@ -261,7 +264,9 @@ def measure(
     from ..boards.unix import EmulatedBoard
 
     missing = brainflow_missing()
-    seconds = warmup + window + 2.0  # picodaq's --seconds (and the damaged streams' length): the window, a margin
+    # picodaq's --seconds (and the damaged streams' length): the window and a margin for the start, which
+    # `record` counts from the board's first instant and this side sees only once the capture is flushed
+    seconds = warmup + window + 5.0
     rounds: list[dict[int, dict[str, Any]]] = []
     captures: dict[int, Path] = {}
     with tempfile.TemporaryDirectory(prefix="picodaq-peer-") as tmpname:
