@@ -197,6 +197,7 @@ def run_picodaq(port: str, rate: float, tmp: Path, warmup: float, window: float,
     tlv, stats = tmp / f"picodaq-{rate:g}.tlv", tmp / f"picodaq-{rate:g}.json"
     argv = [sys.executable, "-m", "picodaq", "record", "--port", port, "--rate", f"{rate:g}", "--channels", "8"]
     argv += ["--fmt", "int24", "--quiet", "--seconds", f"{seconds:g}", "--out", str(tlv), "--stats-json", str(stats)]
+    argv += ["--overwrite"]  # the next round at this rate writes the same files
     err = tmp / f"picodaq-{rate:g}.log"
     with open(err, "w") as e:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=e)
