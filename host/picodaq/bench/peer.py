@@ -237,7 +237,7 @@ def picodaq_exact(tlv: Path, expected: int) -> bool:
     """Replay the capture into .npy: exactly `expected` instants, each the ramp of its index."""
     npy = tlv.with_suffix(".npy")
     r = subprocess.run(
-        [sys.executable, "-m", "picodaq", "replay", str(tlv), "--out", str(npy), "--quiet"],
+        [sys.executable, "-m", "picodaq", "replay", str(tlv), "--out", str(npy), "--quiet", "--overwrite"],
         capture_output=True,
         text=True,
         timeout=120,

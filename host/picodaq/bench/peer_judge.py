@@ -151,7 +151,19 @@ def judge_picodaq(capture: Path, tmp: Path, spec: DamageSpec, seed: int) -> dict
     src.write_bytes(damaged)
     csv, stats = tmp / "picodaq-damaged.csv", tmp / "picodaq-damaged.json"
     r = subprocess.run(
-        [sys.executable, "-m", "picodaq", "replay", str(src), "--out", str(csv), "--stats-json", str(stats), "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "picodaq",
+            "replay",
+            str(src),
+            "--out",
+            str(csv),
+            "--stats-json",
+            str(stats),
+            "--quiet",
+            "--overwrite",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
