@@ -69,6 +69,21 @@ def mpremote(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return run(str(Path(sys.executable).with_name("mpremote")), *args, timeout=timeout)
 
 
+def ads1299_test_signal_board(rp2040, tmp_path: Path) -> Rp2040Board:
+    """An emulated Pico whose ADS1299 model plays its internal test signal, configured for it in
+    picodaq_board.json (input "test", gain 24), rebooted and answering."""
+    import json
+
+    board = rp2040(ads1299="signal")
+    cfg = tmp_path / "picodaq_board.json"
+    cfg.write_text(json.dumps({**BOARD_JSON, "ads1299": {"input": "test", "gain": 24}}))
+    r = mpremote("connect", board.port, "fs", "cp", str(cfg), ":picodaq_board.json")
+    assert r.returncode == 0, r.stderr
+    board.hard_reset()
+    wait_for_firmware(board)
+    return board
+
+
 def wait_for_firmware(board: Rp2040Board, timeout: float = 90.0) -> None:
     """Until the firmware answers a command (the port is there a second of the chip's time
     before main.py has loaded the app, slower on a loaded machine; its boot HELLO alone once

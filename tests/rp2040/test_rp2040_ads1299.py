@@ -4,11 +4,9 @@ internal test signal, and a missing or wrong chip refused at CONFIGURE."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from rp2helpers import BOARD_JSON, mpremote, record_instants, stream, wait_for_firmware
+from rp2helpers import ads1299_test_signal_board, record_instants, stream, wait_for_firmware
 
 from picodaq import contracts as C
 from picodaq.core.blocks import ramp_counts
@@ -35,13 +33,7 @@ def test_ads1299_ramp_bit_exact(rp2040, rate, mask):
 def test_ads1299_test_signal_through_picodaq_record(rp2040, tmp_path):
     """input "test" in picodaq_board.json: the internal square wave, +-1.875 mV at
     0.9765625 Hz, at gain 24 reads +-83886 counts, 128 frames high then 128 low at 250 Hz."""
-    board = rp2040(ads1299="signal")
-    cfg = tmp_path / "picodaq_board.json"
-    cfg.write_text(json.dumps({**BOARD_JSON, "ads1299": {"input": "test", "gain": 24}}))
-    r = mpremote("connect", board.port, "fs", "cp", str(cfg), ":picodaq_board.json")
-    assert r.returncode == 0, r.stderr
-    board.hard_reset()
-    wait_for_firmware(board)
+    board = ads1299_test_signal_board(rp2040, tmp_path)
     out = tmp_path / "x.npy"
     # both halves of the square wave: 128 frames high, then 128 low (a count, not wall seconds)
     stats = record_instants(

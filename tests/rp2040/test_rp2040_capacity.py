@@ -14,7 +14,15 @@ import json
 
 import numpy as np
 import pytest
-from rp2helpers import BOARD_JSON, Repl, dma_codes, mpremote, picodaq, record_instants, stop, wait_for_firmware
+from rp2helpers import (
+    Repl,
+    ads1299_test_signal_board,
+    dma_codes,
+    picodaq,
+    record_instants,
+    stop,
+    wait_for_firmware,
+)
 
 from picodaq import contracts as C
 from picodaq.bench import report, report_rp2040
@@ -227,13 +235,7 @@ def test_record_ads1299_into_bdf_microvolts_match_the_model_read_by_mne(rp2040, 
     (fCLK / 2**21), in volts within the BDF's quantization step; the counts (an .npy of the same
     run) are the model's exactly, trunc(1.875 mV x 24 x 2**23 / 4.5 V) = 83,886."""
     mne = pytest.importorskip("mne", reason="MNE (the test extra's mne) is not installed: the BDF is not read back")
-    board = rp2040(ads1299="signal")
-    cfg = tmp_path / "picodaq_board.json"
-    cfg.write_text(json.dumps({**BOARD_JSON, "ads1299": {"input": "test", "gain": 24}}))
-    r = mpremote("connect", board.port, "fs", "cp", str(cfg), ":picodaq_board.json")
-    assert r.returncode == 0, r.stderr
-    board.hard_reset()
-    wait_for_firmware(board)
+    board = ads1299_test_signal_board(rp2040, tmp_path)
     bdf, npy = tmp_path / "x.bdf", tmp_path / "x.npy"
     # both halves of the square wave and the start of the next: a count of instants, never wall seconds
     args = ("--source", "ads1299", "--gain", "24", "--fmt", "int24", "--rate", "2000", "--channels", "8")
