@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -43,3 +44,27 @@ def test_the_device_going_away_is_a_link_error_after_its_data(pty_pair):
         assert link.receiver.stats.frames_ok == 5
     finally:
         link.close()
+
+
+def test_a_batching_reader_never_strands_the_last_bytes(pty_pair):
+    # batches a few ms apart wake the consumer only every _WAKE_LATEST: bytes that come once and
+    # then nothing more must still reach it, when they are due, without more data behind them
+    master, path = pty_pair
+    with Link.open(path) as link:
+        link.batch_seconds = 0.01
+
+        def write_once_waited_for() -> None:  # bytes already in the ring need no wake to be seen
+            while not link.ring.consumer_waiting:
+                time.sleep(0.001)
+            os.write(master, b"\x00" * 100)
+
+        writer = threading.Thread(target=write_once_waited_for)
+        writer.start()
+        got, deadline = 0, time.monotonic() + 10
+        while got < 100 and time.monotonic() < deadline:
+            got += link.pump(timeout=deadline - time.monotonic())
+        writer.join()
+        assert got == 100 and time.monotonic() < deadline  # woken for them, not at the wait's end
+        idle_from = link.reader_wakeups
+        time.sleep(0.3)  # delivered: nothing more is due, so the reader sleeps until data comes
+        assert link.reader_wakeups == idle_from

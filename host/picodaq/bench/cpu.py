@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import contracts as C
 from ..recording.config import StreamConfig
+from .live import raw_drain
 from .session import EmulatedSession
 
 LINE_RATE = 1.2e6  # bytes/s
@@ -32,8 +33,12 @@ def line_rate_config(bytes_per_s: float = LINE_RATE) -> StreamConfig:
 
 
 def cpu_round(session: EmulatedSession, seconds: float) -> dict[str, Any]:
+    """The receiver's window, then the same stream read by a bare loop batched the same way: the
+    floor no reader of a tty goes below (a tty hands 4 KiB a read: 300 reads a second here)."""
     cfg = line_rate_config()
     w = session.stream(cfg, seconds, batch=True).as_dict()
+    floor = raw_drain(session, cfg, seconds, batch_seconds=cfg.batch_seconds())
+    w["read_floor_cpu_percent"] = floor["cpu_percent"]
     w.update(
         rate=cfg.rate,
         n_channels=cfg.n_channels,

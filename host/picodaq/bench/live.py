@@ -27,8 +27,12 @@ from .session import EmulatedSession
 CONFIG = StreamConfig(rate=20_000, channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.FMT_INT24, samples_per_frame=25)
 
 
-def raw_drain(session: EmulatedSession, config: StreamConfig, seconds: float, warmup: float = 0.3) -> dict[str, Any]:
-    """Start the stream, let go of the port, and read it raw for seconds; then stop the stream again."""
+def raw_drain(
+    session: EmulatedSession, config: StreamConfig, seconds: float, warmup: float = 0.3, batch_seconds: float = 0.0
+) -> dict[str, Any]:
+    """Start the stream, let go of the port, and read it raw for seconds; then stop the stream again.
+    batch_seconds: read in bursts as the Link's batching reader does (a burst ends when the port
+    stays silent for a millisecond, then the loop sleeps this long): what reading the tty costs at all."""
     from ..recording.recorder import prepare_board
 
     link = session.link
@@ -55,6 +59,8 @@ def raw_drain(session: EmulatedSession, config: StreamConfig, seconds: float, wa
                     continue
                 if time.monotonic() >= until:
                     break
+                if batch_seconds and not select.select([fd], [], [], 0.001)[0]:
+                    time.sleep(batch_seconds)  # the burst is over
                 select.select([fd], [], [], 0.05)
             count[0] = n
 

@@ -220,7 +220,11 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
             say(f"round {i + 1}/{s.cpu_runs}: {s.cpu_seconds:g} s at the line rate")
             rounds.append(U.cpu_round(session, s.cpu_seconds))
     out = {"command": _command("cpu", s), "runs": s.cpu_runs}
-    out.update(_median_fields(rounds, ("cpu_percent", "mb_per_s", "samples_per_s", "instants_per_s", "seconds")))
+    out.update(
+        _median_fields(
+            rounds, ("cpu_percent", "read_floor_cpu_percent", "mb_per_s", "samples_per_s", "instants_per_s", "seconds")
+        )
+    )
     out.update(
         rate=cfg.rate,
         n_channels=cfg.n_channels,
