@@ -62,7 +62,13 @@ def outs(d: Path, stem: str = "rec") -> tuple[dict[str, Path], list[str]]:
 
 
 def file_grows_past(path: Path, size: int):
-    return lambda: path.exists() and path.stat().st_size > size
+    def grown() -> bool:
+        try:  # checking that an output is writable, record creates it and may delete it again
+            return path.stat().st_size > size
+        except FileNotFoundError:
+            return False
+
+    return grown
 
 
 # -- captures, byte by byte --------------------------------------------------------

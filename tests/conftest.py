@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tty
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from picodaq.transport.link import Link
 # every hypothesis test runs under one profile: "ci" (derandomized, a fixed number of
 # examples) unless HYPOTHESIS_PROFILE=dev asks for more (tests/hypo.py)
 HYPOTHESIS_PROFILE = hypo.register()
+
+# The tests stop programs with Ctrl-C (SIGINT), as a user would. A runner that starts the suite
+# with SIGINT ignored (a non-interactive shell's `make test &`) passes that on to every child,
+# where Python then never raises KeyboardInterrupt: the programs would run on. A handler here is
+# reset to the default in each child at exec (an ignored signal would stay ignored).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 FW_DRIVER = Path(__file__).parent / "firmware" / "fw" / "driver.py"
 

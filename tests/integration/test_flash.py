@@ -14,6 +14,7 @@ import os
 import pty
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -620,18 +621,20 @@ def test_a_firmware_that_never_says_hello_is_named(boards, firmware, main, said)
 def test_emulate_flashes_its_board_unless_asked_for_an_empty_one(tmp_path):
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))  # its own registry of emulated boards
 
-    def emulate(*args: str) -> tuple[subprocess.Popen, str]:
+    def emulate(*args: str, sigint_ignored: bool = False) -> tuple[subprocess.Popen, str]:
         p = subprocess.Popen(
             [sys.executable, "-m", "picodaq.cli.main", "emulate", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            # as a script's `picodaq emulate &` starts: SIGINT ignored, and still `kill -INT` stops it
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
         )
         return p, p.stdout.readline().strip()
 
-    def stop(p: subprocess.Popen, port: str) -> None:
-        p.terminate()  # SIGTERM stops the board as Ctrl-C does
+    def stop(p: subprocess.Popen, port: str, sig: int = signal.SIGTERM) -> None:
+        p.send_signal(sig)  # SIGTERM stops the board as Ctrl-C does
         assert p.wait(60) == 0
         p.stdout.close()
         p.stderr.close()
@@ -645,7 +648,7 @@ def test_emulate_flashes_its_board_unless_asked_for_an_empty_one(tmp_path):
     finally:
         stop(p, port)
 
-    p, port = emulate("--empty", "--flash", str(tmp_path / "empty"))
+    p, port = emulate("--empty", "--flash", str(tmp_path / "empty"), sigint_ignored=True)
     try:
         assert os.listdir(tmp_path / "empty") == []
         if attached_boards():
@@ -655,7 +658,7 @@ def test_emulate_flashes_its_board_unless_asked_for_an_empty_one(tmp_path):
         assert f"flashing the emulated board on {port}" in r.stderr
         assert (tmp_path / "empty" / MANIFEST).exists()
     finally:
-        stop(p, port)
+        stop(p, port, signal.SIGINT)
 
 
 def test_an_unplug_while_copying_is_named_and_the_next_flash_completes(boards):

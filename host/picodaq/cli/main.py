@@ -63,6 +63,11 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C stops every command. A script's `picodaq emulate &` starts with SIGINT ignored (so the
+    # terminal's Ctrl-C spares background jobs), and Python then never raises KeyboardInterrupt:
+    # a `kill -INT` meant to stop it cleanly would do nothing.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser().parse_args(argv)
     if not args.command:
         build_parser().print_help()
