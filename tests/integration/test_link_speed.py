@@ -18,11 +18,11 @@ from picodaq.core.receiver import Receiver
 from picodaq.transport.link import Link
 
 
-def stream_through_pty(master: int, path: str, seconds: float, check_every: int) -> None:
-    """A writer process at full speed into the pty, the Link's reader thread and this
-    thread as the consumer; every counter must come out exact."""
+def stream_through_pty(master: int, path: str, seconds: float, check_every: int, inline: bool = False) -> None:
+    """A writer process at full speed into the pty, the Link's reader thread (or, inline, none)
+    and this thread as the consumer; every counter must come out exact."""
     queue = BlockQueue(maxlen=2048)
-    link = Link.open(path, receiver=Receiver(primary=queue))
+    link = Link.open(path, receiver=Receiver(primary=queue), inline=inline)
     writer = writer_process(master, seconds)
     report: list[str] = []
     reported = threading.Event()
@@ -83,9 +83,33 @@ def test_ten_seconds_at_full_speed_with_exact_counters(pty_pair):
     stream_through_pty(*pty_pair, seconds=10, check_every=16)
 
 
+def test_inline_reading_at_full_speed_with_exact_counters(pty_pair):
+    # the consumer's pump reads the port itself (no reader thread): the same exact counters
+    stream_through_pty(*pty_pair, seconds=5, check_every=16, inline=True)
+
+
 @pytest.mark.soak
 @pytest.mark.timeout(900)
 def test_ten_minutes_at_full_speed_every_sample_checked(pty_pair, request):
     if "soak" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("a soak run: select it with -m soak")
     stream_through_pty(*pty_pair, seconds=600, check_every=1)
+
+
+def test_an_inline_link_commands_and_streams_an_emulated_board(make_board):
+    # commands wait for their ACK by pumping: inline, that pumping is what reads the port
+    board = make_board()
+    with Link.open(board.port, inline=True) as link:
+        assert link.reader.inline
+        link.stop()
+        link.configure(1000, 0xFF, "ramp", "int16", 20)
+        link.start()
+        out = np.empty((500, 8), np.int32)
+        n, deadline = 0, time.monotonic() + 60  # a hang guard
+        while n < len(out) and time.monotonic() < deadline:
+            n += link.poll_into(out[n:], timeout=1.0)
+        status = link.stop()
+        assert n == len(out) and status is not None
+        assert np.array_equal(out, ramp_counts(0, len(out), 8, C.FMT_INT16))
+        s = link.receiver.stats
+        assert s.seq_lost == s.samples_lost == s.crc_errors == 0

@@ -9,28 +9,31 @@ import time
 import pytest
 
 from picodaq.bench.frames import FrameStream
-from picodaq.core.primary import BlockQueue
+from picodaq.core.primary import BlockQueue, CallbackOutput
 from picodaq.core.receiver import Receiver
 from picodaq.errors import LinkError
 from picodaq.transport.link import Link
 
 
-def test_an_idle_link_sleeps_in_the_kernel(pty_pair):
+@pytest.mark.parametrize("inline", [False, True])
+def test_an_idle_link_sleeps_in_the_kernel(pty_pair, inline):
     master, path = pty_pair
-    with Link.open(path) as link:
+    with Link.open(path, inline=inline) as link:
         idle_from = link.reader_wakeups
         time.sleep(0.5)  # nothing arrives: a polling reader would wake up meanwhile
         assert link.reader_wakeups == idle_from
         os.write(master, b"\x00" * 10)
         assert link.pump(timeout=5) == 10  # data wakes it at once
         assert link.receiver.stats.skipped_bytes == 10 and link.reader_wakeups >= idle_from + 1
-    assert link.reader_wakeups >= 1  # close() woke it too
+    if not inline:
+        assert link.reader_wakeups >= 1  # close() woke it too
 
 
-def test_the_device_going_away_is_a_link_error_after_its_data(pty_pair):
+@pytest.mark.parametrize("inline", [False, True])
+def test_the_device_going_away_is_a_link_error_after_its_data(pty_pair, inline):
     master, path = pty_pair
     queue = BlockQueue()
-    link = Link.open(path, receiver=Receiver(primary=queue))
+    link = Link.open(path, receiver=Receiver(primary=queue), inline=inline)
     try:
         frames = FrameStream(frames_per_chunk=5)
         os.write(master, bytes(frames.next_chunk()))
@@ -68,3 +71,41 @@ def test_a_batching_reader_never_strands_the_last_bytes(pty_pair):
         idle_from = link.reader_wakeups
         time.sleep(0.3)  # delivered: nothing more is due, so the reader sleeps until data comes
         assert link.reader_wakeups == idle_from
+
+
+def test_inline_reading_delivers_in_order_in_the_consumers_thread_and_a_nudge_ends_its_wait(pty_pair):
+    master, path = pty_pair
+    frames = FrameStream(frames_per_chunk=50)
+    blocks: list[tuple[int, int, str]] = []  # first instant, instants, the thread that routed it
+
+    def take(block) -> None:
+        blocks.append((block.first_index, block.n_samples, threading.current_thread().name))
+
+    with Link.open(path, receiver=Receiver(primary=CallbackOutput(take)), inline=True) as link:
+        assert link.reader.inline
+        assert not any(t.name.startswith("picodaq-reader") for t in threading.enumerate())
+        sent = b"".join(bytes(frames.next_chunk()) for _ in range(20))  # 1,000 frames: many tty reads
+        writer = threading.Thread(target=os.write, args=(master, sent))
+        writer.start()
+        got = 0
+        while got < len(sent):
+            n = link.pump(timeout=10)
+            assert n, "nothing came within the hang guard"
+            got += n
+        writer.join()
+        stats = link.receiver.stats
+        assert got == len(sent) and stats.frames_ok == 1000 and stats.seq_lost == stats.crc_errors == 0
+        # every instant once, in order, each block routed in the consumer's (this) thread
+        expected = 0
+        for first, n, thread in blocks:
+            assert first == expected and thread == threading.current_thread().name
+            expected += n
+        assert expected == sum(n for _, n, _ in blocks) > 0
+        # a nudge from another thread ends the consumer's sleep in select() with nothing read (a
+        # nudge that comes before the sleep ends it as soon as it begins)
+        nudger = threading.Thread(target=link.nudge)
+        nudger.start()
+        deadline = time.monotonic() + 30
+        assert link.pump(timeout=30) == 0
+        assert time.monotonic() < deadline  # the nudge ended it, not the hang guard
+        nudger.join()

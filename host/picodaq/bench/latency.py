@@ -6,7 +6,9 @@ frames into the host side of a pty, each stamped with CLOCK_MONOTONIC just befor
 takes them as a program using picodaq would (a thread pumping the link); the latency of a frame
 is the time from its write to the consumer's callback. Measured on an otherwise idle machine and
 again with two CPU burners running (one per core of a 2-core machine): the reader thread and
-the consumer each need a core when a frame comes.
+the consumer each need a core when a frame comes. Both for the default Link (a reader thread
+hands bytes to the consumer) and an inline one (the consumer's pump reads the port itself: one
+woken thread, no hand-over; under the burners the hand-over waits out the scheduler's slice).
 
 (b) End to end on the emulated board (`latency_run`), the emulator's share apart: from a
 block's last sample instant, on the device clock, to the primary consumer's callback; and the
@@ -115,9 +117,10 @@ def _summary_us(values_ns: list[int]) -> dict[str, Any]:
 
 
 def receiver_latency(
-    seconds: float, frames_per_s: float = 500.0, burners: int = 0, warmup: float = 0.5
+    seconds: float, frames_per_s: float = 500.0, burners: int = 0, warmup: float = 0.5, inline: bool = False
 ) -> dict[str, Any]:
-    """(a): write-to-callback latency of frames through a pty into a Link (see the module's text)."""
+    """(a): write-to-callback latency of frames through a pty into a Link (see the module's text);
+    inline: the Link reads the port in the consumer's thread (Link.open(inline=True))."""
     lat: list[int] = []
     skip = round(warmup * frames_per_s)  # the warm-up's frames
     total = skip + round(seconds * frames_per_s)
@@ -134,7 +137,7 @@ def receiver_latency(
         tty.setraw(slave)
         stack.callback(os.close, master)
         path = os.ttyname(slave)
-        link = Link.open(path, receiver=Receiver(primary=CallbackOutput(on_block), runs=True))
+        link = Link.open(path, receiver=Receiver(primary=CallbackOutput(on_block), runs=True), inline=inline)
         stack.callback(link.close)
         os.close(slave)  # the Link has its own
         procs = [_burner() for _ in range(burners)]
@@ -153,6 +156,7 @@ def receiver_latency(
         out.update(
             frames_per_s=frames_per_s,
             burners=burners,
+            inline=inline,
             seconds=seconds,
             lost=stats.seq_lost + stats.crc_errors + stats.samples_lost,
         )

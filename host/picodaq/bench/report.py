@@ -24,6 +24,17 @@ def _floor(c: dict[str, Any]) -> str:
     return "not measured" if f is None else f"{f:.1f} %"
 
 
+def _inline_latency(t: dict[str, Any]) -> str:
+    i, j = t.get("receiver_inline"), t.get("receiver_inline_loaded")  # absent from older results
+    if not i or not j:
+        return ""
+    return (
+        f"; inline (Link.open(inline=True), no reader thread): idle p50 {i['p50_us']:.0f} us, "
+        f"p99 {i['p99_us']:.0f} us; two CPU burners: **p50 {j['p50_us']:.0f} us, p99 {j['p99_us']:.0f} us**, "
+        f"max {j['max_us']:.0f} us"
+    )
+
+
 def _n(x: float | None, digits: int = 0) -> str:
     if x is None:
         return "n/a"
@@ -109,7 +120,8 @@ def rows(doc: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, str
                 f"5a. Latency of the receiver alone: a frame's write into a pty (another process) to the "
                 f"consumer's callback ({_n(a['frames_per_s'])} frames/s, {t['seconds']:g} s)",
                 f"idle: **p50 {a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us**, max {a['max_us']:.0f} us; "
-                f"two CPU burners: p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us, max {b['max_us']:.0f} us",
+                f"two CPU burners: p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us, max {b['max_us']:.0f} us"
+                + _inline_latency(t),
                 f"{_n(a['frames'])} and {_n(b['frames'])} frames, {a['lost'] + b['lost']} lost",
                 t["command"],
             )

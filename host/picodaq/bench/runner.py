@@ -252,6 +252,9 @@ def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
     out["receiver"] = T.receiver_latency(s.latency_seconds, burners=0)
     say("... and again with two CPU burners running")
     out["receiver_loaded"] = T.receiver_latency(s.latency_seconds, burners=2)
+    say("the same two, the Link reading inline (in the consumer's thread)")
+    out["receiver_inline"] = T.receiver_latency(s.latency_seconds, burners=0, inline=True)
+    out["receiver_inline_loaded"] = T.receiver_latency(s.latency_seconds, burners=2, inline=True)
     say(f"end to end: a paced emulated board, 8 ch x 1 kHz, read bare then by picodaq, {s.latency_seconds:g} s each")
     out["clock_check"] = check
     with EmulatedSession(unpaced=False) as session:

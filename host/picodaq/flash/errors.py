@@ -1,7 +1,7 @@
 """What can go wrong flashing a board: each a PicodaqError, its details in fields.
 
 A port that would not open, or that another program holds, is the link's
-business (`picodaq.errors.PortBusy`, raised by `transport.link.open_error`,
+business (`picodaq.errors.PortBusy`, raised by `transport.port_errors.open_error`,
 the one place a busy port is named); it is re-exported here because flashing
 is where users meet it most.
 """

@@ -60,7 +60,8 @@ from mpremote.transport_serial import SerialTransport
 from .. import contracts as C
 from ..errors import DeviceError, LinkError, PicodaqError, PortBusy
 from ..protocol.messages import Hello
-from ..transport.link import Link, describe_port_error, open_error
+from ..transport.link import Link
+from ..transport.port_errors import describe_port_error, open_error
 from ..transport.rfc2217_client import fast_url
 from .errors import BoardFileError, BoardNotFound, FirmwareError, NoHello, NotMicroPython, StorageFull, VerifyFailed
 from .firmware import firmware_contract_hash, firmware_dir, firmware_version

@@ -1,16 +1,5 @@
-"""Link: a serial port (any pyserial URL) with one reader thread, a ByteRing,
-and a Receiver driven by the caller's thread.
-
-The reader thread only moves bytes: from the port's file descriptor straight
-into the ring's free space with readinto (no bytes object per read). It
-blocks in select() on the descriptor and on a wake-up pipe that close()
-writes to, so it never polls on a timer; a full ring makes it wait on the
-ring's event (the ring's BLOCK policy: the backlog backs up into the port and
-the device, whose drops are counted and show as sample-index gaps). It wakes
-the consumer once it has read all the port had, not after each read (a tty
-hands 4 KiB a read), just before it blocks in select(), which lets go of the
-GIL: the consumer's wake-up never waits out the interpreter's switch interval
-(receiver latency measured the same at sys.setswitchinterval(0.1) as at 5 ms).
+"""Link: a serial port (any pyserial URL), a PortReader moving its bytes into a ByteRing (a reader
+thread; or, inline, the consumer's own pumping), and a Receiver driven by the caller's thread.
 
 The caller's thread pumps the ring into the Receiver (`pump`), lending the
 ring's bytes in place; commands wait for their ACK by pumping, so frames that
@@ -23,12 +12,8 @@ one call.
 from __future__ import annotations
 
 import functools
-import io
-import os
 import random
-import select
 import struct
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,31 +23,19 @@ import serial
 
 from .. import contracts as C
 from ..buffers.pool import PoolStats
-from ..buffers.ring import ByteRing, Overflow, ReceiversDisconnected, SendersDisconnected
+from ..buffers.ring import ByteRing, Overflow, SendersDisconnected
 from ..core.blocks import SamplesBlock
 from ..core.primary import BlockQueue
 from ..core.receiver import Receiver
-from ..errors import CommandFailed, CommandTimeout, ContractMismatch, LinkError, PortBusy, UsageError
+from ..errors import CommandFailed, CommandTimeout, ContractMismatch, LinkError, UsageError
 from ..protocol.frames import configure_args, encode_command
 from ..protocol.messages import Ack, Hello, Status
-from .ports import BUSY, port_busy
+from .port_errors import describe_port_error, is_rfc2217, open_error
+from .port_reader import PortReader
 from .rfc2217_client import fast_url
 
 RawTap = Callable[[memoryview], None]
 _MIN_SAMPLES_FRAME = C.OVERHEAD + 16 + 2  # one int16 instant of one channel
-_WAKE_EVERY = 1 << 16  # the reader wakes the consumer at least this often (bytes) while the port has more
-_GRACE = 0.001  # batching: a port that stays silent this long after a read has given all it had
-_BURST_MOST = 0.005  # batching: ... or, at the most, what came in this long after it woke the reader
-# batching: a burst wakes the consumer only once the bytes not yet announced would otherwise wait
-# longer than this (from the first of them), or reach _WAKE_EVERY: at high rates the reader bursts
-# every few ms, and each wake of the consumer costs more than the bytes it decodes then (a cold
-# interpreter: 200 us for 35 KB at the line rate, 54 us warm)
-_WAKE_LATEST = 0.05
-
-
-def _due(since: float) -> float | None:
-    """How long the reader may sleep before bytes read from `since` on must reach the consumer."""
-    return max(0.0, since + _WAKE_LATEST - time.monotonic()) if since else None
 
 
 class Link:
@@ -73,32 +46,37 @@ class Link:
         receiver: Receiver | None = None,
         ring_capacity: int = 1 << 22,
         overflow: Overflow = Overflow.BLOCK,
+        inline: bool = False,
     ) -> None:
+        """inline: no reader thread; pump() reads the port itself (see PortReader): each frame
+        reaches the consumer without a hand-over between threads, for a consumer that keeps pumping."""
         self.url = url
         self.port = port
         self.receiver = receiver or Receiver(runs=True)
         self.ring = ByteRing(ring_capacity, overflow)
         self.raw_taps: list[RawTap] = []
         self.bytes_in = 0
-        self.reader_wakeups = 0  # times the reader thread woke from select(): data came (or close())
-        # Batching: after reading all there was, the reader waits this long before it looks for more,
-        # so bytes that come in pieces (a frame at a time, at a few hundred per second) wake it,
-        # and the consumer, once per batch instead of once per piece. It delays data by at most
-        # this long; 0 (the default) reads as soon as anything arrives. The port's buffer (and the
-        # board's ring, behind USB flow control) holds what comes meanwhile: see batch_for().
-        self.batch_seconds = 0.0
-        self._urgent = False  # the consumer waits for an answer (pump_until): batches wake it at once
         self._seq = 0
         # the board answers a repeated cmd_id with its last ACK instead of running the command
         # again (a retry after a lost ACK): start each link at a random id, so a new process
         # does not collide with the previous one's last command
         self._cmd_id = random.getrandbits(16)
         self._arrival = 0.0
-        self._stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe()
-        self._fd = self._fileno(port)
-        self._thread = threading.Thread(target=self._read_loop, name=f"picodaq-reader {url}", daemon=True)
-        self._thread.start()
+        self.reader = PortReader(port, url, self.ring, inline)
+
+    @property
+    def reader_wakeups(self) -> int:
+        """Times the reader woke from select(): data came (or close())."""
+        return self.reader.wakeups
+
+    @property
+    def batch_seconds(self) -> float:
+        """How long the reader thread lets bytes gather after a read (PortReader.batch_seconds)."""
+        return self.reader.batch_seconds
+
+    @batch_seconds.setter
+    def batch_seconds(self, seconds: float) -> None:
+        self.reader.batch_seconds = seconds
 
     @classmethod
     def open(
@@ -107,6 +85,7 @@ class Link:
         receiver: Receiver | None = None,
         ring_capacity: int = 1 << 22,
         overflow: Overflow = Overflow.BLOCK,
+        inline: bool = False,
     ) -> Link:
         try:
             port = serial.serial_for_url(
@@ -114,7 +93,7 @@ class Link:
                 baudrate=115200,
                 timeout=0.1,
                 exclusive=True,
-                write_timeout=None if _is_rfc2217(url) else 2,
+                write_timeout=None if is_rfc2217(url) else 2,
             )
         except (serial.SerialException, OSError, ValueError) as e:
             raise open_error(e, url) from None
@@ -124,109 +103,7 @@ class Link:
             port.reset_input_buffer()
         except (serial.SerialException, OSError):
             pass
-        return cls(port, url, receiver, ring_capacity, overflow)
-
-    @staticmethod
-    def _fileno(port: serial.SerialBase) -> int | None:
-        try:
-            fd = port.fileno()
-        except (AttributeError, NotImplementedError, serial.SerialException, io.UnsupportedOperation):
-            return None
-        return fd if isinstance(fd, int) and fd >= 0 else None
-
-    # -- reader thread -------------------------------------------------------
-
-    def _read_loop(self) -> None:
-        error: BaseException | None = None
-        try:
-            if self._fd is not None:
-                self._read_fd(self._fd)
-            else:
-                self._read_port()
-        except ReceiversDisconnected:
-            pass  # closed by the consumer
-        except Exception as e:  # the port vanished or failed: the consumer reports it
-            error = e
-        self.ring.close_sender(error)
-
-    def _read_fd(self, fd: int) -> None:
-        os.set_blocking(fd, False)  # pyserial's already is: read until EAGAIN, then select
-        f = io.FileIO(fd, "rb", closefd=False)
-        readinto = f.readinto
-        ring = self.ring
-        waitable = [fd, self._wake_r]
-        readable = False  # select() said so: then reading nothing means the end
-        unannounced = 0  # bytes read since the consumer was last woken
-        burst_start = burst_end = 0.0  # batching: a burst of reads ends by then, whatever still comes
-        wake_every = _WAKE_EVERY
-        since = 0.0  # batching: when the bytes not yet announced to the consumer began to come (0: none)
-        while not self._stop.is_set():
-            try:
-                # the consumer is woken once all there was is read (a pty hands 4 KiB a read: waking
-                # it for each piece cost a futex call each way and a GIL tussle with the next read),
-                # or every _WAKE_EVERY bytes of a port that never runs dry; a full ring wakes it too
-                n = ring.write_from(readinto, wake=False)  # waits on the ring's event while it is full
-            except OSError as e:
-                raise LinkError(
-                    f"port {self.url} vanished: {describe_port_error(e, self.url)}", port=self.url
-                ) from None
-            if n:
-                readable = False
-                unannounced += n
-                if unannounced >= wake_every:
-                    unannounced = since = 0
-                    ring.wake_receiver()
-                continue
-            # None (EAGAIN) or 0 (a tty with VMIN=0 and nothing waiting, or the end)
-            if n == 0 and readable:
-                by = f"server ({SERVER_CLOSED})" if _is_network(self.url) else "device"
-                raise LinkError(f"port {self.url} closed by the {by}", port=self.url)
-            batch = self.batch_seconds
-            wake_every = _WAKE_EVERY << 2 if batch else _WAKE_EVERY  # batches: _WAKE_LATEST decides
-            if batch and not readable:
-                # a tty refills its 4 KiB line buffer a moment after each read (a kernel worker
-                # moves what waits behind it): a burst is over when nothing more comes in _GRACE
-                r, _, _ = select.select(waitable, [], [], _GRACE)
-                if self._wake_r in r:
-                    return
-                now = time.monotonic()
-                if r and now < burst_end:
-                    readable = True
-                    continue
-                if unannounced and not since:
-                    since = burst_start
-                # wake the consumer now unless the next burst still comes in time (a command
-                # waiting for its ACK is woken at once)
-                if self._urgent or now + batch + _BURST_MOST >= since + _WAKE_LATEST:
-                    unannounced = since = 0
-                    ring.wake_receiver()
-                # read a moment ago: let more arrive before waking again (close() still ends this)
-                if select.select([self._wake_r], [], [], batch)[0]:
-                    return
-            else:
-                unannounced = since = 0
-                ring.wake_receiver()
-            # sleep in the kernel until data or close(), or until bytes left unannounced are due
-            while not (r := select.select(waitable, [], [], _due(since))[0]):
-                unannounced = since = 0
-                ring.wake_receiver()
-            self.reader_wakeups += 1
-            if self._wake_r in r:
-                return
-            readable = True
-            burst_start = time.monotonic()
-            burst_end = burst_start + _BURST_MOST
-
-    def _read_port(self) -> None:
-        # a transport without a file descriptor (rfc2217://, whose client buffers bytes behind a
-        # Condition): its own blocking read, bounded by its timeout
-        while not self._stop.is_set():
-            try:
-                data = self.port.read(max(1, self.port.in_waiting))
-            except (serial.SerialException, OSError) as e:
-                raise LinkError(f"port {self.url} failed: {describe_port_error(e, self.url)}", port=self.url) from None
-            if data:
-                self.ring.push(data)
+        return cls(port, url, receiver, ring_capacity, overflow, inline)
 
     # -- consumer side -------------------------------------------------------
 
@@ -237,6 +114,9 @@ class Link:
         everything it delivered has been routed.
         """
         ring = self.ring
+        if self.reader.inline:
+            self.reader.fill(timeout)  # what the port has, waiting up to timeout when the ring is empty
+            timeout = 0.0
         try:
             if not ring.wait_readable(timeout):
                 return 0
@@ -253,6 +133,7 @@ class Link:
     def nudge(self) -> None:
         """End the consumer's current (or next) wait in pump() early (from any thread)."""
         self.ring.nudge_receiver()
+        self.reader.nudge()
 
     def _on_bytes(self, view: memoryview) -> None:
         for tap in self.raw_taps:
@@ -313,7 +194,7 @@ class Link:
 
     def pump_until(self, done: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        self._urgent = True  # a batching reader wakes us after each burst: an ACK is not kept waiting
+        self.reader.urgent = True  # a batching reader wakes us after each burst: an ACK is not kept waiting
         try:
             while not done():
                 left = deadline - time.monotonic()
@@ -322,7 +203,7 @@ class Link:
                 self.pump(min(left, 0.05))
             return True
         finally:
-            self._urgent = False
+            self.reader.urgent = False
 
     def write(self, data: bytes) -> None:
         try:
@@ -424,66 +305,13 @@ class Link:
     # -- lifetime --------------------------------------------------------------
 
     def close(self) -> None:
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        os.write(self._wake_w, b"x")  # wakes the reader out of select()
-        self.ring.close_receiver()  # ... or out of a wait for ring space
-        self._thread.join(timeout=2)
-        try:
-            self.port.close()
-        except (serial.SerialException, OSError):
-            pass
-        if not self._thread.is_alive():
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+        self.reader.close()
 
     def __enter__(self) -> Link:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-NO_RFC2217 = "does not seem to support RFC2217"  # pyserial's words when the negotiation fails
-NO_RFC2217_REASON = (
-    "no RFC 2217 server answered there (a `picodaq serve --raw` is reached with socket://), "
-    "or it is busy with another client"
-)
-SERVER_CLOSED = "it stopped, the board behind it is gone, or it is busy with another client"
-_DROPPED = ("Broken pipe", "Connection reset", "reader thread died", "Connection aborted")
-
-
-def _is_rfc2217(url: str) -> bool:
-    # pyserial's RFC 2217 client refuses write_timeout (NotImplementedError); its socket
-    # writes are bounded by its socket timeout (5 s) instead
-    return url.lower().startswith("rfc2217://")
-
-
-def _is_network(url: str) -> bool:
-    return url.lower().startswith(("rfc2217://", "socket://"))
-
-
-def open_error(e: BaseException, url: str) -> LinkError:
-    """The LinkError for a port that would not open; the one place a port another program holds
-    is named busy (PortBusy), for link, serve and flash alike. pyserial only says "Could not
-    exclusively lock port ...: Resource temporarily unavailable"."""
-    if port_busy(url):
-        return PortBusy(f"port {url} {BUSY}", port=url)
-    return LinkError(f"cannot open port {url}: {describe_port_error(e, url)}", port=url)
-
-
-def describe_port_error(e: BaseException, url: str = "") -> str:
-    """Why a port (a device or a URL) failed, in a few words, from pyserial's exception."""
-    text = str(e).strip()
-    if _is_network(url) and any(d in text for d in _DROPPED):
-        return f"the server closed the connection ({SERVER_CLOSED})"
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    if NO_RFC2217 in text:  # pyserial appends a long repr of its Telnet options
-        return NO_RFC2217_REASON
-    # pyserial wraps OSError text as "[Errno 2] could not open port ...: [Errno 2] No such file"
-    return text.split("] ")[-1] if "] " in text else text or type(e).__name__
 
 
 def _code(value: int | str, codes: dict[str, int]) -> int:

@@ -40,7 +40,7 @@ import serial
 import serial.rfc2217
 
 from ..errors import LinkError, UsageError
-from .link import describe_port_error, open_error
+from .port_errors import describe_port_error, open_error
 
 IAC = b"\xff"
 _CHUNK = 65536
