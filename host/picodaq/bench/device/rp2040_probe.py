@@ -136,20 +136,14 @@ def main():
     )
     n = 2 if QUICK else 10
     for fmt in (1, 2, 3):
-        say(
-            kind="source",
-            source="ramp",
-            fmt=fmt,
-            channels=NCH,
-            cycles_per_instant=fill_per_instant(Ramp(), fmt, ring.buf, n),
-        )
-        say(
-            kind="source",
-            source="sine",
-            fmt=fmt,
-            channels=NCH,
-            cycles_per_instant=fill_per_instant(Sine(), fmt, ring.buf, n),
-        )
+        for name, source in (("ramp", Ramp), ("sine", Sine)):
+            say(
+                kind="source",
+                source=name,
+                fmt=fmt,
+                channels=NCH,
+                cycles_per_instant=fill_per_instant(source(), fmt, ring.buf, n),
+            )
     # the block handlers of the DMA paths, called as their IRQ would (the IRQ's entry not included)
     dma = rp2.DMA()
     try:
