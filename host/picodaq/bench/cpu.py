@@ -11,11 +11,17 @@ at this rate, within what a port's buffer holds).
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tty
 from typing import Any
 
 from .. import contracts as C
 from ..recording.config import StreamConfig
+from ..recording.recorder import prepare_board
 from .live import raw_drain
+from .proc_cpu import cpu_window
 from .session import EmulatedSession
 
 LINE_RATE = 1.2e6  # bytes/s
@@ -39,6 +45,10 @@ def cpu_round(session: EmulatedSession, seconds: float) -> dict[str, Any]:
     w = session.stream(cfg, seconds, batch=True).as_dict()
     floor = raw_drain(session, cfg, seconds, batch_seconds=cfg.batch_seconds())
     w["read_floor_cpu_percent"] = floor["cpu_percent"]
+    c = c_read_floor(session, cfg, seconds)
+    # its run time from schedstat (ns): clock ticks (10 ms) round a short window of cat to 0
+    w["c_read_floor_cpu_percent"] = None if c is None else (c["cpu_percent_schedstat"] or c["cpu_percent"])
+    w["c_read_floor_dropped"] = None if c is None else c["device_dropped"]
     w.update(
         rate=cfg.rate,
         n_channels=cfg.n_channels,
@@ -46,4 +56,32 @@ def cpu_round(session: EmulatedSession, seconds: float) -> dict[str, Any]:
         samples_per_frame=cfg.samples_per_frame,
         target_mb_per_s=LINE_RATE / 1e6,
     )
+    return w
+
+
+def c_read_floor(session: EmulatedSession, config: StreamConfig, seconds: float) -> dict[str, Any] | None:
+    """The same stream read by cat(1) into /dev/null: blocking reads in C, one system call a wake,
+    no interpreter: what any program pays to read this tty at this rate (None: no cat here).
+    device_dropped: the board's own count once it stops, 0 if cat kept up."""
+    cat = shutil.which("cat")
+    link = session.link
+    if cat is None or link is None:
+        return None
+    prepare_board(link, config)
+    link.start()
+    port = session.let_go()
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)  # holds the tty raw while cat reads
+    try:
+        tty.setraw(fd)
+        proc = subprocess.Popen([cat, port], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            cpu_window(proc.pid, 0.3, lambda: proc.poll() is None)  # its warm-up
+            w = cpu_window(proc.pid, seconds, lambda: proc.poll() is None).as_dict()
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        os.close(fd)
+    status = session.open().stop()
+    w["device_dropped"] = None if status is None else status.samples_dropped
     return w

@@ -6,7 +6,7 @@ ring, receiver, and its primary output calling the consumer back); the window's 
 MB/s and samples/s, with every loss counter (must be zero).
 
 `raw`: the same board, the same stream, but the port read by a plain loop
-into one discarded buffer (non-blocking reads, select() when empty: what the
+into one discarded buffer (non-blocking reads, poll() when drained: what the
 Link's reader does, with no ring, decoder or consumer behind it). The rate at
 which the emulator and the pty deliver bytes: the ceiling for the receiver.
 """
@@ -45,9 +45,11 @@ def raw_drain(
     fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     try:
         tty.setraw(fd)
-        f = io.FileIO(fd, "rb", closefd=False)
         buf = bytearray(1 << 16)
-        readinto = f.readinto
+        room = len(buf)
+        readinto = io.FileIO(fd, "rb", closefd=False).readinto
+        port_poll = select.poll()
+        port_poll.register(fd, select.POLLIN)
         count = [0]
 
         def drain(until: float) -> None:
@@ -56,12 +58,13 @@ def raw_drain(
                 got = readinto(buf)
                 if got:
                     n += got
-                    continue
+                    if got == room:
+                        continue  # a short read drained the port: no read to hear EAGAIN
                 if time.monotonic() >= until:
                     break
-                if batch_seconds and not select.select([fd], [], [], 0.001)[0]:
+                if batch_seconds and not port_poll.poll(1):
                     time.sleep(batch_seconds)  # the burst is over
-                select.select([fd], [], [], 0.05)
+                port_poll.poll(50)
             count[0] = n
 
         drain(time.monotonic() + warmup)

@@ -20,8 +20,14 @@ END = "<!-- bench:end -->"
 
 
 def _floor(c: dict[str, Any]) -> str:
-    f = c.get("read_floor_cpu_percent")  # absent from results measured before it was
-    return "not measured" if f is None else f"{f:.1f} %"
+    """The read floors beside the receiver's CPU (each absent from results measured before it was)."""
+    f, cat, dropped = c.get("read_floor_cpu_percent"), c.get("c_read_floor_cpu_percent"), c.get("c_read_floor_dropped")
+    out = "not measured" if f is None else f"{f:.1f} %"
+    if cat is not None:
+        out += f"; `cat` (C, blocking reads) reading the same stream: {cat:.1f} %"
+        if dropped:
+            out += f" (it fell behind: the board dropped {dropped:,} instants)"
+    return out
 
 
 def _inline_latency(t: dict[str, Any]) -> str:

@@ -222,7 +222,16 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
     out = {"command": _command("cpu", s), "runs": s.cpu_runs}
     out.update(
         _median_fields(
-            rounds, ("cpu_percent", "read_floor_cpu_percent", "mb_per_s", "samples_per_s", "instants_per_s", "seconds")
+            rounds,
+            (
+                "cpu_percent",
+                "read_floor_cpu_percent",
+                "c_read_floor_cpu_percent",
+                "mb_per_s",
+                "samples_per_s",
+                "instants_per_s",
+                "seconds",
+            ),
         )
     )
     out.update(
@@ -232,6 +241,7 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
         samples_per_frame=cfg.samples_per_frame,
         target_mb_per_s=U.LINE_RATE / 1e6,
         lost=sum(r["lost"] for r in rounds),
+        c_read_floor_dropped=sum(r["c_read_floor_dropped"] or 0 for r in rounds),
         losses={k: sum(r["losses"][k] for r in rounds) for k in rounds[0]["losses"]},
         instants=sum(r["instants"] for r in rounds),
     )

@@ -63,7 +63,7 @@ class RunChecker:
         self._want_seq_first = self._want[:, _AT_SEQ : _AT_FIRST + 4]
         self._want_stride = 0
         self._want_layout: tuple[int, ...] = ()
-        self._rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per run length: row views
+        self._rows: dict[int, tuple[np.ndarray, ...]] = {}  # per run length: row views
 
     def length(self, src: memoryview, start: int, stride: int, seq: int, head: SamplesKey, end: int) -> tuple[int, int]:
         """How many frames from start (an accepted SAMPLES frame) form a run that checks out whole (1:
@@ -86,13 +86,14 @@ class RunChecker:
         at = start + stride
         if stride != self._want_stride or head[1:] != self._want_layout:
             self._expect_layout(src, start, stride, head)
-        self._base.fill(seq | head[0] << 32)
-        np.add(self._steps, self._base, self._seq_first)  # wraps mod 2**64: first_sample_index mod 2**32
-        np.copyto(self._want_seq_first, self._seq_first_bytes)
         rows = self._rows.get(n)
         if rows is None:
-            rows = self._rows[n] = (self._want[:n], self._diff[:n], _FREE[:n])
-        want, diff, free = rows
+            rows = self._rows[n] = self._row_views(n)
+        want, diff, free, steps, seq_first, want_seq_first, seq_first_bytes = rows
+        # only the n rows this run has (the arrays hold the longest run's: 2,184 rows)
+        self._base.fill(seq | head[0] << 32)
+        np.add(steps, self._base, seq_first)  # wraps mod 2**64: first_sample_index mod 2**32
+        np.copyto(want_seq_first, seq_first_bytes)
         np.not_equal(np.ndarray((n, _RUN_HEAD), _U1, src, at, (stride, 1)), want, diff)
         np.logical_and(diff, free, diff)  # t0 and the period may differ
         if np.count_nonzero(diff):  # not diff.any(): a reduction allocates its iterator
@@ -117,6 +118,18 @@ class RunChecker:
             # on them again: a damaged stream costs a few CRC passes more, not one per frame
             return k + 1, at + tried * stride
         return k + 1, 0
+
+    def _row_views(self, n: int) -> tuple[np.ndarray, ...]:
+        """Views of the first n rows of every array a run of n frames (after the first) uses."""
+        return (
+            self._want[:n],
+            self._diff[:n],
+            _FREE[:n],
+            self._steps[:n],
+            self._seq_first[:n],
+            self._want_seq_first[:n],
+            self._seq_first_bytes[:n],
+        )
 
     def _expect_layout(self, src: memoryview, start: int, stride: int, head: SamplesKey) -> None:
         """The header bytes every frame of a run of this layout repeats (when the layout changes)."""

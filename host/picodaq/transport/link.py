@@ -66,7 +66,7 @@ class Link:
 
     @property
     def reader_wakeups(self) -> int:
-        """Times the reader woke from select(): data came (or close())."""
+        """Times the reader woke from poll(): data came (or close())."""
         return self.reader.wakeups
 
     @property
