@@ -109,3 +109,54 @@ def test_inline_reading_delivers_in_order_in_the_consumers_thread_and_a_nudge_en
         assert link.pump(timeout=30) == 0
         assert time.monotonic() < deadline  # the nudge ended it, not the hang guard
         nudger.join()
+
+
+def test_a_waiting_consumer_reads_the_port_itself_and_the_thread_reads_when_it_stays_away(pty_pair):
+    master, path = pty_pair
+    frames = FrameStream(frames_per_chunk=50)
+    blocks: list[tuple[int, int]] = []
+    with Link.open(
+        path, receiver=Receiver(primary=CallbackOutput(lambda b: blocks.append((b.first_index, b.n_samples))))
+    ) as link:
+        reader = link.reader
+        assert reader.lends and not reader.inline
+        # 1. frames that come while the consumer waits in pump(): it was lent the port
+        first = bytes(frames.next_chunk())
+
+        def write_when_lent() -> None:
+            while not reader.loans:
+                time.sleep(0.001)
+            os.write(master, first)
+
+        writer = threading.Thread(target=write_when_lent)
+        writer.start()
+        got = 0
+        while got < len(first):
+            n = link.pump(timeout=10)
+            assert n, "nothing came within the hang guard"
+            got += n
+        writer.join()
+        assert reader.loans >= 1
+        # 2. the consumer stays away from pump(): the thread takes the port back and reads it
+        second = b"".join(bytes(frames.next_chunk()) for _ in range(20))  # 1,000 frames, many tty reads
+        os.write(master, second[:4096])  # what a tty buffers before its writer would block
+        deadline = time.monotonic() + 30
+        while len(link.ring) < 4096 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(link.ring) == 4096, "the reader thread did not take the port back"
+        writer = threading.Thread(target=os.write, args=(master, second[4096:]))
+        writer.start()
+        while got < len(first) + len(second):
+            n = link.pump(timeout=10)
+            assert n, "nothing came within the hang guard"
+            got += n
+        writer.join()
+        stats = link.receiver.stats
+        assert stats.frames_ok == 1050 and stats.seq_lost == stats.crc_errors == stats.skipped_bytes == 0
+        expected = 0  # every instant once, in order, whoever read the port
+        for index, n in blocks:
+            assert index == expected
+            expected += n
+        assert expected == 1050 * frames.n_samples
+        link.pump(timeout=0.01)  # lent once more: close() must still end the thread at once
+    assert reader._thread is not None and not reader._thread.is_alive()

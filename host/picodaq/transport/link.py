@@ -1,5 +1,6 @@
 """Link: a serial port (any pyserial URL), a PortReader moving its bytes into a ByteRing (a reader
-thread; or, inline, the consumer's own pumping), and a Receiver driven by the caller's thread.
+thread, which lends the port to a consumer waiting in pump(); or, inline, the consumer's own
+pumping only), and a Receiver driven by the caller's thread.
 
 The caller's thread pumps the ring into the Receiver (`pump`), lending the
 ring's bytes in place; commands wait for their ACK by pumping, so frames that
@@ -48,8 +49,8 @@ class Link:
         overflow: Overflow = Overflow.BLOCK,
         inline: bool = False,
     ) -> None:
-        """inline: no reader thread; pump() reads the port itself (see PortReader): each frame
-        reaches the consumer without a hand-over between threads, for a consumer that keeps pumping."""
+        """inline: no reader thread; pump() reads the port itself, and only while it pumps (see
+        PortReader; the thread also lends the port to a pump() that waits)."""
         self.url = url
         self.port = port
         self.receiver = receiver or Receiver(runs=True)
@@ -114,9 +115,22 @@ class Link:
         everything it delivered has been routed.
         """
         ring = self.ring
-        if self.reader.inline:
-            self.reader.fill(timeout)  # what the port has, waiting up to timeout when the ring is empty
+        reader = self.reader
+        if reader.inline:
+            reader.fill(timeout)  # what the port has, waiting up to timeout when the ring is empty
             timeout = 0.0
+        elif timeout > 0 and not len(ring):
+            # about to wait: read the port in this thread while waiting (the reader thread stands
+            # aside until this thread stays away from pump() a while): one woken thread, not two
+            end = time.monotonic() + timeout
+            if reader.borrow(timeout):
+                try:
+                    reader.fill(end - time.monotonic())
+                finally:
+                    reader.give_back()
+                timeout = 0.0
+            else:
+                timeout = max(0.0, end - time.monotonic())
         try:
             if not ring.wait_readable(timeout):
                 return 0

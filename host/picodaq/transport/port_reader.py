@@ -1,6 +1,6 @@
 """PortReader: how a Link's bytes get from its port into its ByteRing.
 
-By default a reader thread only moves bytes: from the port's file descriptor
+By default a reader thread moves bytes: from the port's file descriptor
 straight into the ring's free space with readinto (no bytes object per read).
 It blocks in poll() on the descriptor and on a wake-up pipe that close()
 writes to, so it never polls on a timer; a full ring makes it wait on the
@@ -10,13 +10,19 @@ the consumer once it has read all the port had, not after each read (a tty
 hands 4 KiB a read), just before it blocks in poll(), which lets go of the
 GIL: the consumer's wake-up never waits out the interpreter's switch interval.
 
-Inline (`inline=True`, for a consumer that keeps pumping and wants each frame
-at once): no thread; the consumer's own pump() sleeps in poll() on the port
-and reads it. Nothing hands bytes from one thread to another: with two CPU
-burners busy on a 2-core machine, the woken consumer thread waited out the
-scheduler's slice behind them (p99 4 ms) where a single woken thread does not
-(p99 under 0.1 ms). The port is drained only while the consumer pumps; what
-comes meanwhile waits in the port's buffer (then the device's ring).
+Lending (the thread's default, when it does not batch): a consumer about to
+wait in pump() with nothing in the ring borrows the port and sleeps in poll()
+on it itself, the thread standing aside; the thread takes the port back once
+the consumer has stayed out of pump() for HANDBACK (50 ms), so the port is
+drained whatever the consumer does. A frame that comes while the consumer
+waits wakes one thread, not two: with two CPU burners busy on a 2-core
+machine, the second woken thread (the consumer, woken by the reader) waited
+out the scheduler's slice behind them (p99 3 ms) where a single woken thread
+does not (p99 0.1-0.2 ms).
+
+Inline (`inline=True`): no thread at all; the consumer's own pump() reads the
+port, and only while it pumps: what comes meanwhile waits in the port's
+buffer (then the device's ring).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ _BURST_MOST = 0.005  # batching: ... or, at the most, what came in this long aft
 # bursts every few ms, and each wake of the consumer costs more than the bytes it decodes then
 # (a cold interpreter: 200 us for 35 KB at the line rate, 54 us warm)
 _WAKE_LATEST = 0.05
+# lending: the thread takes the port back once the consumer has stayed out of pump() this long
+HANDBACK = 0.05
 
 
 def _due(since: float) -> float | None:
@@ -101,21 +109,34 @@ class PortReader:
         self._fd = fileno(port)
         # a transport without a descriptor (rfc2217://) is read by its own blocking reads: a thread
         self.inline = inline and self._fd is not None
+        # lending (the thread, with a descriptor, not batching): a consumer that would wait in
+        # pump() reads the port itself while it waits, the thread standing aside (see borrow())
+        self.lends = not self.inline and self._fd is not None
         self._stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake_r, self._wake_w = os.pipe()  # the thread's: close(), or the consumer asking for the port
+        # the consumer's, while it reads the port: a nudge (inline: the same pipe, there is no thread)
+        self._nudge_r, self._nudge_w = os.pipe() if self.lends else (self._wake_r, self._wake_w)
+        os.set_blocking(self._nudge_w, False)  # nudges nobody reads pile up to a full pipe: the rest are moot
+        self._port = threading.Lock()  # lending: held by whoever reads the port now
+        self._want = False  # lending: the consumer asks the thread for the port
+        self._left = 0.0  # lending: when the consumer last gave the port back
+        self._held = False  # the thread holds the port
+        self.loans = 0  # lending: times the consumer read the port itself (borrow())
         self._thread: threading.Thread | None = None
-        if self.inline:
-            assert self._fd is not None
+        if self._fd is not None and (self.inline or self.lends):
             os.set_blocking(self._fd, False)
-            self._waiter = PortWaiter(self._fd, self._wake_r)
-        else:
+            self._waiter = PortWaiter(self._fd, self._nudge_r)
+        if not self.inline:
             self._thread = threading.Thread(target=self._read_loop, name=f"picodaq-reader {url}", daemon=True)
             self._thread.start()
 
     def nudge(self) -> None:
-        """End an inline fill()'s sleep in poll() early (from any thread)."""
-        if self.inline and not self._stop.is_set():
-            os.write(self._wake_w, b"n")
+        """End the consumer's sleep in poll() (inline, or lent the port) early (from any thread)."""
+        if (self.inline or self.lends) and not self._stop.is_set():
+            try:
+                os.write(self._nudge_w, b"n")
+            except BlockingIOError:
+                pass
 
     def close(self) -> None:
         """Stop reading and close the port (once)."""
@@ -131,14 +152,41 @@ class PortReader:
         except (serial.SerialException, OSError):
             pass
         if self._thread is None or not self._thread.is_alive():
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            for fd in {self._wake_r, self._wake_w, self._nudge_r, self._nudge_w}:
+                os.close(fd)
+
+    # -- lending: the consumer reads while it waits ------------------------------------
+
+    def borrow(self, timeout: float) -> bool:
+        """Take the port for a pump() that would wait up to timeout (> 0) with nothing in the ring:
+        the consumer reads it itself (fill()), then give_back(). One woken thread, no hand-over
+        of bytes: what inline reading gives, while the thread still drains the port whenever the
+        consumer stays away from pump() (HANDBACK). False: not lending (batches, no descriptor,
+        or the thread did not let go in time)."""
+        if not self.lends or self.batch_seconds or timeout <= 0 or self._stop.is_set():
+            return False
+        if self._port.acquire(blocking=False):
+            self.loans += 1
+            return True
+        self._want = True  # the thread is reading: ask it to stand aside
+        try:
+            os.write(self._wake_w, b"w")
+        except OSError:
+            return False
+        got = self._port.acquire(timeout=timeout)
+        self._want = False
+        self.loans += got
+        return got
+
+    def give_back(self) -> None:
+        self._left = time.monotonic()
+        self._port.release()
 
     # -- inline: in the consumer's thread -------------------------------------------
 
     def fill(self, timeout: float) -> None:
-        """Inline: read what the port has into the ring; with nothing waiting in the ring, first
-        sleep in poll() up to timeout for the port (or a nudge). A failed port closes the ring's
+        """Inline (or lent the port): read what the port has into the ring; with nothing waiting in
+        the ring, first sleep in poll() up to timeout for the port (or a nudge). A failed port closes the ring's
         sending side: the consumer gets what came before it, then the LinkError."""
         ring = self.ring
         if ring.sender_closed or self._stop.is_set():
@@ -149,7 +197,7 @@ class PortReader:
             if not len(ring):
                 got = w.wait(max(0.0, timeout))
                 if got is False:
-                    os.read(self._wake_r, 64)  # nudged: the consumer has something else to do
+                    os.read(self._nudge_r, 64)  # nudged: the consumer has something else to do
                     return
                 if got is None:
                     return
@@ -190,13 +238,20 @@ class PortReader:
             pass  # closed by the consumer
         except Exception as e:  # the port vanished or failed: the consumer reports it
             error = e
-        self.ring.close_sender(error)
+        finally:
+            if self._held:
+                self._held = False
+                self._port.release()
+        if not self.ring.sender_closed:  # a consumer lent the port may have met its end first
+            self.ring.close_sender(error)
 
     def _read_fd(self, fd: int) -> None:
         os.set_blocking(fd, False)  # pyserial's already is
         w = PortWaiter(fd, self._wake_r)
-        stopped = select.poll()  # the batching pause: only close() ends it
+        stopped = select.poll()  # the batching pause: only close() (or the consumer asking) ends it
         stopped.register(self._wake_r, select.POLLIN)
+        self._port.acquire()
+        self._held = True
         ring = self.ring
         readable = False  # poll() said so: then reading nothing means the end
         unannounced = 0  # bytes read since the consumer was last woken
@@ -226,7 +281,10 @@ class PortReader:
                 # moves what waits behind it): a burst is over when nothing more comes in _GRACE
                 got = w.wait(_GRACE)
                 if got is False:
-                    return
+                    if not self._stand_aside(stopped):
+                        return
+                    readable = False
+                    continue
                 now = time.monotonic()
                 if got and now < burst_end:
                     readable = True
@@ -240,7 +298,10 @@ class PortReader:
                     ring.wake_receiver()
                 # read a moment ago: let more arrive before waking again (close() still ends this)
                 if stopped.poll(batch * 1000.0):
-                    return
+                    if not self._stand_aside(stopped):
+                        return
+                    readable = False
+                    continue
             else:
                 unannounced = since = 0
                 ring.wake_receiver()
@@ -250,10 +311,42 @@ class PortReader:
                 ring.wake_receiver()
             self.wakeups += 1
             if not got:
-                return
+                if not self._stand_aside(stopped):
+                    return
+                readable = False
+                continue
             readable = True
             burst_start = time.monotonic()
             burst_end = burst_start + _BURST_MOST
+
+    def _stand_aside(self, pause: select.poll) -> bool:
+        """Woken through the pipe: close() (False), or a consumer asking for the port (borrow()):
+        let it have the port, and take it back once the consumer has stayed out of pump() for
+        HANDBACK, or batches (True: the thread holds the port again). Meanwhile the thread wakes
+        when the consumer gives the port back, and HANDBACK later."""
+        os.read(self._wake_r, 64)
+        if self._stop.is_set():
+            return False
+        if not self._want:
+            return True  # a request that timed out: read on
+        self.ring.wake_receiver()  # what the thread read reaches the consumer before what it reads
+        self._held = False
+        self._port.release()
+        while True:
+            if not self._port.acquire(timeout=1.0):  # the consumer holds it while it pumps
+                if self._stop.is_set():
+                    return False
+                continue
+            self._held = True
+            if self._stop.is_set() or self.ring.sender_closed:
+                return False
+            away = time.monotonic() - self._left
+            if self.batch_seconds or (away >= HANDBACK and not self._want):
+                return True
+            self._held = False
+            self._port.release()
+            if pause.poll(max(0.0, HANDBACK - away) * 1000.0):  # close(), or a request: look again
+                os.read(self._wake_r, 64)
 
     def _read_port(self) -> None:
         # a transport without a file descriptor (rfc2217://, whose client buffers bytes behind a
