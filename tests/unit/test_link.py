@@ -15,6 +15,15 @@ from picodaq.errors import LinkError
 from picodaq.transport.link import Link
 
 
+def pump_bytes(link: Link, total: int, got: int = 0) -> int:
+    """Pump until total bytes have come (got: those already counted), each wait hang-guarded."""
+    while got < total:
+        n = link.pump(timeout=10)
+        assert n, "nothing came within the hang guard"
+        got += n
+    return got
+
+
 @pytest.mark.parametrize("inline", [False, True])
 def test_an_idle_link_sleeps_in_the_kernel(pty_pair, inline):
     master, path = pty_pair
@@ -87,11 +96,7 @@ def test_inline_reading_delivers_in_order_in_the_consumers_thread_and_a_nudge_en
         sent = b"".join(bytes(frames.next_chunk()) for _ in range(20))  # 1,000 frames: many tty reads
         writer = threading.Thread(target=os.write, args=(master, sent))
         writer.start()
-        got = 0
-        while got < len(sent):
-            n = link.pump(timeout=10)
-            assert n, "nothing came within the hang guard"
-            got += n
+        got = pump_bytes(link, len(sent))
         writer.join()
         stats = link.receiver.stats
         assert got == len(sent) and stats.frames_ok == 1000 and stats.seq_lost == stats.crc_errors == 0
@@ -130,11 +135,7 @@ def test_a_waiting_consumer_reads_the_port_itself_and_the_thread_reads_when_it_s
 
         writer = threading.Thread(target=write_when_lent)
         writer.start()
-        got = 0
-        while got < len(first):
-            n = link.pump(timeout=10)
-            assert n, "nothing came within the hang guard"
-            got += n
+        got = pump_bytes(link, len(first))
         writer.join()
         assert reader.loans >= 1
         # 2. the consumer stays away from pump(): the thread takes the port back and reads it
@@ -146,10 +147,7 @@ def test_a_waiting_consumer_reads_the_port_itself_and_the_thread_reads_when_it_s
         assert len(link.ring) == 4096, "the reader thread did not take the port back"
         writer = threading.Thread(target=os.write, args=(master, second[4096:]))
         writer.start()
-        while got < len(first) + len(second):
-            n = link.pump(timeout=10)
-            assert n, "nothing came within the hang guard"
-            got += n
+        got = pump_bytes(link, len(first) + len(second), got)
         writer.join()
         stats = link.receiver.stats
         assert stats.frames_ok == 1050 and stats.seq_lost == stats.crc_errors == stats.skipped_bytes == 0

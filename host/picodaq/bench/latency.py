@@ -5,10 +5,10 @@ frames into the host side of a pty, each stamped with CLOCK_MONOTONIC just befor
 (bench/pty_writer.py); a Link on the other side, its receiver's primary output a CallbackOutput,
 takes them as a program using picodaq would (a thread pumping the link); the latency of a frame
 is the time from its write to the consumer's callback. Measured on an otherwise idle machine and
-again with two CPU burners running (one per core of a 2-core machine): the reader thread and
-the consumer each need a core when a frame comes. Both for the default Link (a reader thread
-hands bytes to the consumer) and an inline one (the consumer's pump reads the port itself: one
-woken thread, no hand-over; under the burners the hand-over waits out the scheduler's slice).
+again with two CPU burners running (one per core of a 2-core machine). Both for the default
+Link (a reader thread, which lends the port to the consumer while it waits in pump(): one woken
+thread; a hand-over from the reader thread to a woken consumer waited out the scheduler's slice
+under the burners, p99 3 ms) and an inline one (no thread: the consumer's pump reads the port).
 
 (b) End to end on the emulated board (`latency_run`), the emulator's share apart: from a
 block's last sample instant, on the device clock, to the primary consumer's callback; and the

@@ -125,8 +125,9 @@ def rows(doc: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, str
             (
                 f"5a. Latency of the receiver alone: a frame's write into a pty (another process) to the "
                 f"consumer's callback ({_n(a['frames_per_s'])} frames/s, {t['seconds']:g} s)",
-                f"idle: **p50 {a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us**, max {a['max_us']:.0f} us; "
-                f"two CPU burners: p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us, max {b['max_us']:.0f} us"
+                f"default Link (its reader thread lends the port to a waiting pump()): idle: **p50 "
+                f"{a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us**, max {a['max_us']:.0f} us; two CPU burners: "
+                f"**p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us**, max {b['max_us']:.0f} us"
                 + _inline_latency(t),
                 f"{_n(a['frames'])} and {_n(b['frames'])} frames, {a['lost'] + b['lost']} lost",
                 t["command"],
