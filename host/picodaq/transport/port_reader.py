@@ -73,7 +73,6 @@ class PortWaiter:
     EAGAIN: a system call per burst saved, a quarter of a bare tty reader's cost at 1.2 MB/s)."""
 
     def __init__(self, fd: int, wake_r: int) -> None:
-        self.fd = fd
         self.wake_r = wake_r
         self.offered = 0  # the room the last read offered
         self._raw = io.FileIO(fd, "rb", closefd=False).readinto
