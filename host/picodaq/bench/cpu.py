@@ -11,16 +11,13 @@ at this rate, within what a port's buffer holds).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tty
 from typing import Any
 
 from .. import contracts as C
 from ..recording.config import StreamConfig
-from ..recording.recorder import prepare_board
-from .live import raw_drain
+from .live import raw_drain, raw_stream
 from .proc_cpu import cpu_window
 from .session import EmulatedSession
 
@@ -64,24 +61,15 @@ def c_read_floor(session: EmulatedSession, config: StreamConfig, seconds: float)
     no interpreter: what any program pays to read this tty at this rate (None: no cat here).
     device_dropped: the board's own count once it stops, 0 if cat kept up."""
     cat = shutil.which("cat")
-    link = session.link
-    if cat is None or link is None:
+    if cat is None or session.link is None:
         return None
-    prepare_board(link, config)
-    link.start()
-    port = session.let_go()
-    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)  # holds the tty raw while cat reads
-    try:
-        tty.setraw(fd)
-        proc = subprocess.Popen([cat, port], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    with raw_stream(session, config) as (_, status):  # cat reads the port it holds raw
+        proc = subprocess.Popen([cat, session.board.port], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         try:
             cpu_window(proc.pid, 0.3, lambda: proc.poll() is None)  # its warm-up
             w = cpu_window(proc.pid, seconds, lambda: proc.poll() is None).as_dict()
         finally:
             proc.kill()
             proc.wait()
-    finally:
-        os.close(fd)
-    status = session.open().stop()
-    w["device_dropped"] = None if status is None else status.samples_dropped
+    w["device_dropped"] = None if status[0] is None else status[0].samples_dropped
     return w

@@ -18,13 +18,37 @@ import os
 import select
 import time
 import tty
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .. import contracts as C
+from ..protocol.messages import Status
 from ..recording.config import StreamConfig
 from .session import EmulatedSession
 
 CONFIG = StreamConfig(rate=20_000, channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.FMT_INT24, samples_per_frame=25)
+
+
+@contextmanager
+def raw_stream(session: EmulatedSession, config: StreamConfig) -> Iterator[tuple[int, list[Status | None]]]:
+    """Start the stream, let go of the port and hold it open raw (fd) for another reader; then stop
+    the stream again, its STOP's STATUS in the list yielded (the board's drop count)."""
+    from ..recording.recorder import prepare_board
+
+    link = session.link
+    assert link is not None
+    prepare_board(link, config)
+    link.start()
+    port = session.let_go()  # the board streams on; a host that is not reading gets nothing
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    status: list[Status | None] = []
+    try:
+        tty.setraw(fd)
+        yield fd, status
+    finally:
+        os.close(fd)
+    status.append(session.open().stop())
 
 
 def raw_drain(
@@ -33,18 +57,7 @@ def raw_drain(
     """Start the stream, let go of the port, and read it raw for seconds; then stop the stream again.
     batch_seconds: read in bursts as the Link's batching reader does (a burst ends when the port
     stays silent for a millisecond, then the loop sleeps this long): what reading the tty costs at all."""
-    from ..recording.recorder import prepare_board
-
-    link = session.link
-    assert link is not None
-    prepare_board(link, config)
-    link.start()
-    session.link = None
-    link.close()  # the board streams on; a host that is not reading gets nothing
-    port = session.board.port
-    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        tty.setraw(fd)
+    with raw_stream(session, config) as (fd, _):
         buf = bytearray(1 << 16)
         room = len(buf)
         readinto = io.FileIO(fd, "rb", closefd=False).readinto
@@ -71,9 +84,6 @@ def raw_drain(
         t0, c0 = time.monotonic(), time.process_time()
         drain(t0 + seconds)
         t1, c1 = time.monotonic(), time.process_time()
-    finally:
-        os.close(fd)
-    session.open().stop()
     return {
         "seconds": t1 - t0,
         "wire_bytes": count[0],
