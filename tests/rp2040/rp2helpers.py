@@ -18,7 +18,9 @@ from picodaq import contracts as C
 from picodaq.boards.rp2040 import Rp2040Board
 from picodaq.core.blocks import SamplesBlock
 from picodaq.flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
-from picodaq.protocol.messages import Status
+from picodaq.protocol.decoder import FrameDecoder
+from picodaq.protocol.frames import NEED_DATA, Frame
+from picodaq.protocol.messages import Hello, Status
 from picodaq.transport.link import Link
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
@@ -108,29 +110,69 @@ class Repl:
         self.fd = self.s.fileno()
         self.got = bytearray()
 
+    def _read(self, wait: float) -> bool:
+        """What has arrived, waiting up to `wait` s for the first byte; False once the port is gone."""
+        r, _, _ = select.select([self.fd], [], [], wait)
+        if r:
+            try:
+                self.got += os.read(self.fd, 65536)
+            except OSError:
+                return False
+        return True
+
     def read_until(self, token: bytes, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while token not in self.got:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or not self._read(min(left, 0.05)):
                 return False
-            r, _, _ = select.select([self.fd], [], [], min(left, 0.05))
-            if r:
-                try:
-                    self.got += os.read(self.fd, 65536)
-                except OSError:
-                    return False
         return True
 
     def raw_repl(self, timeout: float = 20.0) -> None:
-        """Leave the app (its escape while idle: a pause, then CR Ctrl-C CR) and enter the raw REPL."""
-        time.sleep(REPL_ESCAPE_PAUSE)  # the pause is part of the escape: the input, not a wait for a result
-        self.s.write(REPL_ESCAPE)
-        self.read_until(b">>> ", 5)
+        """Leave the app (its escape while idle: a pause, then CR Ctrl-C CR) and enter the raw REPL.
+        The escape is sent again until the friendly REPL's prompt shows: the app takes it only after
+        a pause of its own (emulated) time, which a starved emulator may not have let pass; at the
+        prompt a repeated escape is two empty lines and a Ctrl-C."""
+        deadline = time.monotonic() + timeout
+        while True:
+            time.sleep(REPL_ESCAPE_PAUSE)  # the pause is part of the escape: the input, not a wait for a result
+            self.s.write(REPL_ESCAPE)
+            if self.read_until(b">>> ", min(5.0, max(0.0, deadline - time.monotonic()))):
+                break
+            assert time.monotonic() < deadline, f"the app did not leave for the REPL: {bytes(self.got[-200:])!r}"
         self.got.clear()
         self.s.write(b"\x01")
         assert self.read_until(RAW_BANNER, timeout), f"no raw REPL: {bytes(self.got[-200:])!r}"
         self.got.clear()
+
+    def start_app(self, code: bytes, timeout: float = 60.0) -> Hello:
+        """Run code that starts an App from the raw REPL, and wait for that App's boot HELLO: the
+        App sends it once App.run() has switched keyboard interrupts off (hal.begin()). Until then
+        a 0x03 byte from the host (CONFIGURE's opcode, any byte of a seq, cmd_id or CRC) raises
+        KeyboardInterrupt in the code still importing, and the command bytes that follow land in
+        the REPL: GET_INFO's opcode is Ctrl-B (the friendly REPL), its length byte Ctrl-D (a soft
+        reset, into main.py's App). So nothing may be sent before this returns. Fails, showing
+        what the board said, if the code ends first (its traceback and the raw REPL's EOT)."""
+        self.got.clear()
+        self.s.write(code + b"\x04")
+        deadline = time.monotonic() + timeout
+        assert self.read_until(b"OK", timeout), f"the raw REPL did not take the code: {bytes(self.got)!r}"
+        decoder = FrameDecoder()
+        ok = fed = self.got.index(b"OK") + 2
+        while True:
+            if len(self.got) > fed:
+                decoder.feed(bytes(self.got[fed:]))
+                fed = len(self.got)
+            while (frame := decoder.next_frame()) is not NEED_DATA:
+                assert isinstance(frame, Frame)
+                if frame.type == C.MSG_HELLO:
+                    return Hello.parse(bytes(frame.payload))
+            # the code ended (its traceback, then the raw REPL's EOT and prompt) before any frame
+            after = self.got[ok:]
+            assert b"\x04>" not in after or b"\xa5\x5a" in after, f"the App never started: {bytes(self.got)!r}"
+            left = deadline - time.monotonic()
+            assert left > 0, f"no HELLO from the App in {timeout} s: {bytes(self.got)!r}"
+            assert self._read(min(left, 0.05)), f"the port went away: {bytes(self.got)!r}"
 
     def exec(self, code: bytes, timeout: float = 30.0) -> bytes | None:
         """Run code in the raw REPL, written in one piece; its output, or None if it never finished."""
@@ -309,9 +351,6 @@ def run_driver(board, inject_at: int = 0, near_limits: bool = False) -> None:
     repl = Repl(board.port)
     try:
         repl.raw_repl()
-        code = (DRIVER % {"inject_at": inject_at, "near_limits": int(near_limits)}).encode()
-        repl.s.write(code + b"\x04")
-        assert repl.read_until(b"OK", 20), bytes(repl.got)
+        repl.start_app((DRIVER % {"inject_at": inject_at, "near_limits": int(near_limits)}).encode())
     finally:
         repl.close()
-    wait_for_firmware(board)  # the driver's app says HELLO once it has loaded

@@ -21,7 +21,6 @@ from rp2helpers import (
     picodaq,
     record_instants,
     stop,
-    wait_for_firmware,
 )
 
 from picodaq import contracts as C
@@ -93,11 +92,9 @@ def test_a_stream_the_ring_cannot_hold_is_refused_naming_its_duration_and_the_li
     repl = Repl(board.port)
     try:
         repl.raw_repl()
-        repl.s.write(DRIVER + b"\x04")
-        assert repl.read_until(b"OK", 20), bytes(repl.got)
+        assert repl.start_app(DRIVER).ring_bytes == 32768  # its boot HELLO: nothing is sent before it
     finally:
         repl.close()
-    wait_for_firmware(board)
     with Link.open(board.port) as link:
         hello = link.get_info()
         assert hello.ring_bytes == 32768  # the driver's App answers, not main.py's (a ring of 160 kB+)
