@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -58,15 +59,19 @@ def test_the_device_going_away_is_a_link_error_after_its_data(pty_pair, inline):
         link.close()
 
 
-def test_a_batching_reader_never_strands_the_last_bytes(pty_pair):
-    # batches a few ms apart wake the consumer only every _WAKE_LATEST: bytes that come once and
-    # then nothing more must still reach it, when they are due, without more data behind them
+@pytest.mark.parametrize("lends", [True, False])
+def test_a_batching_reader_never_strands_the_last_bytes(pty_pair, lends):
+    # batches a few ms apart reach the consumer only batch_latest after their first bytes: bytes
+    # that come once and then nothing more must still reach it then, without more data behind them.
+    # lends=False: the reader thread batches (as it does whenever the consumer stays away from pump())
     master, path = pty_pair
     with Link.open(path) as link:
         link.batch_seconds = 0.01
+        link.reader.lends = lends
+        reader = link.reader
 
         def write_once_waited_for() -> None:  # bytes already in the ring need no wake to be seen
-            while not link.ring.consumer_waiting:
+            while not (reader.loans if lends else link.ring.consumer_waiting):
                 time.sleep(0.001)
             os.write(master, b"\x00" * 100)
 
@@ -77,9 +82,71 @@ def test_a_batching_reader_never_strands_the_last_bytes(pty_pair):
             got += link.pump(timeout=deadline - time.monotonic())
         writer.join()
         assert got == 100 and time.monotonic() < deadline  # woken for them, not at the wait's end
+        assert (reader.loans >= 1) == lends
         idle_from = link.reader_wakeups
         time.sleep(0.3)  # delivered: nothing more is due, so the reader sleeps until data comes
         assert link.reader_wakeups == idle_from
+
+
+def test_a_batching_consumer_lent_the_port_gathers_many_reads_into_one_pump_until_due_or_nudged(pty_pair):
+    """Batching, the consumer waiting in pump() reads burst after burst itself and returns them in
+    one piece once they are due (batch_latest after the first), or at once when nudged; every
+    byte once, in order; a command's answer is not kept waiting for the batch."""
+    master, path = pty_pair
+    frames = FrameStream(frames_per_chunk=50)
+    blocks: list[tuple[int, int]] = []
+    with Link.open(
+        path, receiver=Receiver(primary=CallbackOutput(lambda b: blocks.append((b.first_index, b.n_samples))))
+    ) as link:
+        reader = link.reader
+        link.batch_seconds = 0.005
+        link.batch_latest = 1.0
+        sent = b"".join(bytes(frames.next_chunk()) for _ in range(10))  # 500 frames: a tty hands 4 KiB a read
+
+        def write_when_lent(data: bytes, then: Callable[[], object] = lambda: None) -> threading.Thread:
+            def run() -> None:
+                loans = reader.loans
+                while reader.loans == loans:
+                    time.sleep(0.001)
+                os.write(master, data)  # blocks while the tty is full: the consumer reads meanwhile
+                then()
+
+            t = threading.Thread(target=run)
+            t.start()
+            return t
+
+        writer = write_when_lent(sent)
+        assert link.pump(timeout=60) == len(sent) > 4 * 4096  # one pump: the reads of many bursts
+        writer.join()
+        assert reader.wakeups > 1
+        # gathering for 30 s: a nudge (a stop asked for, a MARK to send) ends it at once
+        link.batch_latest = 30.0
+        woken = reader.wakeups
+        chunk = bytes(frames.next_chunk())
+
+        def nudge_once_woken() -> None:
+            while reader.wakeups == woken:
+                time.sleep(0.001)
+            link.nudge()
+
+        writer = write_when_lent(chunk, nudge_once_woken)
+        t0 = time.monotonic()
+        got = link.pump(timeout=60)
+        writer.join()
+        assert time.monotonic() - t0 < 30  # ended by the nudge, not when the batch was due
+        pump_bytes(link, len(chunk), got)
+        # a command waiting for its answer pumps in short waits, marked urgent: no batch is awaited
+        os.write(master, bytes(frames.next_chunk()))
+        t0 = time.monotonic()
+        assert link.pump_until(lambda: link.receiver.stats.frames_ok == 600, 29)
+        assert time.monotonic() - t0 < 29
+        stats = link.receiver.stats
+        assert stats.seq_lost == stats.crc_errors == stats.skipped_bytes == 0
+        expected = 0
+        for index, n in blocks:
+            assert index == expected
+            expected += n
+        assert expected == 600 * frames.n_samples
 
 
 def test_inline_reading_delivers_in_order_in_the_consumers_thread_and_a_nudge_ends_its_wait(pty_pair):

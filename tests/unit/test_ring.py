@@ -78,6 +78,12 @@ class RingModel(RuleBasedStateMachine):
             self.ring.push(data, block=False)
             self.model += data
 
+    @rule()
+    def rewind(self):  # a no-op unless empty: then the next byte goes to the buffer's start
+        self.ring.rewind()
+        if not self.model:
+            assert len(self.ring.room()) == self.ring.capacity  # all the room, in one piece
+
     # -- consumer side
     @rule(size=st.integers(0, 80))
     def pop_batch_into(self, size):

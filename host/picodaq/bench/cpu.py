@@ -6,7 +6,9 @@ transfers leave: about 1.2 MB/s of payload in practice). CPU% is this
 process's CPU time (the Link's reader thread, and the consumer pumping
 the link into its callback) over wall time, in the measured window. The link
 reads in batches, as a recording's does (StreamConfig.batch_seconds: a few ms
-at this rate, within what a port's buffer holds).
+at this rate, within what a port's buffer holds), and decodes them
+BATCH_LATEST (0.2 s) apart in the consumer's thread, which reads the port
+itself while it waits (PortReader's lending).
 """
 
 from __future__ import annotations

@@ -30,6 +30,11 @@ def _floor(c: dict[str, Any]) -> str:
     return out
 
 
+def _decoded(c: dict[str, Any]) -> str:
+    latest = c.get("batch_latest_s")  # absent from results measured before a recording's batches were
+    return "" if latest is None else f"; batches decoded {latest:g} s apart, as a recording's"
+
+
 def _inline_latency(t: dict[str, Any]) -> str:
     i, j = t.get("receiver_inline"), t.get("receiver_inline_loaded")  # absent from older results
     if not i or not j:
@@ -111,7 +116,7 @@ def rows(doc: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, str
             (
                 f"4. Host CPU at the USB full-speed line rate ({c['n_channels']} ch {c['fmt']} at {_n(c['rate'])} Hz, "
                 "paced)",
-                f"**{c['cpu_percent']:.1f} % of one core** (process CPU time / wall time)",
+                f"**{c['cpu_percent']:.1f} % of one core** (process CPU time / wall time{_decoded(c)})",
                 f"received {_n(c['mb_per_s'], 2)} MB/s of {c['target_mb_per_s']:.1f}, {c['lost']} lost; "
                 f"a bare loop only reading the tty in the same bursts: {_floor(c)}",
                 c["command"],

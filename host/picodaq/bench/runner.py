@@ -209,6 +209,7 @@ def fig_live(s: Settings, say: Progress) -> dict[str, Any]:
 
 
 def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
+    from ..recording.config import BATCH_LATEST
     from . import cpu as U
     from .session import EmulatedSession
 
@@ -240,6 +241,7 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
         fmt="int16",
         samples_per_frame=cfg.samples_per_frame,
         target_mb_per_s=U.LINE_RATE / 1e6,
+        batch_latest_s=BATCH_LATEST,
         lost=sum(r["lost"] for r in rounds),
         c_read_floor_dropped=sum(r["c_read_floor_dropped"] or 0 for r in rounds),
         losses={k: sum(r["losses"][k] for r in rounds) for k in rounds[0]["losses"]},

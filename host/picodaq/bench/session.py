@@ -24,9 +24,10 @@ from typing import Any
 from ..core.blocks import SamplesBlock
 from ..core.primary import CallbackOutput
 from ..core.receiver import Receiver
-from ..recording.config import StreamConfig
+from ..recording.config import BATCH_LATEST, StreamConfig
 from ..recording.recorder import prepare_board
 from ..transport.link import Link
+from ..transport.port_reader import WAKE_LATEST
 
 _LOSS_KEYS = ("crc_errors", "header_errors", "seq_lost", "samples_lost", "decode_errors")
 
@@ -114,10 +115,12 @@ class EmulatedSession:
         batch: bool = False,
     ) -> Window:
         """Stream config for warmup + seconds; the window is the last `seconds`. batch: the link
-        reads in batches as a recording's does (config.batch_seconds()), else as soon as bytes come."""
+        reads in batches as a recording's does (config.batch_seconds(), decoded BATCH_LATEST apart),
+        else as soon as bytes come."""
         link = self.link
         assert link is not None
         link.batch_seconds = config.batch_seconds() if batch else 0.0
+        link.batch_latest = BATCH_LATEST if batch else WAKE_LATEST
         prepare_board(link, config)
         rx = link.receiver
         lost0 = {k: getattr(rx.stats, k) for k in _LOSS_KEYS}

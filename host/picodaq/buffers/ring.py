@@ -107,6 +107,7 @@ class ByteRing:
         self._view = memoryview(self._buf)
         self._head = 0  # total bytes written: the producer's
         self._tail = 0  # total bytes read: the consumer's
+        self._origin = 0  # the count that sits at index 0 (rewind())
         self._reader = _Waiter("consumer")
         self._writer = _Waiter("producer")
         self._sender_closed = False
@@ -239,6 +240,18 @@ class ByteRing:
             raise ReceiversDisconnected()
         return ok
 
+    def rewind(self) -> None:
+        """An empty ring's next byte goes to its start: a reader that keeps refilling an empty
+        ring reuses the same few hundred KB (hot in the CPU's cache) instead of walking all of it.
+        Only for a caller that is producer and consumer at once (nobody else writes or reads)."""
+        if self._head == self._tail:
+            self._origin = self._head
+
+    def room(self) -> memoryview:
+        """The free space write_from() would offer now (one piece: up to the buffer's end)."""
+        start = (self._head - self._origin) & self._mask
+        return self._view[start : start + min(self.free, self.capacity - start)]
+
     def write_from(
         self, readinto: Callable[[memoryview], int | None], timeout: float | None = None, wake: bool = True
     ) -> int | None:
@@ -261,8 +274,7 @@ class ByteRing:
                 return n
             if not self.wait_writable(timeout):
                 return 0
-        start = self._head & self._mask
-        region = self._view[start : start + min(self.free, self.capacity - start)]
+        region = self.room()
         try:
             n = readinto(region)
         finally:
@@ -278,7 +290,7 @@ class ByteRing:
         src = memoryview(data).cast("B")
         done = 0
         while done < len(src) and self.free:
-            start = self._head & self._mask
+            start = (self._head - self._origin) & self._mask
             n = min(self.free, self.capacity - start, len(src) - done)
             self._view[start : start + n] = src[done : done + n]
             done += n
@@ -393,7 +405,7 @@ class ByteRing:
                 avail = self._head - self._tail
                 if not avail:
                     break
-                start = self._tail & self._mask
+                start = (self._tail - self._origin) & self._mask
                 n = min(avail, self.capacity - start, want - total)
                 dst[total : total + n] = self._view[start : start + n]
                 total += n
@@ -412,7 +424,7 @@ class ByteRing:
             avail = self._head - self._tail
             if not avail:
                 break
-            start = self._tail & self._mask
+            start = (self._tail - self._origin) & self._mask
             n = min(avail, self.capacity - start, max_bytes - done)
             view = self._view[start : start + n]
             try:

@@ -35,7 +35,7 @@ from ..protocol.decoder import FrameDecoder
 from ..protocol.messages import Hello, Status
 from ..protocol.units import ADS1299_DEFAULT_GAIN
 from ..transport.link import Link
-from .config import StreamConfig
+from .config import BATCH_LATEST, StreamConfig
 from .outputs import Output
 from .pipeline import Pipeline
 from .session import TIME, Session, SessionState
@@ -177,6 +177,11 @@ class Recording(Session):
     def batch_seconds(self) -> float:
         return self.config.batch_seconds() if self.batching else 0.0
 
+    def _read_in_batches(self, link: Link) -> None:
+        """Batches batch_seconds apart, decoded BATCH_LATEST apart (unless batching is off)."""
+        link.batch_seconds = self.batch_seconds
+        link.batch_latest = BATCH_LATEST
+
     def start(self, seconds: float | None = None) -> None:
         """Hang the pipeline on the link, ask for a HELLO, START. seconds: the recording holds
         exactly seconds x rate instants from its first one (the board's instants, not the
@@ -184,7 +189,7 @@ class Recording(Session):
         if seconds:
             self.pipeline.limit_to(round(seconds * self.config.rate))
         link = self._need_link()
-        link.batch_seconds = self.batch_seconds
+        self._read_in_batches(link)
         link.pump(0.05)
         fresh_counters(link)
         self.pipeline.attach()
@@ -336,7 +341,7 @@ class Recording(Session):
         except LinkError:
             time.sleep(0.2)
             return None
-        link.batch_seconds = self.batch_seconds
+        self._read_in_batches(link)
         # a new connection: its first frame sets the seq base (the board's boot HELLO, which
         # resets it, may have gone to nobody: a server forwards nothing while no client is on)
         self.receiver.decoder.reset_link()

@@ -79,6 +79,15 @@ class Link:
     def batch_seconds(self, seconds: float) -> None:
         self.reader.batch_seconds = seconds
 
+    @property
+    def batch_latest(self) -> float:
+        """Batching: how late bytes may reach the consumer (PortReader.batch_latest)."""
+        return self.reader.batch_latest
+
+    @batch_latest.setter
+    def batch_latest(self, seconds: float) -> None:
+        self.reader.batch_latest = seconds
+
     @classmethod
     def open(
         cls,
