@@ -25,6 +25,23 @@ def pump_bytes(link: Link, total: int, got: int = 0) -> int:
     return got
 
 
+def logging_link(path: str) -> tuple[Link, list[tuple[int, int]]]:
+    """A Link on path whose blocks are logged as (first instant, instants), in the order they came."""
+    blocks: list[tuple[int, int]] = []
+    link = Link.open(
+        path, receiver=Receiver(primary=CallbackOutput(lambda b: blocks.append((b.first_index, b.n_samples))))
+    )
+    return link, blocks
+
+
+def assert_every_instant_once_in_order(blocks: list[tuple[int, int]], total: int) -> None:
+    expected = 0
+    for index, n in blocks:
+        assert index == expected
+        expected += n
+    assert expected == total
+
+
 @pytest.mark.parametrize("inline", [False, True])
 def test_an_idle_link_sleeps_in_the_kernel(pty_pair, inline):
     master, path = pty_pair
@@ -94,10 +111,8 @@ def test_a_batching_consumer_lent_the_port_gathers_many_reads_into_one_pump_unti
     byte once, in order; a command's answer is not kept waiting for the batch."""
     master, path = pty_pair
     frames = FrameStream(frames_per_chunk=50)
-    blocks: list[tuple[int, int]] = []
-    with Link.open(
-        path, receiver=Receiver(primary=CallbackOutput(lambda b: blocks.append((b.first_index, b.n_samples))))
-    ) as link:
+    link, blocks = logging_link(path)
+    with link:
         reader = link.reader
         link.batch_seconds = 0.005
         link.batch_latest = 1.0
@@ -142,11 +157,7 @@ def test_a_batching_consumer_lent_the_port_gathers_many_reads_into_one_pump_unti
         assert time.monotonic() - t0 < 29
         stats = link.receiver.stats
         assert stats.seq_lost == stats.crc_errors == stats.skipped_bytes == 0
-        expected = 0
-        for index, n in blocks:
-            assert index == expected
-            expected += n
-        assert expected == 600 * frames.n_samples
+        assert_every_instant_once_in_order(blocks, 600 * frames.n_samples)
 
 
 def test_inline_reading_delivers_in_order_in_the_consumers_thread_and_a_nudge_ends_its_wait(pty_pair):
@@ -186,10 +197,8 @@ def test_inline_reading_delivers_in_order_in_the_consumers_thread_and_a_nudge_en
 def test_a_waiting_consumer_reads_the_port_itself_and_the_thread_reads_when_it_stays_away(pty_pair):
     master, path = pty_pair
     frames = FrameStream(frames_per_chunk=50)
-    blocks: list[tuple[int, int]] = []
-    with Link.open(
-        path, receiver=Receiver(primary=CallbackOutput(lambda b: blocks.append((b.first_index, b.n_samples))))
-    ) as link:
+    link, blocks = logging_link(path)
+    with link:
         reader = link.reader
         assert reader.lends and not reader.inline
         # 1. frames that come while the consumer waits in pump(): it was lent the port
@@ -218,10 +227,6 @@ def test_a_waiting_consumer_reads_the_port_itself_and_the_thread_reads_when_it_s
         writer.join()
         stats = link.receiver.stats
         assert stats.frames_ok == 1050 and stats.seq_lost == stats.crc_errors == stats.skipped_bytes == 0
-        expected = 0  # every instant once, in order, whoever read the port
-        for index, n in blocks:
-            assert index == expected
-            expected += n
-        assert expected == 1050 * frames.n_samples
+        assert_every_instant_once_in_order(blocks, 1050 * frames.n_samples)  # whoever read the port
         link.pump(timeout=0.01)  # lent once more: close() must still end the thread at once
     assert reader._thread is not None and not reader._thread.is_alive()
