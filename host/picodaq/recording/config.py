@@ -73,5 +73,5 @@ BATCH_MOST = 0.05
 BATCH_ROOM = 32768
 # ... and its decoding waits for the batches of this long (Link.batch_latest): a recording's view and
 # progress are redrawn every 0.25 s, its files flushed every second; each wake of the decoder costs
-# more than the bytes it decodes (at the line rate: 1.4 % of a core at 0.05 s, 1.0 % at 0.2 s)
+# more than the bytes it decodes (at the line rate, side by side: 1.4 % of a core at 0.05 s, 1.1 % at 0.2 s)
 BATCH_LATEST = 0.2
