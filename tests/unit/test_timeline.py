@@ -140,6 +140,22 @@ def test_live_board_restart_uses_the_host_clock():
     assert (gap.reason, gap.timing, gap.span) == (REBOOT, HOST_CLOCK, 3500)
 
 
+def test_a_board_back_later_than_it_had_been_up_is_a_restart_told_by_the_host_clock():
+    """Unplugged 2 s after its boot and back 6 s later: its new uptime (5.5 s) is past the old one,
+    but it counted 3.5 s where the host counted 6: it booted again, and its clock cannot time the gap
+    (it would say 4.4 s)."""
+    now = [100.0]
+    s = Sink()
+    tl = Timeline(s, clock=lambda: now[0])
+    tl.block(block(0, 1_000_000), status(2_000))
+    tl.hello(hello())
+    now[0] = 106.01  # the next block (10 instants, 10 ms) arrives 6.01 s later
+    tl.block(block(0, 5_400_000), status(5_500))
+    (gap,) = s.gaps
+    assert (gap.reason, gap.timing, gap.span) == (REBOOT, HOST_CLOCK, 6000)
+    assert tl.counts.board_restarts == 1
+
+
 def test_an_index_jump_the_clock_disagrees_with_is_a_new_stream():
     s = Sink()
     tl = Timeline(s)

@@ -379,6 +379,10 @@ class Timeline:
         host_ns = None
         if now is not None and self._arrival is not None:
             host_ns = max(0, round(((now - block.n_samples / rate) - self._arrival) * 1e9))
+        if uptime_ns is not None and host_ns is not None and uptime_ns + _VOUCH_TOLERANCE_NS < host_ns:
+            # a board that kept running counted at least the host's time; this one counted less: it
+            # booted again (after a loss longer than it had been up, its uptime passed the old one)
+            rebooted = True
         reason, timing, ns = REBOOT, UNKNOWN, 0
         if not rebooted:
             reason = RESTART
