@@ -56,11 +56,13 @@ def test_an_idle_link_sleeps_in_the_kernel(pty_pair, inline):
         assert link.reader_wakeups >= 1  # close() woke it too
 
 
-@pytest.mark.parametrize("inline", [False, True])
-def test_the_device_going_away_is_a_link_error_after_its_data(pty_pair, inline):
+@pytest.mark.parametrize("inline,batch", [(False, 0.0), (True, 0.0), (False, 0.005), (True, 0.005)])
+def test_the_device_going_away_is_a_link_error_after_its_data(pty_pair, inline, batch):
+    # batch: the consumer (inline, or lent the port) gathers bursts when the port goes away
     master, path = pty_pair
     queue = BlockQueue()
     link = Link.open(path, receiver=Receiver(primary=queue), inline=inline)
+    link.batch_seconds = batch
     try:
         frames = FrameStream(frames_per_chunk=5)
         os.write(master, bytes(frames.next_chunk()))
@@ -158,6 +160,38 @@ def test_a_batching_consumer_lent_the_port_gathers_many_reads_into_one_pump_unti
         stats = link.receiver.stats
         assert stats.seq_lost == stats.crc_errors == stats.skipped_bytes == 0
         assert_every_instant_once_in_order(blocks, 600 * frames.n_samples)
+
+
+def test_a_port_that_goes_away_while_a_lent_consumer_gathers_delivers_what_it_read_then_the_error(pty_pair):
+    master, path = pty_pair
+    frames = FrameStream(frames_per_chunk=5)
+    link, blocks = logging_link(path)
+    with link:
+        link.batch_seconds = 0.005
+        link.batch_latest = 30.0  # only the port's end stops this gathering before the hang guard
+        reader = link.reader
+        chunk = bytes(frames.next_chunk())
+
+        def write_then_unplug() -> None:
+            while not reader.loans:
+                time.sleep(0.001)
+            woken = reader.wakeups
+            os.write(master, chunk)
+            while reader.wakeups == woken:  # the consumer has read it and gathers on
+                time.sleep(0.001)
+            os.close(master)  # the board is unplugged
+
+        helper = threading.Thread(target=write_then_unplug)
+        helper.start()
+        t0 = time.monotonic()
+        got = link.pump(timeout=60)
+        helper.join()
+        assert time.monotonic() - t0 < 30
+        got = pump_bytes(link, len(chunk), got)  # nothing read is lost to the error
+        assert got == len(chunk) and link.receiver.stats.frames_ok == 5
+        assert_every_instant_once_in_order(blocks, 5 * frames.n_samples)
+        with pytest.raises(LinkError):
+            link.pump(timeout=1)
 
 
 def test_inline_reading_delivers_in_order_in_the_consumers_thread_and_a_nudge_ends_its_wait(pty_pair):
