@@ -160,6 +160,8 @@ class Relay:
             if self._down in r:
                 try:
                     data = os.read(self._down, 4096)
+                except BlockingIOError:  # select said readable, yet the tty had nothing by the read (flushed meanwhile)
+                    data = b""
                 except OSError as e:  # EIO: no host has the port open
                     if e.errno != errno.EIO:
                         raise
