@@ -92,14 +92,16 @@ def test_quick_bench_writes_every_figure_with_sane_cross_checked_numbers(quick_r
     e2e = t["end_to_end"]
     assert e2e["blocks"] > 0 and e2e["lost"] == 0
     assert 0 <= e2e["min_ms"] <= e2e["p50_ms"] <= e2e["p99_ms"] <= e2e["max_ms"]
-    for part in ("receiver", "receiver_loaded", "emulator"):
+    readers = ("receiver", "receiver_inline", "receiver_bare")
+    for part in (*readers, *(r + "_loaded" for r in readers), "emulator"):
         r = t[part]
         assert r["frames"] > 0 and 0 < r["p50_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"]
-    # every frame the test writer wrote reached the callback (500 a second, after the warm-up)
-    for part, burners in (("receiver", 0), ("receiver_loaded", 2)):
+    # every frame the test writer wrote reached each reader (500 a second, after the warm-up)
+    for part, burners in (*((r, 0) for r in readers), *((r + "_loaded", 2) for r in readers)):
         r = t[part]
         assert r["lost"] == 0 and r["burners"] == burners
         assert r["frames"] == round(r["frames_per_s"] * r["seconds"])
+    assert t["receiver_bare"]["reader"] == "bare" and t["receiver_inline_loaded"]["inline"] is True
 
     f = doc["figures"]["firmware"]
     assert set(f["formats"]) == {"int16", "int24", "int32"}

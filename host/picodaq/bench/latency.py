@@ -8,7 +8,10 @@ is the time from its write to the consumer's callback. Measured on an otherwise 
 again with two CPU burners running (one per core of a 2-core machine). Both for the default
 Link (a reader thread, which lends the port to the consumer while it waits in pump(): one woken
 thread; a hand-over from the reader thread to a woken consumer waited out the scheduler's slice
-under the burners, p99 3 ms) and an inline one (no thread: the consumer's pump reads the port).
+under the burners, p99 3 ms) and an inline one (no thread: the consumer's pump reads the port),
+and for a bare reader beside them (bench/pty_reader.py: select, read, the stamps; no picodaq),
+whose figure is what the scheduler and the tty cost any reader: the three take turns under the
+same load, as that load's cost changes from run to run.
 
 (b) End to end on the emulated board (`latency_run`), the emulator's share apart: from a
 block's last sample instant, on the device clock, to the primary consumer's callback; and the
@@ -53,7 +56,7 @@ from ..core.primary import CallbackOutput
 from ..core.receiver import Receiver
 from ..recording.config import StreamConfig
 from ..transport.link import Link
-from .pty_writer import stamp_of
+from .pty_writer import frame, stamp_of
 from .session import EmulatedSession
 
 CONFIG = StreamConfig(rate=1000, channel_mask=0xFF, source=C.SRC_RAMP, fmt=C.FMT_INT24)
@@ -116,14 +119,50 @@ def _summary_us(values_ns: list[int]) -> dict[str, Any]:
     }
 
 
+READERS = ("bare", "default", "inline")  # (a)'s readers: pty_reader.py, Link.open(), Link.open(inline=True)
+
+
 def receiver_latency(
-    seconds: float, frames_per_s: float = 500.0, burners: int = 0, warmup: float = 0.5, inline: bool = False
-) -> dict[str, Any]:
-    """(a): write-to-callback latency of frames through a pty into a Link (see the module's text);
-    inline: the Link reads the port in the consumer's thread (Link.open(inline=True))."""
-    lat: list[int] = []
+    seconds: float, frames_per_s: float = 500.0, burners: int = 0, warmup: float = 0.5, rounds: int = 1
+) -> dict[str, dict[str, Any]]:
+    """(a): write-to-callback latency of frames through a pty (see the module's text), for each of
+    READERS side by side: rounds of (burners started afresh, then each reader for seconds / rounds
+    after its warm-up, in an order turned by one each round), each reader's latencies pooled. Side
+    by side because a loaded machine's scheduler changes its mind between runs (the same reader's
+    p99 under two burners was 0.1 ms in one run and 3 ms in the next): what a reader adds to the
+    bare floor shows only in turns taken under the same load."""
+    per = seconds / rounds
+    lat: dict[str, list[int]] = {r: [] for r in READERS}
+    lost = dict.fromkeys(READERS, 0)
+    for k in range(rounds):
+        with ExitStack() as stack:
+            for p in [_burner() for _ in range(burners)]:
+                stack.callback(_stop, p)
+            for reader in READERS[k % 3 :] + READERS[: k % 3]:
+                got, gone = _one_reader(reader, per, frames_per_s, warmup)
+                lat[reader] += got
+                lost[reader] += gone
+    return {
+        r: dict(
+            _summary_us(lat[r]),
+            reader=r,
+            frames_per_s=frames_per_s,
+            burners=burners,
+            inline=r == "inline",
+            seconds=per * rounds,
+            rounds=rounds,
+            lost=lost[r],
+        )
+        for r in READERS
+    }
+
+
+def _one_reader(reader: str, seconds: float, frames_per_s: float, warmup: float) -> tuple[list[int], int]:
+    """One turn: the test writer into a fresh pty, reader on its other side; the latencies (ns)
+    after the warm-up, and how many of those frames did not reach it (or came damaged)."""
     skip = round(warmup * frames_per_s)  # the warm-up's frames
     total = skip + round(seconds * frames_per_s)
+    lat: list[int] = []
 
     def on_block(block: SamplesBlock) -> None:
         now = time.monotonic_ns()
@@ -137,30 +176,44 @@ def receiver_latency(
         tty.setraw(slave)
         stack.callback(os.close, master)
         path = os.ttyname(slave)
-        link = Link.open(path, receiver=Receiver(primary=CallbackOutput(on_block), runs=True), inline=inline)
-        stack.callback(link.close)
-        os.close(slave)  # the Link has its own
-        procs = [_burner() for _ in range(burners)]
-        for p in procs:
-            stack.callback(_stop, p)
+        if reader == "bare":
+            bare = _bare_reader(stack, path, total, skip)
+        else:
+            link = Link.open(
+                path, receiver=Receiver(primary=CallbackOutput(on_block), runs=True), inline=reader == "inline"
+            )
+            stack.callback(link.close)
+        os.close(slave)  # the reader has its own
         writer = subprocess.Popen(
             [sys.executable, "-m", "picodaq.bench.pty_writer", str(master), str(frames_per_s), str(total)],
             pass_fds=(master,),
         )
         stack.callback(_stop, writer)
+        if reader == "bare":
+            assert bare.stdout is not None
+            lat = [int(x) for x in bare.stdout.read().split()]  # once it has read every frame
+            return lat, total - skip - len(lat)
         while writer.poll() is None:
             link.pump(0.2)
         link.pump(0.2)  # what was still in flight
         stats = link.receiver.stats
-        out = _summary_us(lat)
-        out.update(
-            frames_per_s=frames_per_s,
-            burners=burners,
-            inline=inline,
-            seconds=seconds,
-            lost=stats.seq_lost + stats.crc_errors + stats.samples_lost,
-        )
-        return out
+        return lat, stats.seq_lost + stats.crc_errors + stats.samples_lost + (total - skip - len(lat))
+
+
+def _bare_reader(stack: ExitStack, path: str, total: int, skip: int) -> subprocess.Popen[str]:
+    """pty_reader.py on path, once it has the port open."""
+    probe = frame(0, 0x1122334455667788)
+    at = probe.find((0x55667788).to_bytes(4, "little"))  # the stamp's place in every frame
+    p = subprocess.Popen(
+        [sys.executable, "-m", "picodaq.bench.pty_reader", path, str(len(probe)), str(at), str(total), str(skip)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stack.callback(_stop, p)
+    assert p.stdout is not None
+    if p.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"the bare reader could not open {path}")
+    return p
 
 
 def raw_board_latency(session: EmulatedSession, seconds: float) -> dict[str, Any]:
@@ -228,7 +281,7 @@ def _burner() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", "while 1: pass"])
 
 
-def _stop(p: subprocess.Popen[bytes]) -> None:
+def _stop(p: subprocess.Popen[Any]) -> None:
     if p.poll() is None:
         p.kill()
     p.wait()

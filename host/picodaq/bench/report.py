@@ -46,6 +46,21 @@ def _inline_latency(t: dict[str, Any]) -> str:
     )
 
 
+def _bare_latency(t: dict[str, Any]) -> str:
+    """The bare reader's floor and what the default Link adds to it, load by load."""
+    i, j = t.get("receiver_bare"), t.get("receiver_bare_loaded")  # absent from older results
+    if not i or not j:
+        return ""
+    a, b = t["receiver"], t["receiver_loaded"]
+    return (
+        f"; a bare reader in turns with them (select, read, no picodaq: the scheduler's and the tty's "
+        f"share): idle p50 {i['p50_us']:.0f} us, p99 {i['p99_us']:.0f} us; two CPU burners: p50 "
+        f"{j['p50_us']:.0f} us, p99 {j['p99_us']:.0f} us, max {j['max_us']:.0f} us. The default Link adds "
+        f"**{a['p50_us'] - i['p50_us']:+.0f} us at p50, {a['p99_us'] - i['p99_us']:+.0f} us at p99** idle; "
+        f"**{b['p50_us'] - j['p50_us']:+.0f} us at p50, {b['p99_us'] - j['p99_us']:+.0f} us at p99** loaded"
+    )
+
+
 def _n(x: float | None, digits: int = 0) -> str:
     if x is None:
         return "n/a"
@@ -129,11 +144,14 @@ def rows(doc: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, str
         out.append(
             (
                 f"5a. Latency of the receiver alone: a frame's write into a pty (another process) to the "
-                f"consumer's callback ({_n(a['frames_per_s'])} frames/s, {t['seconds']:g} s)",
+                f"consumer's callback ({_n(a['frames_per_s'])} frames/s, {t['seconds']:g} s per reader"
+                + (f" in {a['rounds']} turns" if a.get("rounds", 1) > 1 else "")
+                + ")",
                 f"default Link (its reader thread lends the port to a waiting pump()): idle: **p50 "
                 f"{a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us**, max {a['max_us']:.0f} us; two CPU burners: "
                 f"**p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us**, max {b['max_us']:.0f} us"
-                + _inline_latency(t),
+                + _inline_latency(t)
+                + _bare_latency(t),
                 f"{_n(a['frames'])} and {_n(b['frames'])} frames, {a['lost'] + b['lost']} lost",
                 t["command"],
             )

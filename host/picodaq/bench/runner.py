@@ -42,6 +42,7 @@ class Settings:
     live_seconds: float
     cpu_seconds: float
     latency_seconds: float
+    latency_rounds: int  # turns of the receiver-latency figure's readers, side by side, per load
     fw_frames: int
     peer_runs: int  # rounds of the peer figure: every rate, BrainFlow and picodaq
     peer_rates: tuple[int, ...]
@@ -62,6 +63,7 @@ FULL = Settings(
     live_seconds=2.0,
     cpu_seconds=5.0,
     latency_seconds=60.0,
+    latency_rounds=6,
     fw_frames=5000,
     peer_runs=2,
     peer_rates=(250, 1000, 4000, 16000),
@@ -81,6 +83,7 @@ QUICK = Settings(
     live_seconds=0.5,
     cpu_seconds=0.5,
     latency_seconds=1.5,
+    latency_rounds=1,
     fw_frames=300,
     peer_runs=1,
     peer_rates=(1000,),
@@ -260,13 +263,15 @@ def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
     if not check["same_clock"]:
         raise BenchError(f"latency: the unix port's ticks_us is not the host's monotonic clock here: {check}")
     out: dict[str, Any] = {"command": _command("latency", s), "runs": 1, "seconds": s.latency_seconds}
-    say(f"the receiver alone: frames written into a pty, 500 a second for {s.latency_seconds:g} s, the machine idle")
-    out["receiver"] = T.receiver_latency(s.latency_seconds, burners=0)
+    say(
+        f"the receiver alone: frames written into a pty, 500 a second, read by a bare loop, a Link and an "
+        f"inline Link in turns, {s.latency_seconds:g} s each, the machine idle"
+    )
+    idle = T.receiver_latency(s.latency_seconds, burners=0, rounds=s.latency_rounds)
     say("... and again with two CPU burners running")
-    out["receiver_loaded"] = T.receiver_latency(s.latency_seconds, burners=2)
-    say("the same two, the Link reading inline (in the consumer's thread)")
-    out["receiver_inline"] = T.receiver_latency(s.latency_seconds, burners=0, inline=True)
-    out["receiver_inline_loaded"] = T.receiver_latency(s.latency_seconds, burners=2, inline=True)
+    loaded = T.receiver_latency(s.latency_seconds, burners=2, rounds=s.latency_rounds)
+    for reader, key in (("default", "receiver"), ("inline", "receiver_inline"), ("bare", "receiver_bare")):
+        out[key], out[key + "_loaded"] = idle[reader], loaded[reader]
     say(f"end to end: a paced emulated board, 8 ch x 1 kHz, read bare then by picodaq, {s.latency_seconds:g} s each")
     out["clock_check"] = check
     with EmulatedSession(unpaced=False) as session:

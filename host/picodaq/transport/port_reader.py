@@ -9,6 +9,8 @@ the device, whose drops are counted and show as sample-index gaps). It wakes
 the consumer once it has read all the port had, not after each read (a tty
 hands 4 KiB a read), just before it blocks in poll(), which lets go of the
 GIL: the consumer's wake-up never waits out the interpreter's switch interval.
+Whichever thread reads asks Linux for a short time slice (time_slice.py), so on a
+busy machine data wakes it ahead of the threads keeping the cores busy.
 
 Lending (the thread's default): a consumer about to
 wait in pump() with nothing in the ring borrows the port and sleeps in poll()
@@ -40,6 +42,7 @@ import serial
 from ..buffers.ring import ByteRing, ReceiversDisconnected
 from ..errors import LinkError
 from .port_errors import SERVER_CLOSED, describe_port_error, is_network
+from .time_slice import ask_short_slice
 
 WAKE_EVERY = 1 << 16  # the reader wakes the consumer at least this often (bytes) while the port has more
 _GRACE = 0.001  # batching: a port that stays silent this long after a read has given all it had
@@ -127,6 +130,7 @@ class PortReader:
         self._held = False  # the thread holds the port
         self.loans = 0  # lending: times the consumer read the port itself (borrow())
         self._gathered = 0.0  # batching, lent the port: when the consumer last read a burst
+        self._sliced = 0  # the consumer's thread that asked for a short time slice (time_slice.py)
         self._thread: threading.Thread | None = None
         if self._fd is not None and (self.inline or self.lends):
             os.set_blocking(self._fd, False)
@@ -200,6 +204,9 @@ class PortReader:
         ring = self.ring
         if ring.sender_closed or self._stop.is_set():
             return
+        if self._sliced != threading.get_ident():  # the thread that reads now wakes ahead of busy ones
+            self._sliced = threading.get_ident()
+            ask_short_slice()
         w = self._waiter
         end = time.monotonic() + max(0.0, timeout)
         try:
@@ -311,6 +318,7 @@ class PortReader:
         raise LinkError(f"port {self.url} closed by the {by}", port=self.url)
 
     def _read_loop(self) -> None:
+        ask_short_slice()  # woken by data, it gets a busy machine's CPU ahead of threads running out their slices
         error: BaseException | None = None
         try:
             if self._fd is not None:
