@@ -204,7 +204,8 @@ class PortReader:
         ring = self.ring
         if ring.sender_closed or self._stop.is_set():
             return
-        if self._sliced != threading.get_ident():  # the thread that reads now wakes ahead of busy ones
+        if self._sliced != threading.get_ident() and not self.batch_seconds:
+            # the thread that reads now wakes ahead of busy ones (a batching one waits on purpose)
             self._sliced = threading.get_ident()
             ask_short_slice()
         w = self._waiter
