@@ -57,7 +57,7 @@ def test_a_thread_asking_gets_the_short_slice_keeps_its_nice_and_what_it_starts_
 
 
 def test_a_link_reader_thread_and_the_thread_that_pumps_ask_for_it(pty_pair):
-    default_slice()
+    default = default_slice()
     master, path = pty_pair
     with Link.open(path) as link:
         reader = link.reader._thread
@@ -67,12 +67,16 @@ def test_a_link_reader_thread_and_the_thread_that_pumps_ask_for_it(pty_pair):
             assert time.monotonic() < deadline, "the reader thread never asked"
             time.sleep(0.01)
 
-        def pump() -> int | None:
-            os.write(master, b"\x00" * 10)
-            assert link.pump(timeout=5) == 10
-            return slice_ns()
+        def pump() -> tuple[int | None, int | None]:
+            before = slice_ns()
+            loans = link.reader.loans
+            assert link.pump(timeout=1.0) == 0  # nothing came: it waited lent the port, reading it
+            assert link.reader.loans == loans + 1
+            return before, slice_ns()
 
-        assert in_thread(pump) == SLICE_NS
+        assert in_thread(pump) == (default, SLICE_NS)
+        os.write(master, b"\x00" * 10)
+        assert link.pump(timeout=5) == 10
 
 
 def test_an_inline_link_asks_for_the_thread_that_pumps(pty_pair):
