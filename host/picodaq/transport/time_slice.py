@@ -47,36 +47,40 @@ def _syscall(number: int, *args: object) -> int:
     return int(_libc.syscall(number, *args))
 
 
+def _numbers() -> tuple[int, int] | None:
+    return _SYSCALLS.get(platform.machine()) if sys.platform == "linux" else None
+
+
+def _attr() -> tuple[int, ...] | None:
+    """The calling thread's struct sched_attr, or None where it cannot be read."""
+    numbers = _numbers()
+    if numbers is None:
+        return None
+    buf = ctypes.create_string_buffer(_ATTR.size)
+    if _syscall(numbers[1], 0, buf, _ATTR.size, 0):
+        return None
+    return _ATTR.unpack(buf.raw)
+
+
 def ask_short_slice(ns: int = SLICE_NS) -> bool:
     """Ask for a slice of ns for the calling thread; True if the kernel took the request (a kernel
     before 6.12 takes it and keeps its default slice)."""
-    numbers = _SYSCALLS.get(platform.machine()) if sys.platform == "linux" else None
-    if numbers is None:
-        return False
-    set_attr, get_attr = numbers
     try:
-        if os.sched_getscheduler(0) & ~_RESET_ON_FORK_POLICY != os.SCHED_OTHER:
+        now, numbers = _attr(), _numbers()
+        if now is None or numbers is None or os.sched_getscheduler(0) & ~_RESET_ON_FORK_POLICY != os.SCHED_OTHER:
             return False
-        now = ctypes.create_string_buffer(_ATTR.size)
-        if _syscall(get_attr, 0, now, _ATTR.size, 0):
-            return False
-        if 0 < _ATTR.unpack(now.raw)[5] <= ns:  # (6.12+ tells the slice, its own or the default)
+        if 0 < now[5] <= ns:  # (6.12+ tells the slice, its own or the default)
             return True  # as short already
         nice = os.getpriority(os.PRIO_PROCESS, 0)  # the calling thread's, on Linux: kept
         attr = ctypes.create_string_buffer(
             _ATTR.pack(_ATTR.size, os.SCHED_OTHER, _RESET_ON_FORK, nice, 0, ns, 0, 0, 0, 0)
         )
-        return _syscall(set_attr, 0, attr, 0) == 0
+        return _syscall(numbers[0], 0, attr, 0) == 0
     except (OSError, AttributeError):
         return False
 
 
 def slice_ns() -> int | None:
     """The calling thread's slice (0 before 6.12), or None where it cannot be read."""
-    numbers = _SYSCALLS.get(platform.machine()) if sys.platform == "linux" else None
-    if numbers is None:
-        return None
-    buf = ctypes.create_string_buffer(_ATTR.size)
-    if _syscall(numbers[1], 0, buf, _ATTR.size, 0):
-        return None
-    return int(_ATTR.unpack(buf.raw)[5])
+    now = _attr()
+    return None if now is None else int(now[5])
