@@ -138,7 +138,7 @@ def receiver_latency(
         with ExitStack() as stack:
             for p in [_burner() for _ in range(burners)]:
                 stack.callback(_stop, p)
-            for reader in READERS[k % 3 :] + READERS[: k % 3]:
+            for reader in READERS[k % len(READERS) :] + READERS[: k % len(READERS)]:
                 got, gone = _one_reader(reader, per, frames_per_s, warmup)
                 lat[reader] += got
                 lost[reader] += gone
