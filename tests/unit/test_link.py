@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -164,34 +167,47 @@ def test_a_batching_consumer_lent_the_port_gathers_many_reads_into_one_pump_unti
 
 def test_a_port_that_goes_away_while_a_lent_consumer_gathers_delivers_what_it_read_then_the_error(pty_pair):
     master, path = pty_pair
-    frames = FrameStream(frames_per_chunk=5)
+    # 2 frames, 1.2 KB: one piece of the tty's flip buffer (up to ~1.8 KB), so the tty holds it all
+    # when it wakes the consumer (a larger chunk can come in two pieces, and what a tty still
+    # holds when the other side hangs up is gone: not read, so not the Link's to deliver)
+    frames = FrameStream(frames_per_chunk=2)
     link, blocks = logging_link(path)
-    with link:
-        link.batch_seconds = 0.005
-        link.batch_latest = 30.0  # only the port's end stops this gathering before the hang guard
-        reader = link.reader
-        chunk = bytes(frames.next_chunk())
+    tty_queue = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)  # to see what the tty holds
+    try:
+        with link:
+            link.batch_seconds = 0.005
+            link.batch_latest = 30.0  # only the port's end stops this gathering before the hang guard
+            reader = link.reader
+            chunk = bytes(frames.next_chunk())
 
-        def write_then_unplug() -> None:
-            while not reader.loans:
-                time.sleep(0.001)
-            woken = reader.wakeups
-            os.write(master, chunk)
-            while reader.wakeups == woken:  # the consumer has read it and gathers on
-                time.sleep(0.001)
-            os.close(master)  # the board is unplugged
+            def write_then_unplug() -> None:
+                while not reader.loans:
+                    time.sleep(0.001)
+                woken = reader.wakeups
+                os.write(master, chunk)
+                # the consumer has woken and read all of it, and gathers on
+                while reader.wakeups == woken or unread(tty_queue):
+                    time.sleep(0.001)
+                os.close(master)  # the board is unplugged
 
-        helper = threading.Thread(target=write_then_unplug)
-        helper.start()
-        t0 = time.monotonic()
-        got = link.pump(timeout=60)
-        helper.join()
-        assert time.monotonic() - t0 < 30
-        got = pump_bytes(link, len(chunk), got)  # nothing read is lost to the error
-        assert got == len(chunk) and link.receiver.stats.frames_ok == 5
-        assert_every_instant_once_in_order(blocks, 5 * frames.n_samples)
-        with pytest.raises(LinkError):
-            link.pump(timeout=1)
+            helper = threading.Thread(target=write_then_unplug)
+            helper.start()
+            t0 = time.monotonic()
+            got = link.pump(timeout=60)
+            helper.join()
+            assert time.monotonic() - t0 < 30
+            got = pump_bytes(link, len(chunk), got)  # nothing read is lost to the error
+            assert got == len(chunk) and link.receiver.stats.frames_ok == 2
+            assert_every_instant_once_in_order(blocks, 2 * frames.n_samples)
+            with pytest.raises(LinkError):
+                link.pump(timeout=1)
+    finally:
+        os.close(tty_queue)
+
+
+def unread(fd: int) -> int:
+    """Bytes a tty holds for its reader (FIONREAD)."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
 
 
 def test_inline_reading_delivers_in_order_in_the_consumers_thread_and_a_nudge_ends_its_wait(pty_pair):
