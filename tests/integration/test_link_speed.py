@@ -75,7 +75,10 @@ def stream_through_pty(master: int, path: str, seconds: float, check_every: int,
     assert queue.delivered == written and queue.dropped == 0
     assert observed[0] == (written + 3) // 4
     p = link.pool_stats
-    assert p.in_use == 0 and p.leaked == 0 and p.hit_rate >= 0.999
+    # the pool grew only while every buffer it had was held, by the blocks queued at once (each
+    # frame's buffer goes into its block, and the block into the queue): a bound on the hit rate
+    # failed under load, where the writer wrote fewer frames (104 buffers for 96,600 frames)
+    assert p.in_use == 0 and p.leaked == 0 and p.fallbacks == 0 and p.allocations <= queue.high_water
     assert state["checked"] == (written + check_every - 1) // check_every
 
 
