@@ -46,8 +46,10 @@ class StreamKeywords(KeywordBase):
             self._need_session().run(timestr_to_secs(seconds))
 
     @keyword
-    def keep_streaming_until_board_reboots(self, timeout: str = "10 s") -> None:
-        """Pumps until a HELLO shows that the board rebooted mid-stream; fails after timeout."""
+    def keep_streaming_until_board_reboots(self, timeout: str = "30 s") -> None:
+        """Pumps until a HELLO shows that the board rebooted mid-stream; fails after timeout (a Pico
+        reboots in about a second, the emulated RP2040 in 3.5 s on a quiet machine, in over 10 s
+        beside three other emulators on 2 cores)."""
         s = self._need_session()
         with self._failing():
             s.run(timestr_to_secs(timeout), until=lambda: s.reboots > 0)
