@@ -4,6 +4,7 @@ byte by byte from PROTOCOL.md, reading BDF files back, waiting on conditions."""
 from __future__ import annotations
 
 import json
+import re
 import select
 import signal
 import struct
@@ -203,17 +204,21 @@ class Lines:
 
     def wait_for(self, text: str, timeout: float = 60.0) -> float:
         """The arrival time of the first line containing text."""
+        return self.wait_for_match(re.compile(re.escape(text)), timeout)
+
+    def wait_for_match(self, pattern: re.Pattern[str], timeout: float = 60.0) -> float:
+        """The arrival time of the first line pattern finds something in."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for t, line in self.lines:
-                    if line is not None and text in line:
+                    if line is not None and pattern.search(line):
                         return t
                 if self.lines and self.lines[-1][1] is None:
-                    raise AssertionError(f"{text!r} never came; got:\n{self.text()}")
+                    raise AssertionError(f"{pattern.pattern!r} never came; got:\n{self.text()}")
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"timed out waiting for {text!r}; got:\n{self.text()}")
+                    raise AssertionError(f"timed out waiting for {pattern.pattern!r}; got:\n{self.text()}")
                 self._cond.wait(left)
 
     def text(self) -> str:
@@ -410,6 +415,25 @@ def assert_bdf_is_the_recording(bdf_path: Path, npy: Path, rate: int, fmt: int |
         # only where the instant falls on one; the zero fill above is exact to the sample)
         assert abs(o - wo) < 1e-4 + 1e-9 and abs(d - wd) < 1e-4 + 1e-9, (t, (o, d), (wo, wd))
     return b
+
+
+def stream_started_again(tlv: Path):
+    """A wait_for condition: the `.tlv` capture holds a second stream's first frame (SAMPLES from
+    sample index 0 again), so what came after a restart, reset or reconnect has been received.
+    Not the capture's size: its writes reach the file up to a second late, and growth after the
+    restart's line was once only bytes from before it (no restart recorded yet, under load)."""
+    from picodaq.protocol.decoder import FrameDecoder
+
+    def seen() -> bool:
+        try:
+            data = tlv.read_bytes()
+        except FileNotFoundError:
+            return False
+        dec = FrameDecoder()
+        dec.feed(data)
+        return sum(f.type == C.MSG_SAMPLES and f.head[0] == 0 for f in dec) >= 2
+
+    return seen
 
 
 def captured(tlv: Path):

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import Capture, Lines, assert_one_clear_line, file_grows_past, picodaq, start_picodaq
+from cli_helpers import (
+    Capture,
+    Lines,
+    assert_one_clear_line,
+    file_grows_past,
+    picodaq,
+    start_picodaq,
+    stream_started_again,
+)
 from picodaq import contracts as C
 from picodaq.core.blocks import ramp_counts
 from waiting import wait_for
@@ -48,8 +56,7 @@ def reset_recording(tmp_path_factory):
         wait_for(file_grows_past(paths["tlv"], 4000), what="data")
         board.hard_reset()
         lines.wait_for("the board reset")
-        size = paths["tlv"].stat().st_size
-        wait_for(file_grows_past(paths["tlv"], size + 4000), what="data after the reset")
+        wait_for(stream_started_again(paths["tlv"]), what="data after the reset")
         p.send_signal(signal.SIGINT)
         out = p.stdout.read()
         assert p.wait(60) == 0, lines.join()

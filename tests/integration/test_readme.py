@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import Lines
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # what cannot run on this machine at all, and why (matched as substrings of the command)
@@ -119,6 +121,9 @@ def until_ctrl_c(command: str) -> bool:
     ].endswith("picodaq")
 
 
+FRAMES_RECEIVED = re.compile(r"\bframes [1-9]")  # the live view's plain line, data flowing
+
+
 class Background:
     """A command that runs until Ctrl-C: started, then (once going) interrupted; its exit status."""
 
@@ -136,6 +141,13 @@ class Background:
                 words, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True,
             )  # fmt: skip
+        self.err = Lines(self.p.stderr)
+
+    def going(self, timeout: float = 120) -> None:
+        """Wait until samples flow: its plain status line (every 2 s) counts frames received (a
+        board emulated, flashed, configured and started takes 3 s on a quiet machine, more under
+        load; stopped before any sample, a recording rightly writes no file)."""
+        self.err.wait_for_match(FRAMES_RECEIVED, timeout)
 
     def first_line(self, timeout: float = 60) -> str:
         assert self.p.stdout is not None
@@ -150,10 +162,11 @@ class Background:
             os.write(self.master, b"q")  # and stop
         else:
             self.p.send_signal(signal.SIGINT)
-        out, err = self.p.communicate(timeout=60)
+        out = Lines(self.p.stdout)
+        self.p.wait(60)
         if self.master is not None:
             os.close(self.master)
-        return self.p.returncode, out, err
+        return self.p.returncode, out.join(), self.err.join()
 
 
 def run(words: list[str], cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -206,8 +219,8 @@ def test_every_readme_command_runs_as_printed_on_emulated_boards(folder):
                 if "serve" in words:
                     assert bg.first_line().startswith("rfc2217://"), command
                 else:
-                    time.sleep(4)  # going: an emulated board started, configured, streaming
-                    assert bg.p.poll() is None, (command, bg.p.communicate())
+                    bg.going()  # an emulated board started, configured, streaming
+                    assert bg.p.poll() is None, (command, bg.err.text())
                 if "stream" in words:
                     stream = bg  # stopped once the inlet has looked at it
                     ran.append(command)
