@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -57,6 +58,20 @@ def test_an_idle_link_sleeps_in_the_kernel(pty_pair, inline):
         assert link.receiver.stats.skipped_bytes == 10 and link.reader_wakeups >= idle_from + 1
     if not inline:
         assert link.reader_wakeups >= 1  # close() woke it too
+
+
+def test_a_port_that_fails_as_a_command_is_flushed_is_a_link_error_naming_why(pty_pair):
+    # a tty hung up while a STOP is flushed: pyserial's flush() (tcdrain) raises termios.error,
+    # neither an OSError nor a SerialException (it once reached a user as "error: (5, ...)")
+    _, path = pty_pair
+    with Link.open(path) as link:
+
+        def hung_up() -> None:
+            raise termios.error(errno.EIO, "Input/output error")
+
+        link.port.flush = hung_up
+        with pytest.raises(LinkError, match=r"cannot write to port .*: Input/output error$"):
+            link.stop(wait_status=0)
 
 
 @pytest.mark.parametrize("inline,batch", [(False, 0.0), (True, 0.0), (False, 0.005), (True, 0.005)])

@@ -31,7 +31,7 @@ from ..core.receiver import Receiver
 from ..errors import CommandFailed, CommandTimeout, ContractMismatch, LinkError, UsageError
 from ..protocol.frames import configure_args, encode_command
 from ..protocol.messages import Ack, Hello, Status
-from .port_errors import describe_port_error, is_rfc2217, open_error
+from .port_errors import PORT_ERRORS, describe_port_error, is_rfc2217, open_error
 from .port_reader import PortReader
 from .rfc2217_client import fast_url
 
@@ -111,7 +111,7 @@ class Link:
             raise LinkError(f"cannot open port {url}: {e}", port=url) from None
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError):
+        except PORT_ERRORS:
             pass
         return cls(port, url, receiver, ring_capacity, overflow, inline)
 
@@ -232,7 +232,7 @@ class Link:
         try:
             self.port.write(data)
             self.port.flush()
-        except (serial.SerialException, OSError) as e:
+        except PORT_ERRORS as e:
             raise LinkError(
                 f"cannot write to port {self.url}: {describe_port_error(e, self.url)}", port=self.url
             ) from None

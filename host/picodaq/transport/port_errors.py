@@ -4,6 +4,8 @@ is named busy."""
 
 from __future__ import annotations
 
+import serial
+
 from ..errors import LinkError, PortBusy
 from .ports import BUSY, port_busy
 
@@ -14,6 +16,18 @@ NO_RFC2217_REASON = (
 )
 SERVER_CLOSED = "it stopped, the board behind it is gone, or it is busy with another client"
 _DROPPED = ("Broken pipe", "Connection reset", "reader thread died", "Connection aborted")
+
+try:
+    import termios
+
+    _TTY_ERRORS: tuple[type[Exception], ...] = (termios.error,)
+except ImportError:  # not POSIX: no tty calls to fail
+    _TTY_ERRORS = ()
+
+# What pyserial's calls on an open port raise when it fails or vanishes: SerialException, OSError,
+# and, from a POSIX tty's flush() and reset_input_buffer() (tcdrain, tcflush), termios.error, which
+# is neither (a port gone while a STOP was flushed: "error: (5, 'Input/output error')" reached a user)
+PORT_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, *_TTY_ERRORS)
 
 
 def is_rfc2217(url: str) -> bool:
@@ -42,6 +56,8 @@ def describe_port_error(e: BaseException, url: str = "") -> str:
         return f"the server closed the connection ({SERVER_CLOSED})"
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
+    if isinstance(e, _TTY_ERRORS) and len(e.args) == 2:
+        return str(e.args[1])  # termios.error: (errno, text)
     if NO_RFC2217 in text:  # pyserial appends a long repr of its Telnet options
         return NO_RFC2217_REASON
     # pyserial wraps OSError text as "[Errno 2] could not open port ...: [Errno 2] No such file"

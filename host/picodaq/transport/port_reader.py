@@ -41,7 +41,7 @@ import serial
 
 from ..buffers.ring import ByteRing, ReceiversDisconnected
 from ..errors import LinkError
-from .port_errors import SERVER_CLOSED, describe_port_error, is_network
+from .port_errors import PORT_ERRORS, SERVER_CLOSED, describe_port_error, is_network
 from .time_slice import ask_short_slice
 
 WAKE_EVERY = 1 << 16  # the reader wakes the consumer at least this often (bytes) while the port has more
@@ -158,7 +158,7 @@ class PortReader:
             self._thread.join(timeout=2)
         try:
             self.port.close()
-        except (serial.SerialException, OSError):
+        except PORT_ERRORS:
             pass
         if self._thread is None or not self._thread.is_alive():
             for fd in {self._wake_r, self._wake_w, self._nudge_r, self._nudge_w}:
@@ -456,7 +456,7 @@ class PortReader:
         while not self._stop.is_set():
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
-            except (serial.SerialException, OSError) as e:
+            except PORT_ERRORS as e:
                 raise LinkError(f"port {self.url} failed: {describe_port_error(e, self.url)}", port=self.url) from None
             if data:
                 self.ring.push(data)

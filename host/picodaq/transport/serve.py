@@ -40,7 +40,7 @@ import serial
 import serial.rfc2217
 
 from ..errors import LinkError, UsageError
-from .port_errors import describe_port_error, open_error
+from .port_errors import PORT_ERRORS, describe_port_error, open_error
 
 IAC = b"\xff"
 _CHUNK = 65536
@@ -172,7 +172,7 @@ class BoardServer:
         if board is not None:
             try:
                 board.close()
-            except (serial.SerialException, OSError):
+            except PORT_ERRORS:
                 pass
 
     # -- running ---------------------------------------------------------------
@@ -270,7 +270,7 @@ class BoardServer:
             board = FixedModemLines(board)
         try:
             board.reset_input_buffer()  # what the board said before the client came is not the client's
-        except (serial.SerialException, OSError):
+        except PORT_ERRORS:
             pass
         session = _Session(self, sock, board)
         why = session.run()
@@ -339,14 +339,14 @@ class _Session:
                 if data:
                     try:
                         self.board.write(data)
-                    except (serial.SerialException, OSError) as e:
+                    except PORT_ERRORS as e:
                         return self._end(f"writing to the board failed: {describe_port_error(e)}")
                     server.bytes_to_board += len(data)
             if self.manager is not None and time.monotonic() >= next_modem:
                 next_modem = time.monotonic() + MODEM_POLL
                 try:
                     self.manager.check_modem_lines()
-                except (serial.SerialException, OSError) as e:
+                except PORT_ERRORS as e:
                     return self._end(f"the board's modem lines failed: {describe_port_error(e)}")
 
     def _board_to_client(self) -> None:
