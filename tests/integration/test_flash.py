@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -681,6 +682,19 @@ def test_an_unplug_while_copying_is_named_and_the_next_flash_completes(boards):
     assert "picodaq_fw/app.mpy" in report.written and MANIFEST in report.written
     assert report.hello is not None
     assert_board_holds_exactly(board, report.image)
+
+
+def test_a_port_failing_in_a_tty_call_while_flashing_is_a_link_error_naming_why(boards, monkeypatch):
+    """pyserial's flush() raises termios.error (neither OSError nor SerialException) when the port
+    goes away under tcdrain: the user reads why, not a traceback."""
+    board = boards()
+
+    def port_gone(self, t) -> None:
+        raise termios.error(5, "Input/output error")
+
+    monkeypatch.setattr(Flasher, "_soft_reset", port_gone)
+    with pytest.raises(LinkError, match=f"lost the board on {board.port} while flashing: Input/output error$"):
+        Flasher(board.port).flash()
 
 
 def _identity(path: str) -> tuple[int, int] | None:

@@ -61,7 +61,7 @@ from .. import contracts as C
 from ..errors import DeviceError, LinkError, PicodaqError, PortBusy
 from ..protocol.messages import Hello
 from ..transport.link import Link
-from ..transport.port_errors import describe_port_error, open_error
+from ..transport.port_errors import PORT_ERRORS, describe_port_error, open_error
 from ..transport.rfc2217_client import fast_url
 from .errors import BoardFileError, BoardNotFound, FirmwareError, NoHello, NotMicroPython, StorageFull, VerifyFailed
 from .firmware import firmware_contract_hash, firmware_dir, firmware_version
@@ -158,8 +158,8 @@ class Flasher:
                 report.hello = self._await_hello(link, image)
             report.seconds = time.monotonic() - t0
             return report
-        except (OSError, TransportError) as e:  # OSError: pyserial's, when the port fails (SerialException is one)
-            if isinstance(e, OSError) or not self._port_alive():
+        except (*PORT_ERRORS, TransportError) as e:  # PORT_ERRORS: pyserial's, when the port fails
+            if not isinstance(e, TransportError) or not self._port_alive():
                 raise LinkError(
                     f"lost the board on {self.port} while flashing: {describe_port_error(e, self.port)}", port=self.port
                 ) from None
@@ -473,5 +473,5 @@ def flash(port: str, progress: ProgressCallback | None = None, force: bool = Fal
 
 
 def _close_quietly(t: SerialTransport) -> None:
-    with contextlib.suppress(OSError, serial.SerialException, TransportError):
+    with contextlib.suppress(*PORT_ERRORS, TransportError):
         t.close()
