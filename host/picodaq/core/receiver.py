@@ -157,6 +157,19 @@ class Receiver:
         dec = self._decoder
         dec.feed(data)
         self.bytes_received += len(data)
+        return self._route_input(dec, arrival)
+
+    def resync_stalled(self, arrival: float | None = None) -> int:
+        """The link went quiet inside a frame: if that frame was cut short (a board reset or unplugged
+        while sending it; FrameDecoder.resync_stalled), route what followed it now; returns frames routed.
+        arrival: when the bytes held back were read."""
+        n = 0
+        dec = self._decoder
+        while dec.resync_stalled():
+            n += self._route_input(dec, arrival)
+        return n
+
+    def _route_input(self, dec: FrameDecoder, arrival: float | None) -> int:
         try:
             if self.frame_handlers:
                 n = dec.drain(self._route_watched)

@@ -1,38 +1,27 @@
 """FrameDecoder: bytes in, frames out, with PROTOCOL.md's receiving rules.
 
-No I/O and no threads, like h11: `feed(data)` adds bytes (`feed(b"")` marks
-the end of input), `next_frame()` returns the next accepted Frame or NEED_DATA.
+No I/O and no threads, like h11: `feed(data)` adds bytes (`feed(b"")` marks the end of input), `next_frame()`
+returns the next accepted Frame or NEED_DATA.
 
-Rules implemented:
-- a frame is accepted only if magic, version, type, length (within the type's
-  maximum) and CRC-32 all check; on a failure at offset p the error is
-  counted and scanning resumes at p + 1, so an intact frame after garbage or a
-  corrupted frame is never lost;
-- bytes passed over while hunting for magic count as skipped;
-- seq, d = (seq - previous seq) mod 2**32: 1 < d < 2**31 counts d - 1 seq_lost;
-  d = 0 is a duplicate, dropped first and counted (`duplicates`); d >= 2**31
-  is the sender going back (a restart without a HELLO, captures joined): a
-  `seq_resets`, never loss, and a new base for seq and sample indices.
-- a SAMPLES frame whose length disagrees with its own header is a decode
-  error; a jump in first_sample_index past the previous block's end counts
-  samples_lost, one that goes back starts a new segment (nothing lost).
-- a HELLO with seq 0 is a board that (re)booted: seq and sample indices take a
-  new base instead of counting a bogus gap.
+Rules implemented (PROTOCOL.md's receiving rules): a frame is accepted only if magic, version, type, length
+(within the type's maximum) and CRC-32 all check; on a failure at offset p the error is counted and scanning
+resumes at p + 1 (an intact frame after garbage is never lost); bytes passed over count as skipped; the seq step d
+(mod 2**32): 1 < d < 2**31 counts d - 1 seq_lost, d = 0 is a duplicate (dropped, counted), d >= 2**31 a
+seq_resets and a new base; a SAMPLES frame whose length disagrees with its header is a decode error; a jump in
+first_sample_index counts samples_lost, one back starts a new segment; a HELLO with seq 0 is a (re)booted board: a
+new base. A frame cut short by a reset: resync_stalled().
 
-Copies: `feed` does not copy. The decoder reads the data in place until `next_frame()` returns
-NEED_DATA, and only then keeps a copy of the incomplete frame at its end (at most one largest
-frame, MAX_FRAME bytes: the length field is checked against its type's maximum before anything
-waits). So the caller must not change the data before NEED_DATA, or before `stash()` (which takes
-that copy at once). An accepted frame is copied exactly once: into a buffer lent by `pool`
-(release each frame), or into a bytes payload.
+Copies: `feed` does not copy. The decoder reads the data in place until `next_frame()` returns NEED_DATA, and only
+then keeps a copy of the incomplete frame at its end (at most one largest frame, MAX_FRAME bytes: the length field
+is checked against its type's maximum before anything waits). So the caller must not change the data before
+NEED_DATA, or before `stash()` (which takes that copy at once). An accepted frame is copied exactly once: into a
+buffer lent by `pool` (release each frame), or into a bytes payload. The CRC is checked as CRC-32 over the frame
+including its stored CRC, which for an intact frame is the fixed residue 0x2144DF1C: no field to unpack.
 
-The CRC is checked as CRC-32 over the frame including its stored CRC, which for
-an intact frame is the fixed residue 0x2144DF1C: no field to unpack.
-
-Runs (`drain(handler, run_handler)`): after accepting a SAMPLES frame the decoder looks ahead
-for frames that continue it and checks them all at once (runs.py); a run is copied once, into one
-pooled buffer, and handed to `run_handler(loan, head, n_frames, stride, seq)`. Counters stay
-exactly those of frame-by-frame decoding: a run only extends with seq + 1.
+Runs (`drain(handler, run_handler)`): after accepting a SAMPLES frame the decoder looks ahead for frames that
+continue it and checks them all at once (runs.py); a run is copied once, into one pooled buffer, and handed to
+`run_handler(loan, head, n_frames, stride, seq)`. Counters stay exactly those of frame-by-frame decoding: a run
+only extends with seq + 1.
 """
 
 from __future__ import annotations
@@ -47,6 +36,7 @@ from ..buffers.pool import RUN_CLASS, BufferPool, Loaned
 from .frames import LOAN_FRAME_OFFSET, NEED_DATA, Frame, _NeedData, byte_view
 from .layouts import SAMPLES_HEAD_SIZE, SAMPLES_KEY, SamplesKey
 from .runs import RunChecker
+from .stall import intact_frame_from
 from .stats import DecoderStats
 
 __all__ = ["NEED_DATA", "DecoderStats", "FrameDecoder", "RunHandler"]
@@ -212,6 +202,16 @@ class FrameDecoder:
         self._pos = 0
         self._last_seq = None
         self._prev_first = None
+
+    def resync_stalled(self) -> bool:
+        """The link went quiet inside a kept partial frame: if an intact frame starts after its first
+        byte, it was cut short (stall.py): count it truncated, rescan from p + 1 (drain() next). True then."""
+        src, pos = self._src, self._pos
+        if self._next is not None or len(src) - pos < _HEADER or intact_frame_from(src, pos + 1) < 0:
+            return False
+        self.stats.truncated += 1
+        self._pos = pos + 1
+        return True
 
     @property
     def buffered(self) -> int:

@@ -37,6 +37,9 @@ from .rfc2217_client import fast_url
 
 RawTap = Callable[[memoryview], None]
 _MIN_SAMPLES_FRAME = C.OVERHEAD + 16 + 2  # one int16 instant of one channel
+# quiet this long inside a frame, the link asks whether the frame was cut short (a board reset
+# mid-frame): judged by the intact frames after it, never by the time alone (protocol/stall.py)
+STALL_SECONDS = 0.02
 
 
 class Link:
@@ -142,6 +145,8 @@ class Link:
                 timeout = max(0.0, end - time.monotonic())
         try:
             if not ring.wait_readable(timeout):
+                if self.receiver.decoder.buffered and time.monotonic() - self._arrival >= STALL_SECONDS:
+                    self.receiver.resync_stalled(self._arrival)  # a frame cut short must not hold back the rest
                 return 0
         except SendersDisconnected:
             err = ring.error
