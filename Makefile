@@ -24,7 +24,7 @@ export PICODAQ_RP2040_IMAGES ?= $(CURDIR)/build/rp2040-images
 PABOT := cd $(ROBOT_OUT) && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CURDIR)/$(VENV)/bin/pabot --no-pabotlib \
 	--outputdir . --xunit xunit.xml --name "$(ROBOT_NAME)" --variable PICODAQ_REPORT_DIR:$(CURDIR)/$(ROBOT_OUT)
 
-.PHONY: demo test lint test-py robot hil hil-rp2040 soak bench codegen check-codegen clean chromium docs-images
+.PHONY: demo test lint test-py robot robot-tiers hil hil-rp2040 hil-rp2040-test soak bench codegen check-codegen clean chromium docs-images
 
 $(STAMP): pyproject.toml hil/pyproject.toml host/picodaq/boards/rp2040js/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -59,7 +59,13 @@ test: $(STAMP) chromium
 	$(PY) tools/codegen.py --check
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory hil
+	$(MAKE) --no-print-directory -j2 robot-tiers
+
+# make test's Robot runs: both tiers at once (each writes its own report folder; the unix tier's
+# boards wait on the wall clock more than they compute, so this takes the rp2040 tier's time alone:
+# 2 min 24 s here, against 3 min 34 s one after the other)
+robot-tiers: hil hil-rp2040-test
+hil-rp2040-test: $(STAMP)
 	$(MAKE) --no-print-directory hil-rp2040 ROBOT_SUITES="$(RP2040_TEST_SUITES)"
 
 # static checks, as the field expects of a library: ruff (lint, format) and mypy (host/ and hil/;
