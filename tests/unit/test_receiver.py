@@ -253,6 +253,36 @@ def test_hot_path_guard_fails_on_growth_and_on_budget():
     assert g.growth <= 0 < g.peak
 
 
+def test_hot_path_guard_leaves_out_what_the_test_runners_threads_keep_meanwhile():
+    """pytest-xdist's threads (execnet's channel, xdist's queue of tests that --dist worksteal fills
+    at any time) allocate while a guarded hot path runs: not the code's growth. The same
+    allocation from anywhere else counts."""
+    kept: list = []
+
+    def from_file(path: str):
+        code = compile("def keep(kept):\n    kept.extend(bytearray(100) for _ in range(20))\n", path, "exec")
+        ns: dict = {}
+        exec(code, ns)
+        return ns["keep"]
+
+    for path, counted in (("/venv/site-packages/xdist/remote.py", False), ("/elsewhere/code.py", True)):
+        keep = from_file(path)
+        go, done = threading.Event(), threading.Event()
+
+        def run(go=go, done=done, keep=keep) -> None:
+            go.wait()
+            keep(kept)
+            done.set()
+
+        t = threading.Thread(target=run)  # started outside the guard
+        t.start()
+        with HotPathGuard(budget_bytes=1 << 20, max_growth_bytes=1 << 20) as g:
+            go.set()
+            assert done.wait(10)
+        t.join()
+        assert (g.growth >= 2000) is counted and (counted or g.growth < 500), (path, g.growth)
+
+
 def test_count_allocations_counts_what_was_freed_too():
     times = [None] * 1000
 

@@ -147,9 +147,11 @@ _SKIP = [
     tracemalloc.Filter(False, tracemalloc.__file__),
     tracemalloc.Filter(False, linecache.__file__),
     tracemalloc.Filter(False, __file__),
-    # a test runner's own thread (pytest-xdist's execnet channel to its controller) allocates
-    # while the code under the guard runs: none of it is the code's
+    # a test runner's own thread (pytest-xdist's execnet channel to its controller, and xdist's
+    # queue of tests it fills: --dist worksteal sends work at any time) allocates while the code
+    # under the guard runs: none of it is the code's
     tracemalloc.Filter(False, "*/execnet/*"),
+    tracemalloc.Filter(False, "*/xdist/*"),
 ]
 
 
