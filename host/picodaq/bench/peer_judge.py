@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import contracts as C
+from ..protocol.frames import CRC_RESIDUE as _CRC_RESIDUE
 from .cyton import N_CHANNELS, expected_counts
 from .damage import Damager, DamageSpec, DamageTruth
 
@@ -104,7 +105,6 @@ def judge_brainflow(rows: np.ndarray, sent: int, truth: dict[str, Any] | None, l
 # -- damage on a picodaq capture -------------------------------------------------------
 
 _HEAD = C.HEADER_SIZE
-_CRC_RESIDUE = 0x2144DF1C  # zlib.crc32 over an intact frame including its stored (little-endian) CRC
 
 
 def frames(capture: bytes) -> list[tuple[bytes, int]]:

@@ -42,10 +42,10 @@ from .. import contracts as C
 from ..core.blocks import BlockView, FrameSelection, SamplesBlock, decode_block
 from ..core.primary import BlockQueue
 from ..core.receiver import Receiver
+from ..protocol.frames import CRC_RESIDUE as _CRC_RESIDUE
 
 N_CHANNELS, FMT, N_SAMPLES = 4, C.FMT_INT16, 73  # 16 + 4 * 73 * 2 = 600-byte payloads
 PIECE = 1 << 16
-_CRC_RESIDUE = 0x2144DF1C  # CRC-32 over an intact frame including its stored CRC
 
 
 class NaiveDecoder:

@@ -26,14 +26,13 @@ only extends with seq + 1.
 
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
 
 from .. import contracts as C
 from ..buffers.pool import RUN_CLASS, BufferPool, Loaned
-from .frames import LOAN_FRAME_OFFSET, NEED_DATA, Frame, _NeedData, byte_view
+from .frames import CRC_RESIDUE, LOAN_FRAME_OFFSET, NEED_DATA, PAYLOAD_LIMIT, Frame, _NeedData, byte_view, find_magic
 from .layouts import SAMPLES_HEAD_SIZE, SAMPLES_KEY, SamplesKey
 from .runs import RunChecker
 from .stall import intact_frame_from
@@ -47,12 +46,10 @@ _SAMPLES_HEAD = SAMPLES_HEAD_SIZE
 _SAMPLES_KEY = SAMPLES_KEY  # first_sample_index, n_channels, fmt, n_samples
 _U32 = 0xFFFFFFFF
 _HALF = 1 << 31
-_CRC_RESIDUE = 0x2144DF1C
+_CRC_RESIDUE = CRC_RESIDUE
 _M0, _M1 = C.MAGIC
-_FIND_MAGIC = re.compile(re.escape(C.MAGIC)).search  # works on any buffer, memoryviews included
-_LIMIT = [-1] * 256  # largest payload by type; -1: unknown type
-for _t, _n in C.MAX_PAYLOAD_BY_TYPE.items():
-    _LIMIT[_t] = _n
+_FIND_MAGIC = find_magic
+_LIMIT = PAYLOAD_LIMIT  # largest payload by type; -1: unknown type
 _BPS = [0] * 256  # bytes per sample by format code; 0: unknown format
 for _f, _n in C.BYTES_PER_SAMPLE.items():
     _BPS[_f] = _n

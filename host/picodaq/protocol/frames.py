@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from typing import TYPE_CHECKING
@@ -15,6 +16,15 @@ if TYPE_CHECKING:
 _HEADER = struct.Struct(C.HEADER_FORMAT)
 _CRC = struct.Struct("<I")
 _COMMAND = struct.Struct(C.COMMAND_FORMAT)
+
+# What receivers check a frame with: CRC-32 over an intact frame including its stored CRC is this
+# fixed residue (no field to unpack); the largest payload by type (-1: an unknown type); a search
+# for the magic that works on any buffer, memoryviews included
+CRC_RESIDUE = 0x2144DF1C
+PAYLOAD_LIMIT = [-1] * 256
+for _t, _n in C.MAX_PAYLOAD_BY_TYPE.items():
+    PAYLOAD_LIMIT[_t] = _n
+find_magic = re.compile(re.escape(C.MAGIC)).search
 
 
 class _NeedData:

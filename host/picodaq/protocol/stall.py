@@ -15,32 +15,27 @@ mid-frame (the I/O layer asks, FrameDecoder.resync_stalled)."""
 
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 
 from .. import contracts as C
+from .frames import CRC_RESIDUE, PAYLOAD_LIMIT, find_magic
 
 _HEAD = struct.Struct("<BBBBH")  # magic as two bytes, version, type, length
-_FIND_MAGIC = re.compile(re.escape(C.MAGIC)).search
-_LIMIT = [-1] * 256  # largest payload by type; -1: unknown type
-for _t, _n in C.MAX_PAYLOAD_BY_TYPE.items():
-    _LIMIT[_t] = _n
-_CRC_RESIDUE = 0x2144DF1C  # CRC-32 over an intact frame including its stored CRC
 
 
 def intact_frame_from(buf: bytes | bytearray | memoryview, start: int) -> int:
     """Offset of the first intact frame in buf that starts at or after start, or -1."""
     end = len(buf)
-    m = _FIND_MAGIC(buf, start)
+    m = find_magic(buf, start)
     while m is not None:
         p = m.start()
         if end - p < C.OVERHEAD:
             return -1
         _, _, version, mtype, length = _HEAD.unpack_from(buf, p)
         stop = p + C.OVERHEAD + length
-        if version == C.PROTOCOL_VERSION and length <= _LIMIT[mtype] and stop <= end:
-            if zlib.crc32(memoryview(buf)[p:stop]) == _CRC_RESIDUE:
+        if version == C.PROTOCOL_VERSION and length <= PAYLOAD_LIMIT[mtype] and stop <= end:
+            if zlib.crc32(memoryview(buf)[p:stop]) == CRC_RESIDUE:
                 return p
-        m = _FIND_MAGIC(buf, p + 1)
+        m = find_magic(buf, p + 1)
     return -1
