@@ -186,15 +186,18 @@ def test_a_page_that_never_reads_costs_the_recording_nothing(make_board, tmp_pat
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and it never reads
         stalled.connect((host, int(port)))
         stalled.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        # page 1 before the other connects: their handler threads race, and the closing page once
+        # joined first, so the page watched below (then pages[0]) was the one that never drops
+        wait_for(lambda: _stats(url)["pages"], timeout=30, what="the stalled page joining")
         with socket.create_connection((host, int(port))) as closing:
             closing.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
             closing.recv(100)  # connected, then gone
-        seen = wait_for(
-            lambda: (s := _stats(url)) and s["pages"] and s["pages"][0]["columns_dropped"] > 0 and s,
-            timeout=60,
-            what="the view dropping columns for the page that does not read",
-        )
-        page = seen["pages"][0]
+
+        def stalled_page() -> dict | None:
+            (page,) = [x for x in _stats(url)["pages"] if x["page"] == 1]
+            return page if page["columns_dropped"] > 0 else None
+
+        page = wait_for(stalled_page, timeout=60, what="the view dropping columns for the page that does not read")
         accounted = ("columns_sent", "columns_dropped", "columns_queued", "columns_writing")
         assert page["columns_offered"] == sum(page[k] for k in accounted)
         p.send_signal(signal.SIGINT)
@@ -223,4 +226,4 @@ def test_a_page_that_never_reads_costs_the_recording_nothing(make_board, tmp_pat
     instants, _, skipped, dropped = (int(x.replace(",", "")) for x in m.groups())
     assert instants == stats["samples"]  # the observer was handed every block
     assert skipped == 0  # and kept up with 32 channels at 16 kHz
-    assert dropped >= seen["columns_dropped"] > 0  # what the stalled page missed, counted
+    assert dropped >= page["columns_dropped"] > 0  # what the stalled page missed, counted

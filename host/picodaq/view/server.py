@@ -336,8 +336,8 @@ class ViewServer:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 self.close_connection = True
-                page = Page(len(server.pages) + 1, self.connection)
-                with server._pub_lock:
+                with server._pub_lock:  # one page at a time: numbers follow the order pages joined in
+                    page = Page(len(server.pages) + 1, self.connection)
                     server._welcome(page)
                     with server._lock:
                         server.pages.append(page)
