@@ -32,7 +32,10 @@ from collections.abc import Callable, Iterator
 
 from .. import contracts as C
 from ..buffers.pool import RUN_CLASS, BufferPool, Loaned
-from .frames import CRC_RESIDUE, LOAN_FRAME_OFFSET, NEED_DATA, PAYLOAD_LIMIT, Frame, _NeedData, byte_view, find_magic
+from .frames import CRC_RESIDUE as _CRC_RESIDUE
+from .frames import LOAN_FRAME_OFFSET, NEED_DATA, Frame, _NeedData, byte_view
+from .frames import PAYLOAD_LIMIT as _LIMIT  # largest payload by type; -1: unknown type
+from .frames import find_magic as _FIND_MAGIC
 from .layouts import SAMPLES_HEAD_SIZE, SAMPLES_KEY, SamplesKey
 from .runs import RunChecker
 from .stall import intact_frame_from
@@ -46,10 +49,7 @@ _SAMPLES_HEAD = SAMPLES_HEAD_SIZE
 _SAMPLES_KEY = SAMPLES_KEY  # first_sample_index, n_channels, fmt, n_samples
 _U32 = 0xFFFFFFFF
 _HALF = 1 << 31
-_CRC_RESIDUE = CRC_RESIDUE
 _M0, _M1 = C.MAGIC
-_FIND_MAGIC = find_magic
-_LIMIT = PAYLOAD_LIMIT  # largest payload by type; -1: unknown type
 _BPS = [0] * 256  # bytes per sample by format code; 0: unknown format
 for _f, _n in C.BYTES_PER_SAMPLE.items():
     _BPS[_f] = _n
