@@ -50,6 +50,7 @@ _EXPORTS = {
     "HostClock": "picodaq.core.clock",
     "HotPathGuard": "picodaq.core.alloc",
     "Link": "picodaq.transport.link",
+    "CpuLatencyRequest": "picodaq.transport.cpu_latency",
     "StreamConfig": "picodaq.recording.config",
     "PicodaqError": "picodaq.errors",
     "UsageError": "picodaq.errors",

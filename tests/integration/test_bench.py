@@ -102,6 +102,15 @@ def test_quick_bench_writes_every_figure_with_sane_cross_checked_numbers(quick_r
         assert r["lost"] == 0 and r["burners"] == burners
         assert r["frames"] == round(r["frames_per_s"] * r["seconds"])
     assert t["receiver_bare"]["reader"] == "bare" and t["receiver_inline_loaded"]["inline"] is True
+    # idle again with a CPU latency request of 0 us held, where the machine lets it be made
+    held = t["receiver_cpu_latency"]
+    if os.access("/dev/cpu_dma_latency", os.W_OK):
+        for r in readers:
+            r = t[r + "_cpu_latency"]
+            assert r["cpu_latency_us"] == 0 and r["burners"] == 0 and r["lost"] == 0
+            assert r["frames"] == round(r["frames_per_s"] * r["seconds"]) and 0 < r["p50_us"] <= r["p99_us"]
+    else:
+        assert held == {"unavailable": held["unavailable"]} and "/dev/cpu_dma_latency" in held["unavailable"]
 
     f = doc["figures"]["firmware"]
     assert set(f["formats"]) == {"int16", "int24", "int32"}
@@ -129,6 +138,12 @@ def test_readme_table_renders_from_the_json(quick_results, tmp_path):
         assert f"`picodaq bench --only {name} --quick`" in section
     pipeline_fps = f"{doc['figures']['pipeline']['pipeline']['frames_per_cpu_s']:,.0f} frames/s"
     assert pipeline_fps in section and pipeline_fps in r.stdout
+    held = doc["figures"]["latency"]["receiver_cpu_latency"]
+    if "unavailable" in held:
+        assert f"Idle with a CPU latency request of 0 us: not measured ({held['unavailable']})" in section
+    else:
+        assert "Idle, holding a CPU latency request of 0 us (`--cpu-latency 0`" in section
+        assert f"default Link **p50 {held['p50_us']:.0f} us, p99 {held['p99_us']:.0f} us**" in section
     # rendering again changes nothing: the section is replaced, not appended to
     picodaq("bench", "--from-json", str(tmp_path / "bench.json"), "--readme", str(readme))
     assert readme.read_text() == text

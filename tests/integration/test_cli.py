@@ -45,6 +45,11 @@ from cli_helpers import Capture, assert_one_clear_line, picodaq, start_picodaq
         (["record", "--seconds", "1", "--source", "laser", "--out", "x.npy"], ["--source", "invalid choice"]),
         (["record", "--seconds", "1", "--fmt", "float", "--out", "x.npy"], ["--fmt", "invalid choice"]),
         (["record", "--seconds", "1", "--gain", "5", "--out", "x.npy"], ["--gain", "invalid choice"]),
+        (
+            ["record", "--seconds", "1", "--cpu-latency", "-1", "--out", "x.npy"],
+            ["--cpu-latency", "0 to 2,000,000,000"],
+        ),
+        (["stream", "--seconds", "1", "--cpu-latency", "5us", "--lsl", "x"], ["--cpu-latency", "not a whole number"]),
         (["record", "--seconds", "1", "--out", "rec.wav"], ["rec.wav", "unknown output format"]),
         (["record", "--seconds", "1", "--out", "rec"], ["unknown output format", "(no suffix)"]),
         (["record", "--seconds", "1", "--out", "/nonexistent-dir/rec.npy"], ["does not exist"]),
@@ -350,6 +355,27 @@ def test_recording_over_existing_files_is_refused_naming_them_unless_overwrite(m
     cap = Capture().hello().write(tmp_path / "c.tlv")
     r = picodaq("replay", str(cap), "--out", str(tmp_path / "run.npy"))
     assert_one_clear_line(r, "run.npy", "already exist", "--overwrite")
+
+
+def test_a_recording_holds_its_cpu_latency_request_or_says_why_it_cannot(make_board, tmp_path):
+    """--cpu-latency: held while streaming where /dev/cpu_dma_latency is writable (the line says the
+    bound in force), else one warning line naming the device; the recording is whole either way."""
+    board = make_board()
+    r = picodaq(
+        "record", "--port", board.port, "--seconds", "1", "--cpu-latency", "0", "--out", str(tmp_path / "r.npy")
+    )
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "r.npy").shape == (1000, 1)
+    first = r.stderr.splitlines()[0]
+    if os.access("/dev/cpu_dma_latency", os.W_OK):
+        assert (
+            first
+            == "holding a CPU latency request of 0 us while streaming (in force, the strictest of all requests: 0 us)"
+        )
+    else:
+        assert first.startswith("warning: cannot hold a CPU latency request of 0 us: /dev/cpu_dma_latency ")
+        assert first.endswith("; streaming without it")
+    assert "Traceback" not in r.stderr
 
 
 def test_replay_says_the_recordings_duration_and_its_own_run_time_apart(tmp_path):

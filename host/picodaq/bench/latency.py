@@ -55,6 +55,7 @@ from ..core.blocks import SamplesBlock
 from ..core.primary import CallbackOutput
 from ..core.receiver import Receiver
 from ..recording.config import StreamConfig
+from ..transport.cpu_latency import CpuLatencyRequest
 from ..transport.link import Link
 from .pty_writer import frame, stamp_of
 from .session import EmulatedSession
@@ -123,19 +124,28 @@ READERS = ("bare", "default", "inline")  # (a)'s readers: pty_reader.py, Link.op
 
 
 def receiver_latency(
-    seconds: float, frames_per_s: float = 500.0, burners: int = 0, warmup: float = 0.5, rounds: int = 1
+    seconds: float,
+    frames_per_s: float = 500.0,
+    burners: int = 0,
+    warmup: float = 0.5,
+    rounds: int = 1,
+    cpu_latency_us: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """(a): write-to-callback latency of frames through a pty (see the module's text), for each of
     READERS side by side: rounds of (burners started afresh, then each reader for seconds / rounds
     after its warm-up, in an order turned by one each round), each reader's latencies pooled. Side
     by side because a loaded machine's scheduler changes its mind between runs (the same reader's
     p99 under two burners was 0.1 ms in one run and 3 ms in the next): what a reader adds to the
-    bare floor shows only in turns taken under the same load."""
+    bare floor shows only in turns taken under the same load. cpu_latency_us: hold a PM QoS CPU
+    latency request of that many us throughout (CpuLatencyRequest; CpuLatencyUnavailable if not here)."""
     per = seconds / rounds
     lat: dict[str, list[int]] = {r: [] for r in READERS}
     lost = dict.fromkeys(READERS, 0)
+    request = None if cpu_latency_us is None else CpuLatencyRequest(cpu_latency_us)
     for k in range(rounds):
         with ExitStack() as stack:
+            if request is not None:
+                stack.enter_context(request)
             for p in [_burner() for _ in range(burners)]:
                 stack.callback(_stop, p)
             for reader in READERS[k % len(READERS) :] + READERS[: k % len(READERS)]:
@@ -149,6 +159,7 @@ def receiver_latency(
             frames_per_s=frames_per_s,
             burners=burners,
             inline=r == "inline",
+            cpu_latency_us=cpu_latency_us,
             seconds=per * rounds,
             rounds=rounds,
             lost=lost[r],

@@ -61,6 +61,25 @@ def _bare_latency(t: dict[str, Any]) -> str:
     )
 
 
+def _held_latency(t: dict[str, Any]) -> str:
+    """Idle again, a CPU latency request of 0 us held (--cpu-latency 0): the default Link and the bare reader."""
+    h, i = t.get("receiver_cpu_latency"), t.get("receiver_bare_cpu_latency")  # absent from older results
+    if not h:
+        return ""
+    if "unavailable" in h:
+        return f". Idle with a CPU latency request of 0 us: not measured ({h['unavailable']})"
+    return (
+        f". Idle, holding a CPU latency request of 0 us (`--cpu-latency 0`, PM QoS: idle CPUs poll, for power): "
+        f"default Link **p50 {h['p50_us']:.0f} us, p99 {h['p99_us']:.0f} us**, max {h['max_us']:.0f} us"
+        + ("" if not i else f"; the bare reader p50 {i['p50_us']:.0f} us, p99 {i['p99_us']:.0f} us")
+    )
+
+
+def _held_lost(t: dict[str, Any]) -> str:
+    h = t.get("receiver_cpu_latency")
+    return "" if not h or "unavailable" in h else f"; held: {_n(h['frames'])} frames, {h['lost']} lost"
+
+
 def _n(x: float | None, digits: int = 0) -> str:
     if x is None:
         return "n/a"
@@ -151,8 +170,9 @@ def rows(doc: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, str
                 f"{a['p50_us']:.0f} us, p99 {a['p99_us']:.0f} us**, max {a['max_us']:.0f} us; two CPU burners: "
                 f"**p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us**, max {b['max_us']:.0f} us"
                 + _inline_latency(t)
-                + _bare_latency(t),
-                f"{_n(a['frames'])} and {_n(b['frames'])} frames, {a['lost'] + b['lost']} lost",
+                + _bare_latency(t)
+                + _held_latency(t),
+                f"{_n(a['frames'])} and {_n(b['frames'])} frames, {a['lost'] + b['lost']} lost" + _held_lost(t),
                 t["command"],
             )
         )

@@ -256,6 +256,7 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
 def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
     from picodaq.boards.unix import micropython_executable
 
+    from ..transport.cpu_latency import CpuLatencyUnavailable
     from . import latency as T
     from .session import EmulatedSession
 
@@ -272,6 +273,14 @@ def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
     loaded = T.receiver_latency(s.latency_seconds, burners=2, rounds=s.latency_rounds)
     for reader, key in (("default", "receiver"), ("inline", "receiver_inline"), ("bare", "receiver_bare")):
         out[key], out[key + "_loaded"] = idle[reader], loaded[reader]
+    say("... and idle again, holding a CPU latency request of 0 us (`--cpu-latency 0`: idle CPUs poll)")
+    try:
+        held = T.receiver_latency(s.latency_seconds, burners=0, rounds=s.latency_rounds, cpu_latency_us=0)
+    except CpuLatencyUnavailable as e:
+        out["receiver_cpu_latency"] = {"unavailable": str(e)}
+    else:
+        for reader, key in (("default", "receiver"), ("inline", "receiver_inline"), ("bare", "receiver_bare")):
+            out[key + "_cpu_latency"] = held[reader]
     say(f"end to end: a paced emulated board, 8 ch x 1 kHz, read bare then by picodaq, {s.latency_seconds:g} s each")
     out["clock_check"] = check
     with EmulatedSession(unpaced=False) as session:

@@ -48,6 +48,16 @@ def positive_int(text: str) -> int:
     return v
 
 
+def microseconds(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of microseconds: {text!r}") from None
+    if not 0 <= v <= 2_000_000_000:
+        raise argparse.ArgumentTypeError(f"must be 0 to 2,000,000,000 microseconds, got {text}")
+    return v
+
+
 def channel_mask(text: str) -> int:
     """`8` means channels 0-7; `0,2,5` or `0-3,6` name channels."""
     try:
@@ -147,6 +157,15 @@ def add_stream_config(p: argparse.ArgumentParser, files: bool = True) -> None:
         "--mark-on-key",
         action="store_true",
         help="a key press sends MARK: 0-9 with that code, m/space with code 1; q stops",
+    )
+    p.add_argument(
+        "--cpu-latency",
+        type=microseconds,
+        metavar="US",
+        help="while streaming, keep the CPUs out of idle states slower than US microseconds to wake "
+        "from (Linux PM QoS, /dev/cpu_dma_latency: root or a udev rule): frames reach "
+        + ("the files" if files else "LSL")
+        + " sooner on an idle machine, for more power (0: idle CPUs poll)",
     )
     p.add_argument("--quiet", action="store_true", help="no live view and no summary")
     add_view_arg(p)

@@ -21,6 +21,7 @@ from .. import contracts as C
 from ..errors import UsageError
 from ..protocol.units import ADS1299_DEFAULT_GAIN
 from ..recording.outputs import SUFFIXES, check_outputs, open_outputs
+from ..transport.cpu_latency import CpuLatencyRequest, CpuLatencyUnavailable
 from ..transport.link import Link
 from ..transport.ports import PortInfo, attached_boards
 from ..view.attach import open_view
@@ -60,6 +61,7 @@ class StreamOptions:
     overwrite: bool = False  # replace --out files that exist
     lsl: LslOptions | None = None
     view: str | None = None  # --view HOST:PORT: a live plot in the browser
+    cpu_latency: int | None = None  # --cpu-latency US: a PM QoS request held while streaming
 
     @classmethod
     def from_args(
@@ -84,6 +86,7 @@ class StreamOptions:
             view=getattr(args, "view", None),
             overwrite=getattr(args, "overwrite", False),
             lsl=lsl,
+            cpu_latency=args.cpu_latency,
         )
 
     def config(self) -> StreamConfig:
@@ -200,6 +203,8 @@ def run_stream(opts: StreamOptions) -> int:
     _check_frame_fits(cfg, opts.fmt)
 
     with ExitStack() as stack:
+        if opts.cpu_latency is not None:
+            hold_cpu_latency(opts.cpu_latency, stack, opts.quiet)
         keys = stack.enter_context(KeyReader()) if opts.mark_on_key else None
         boards = []
         for label, port, paths in zip(labels, opts.ports, plans):
@@ -231,6 +236,21 @@ def run_stream(opts: StreamOptions) -> int:
         if crash is not None:
             raise crash
         return record_report(group, clock_origin, opts.quiet, opts.stats_json, opts.seconds, stop.by_key)
+
+
+def hold_cpu_latency(max_us: int, stack: ExitStack, quiet: bool) -> None:
+    """--cpu-latency: hold the request while the stack is open; where it cannot be made, say why
+    on stderr and stream all the same (the data matters more than how soon it arrives)."""
+    request = CpuLatencyRequest(max_us)
+    try:
+        stack.enter_context(request)
+    except CpuLatencyUnavailable as e:
+        eprint(f"warning: {e}; streaming without it")
+        return
+    if not quiet:
+        now = request.in_force_us()
+        in_force = "" if now is None else f" (in force, the strictest of all requests: {now} us)"
+        eprint(f"holding a CPU latency request of {max_us} us while streaming{in_force}")
 
 
 def _open_recordings(
