@@ -54,15 +54,13 @@ _BPS = [0] * 256  # bytes per sample by format code; 0: unknown format
 for _f, _n in C.BYTES_PER_SAMPLE.items():
     _BPS[_f] = _n
 _HEADER = C.HEADER_SIZE
-_OVERHEAD = C.OVERHEAD
 _VERSION = C.PROTOCOL_VERSION
 _SAMPLES_ID = C.MSG_SAMPLES
 _HELLO_ID = C.MSG_HELLO
 _MAX_CH = C.MAX_CHANNELS
-# ready-made ints by payload length: frame size, pooled buffer size, end of the frame in it
+# ready-made ints by payload length: frame size, pooled buffer size (the end of the frame in it)
 _TOTAL = [C.OVERHEAD + n for n in range(C.MAX_PAYLOAD + 1)]
 _LOAN_SIZE = [LOAN_FRAME_OFFSET + C.OVERHEAD + n for n in range(C.MAX_PAYLOAD + 1)]
-_LOAN_END = _LOAN_SIZE
 _TOPUP = C.MAX_FRAME  # bytes of new data joined to a kept partial frame: enough to finish it
 
 
@@ -336,7 +334,7 @@ class FrameDecoder:
                                     frame = Frame(mtype, seq, bytes(fv[_HEADER : _HEADER + length]), head=head)
                                 else:
                                     loan = pool.acquire(_LOAN_SIZE[length])
-                                    loan.view[LOAN_FRAME_OFFSET : _LOAN_END[length]] = fv
+                                    loan.view[LOAN_FRAME_OFFSET : _LOAN_SIZE[length]] = fv
                                     if handler is None:
                                         frame = Frame(mtype, seq, None, loan, length, head)
                                     else:
@@ -356,6 +354,10 @@ class FrameDecoder:
                                 frame.seq = 0
                                 continue
                             fv.release()
+                if pos == end and self._borrowed and self._next is None:  # the data ends on a frame's end
+                    src.release()  # let go of the caller's data: nothing of it is kept
+                    self._src, self._borrowed, pos = memoryview(self._carry), False, 0  # (the carry is empty)
+                    return NEED_DATA
                 self._pos = pos
                 more = self._off_path()
                 src, pos = self._src, self._pos

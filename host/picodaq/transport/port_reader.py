@@ -92,7 +92,7 @@ class PortWaiter:
         events = self._poll.poll(None if seconds is None else seconds * 1000.0)
         if not events:
             return None
-        return all(fd != self.wake_r for fd, _ in events)
+        return len(events) == 1 and events[0][0] != self.wake_r  # two: one is the pipe
 
     def pause(self, seconds: float) -> bool:
         """Sleep up to seconds whatever the port does; True: woken through the pipe (not read)."""
@@ -209,16 +209,20 @@ class PortReader:
             self._sliced = threading.get_ident()
             ask_short_slice()
         w = self._waiter
-        end = time.monotonic() + max(0.0, timeout)
+        if timeout < 0:
+            timeout = 0.0  # poll() would read a negative wait as no limit
+        end = time.monotonic() + timeout
         try:
             readable = False
             if not len(ring):
                 ring.rewind()  # nobody else reads or writes it now
-                rest = self._gathered + self.batch_seconds - time.monotonic()
-                if rest > 0 and not self.urgent and w.pause(min(rest, timeout)):
-                    os.read(self._nudge_r, 64)  # batching: the last burst was read a moment ago
-                    return
-                got = w.wait(max(0.0, end - time.monotonic()))
+                if self.batch_seconds:
+                    rest = self._gathered + self.batch_seconds - time.monotonic()
+                    if rest > 0 and not self.urgent and w.pause(min(rest, timeout)):
+                        os.read(self._nudge_r, 64)  # batching: the last burst was read a moment ago
+                        return
+                    timeout = max(0.0, end - time.monotonic())
+                got = w.wait(timeout)
                 if not got:
                     if got is False:
                         os.read(self._nudge_r, 64)  # nudged: the consumer has something else to do
@@ -293,8 +297,9 @@ class PortReader:
     def _drain(self, w: PortWaiter, readable: bool) -> None:
         """Read until the port has nothing more (or the ring is full); readable: poll() said the
         port has something, so reading nothing means its end."""
-        while self.ring.free:
-            n = self._read_once(w.readinto)
+        ring, readinto = self.ring, w.readinto
+        while ring.free:
+            n = self._read_once(readinto)
             if not n:
                 if n == 0 and readable:
                     self._closed_by_peer()
