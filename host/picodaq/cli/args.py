@@ -163,9 +163,9 @@ def add_stream_config(p: argparse.ArgumentParser, files: bool = True) -> None:
         type=microseconds,
         metavar="US",
         help="while streaming, keep the CPUs out of idle states slower than US microseconds to wake "
-        "from (Linux PM QoS, /dev/cpu_dma_latency: root or a udev rule): frames reach "
-        + ("the files" if files else "LSL")
-        + " sooner on an idle machine, for more power (0: idle CPUs poll)",
+        "from (Linux PM QoS, /dev/cpu_dma_latency: root or a udev rule): on an idle machine frames reach "
+        + ("an --lsl outlet" if files else "LSL")
+        + " sooner, for more power (0: idle CPUs poll)",
     )
     p.add_argument("--quiet", action="store_true", help="no live view and no summary")
     add_view_arg(p)
