@@ -3,9 +3,9 @@
 An idle CPU rests in an idle state, and the deeper the state the longer it takes to wake when data
 arrives. On an idle machine that wake-up is most of a frame's latency: in one `make bench` run on
 the 2-vCPU VM the benchmarks run on (figure 5a, 500 frames a second into a pty), a bare reader got
-its frames at p50 78 us, p99 410 us with the CPUs free to rest, and at p50 45 us, p99 100 us while
-a request of 0 us was held; picodaq's default Link went from p50 111 us, p99 387 us to p50 68 us,
-p99 185 us.
+its frames at p50 73 us, p99 194 us with the CPUs free to rest, and at p50 46 us, p99 135 us while
+a request of 0 us was held; picodaq's default Link went from p50 109 us, p99 284 us to p50 72 us,
+p99 208 us.
 
 Linux's PM QoS interface takes such a request from any process that can open
 /dev/cpu_dma_latency for writing (root, unless a udev rule lets a group write it): it holds while
