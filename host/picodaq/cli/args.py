@@ -11,6 +11,7 @@ from typing import NoReturn
 from .. import contracts as C
 from ..protocol.units import ADS1299_DEFAULT_GAIN, ADS1299_GAINS
 from ..recording.outputs import SUFFIXES
+from ..transport.cpu_latency import MAX_US
 from ..view.attach import add_view_arg
 from .console import eprint
 
@@ -53,8 +54,8 @@ def microseconds(text: str) -> int:
         v = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number of microseconds: {text!r}") from None
-    if not 0 <= v <= 2_000_000_000:
-        raise argparse.ArgumentTypeError(f"must be 0 to 2,000,000,000 microseconds, got {text}")
+    if not 0 <= v <= MAX_US:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_US:,} microseconds, got {text}")
     return v
 
 
