@@ -253,6 +253,10 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
     return out
 
 
+# figure 5a's readers (latency.READERS) by the key each one's results go under
+_LATENCY_KEYS = (("default", "receiver"), ("inline", "receiver_inline"), ("bare", "receiver_bare"))
+
+
 def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
     from picodaq.boards.unix import micropython_executable
 
@@ -271,7 +275,7 @@ def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
     idle = T.receiver_latency(s.latency_seconds, burners=0, rounds=s.latency_rounds)
     say("... and again with two CPU burners running")
     loaded = T.receiver_latency(s.latency_seconds, burners=2, rounds=s.latency_rounds)
-    for reader, key in (("default", "receiver"), ("inline", "receiver_inline"), ("bare", "receiver_bare")):
+    for reader, key in _LATENCY_KEYS:
         out[key], out[key + "_loaded"] = idle[reader], loaded[reader]
     say("... and idle again, holding a CPU latency request of 0 us (`--cpu-latency 0`: idle CPUs poll)")
     try:
@@ -279,7 +283,7 @@ def fig_latency(s: Settings, say: Progress) -> dict[str, Any]:
     except CpuLatencyUnavailable as e:
         out["receiver_cpu_latency"] = {"unavailable": str(e)}
     else:
-        for reader, key in (("default", "receiver"), ("inline", "receiver_inline"), ("bare", "receiver_bare")):
+        for reader, key in _LATENCY_KEYS:
             out[key + "_cpu_latency"] = held[reader]
     say(f"end to end: a paced emulated board, 8 ch x 1 kHz, read bare then by picodaq, {s.latency_seconds:g} s each")
     out["clock_check"] = check
