@@ -250,9 +250,13 @@ def test_no_int_packed_into_a_frame_reaches_2_30(fw_link):
     final = stop_stream(link)
     assert final.last_error == C.ST_OK, list(link.log_texts())
     assert first[0] < 1 << 30 <= first[-1]  # the index crossed 2**30 ...
-    assert final.frames_sent < 1000  # ... and seq crossed 2**32, wrapping
+    # ... and seq crossed 2**32, wrapping: unwrapped it would be >= 2**32 - 16. How far past the wrap
+    # the unpaced board got before STOP took effect depends on the machine's load (1,110 frames
+    # under -n 4 beside a CPU burner), so the bound is one no stream of seconds reaches
+    assert final.frames_sent < 1 << 24
     assert final.uptime_ms >= 1 << 30  # ... and uptime crossed 2**30 ms
-    assert link.receiver.stats.seq_lost == 0 and link.receiver.stats.samples_lost == 0
+    st = link.receiver.stats
+    assert st.seq_lost == st.seq_resets == st.samples_lost == 0  # the wrap read as the next seq
 
 
 def test_status_at_least_once_a_second_while_streaming(fw_link):
