@@ -85,6 +85,7 @@ def test_quick_bench_writes_every_figure_with_sane_cross_checked_numbers(quick_r
     assert c["lost"] == 0 and c["instants"] > 0 and c["cpu_percent"] > 0 and c["mb_per_s"] > 0
     # both read floors were measured on the same stream, and cat kept up with it
     assert c["read_floor_cpu_percent"] > 0 and c["c_read_floor_cpu_percent"] > 0 and c["c_read_floor_dropped"] == 0
+    assert c["c_tty_cpu_percent"] > 0 and c["c_pipe_cpu_percent"] > 0  # cat out of a pty and a pipe, the same writes
     assert c["target_mb_per_s"] == 1.2 and c["n_channels"] == 8
 
     t = doc["figures"]["latency"]

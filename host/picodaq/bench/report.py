@@ -27,6 +27,12 @@ def _floor(c: dict[str, Any]) -> str:
         out += f"; `cat` (C, blocking reads) reading the same stream: {cat:.1f} %"
         if dropped:
             out += f" (it fell behind: the board dropped {dropped:,} instants)"
+    t, p = c.get("c_tty_cpu_percent"), c.get("c_pipe_cpu_percent")
+    if t is not None and p is not None:
+        out += (
+            f"; `cat` reading whole frames written at the same rate (by this process, no board) out of a"
+            f" pty: {t:.2f} %, out of a pipe: {p:.2f} % (a tty hands a reader at most 4 KiB a read)"
+        )
     return out
 
 

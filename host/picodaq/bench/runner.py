@@ -231,6 +231,8 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
                 "cpu_percent",
                 "read_floor_cpu_percent",
                 "c_read_floor_cpu_percent",
+                "c_tty_cpu_percent",
+                "c_pipe_cpu_percent",
                 "mb_per_s",
                 "samples_per_s",
                 "instants_per_s",
