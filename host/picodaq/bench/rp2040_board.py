@@ -125,15 +125,23 @@ class RawRepl:
                     del self.got[: len(self.got) - keep]
         return True
 
-    def enter(self) -> None:
-        """Leave the firmware (its escape while idle), enter the raw REPL and soft-reset: a fresh heap."""
-        time.sleep(REPL_ESCAPE_PAUSE)
-        self.s.write(REPL_ESCAPE)
-        self.read_until(b">>> ", 5)
-        self.got.clear()
-        self.s.write(b"\x01")
-        if not self.read_until(self.BANNER, 20):
-            raise Rp2040BenchError(f"no raw REPL: {bytes(self.got[-200:])!r}")
+    def enter(self, timeout: float = 60.0) -> None:
+        """Leave the firmware (its escape while idle), enter the raw REPL and soft-reset: a fresh heap.
+        A board still loading its firmware takes what was sent meanwhile in one piece, with no pause
+        before the escape (as the flasher finds): so escape and CTRL-A go again, each after the
+        escape's pause, until the raw REPL answers or timeout (a loaded machine's emulated chip
+        gave nothing in 20 s to one try)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            time.sleep(REPL_ESCAPE_PAUSE)
+            self.s.write(REPL_ESCAPE)
+            self.read_until(b">>> ", 5)  # none from a board already in the raw REPL (a probe's before)
+            self.got.clear()
+            self.s.write(b"\x01")
+            if self.read_until(self.BANNER, min(10.0, max(0.5, deadline - time.monotonic()))):
+                break
+            if time.monotonic() >= deadline:
+                raise Rp2040BenchError(f"no raw REPL within {timeout:g} s: {bytes(self.got[-200:])!r}")
         self.got.clear()
         self.s.write(b"\x04")  # soft reset: in the raw REPL main.py does not run again
         if not self.read_until(self.BANNER, 20):
