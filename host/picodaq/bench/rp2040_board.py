@@ -1,14 +1,16 @@
 """The emulated Pico the rp2040 figure runs on (rp2040.py says what it measures).
 
 One flash image made by `picodaq flash`; boards started from copies of it. The
-board's raw REPL by hand (the firmware's escape, the raw REPL, a soft reset,
-exec), the MicroPython probe scripts run there (device/rp2040_probe.py,
-device/rp2040_budget.py), and the write test: busy cycles per byte the firmware spends
-writing to the USB CDC link while the host reads.
+board's raw REPL (mpremote's, reached as the flasher reaches it), the MicroPython
+probe scripts run there (device/rp2040_probe.py, device/rp2040_budget.py), and the
+write test: busy cycles per byte the firmware spends writing to the USB CDC link
+while the host reads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import select
@@ -21,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import serial
+from mpremote.transport import TransportError
+from mpremote.transport_serial import SerialTransport
 
 from ..errors import PicodaqError
-from ..flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
+from ..flash.repl import enter_raw_repl
 from ..transport.link import Link
 
 PROBE = Path(__file__).with_name("device") / "rp2040_probe.py"
@@ -100,67 +103,39 @@ def _wait_for_firmware(port: str, timeout: float = 120.0) -> None:
 
 
 class RawRepl:
-    """The board's REPL by hand: the firmware's escape, the raw REPL, a soft reset, exec."""
-
-    BANNER = b"raw REPL; CTRL-B to exit\r\n>"
+    """The board's raw REPL through mpremote's serial transport, reached as `picodaq flash` reaches
+    it (flash.repl.enter_raw_repl: the firmware stopped, the raw REPL, a soft reset: a fresh heap)."""
 
     def __init__(self, port: str) -> None:
-        self.s = serial.serial_for_url(port, timeout=0, exclusive=True)
-        self.fd = self.s.fileno()
-        self.got = bytearray()
+        self.port = port
+        self.said = io.StringIO()  # what mpremote prints when a try fails
+        self.t = SerialTransport(port, baudrate=115200, exclusive=True, timeout=30.0)  # a read of its answers
+        self.fd = self.t.serial.fileno()
 
     def close(self) -> None:
-        self.s.close()
-
-    def read_until(self, token: bytes, timeout: float, keep: int = 1 << 20) -> bool:
-        deadline = time.monotonic() + timeout
-        while token not in self.got[-len(token) - 65536 :]:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            r, _, _ = select.select([self.fd], [], [], min(left, 0.05))
-            if r:
-                self.got += os.read(self.fd, 65536)
-                if len(self.got) > keep:
-                    del self.got[: len(self.got) - keep]
-        return True
+        self.t.close()
 
     def enter(self, timeout: float = 60.0) -> None:
-        """Leave the firmware (its escape while idle), enter the raw REPL and soft-reset: a fresh heap.
-        A board still loading its firmware takes what was sent meanwhile in one piece, with no pause
-        before the escape (as the flasher finds): so escape and CTRL-A go again, each after the
-        escape's pause, until the raw REPL answers or timeout (a loaded machine's emulated chip
-        gave nothing in 20 s to one try)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            time.sleep(REPL_ESCAPE_PAUSE)
-            self.s.write(REPL_ESCAPE)
-            self.read_until(b">>> ", 5)  # none from a board already in the raw REPL (a probe's before)
-            self.got.clear()
-            self.s.write(b"\x01")
-            if self.read_until(self.BANNER, min(10.0, max(0.5, deadline - time.monotonic()))):
-                break
-            if time.monotonic() >= deadline:
-                raise Rp2040BenchError(f"no raw REPL within {timeout:g} s: {bytes(self.got[-200:])!r}")
-        self.got.clear()
-        self.s.write(b"\x04")  # soft reset: in the raw REPL main.py does not run again
-        if not self.read_until(self.BANNER, 20):
-            raise Rp2040BenchError(f"no soft reset: {bytes(self.got[-200:])!r}")
-        self.got.clear()
+        with contextlib.redirect_stdout(self.said):
+            if not enter_raw_repl(self.t, self.port, timeout, "run the benchmark"):
+                raise Rp2040BenchError(f"no raw REPL within {timeout:g} s: {self.said.getvalue().strip()[-200:]}")
 
     def exec(self, code: bytes, timeout: float) -> str:
-        self.got.clear()
-        self.s.write(code + b"\x04")
-        if not self.read_until(b"\x04>", timeout):
-            raise Rp2040BenchError(f"the board did not finish: {bytes(self.got[-300:])!r}")
-        out = bytes(self.got).decode(errors="replace")
-        self.got.clear()
-        if not out.startswith("OK"):
-            raise Rp2040BenchError(f"the board refused the code: {out[:300]!r}")
-        text, _, err = out[2:].partition("\x04")
-        if err.strip("\x04>").strip():
-            raise Rp2040BenchError(f"the probe failed on the board: {err.strip()[-400:]}")
-        return text
+        """Run code; its output (a traceback is a Rp2040BenchError)."""
+        try:
+            out, err = self.t.exec_raw(code, timeout=timeout)
+        except TransportError as e:
+            raise Rp2040BenchError(f"the board did not finish: {e}") from None
+        if err.strip():
+            raise Rp2040BenchError(f"the probe failed on the board: {err.decode(errors='replace').strip()[-400:]}")
+        return out.decode(errors="replace")
+
+    def start(self, code: bytes) -> None:
+        """Start code and return at once: its output is the caller's to read from fd, up to b"\\x04>"."""
+        try:
+            self.t.exec_raw_no_follow(code)
+        except TransportError as e:
+            raise Rp2040BenchError(f"the board refused the code: {e}") from None
 
 
 # -- 1 and 2: the probe, and writing ---------------------------------------------------
@@ -205,7 +180,7 @@ def write_cost(board: Any, size: int, total: int) -> dict[str, Any]:
     repl = RawRepl(board.port)
     try:
         repl.enter()
-        repl.s.write(WRITER.replace("N_WRITES", str(total // size)).replace("WRITE_SIZE", str(size)).encode() + b"\x04")
+        repl.start(WRITER.replace("N_WRITES", str(total // size)).replace("WRITE_SIZE", str(size)).encode())
         got = 0
         marks: list[tuple[int, dict[str, Any]]] = []
         deadline = time.monotonic() + 600

@@ -67,7 +67,7 @@ from .errors import BoardFileError, BoardNotFound, FirmwareError, NoHello, NotMi
 from .firmware import firmware_contract_hash, firmware_dir, firmware_version
 from .image import MANIFEST, PACKAGE, DeviceInfo, Image, ImageFile, build_image
 from .plan import PART, BoardFiles
-from .repl import board_text, errno_of, inert_command, last_line, quiet_board, snippet
+from .repl import board_text, enter_raw_repl, errno_of, inert_command, last_line, snippet
 from .report import FlashEvent, FlashReport, ProgressCallback
 
 CHUNK_SIZE = 2048  # bytes per raw-REPL write: 8x fewer round trips than mpremote's 256, small for rp2's heap
@@ -84,9 +84,6 @@ def device_code(name: str = "helpers.py") -> str:
 def device_call(function: str, *args: object) -> str:
     """One call of a device function, its arguments as Python literals (str, int, list, ...)."""
     return f"{function}({', '.join(repr(a) for a in args)})"
-
-
-ESCAPE_TRY = 3.0  # seconds one try to reach the raw REPL waits for its banner
 
 
 class Flasher:
@@ -140,7 +137,6 @@ class Flasher:
         link: Link | None = None
         try:
             with contextlib.redirect_stdout(self._said):
-                self._stop_firmware(transport)
                 self._enter_raw_repl(transport)
                 board = self._probe(transport)
                 self._note(f"board on {self.port}: {board.info.describe()}")
@@ -217,24 +213,9 @@ class Flasher:
     def _port_alive(self) -> bool:
         return "://" in self.port or os.path.exists(self.port)
 
-    def _stop_firmware(self, t: SerialTransport) -> None:
-        quiet_board(t.serial, self.port, max(3.0, self.timeout), "flash")
-
     def _enter_raw_repl(self, t: SerialTransport) -> None:
-        # A board that was just plugged in (or reset) may still be loading its firmware: what is
-        # sent meanwhile waits, and reaches the app in one piece, with no pause before the
-        # escape in it. So a try that gets no raw REPL stops the firmware again (its STOP then
-        # finds the app up) and tries again, until the timeout.
-        deadline = time.monotonic() + self.timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                t.enter_raw_repl(soft_reset=True, timeout_overall=max(0.5, min(left, ESCAPE_TRY)))
-                return
-            except TransportError:
-                if deadline - time.monotonic() <= 0:
-                    break
-                self._stop_firmware(t)
+        if enter_raw_repl(t, self.port, self.timeout, "flash"):
+            return
         said = self._said.getvalue().strip()
         hint = f"; it said {snippet(said)}" if said and said != "b''" else ""
         raise NotMicroPython(

@@ -11,11 +11,15 @@ import select
 import time
 
 import serial
+from mpremote.transport import TransportError
+from mpremote.transport_serial import SerialTransport
 
 from .. import contracts as C
 from ..errors import DeviceError
 from ..protocol.frames import encode_command
 from .firmware import REPL_ESCAPE_PAUSE
+
+ESCAPE_TRY = 3.0  # seconds one try to reach the raw REPL waits for its banner
 
 
 def inert_command(opcode: int, seq: int = 0x20202020) -> bytes:
@@ -124,3 +128,23 @@ def quiet_board(port: serial.SerialBase, name: str, limit: float, then: str) -> 
             f"the board on {name} keeps sending after STOP and Ctrl-C (a program that "
             f"ignores Ctrl-C?); reset or unplug it, then {then} again" + (f"; it says {snippet(text)}" if text else "")
         )
+
+
+def enter_raw_repl(t: SerialTransport, name: str, timeout: float, then: str) -> bool:
+    """Stop the firmware (quiet_board), then enter the raw REPL with a soft reset (mpremote's); False
+    if none answered within timeout. A board that was just plugged in (or reset) may still be loading
+    its firmware: what is sent meanwhile waits, and reaches the app in one piece, with no pause
+    before the escape in it. So a try that gets no raw REPL stops the firmware again (its STOP then
+    finds the app up) and tries again, until the timeout. mpremote prints what it got when a try
+    fails: the caller keeps stdout for that (the flasher's error says it)."""
+    quiet_board(t.serial, name, max(3.0, timeout), then)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            t.enter_raw_repl(soft_reset=True, timeout_overall=max(0.5, min(left, ESCAPE_TRY)))
+            return True
+        except TransportError:
+            if deadline - time.monotonic() <= 0:
+                return False
+            quiet_board(t.serial, name, max(3.0, timeout), then)
