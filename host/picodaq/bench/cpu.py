@@ -39,13 +39,8 @@ def line_rate_config(bytes_per_s: float = LINE_RATE) -> StreamConfig:
     """8 x int16 at the sample rate whose frames (largest that fit) carry bytes_per_s."""
     probe = StreamConfig(rate=100_000, channel_mask=(1 << N_CHANNELS) - 1, source=C.SRC_RAMP, fmt=FMT)
     spf = probe.frame_samples()  # the largest frame: rate // 50 exceeds what fits
-    rate = round(bytes_per_s * spf / frame_bytes(probe))
+    rate = round(bytes_per_s * spf / probe.frame_bytes())
     return StreamConfig(rate=rate, channel_mask=probe.channel_mask, source=C.SRC_RAMP, fmt=FMT, samples_per_frame=spf)
-
-
-def frame_bytes(config: StreamConfig) -> int:
-    """One SAMPLES frame of config on the wire: header, sample header, samples, CRC."""
-    return C.OVERHEAD + 16 + config.frame_samples() * config.n_channels * C.BYTES_PER_SAMPLE[config.fmt]
 
 
 def cpu_round(session: EmulatedSession, seconds: float) -> dict[str, Any]:
@@ -101,7 +96,7 @@ def tty_and_pipe_floor(config: StreamConfig, seconds: float) -> dict[str, float 
     cat = shutil.which("cat")
     if cat is None:
         return {"c_tty_cpu_percent": None, "c_pipe_cpu_percent": None}
-    frame = bytes(frame_bytes(config))
+    frame = bytes(config.frame_bytes())
     period = config.frame_samples() / config.rate
     return {f"c_{kind}_cpu_percent": _cat_reading(kind, cat, frame, period, seconds) for kind in ("tty", "pipe")}
 

@@ -38,7 +38,7 @@ class Costs:
         cfg = p.config
         spf = cfg.frame_samples()
         fps = p.rate / spf
-        frame = C.OVERHEAD + 16 + spf * p.channels * C.BYTES_PER_SAMPLE[cfg.fmt]
+        frame = cfg.frame_bytes()
         fmt = cfg.fmt
         per_sample = self.sources.get((p.source, fmt)) or self.sources.get((p.source, 1)) or 0.0
         a, b = self.framing.get(fmt, (0.0, 0.0))

@@ -53,11 +53,13 @@ class StreamConfig:
         """How much of this stream a ring of ring_bytes holds; below RING_FLOOR_S the board refuses it."""
         return self.ring_frames(ring_bytes, most) * self.frame_samples() / self.rate
 
+    def frame_bytes(self) -> int:
+        """One SAMPLES frame of this stream on the wire: header, samples' header, samples, CRC."""
+        return C.OVERHEAD + 16 + self.frame_samples() * self.n_channels * C.BYTES_PER_SAMPLE[self.fmt]
+
     def bytes_per_second(self) -> float:
         """What the stream puts on the link: its SAMPLES frames, headers and CRCs included."""
-        per_instant = self.n_channels * C.BYTES_PER_SAMPLE[self.fmt]
-        frame = C.OVERHEAD + 16 + per_instant * self.frame_samples()
-        return self.rate / self.frame_samples() * frame
+        return self.rate / self.frame_samples() * self.frame_bytes()
 
     def batch_seconds(self) -> float:
         """How long a recording's link reader may let bytes gather before it wakes (Link.batch_seconds):
