@@ -1,8 +1,10 @@
-"""Helpers for the rp2040-tier tests: the raw REPL by hand, streams collected
+"""Helpers for the rp2040-tier tests: the board's raw REPL, streams collected
 whole, and the ADC code model's expected values (rp2040js/adc.mjs)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import select
 import subprocess
@@ -12,18 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import serial
+from mpremote.transport_serial import SerialTransport
 
 from picodaq import contracts as C
 from picodaq.boards.rp2040 import Rp2040Board
 from picodaq.core.blocks import SamplesBlock
-from picodaq.flash.firmware import REPL_ESCAPE, REPL_ESCAPE_PAUSE
+from picodaq.flash.repl import enter_raw_repl
 from picodaq.protocol.decoder import FrameDecoder
 from picodaq.protocol.frames import NEED_DATA, Frame
 from picodaq.protocol.messages import Hello, Status
 from picodaq.transport.link import Link
 
-RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 MARKER_PIN = 15
 BOARD_JSON = {"marker_pin": MARKER_PIN}
 
@@ -111,10 +112,14 @@ def wait_for_firmware(board: Rp2040Board, timeout: float = 90.0) -> None:
 
 
 class Repl:
-    """The board's port read and written by hand (the raw REPL, as mpremote uses it)."""
+    """The board's raw REPL through mpremote's serial transport, entered as `picodaq flash` enters
+    it (flash.repl.enter_raw_repl: the firmware stopped, the raw REPL, a soft reset). What runs
+    there is read back by hand: an App's frames, or a test's output."""
 
     def __init__(self, port: str) -> None:
-        self.s = serial.serial_for_url(port, timeout=0, exclusive=True)
+        self.port = port
+        self.t = SerialTransport(port, exclusive=True, timeout=30)  # a read of its answers
+        self.s = self.t.serial
         self.fd = self.s.fileno()
         self.got = bytearray()
 
@@ -136,21 +141,11 @@ class Repl:
                 return False
         return True
 
-    def raw_repl(self, timeout: float = 20.0) -> None:
-        """Leave the app (its escape while idle: a pause, then CR Ctrl-C CR) and enter the raw REPL.
-        The escape is sent again until the friendly REPL's prompt shows: the app takes it only after
-        a pause of its own (emulated) time, which a starved emulator may not have let pass; at the
-        prompt a repeated escape is two empty lines and a Ctrl-C."""
-        deadline = time.monotonic() + timeout
-        while True:
-            time.sleep(REPL_ESCAPE_PAUSE)  # the pause is part of the escape: the input, not a wait for a result
-            self.s.write(REPL_ESCAPE)
-            if self.read_until(b">>> ", min(5.0, max(0.0, deadline - time.monotonic()))):
-                break
-            assert time.monotonic() < deadline, f"the app did not leave for the REPL: {bytes(self.got[-200:])!r}"
-        self.got.clear()
-        self.s.write(b"\x01")
-        assert self.read_until(RAW_BANNER, timeout), f"no raw REPL: {bytes(self.got[-200:])!r}"
+    def raw_repl(self, timeout: float = 60.0) -> None:
+        said = io.StringIO()  # what mpremote prints when a try fails
+        with contextlib.redirect_stdout(said):
+            entered = enter_raw_repl(self.t, self.port, timeout, "run the test")
+        assert entered, f"no raw REPL within {timeout:g} s: {said.getvalue().strip()[-200:]!r}"
         self.got.clear()
 
     def start_app(self, code: bytes, timeout: float = 60.0) -> Hello:
@@ -162,11 +157,10 @@ class Repl:
         reset, into main.py's App). So nothing may be sent before this returns. Fails, showing
         what the board said, if the code ends first (its traceback and the raw REPL's EOT)."""
         self.got.clear()
-        self.s.write(code + b"\x04")
+        self.t.exec_raw_no_follow(code)  # returns once the board has taken the code whole
         deadline = time.monotonic() + timeout
-        assert self.read_until(b"OK", timeout), f"the raw REPL did not take the code: {bytes(self.got)!r}"
         decoder = FrameDecoder()
-        ok = fed = self.got.index(b"OK") + 2
+        fed = 0
         while True:
             if len(self.got) > fed:
                 decoder.feed(bytes(self.got[fed:]))
@@ -176,14 +170,16 @@ class Repl:
                 if frame.type == C.MSG_HELLO:
                     return Hello.parse(bytes(frame.payload))
             # the code ended (its traceback, then the raw REPL's EOT and prompt) before any frame
-            after = self.got[ok:]
-            assert b"\x04>" not in after or b"\xa5\x5a" in after, f"the App never started: {bytes(self.got)!r}"
+            assert b"\x04>" not in self.got or b"\xa5\x5a" in self.got, f"the App never started: {bytes(self.got)!r}"
             left = deadline - time.monotonic()
             assert left > 0, f"no HELLO from the App in {timeout} s: {bytes(self.got)!r}"
             assert self._read(min(left, 0.05)), f"the port went away: {bytes(self.got)!r}"
 
     def exec(self, code: bytes, timeout: float = 30.0) -> bytes | None:
-        """Run code in the raw REPL, written in one piece; its output, or None if it never finished."""
+        """Run code in the raw REPL, written in one piece (not mpremote's paced write: gap 1's test
+        is what a whole write does to the chip's CDC FIFO); what it answered from the raw REPL's "OK" on, or
+        None if it never finished."""
+        assert self.read_until(b">", timeout), f"no raw REPL prompt: {bytes(self.got[-200:])!r}"
         self.got.clear()
         self.s.write(code + b"\x04")
         if not self.read_until(b"\x04>", timeout):
@@ -193,7 +189,10 @@ class Repl:
         return out
 
     def close(self) -> None:
-        self.s.close()
+        try:
+            self.t.close()
+        except OSError:  # the port went away (a reset): mpremote's close sets RTS and DTR first
+            self.s.close()
 
 
 def port_exists(port: str) -> bool:
