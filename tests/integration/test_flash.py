@@ -529,6 +529,19 @@ def test_a_board_that_never_falls_silent_is_named():
         assert time.monotonic() - t0 < 60  # a hang guard: it gave up (the reason is the oracle), never hung
 
 
+def test_a_board_that_starts_talking_after_a_lull_is_named():
+    """Silent when the flasher first listens, then never silent again (what a board starved on a
+    loaded machine looks like to the first check): the failed try for the raw REPL is followed by
+    another check, which names the board that keeps sending, not a board without MicroPython."""
+    with EmulatedBoard() as board:
+        (board.flash / "main.py").write_text(
+            "import time\ntime.sleep(0.8)\nwhile True:\n    print('tick')\n    time.sleep(0.01)\n"
+        )
+        board.start()
+        with pytest.raises(DeviceError, match="keeps sending after STOP and Ctrl-C.*'tick'"):
+            Flasher(board.port, timeout=1).flash()
+
+
 def test_storage_full_is_refused_before_anything_is_written(boards):
     board = boards(flash_size=48 * 1024)
     with pytest.raises(StorageFull, match="device storage full") as e:

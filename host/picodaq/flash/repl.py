@@ -135,7 +135,8 @@ def enter_raw_repl(t: SerialTransport, name: str, timeout: float, then: str) -> 
     if none answered within timeout. A board that was just plugged in (or reset) may still be loading
     its firmware: what is sent meanwhile waits, and reaches the app in one piece, with no pause
     before the escape in it. So a try that gets no raw REPL stops the firmware again (its STOP then
-    finds the app up) and tries again, until the timeout. mpremote prints what it got when a try
+    finds the app up) and tries again, until the timeout; a board that keeps talking is named so
+    (DeviceError), at the first try or after the last. mpremote prints what it got when a try
     fails: the caller keeps stdout for that (the flasher's error says it)."""
     quiet_board(t.serial, name, max(3.0, timeout), then)
     deadline = time.monotonic() + timeout
@@ -145,6 +146,9 @@ def enter_raw_repl(t: SerialTransport, name: str, timeout: float, then: str) -> 
             t.enter_raw_repl(soft_reset=True, timeout_overall=max(0.5, min(left, ESCAPE_TRY)))
             return True
         except TransportError:
+            # a board still talking is why none answered (quiet_board says so, even after the last
+            # try: a lull of a starved board may have let the first one pass); a quiet one may
+            # have been loading its firmware, and gets another try until the timeout
+            quiet_board(t.serial, name, max(3.0, timeout), then)
             if deadline - time.monotonic() <= 0:
                 return False
-            quiet_board(t.serial, name, max(3.0, timeout), then)
