@@ -119,10 +119,22 @@ def test_ads1299_streams_24_bit_samples_bit_exactly(sim, mask, path):
 
 
 def test_ads1299_gain_input_and_rate_from_the_board_file(sim):
+    """16 kSPS is the simulation's heaviest rate (an event per DRDY, on the wall clock): on a loaded
+    machine (a stress run: pytest -n 4 beside a CPU burner) the board once overran its ring, host
+    and board starved. What this test is about (the registers, every value exact) holds either way;
+    an overrun must then be said and seen: the board's log, and the host's count of lost instants
+    equal to the jumps in first_sample_index (the overrun's own test checks its exact sums)."""
     link, board = sim(board_json={"ads1299": {"gain": 8, "input": "test", "srb1": True}})
     rec = Recording(C.FMT_INT24, 2)
-    final = stream(link, rec, 9600, rate=16000, mask=0x3, source=C.SRC_ADS1299, fmt=C.FMT_INT24, spf=160)
-    assert final.last_error == C.ST_OK and rec.bad == [] and rec.checked >= 20
+    final = stream(link, rec, 3200, rate=16000, mask=0x3, source=C.SRC_ADS1299, fmt=C.FMT_INT24, spf=160)
+    assert rec.bad == [] and rec.checked == len(rec.sizes) and sum(rec.sizes) >= 3200  # every block checked
+    lost = sum(n for _, n in rec.gaps())
+    assert link.receiver.stats.samples_lost == lost
+    if final.last_error == C.ST_OK:
+        assert final.samples_dropped == 0 and lost == 0
+    else:
+        assert final.last_error == C.ST_OVERRUN and final.samples_dropped >= lost, final
+        assert any("ring overflowed" in text for text in link.log_texts()), link.log_texts()
     regs = (board.flash / "ads1299_regs.bin").read_bytes()
     assert regs[1] == 0x90 and regs[2] == 0xD0  # 16 kSPS; internal test signal
     assert regs[5] == regs[6] == 0x45  # gain 8, test input
