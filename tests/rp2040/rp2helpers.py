@@ -3,8 +3,6 @@ whole, and the ADC code model's expected values (rp2040js/adc.mjs)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import select
 import subprocess
@@ -14,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from mpremote.transport_serial import SerialTransport
 
 from picodaq import contracts as C
+from picodaq.bench.rp2040_board import RawRepl
 from picodaq.boards.rp2040 import Rp2040Board
 from picodaq.core.blocks import SamplesBlock
-from picodaq.flash.repl import enter_raw_repl
 from picodaq.protocol.decoder import FrameDecoder
 from picodaq.protocol.frames import NEED_DATA, Frame
 from picodaq.protocol.messages import Hello, Status
@@ -111,16 +108,13 @@ def wait_for_firmware(board: Rp2040Board, timeout: float = 90.0) -> None:
                 assert time.monotonic() < deadline, f"the firmware on {board.port} never answered"
 
 
-class Repl:
-    """The board's raw REPL through mpremote's serial transport, entered as `picodaq flash` enters
-    it (flash.repl.enter_raw_repl: the firmware stopped, the raw REPL, a soft reset). What runs
-    there is read back by hand: an App's frames, or a test's output."""
+class Repl(RawRepl):
+    """The bench's way onto the board's raw REPL (mpremote's serial transport, entered as `picodaq
+    flash` enters it), with what the tests read back by hand: an App's frames, or a test's output."""
 
     def __init__(self, port: str) -> None:
-        self.port = port
-        self.t = SerialTransport(port, exclusive=True, timeout=30)  # a read of its answers
+        super().__init__(port)
         self.s = self.t.serial
-        self.fd = self.s.fileno()
         self.got = bytearray()
 
     def _read(self, wait: float) -> bool:
@@ -142,10 +136,7 @@ class Repl:
         return True
 
     def raw_repl(self, timeout: float = 60.0) -> None:
-        said = io.StringIO()  # what mpremote prints when a try fails
-        with contextlib.redirect_stdout(said):
-            entered = enter_raw_repl(self.t, self.port, timeout, "run the test")
-        assert entered, f"no raw REPL within {timeout:g} s: {said.getvalue().strip()[-200:]!r}"
+        self.enter(timeout)
         self.got.clear()
 
     def start_app(self, code: bytes, timeout: float = 60.0) -> Hello:
@@ -157,7 +148,7 @@ class Repl:
         reset, into main.py's App). So nothing may be sent before this returns. Fails, showing
         what the board said, if the code ends first (its traceback and the raw REPL's EOT)."""
         self.got.clear()
-        self.t.exec_raw_no_follow(code)  # returns once the board has taken the code whole
+        self.start(code)  # returns once the board has taken the code whole
         deadline = time.monotonic() + timeout
         decoder = FrameDecoder()
         fed = 0
@@ -175,7 +166,7 @@ class Repl:
             assert left > 0, f"no HELLO from the App in {timeout} s: {bytes(self.got)!r}"
             assert self._read(min(left, 0.05)), f"the port went away: {bytes(self.got)!r}"
 
-    def exec(self, code: bytes, timeout: float = 30.0) -> bytes | None:
+    def exec_in_one_piece(self, code: bytes, timeout: float = 30.0) -> bytes | None:
         """Run code in the raw REPL, written in one piece (not mpremote's paced write: gap 1's test
         is what a whole write does to the chip's CDC FIFO); what it answered from the raw REPL's "OK" on, or
         None if it never finished."""
@@ -187,12 +178,6 @@ class Repl:
         out = bytes(self.got)
         self.got.clear()
         return out
-
-    def close(self) -> None:
-        try:
-            self.t.close()
-        except OSError:  # the port went away (a reset): mpremote's close sets RTS and DTR first
-            self.s.close()
 
 
 def port_exists(port: str) -> bool:

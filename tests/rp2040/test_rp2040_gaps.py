@@ -16,7 +16,7 @@ def _exec(board, code: bytes, timeout: float = 30.0) -> bytes | None:
     repl = Repl(board.port)
     try:
         repl.raw_repl()
-        return repl.exec(code, timeout)
+        return repl.exec_in_one_piece(code, timeout)
     finally:
         repl.close()
 

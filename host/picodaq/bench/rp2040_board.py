@@ -113,7 +113,10 @@ class RawRepl:
         self.fd = self.t.serial.fileno()
 
     def close(self) -> None:
-        self.t.close()
+        try:
+            self.t.close()
+        except OSError:  # the port went away (a reset): mpremote's close sets RTS and DTR first
+            self.t.serial.close()
 
     def enter(self, timeout: float = 60.0) -> None:
         with contextlib.redirect_stdout(self.said):
