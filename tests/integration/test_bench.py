@@ -87,6 +87,8 @@ def test_quick_bench_writes_every_figure_with_sane_cross_checked_numbers(quick_r
     assert c["read_floor_cpu_percent"] > 0 and c["c_read_floor_cpu_percent"] > 0 and c["c_read_floor_dropped"] == 0
     assert c["c_tty_cpu_percent"] > 0 and c["c_pipe_cpu_percent"] > 0  # cat out of a pty and a pipe, the same writes
     assert c["target_mb_per_s"] == 1.2 and c["n_channels"] == 8
+    # the kernel's share is a part of the process's CPU time (the same clock, split by the kernel)
+    assert 0 <= c["kernel_cpu_percent"] <= c["cpu_percent"] * 1.001 + 0.01
 
     t = doc["figures"]["latency"]
     assert t["clock_check"]["same_clock"] is True
@@ -137,6 +139,11 @@ def test_readme_table_renders_from_the_json(quick_results, tmp_path):
     assert doc["machine"]["cpu"] in section and doc["machine"]["micropython"] in section
     for name in HOST_FIGURES:
         assert f"`picodaq bench --only {name} --quick`" in section
+    cpu = doc["figures"]["cpu"]
+    assert (
+        f"**{cpu['cpu_percent']:.1f} % of one core** (process CPU time / wall time, {cpu['kernel_cpu_percent']:.1f} % of it in the kernel"
+        in section
+    )
     pipeline_fps = f"{doc['figures']['pipeline']['pipeline']['frames_per_cpu_s']:,.0f} frames/s"
     assert pipeline_fps in section and pipeline_fps in r.stdout
     held = doc["figures"]["latency"]["receiver_cpu_latency"]

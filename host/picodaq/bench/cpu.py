@@ -4,7 +4,8 @@ The board samples 8 channels of int16 in real time, at the rate that puts
 1.2 MB/s of frames on the wire (full-speed USB's 12 Mbit/s, less what bulk
 transfers leave: about 1.2 MB/s of payload in practice). CPU% is this
 process's CPU time (the Link's reader thread, and the consumer pumping
-the link into its callback) over wall time, in the measured window. The link
+the link into its callback) over wall time, in the measured window, and the
+kernel's share of it (system time: the tty's reads, poll(), the wake-ups). The link
 reads in batches, as a recording's does (StreamConfig.batch_seconds: a few ms
 at this rate, within what a port's buffer holds), and decodes them
 BATCH_LATEST (0.2 s) apart in the consumer's thread, which reads the port

@@ -37,8 +37,9 @@ def _floor(c: dict[str, Any]) -> str:
 
 
 def _decoded(c: dict[str, Any]) -> str:
-    latest = c.get("batch_latest_s")  # absent from results measured before a recording's batches were
-    return "" if latest is None else f"; batches decoded {latest:g} s apart, as a recording's"
+    latest, k = c.get("batch_latest_s"), c.get("kernel_cpu_percent")  # each absent from older results
+    out = "" if k is None else f", {k:.1f} % of it in the kernel: the tty's reads, poll(), wake-ups"
+    return out if latest is None else f"{out}; batches decoded {latest:g} s apart, as a recording's"
 
 
 def _inline_latency(t: dict[str, Any]) -> str:

@@ -229,6 +229,7 @@ def fig_cpu(s: Settings, say: Progress) -> dict[str, Any]:
             rounds,
             (
                 "cpu_percent",
+                "kernel_cpu_percent",
                 "read_floor_cpu_percent",
                 "c_read_floor_cpu_percent",
                 "c_tty_cpu_percent",
