@@ -148,10 +148,13 @@ def test_internal_adc_dma_at_100_ksps_aggregate(sim):
     final = stream(link, rec, 37_500, rate=25_000, mask=0xF, source=C.SRC_ADC, fmt=C.FMT_INT16, spf=250)
     assert sum(rec.sizes) >= 37_500 and rec.bad == []  # every instant that arrived is the ADC's, bit-exact
     # the simulated ADC runs on the host's clock: a machine too busy to run the firmware for a while
-    # makes it drop, as a Pico's would if starved; then every dropped instant is the board's own
-    # count, an overrun it reported, and exactly the jumps in first_sample_index
+    # makes it drop, as a Pico's would if starved; then the board reports an overrun, and the host
+    # counts exactly the jumps in first_sample_index, at most the board's count (what it dropped
+    # after the last frame it sent before STOP shows in no jump: 96 instants when the ADS1299 test's
+    # board was stopped for 2 s; the stall tests check the exact sums)
     s = link.receiver.stats
-    assert sum(n for _, n in rec.gaps()) == final.samples_dropped == s.samples_lost, (rec.gaps(), final)
+    lost = sum(n for _, n in rec.gaps())
+    assert s.samples_lost == lost and final.samples_dropped >= lost, (rec.gaps(), final)
     if final.samples_dropped:
         assert final.last_error == C.ST_OVERRUN and "ring overflowed" in " ".join(link.log_texts())
     else:
