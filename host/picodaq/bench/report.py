@@ -63,8 +63,19 @@ def _bare_latency(t: dict[str, Any]) -> str:
         f"; a bare reader in turns with them (select, read, no picodaq: the scheduler's and the tty's "
         f"share): idle p50 {i['p50_us']:.0f} us, p99 {i['p99_us']:.0f} us; two CPU burners: p50 "
         f"{j['p50_us']:.0f} us, p99 {j['p99_us']:.0f} us, max {j['max_us']:.0f} us. The default Link adds "
-        f"**{a['p50_us'] - i['p50_us']:+.0f} us at p50, {a['p99_us'] - i['p99_us']:+.0f} us at p99** idle; "
-        f"**{b['p50_us'] - j['p50_us']:+.0f} us at p50, {b['p99_us'] - j['p99_us']:+.0f} us at p99** loaded"
+        f"**{_added(a, i, 'p50')}, {_added(a, i, 'p99')}** idle; **{_added(b, j, 'p50')}, {_added(b, j, 'p99')}** loaded"
+    )
+
+
+def _added(ours: dict[str, Any], bare: dict[str, Any], at: str) -> str:
+    """What the Link adds to the bare reader at one percentile. A reader cannot cost less than
+    reading alone: a negative difference is the host waking the bare reader's turns later, so it
+    says so instead of printing a saving that is not there."""
+    d = ours[f"{at}_us"] - bare[f"{at}_us"]
+    if d >= 0:
+        return f"+{d:.0f} us at {at}"
+    return (
+        f"nothing measurable at {at} (the bare reader's own {at} was {-d:.0f} us higher in its turns: the host's noise)"
     )
 
 
